@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs the Debian packages mltrain needs on a fresh machine (Debian 12).
+# Usage: scripts/install-deps.sh [--with-python]   (root, or via sudo)
+#   --with-python also installs NumPy / PyTorch / h5py from Debian for cross-checks and benchmarks.
+set -euo pipefail
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+
+pkgs=(
+  build-essential cmake pkg-config ca-certificates
+  libopenblas-dev liblapacke-dev
+  openmpi-bin libopenmpi-dev
+  libhdf5-openmpi-dev hdf5-tools
+  pocl-opencl-icd ocl-icd-opencl-dev opencl-headers clinfo libclblast-dev
+  libyaml-dev zlib1g-dev libpng-dev libdlpack-dev
+  dataset-fashion-mnist
+)
+py_pkgs=(python3-numpy)
+if [ "${1:-}" = "--with-python" ]; then
+  py_pkgs+=(python3-torch python3-h5py)
+fi
+
+missing=()
+for p in "${pkgs[@]}" "${py_pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -eq 0 ]; then
+  echo "install-deps: all ${#pkgs[@]} packages present"
+  exit 0
+fi
+echo "install-deps: installing ${missing[*]}"
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
