@@ -1,6 +1,6 @@
 /* mltrain core: status codes and error messages, logging, allocator hooks, string builder,
  * hashing, dtypes (with exact 16-bit float conversions), the Philox counter-based generator,
- * a small thread pool, atomic file writes and a content-addressed disk cache.
+ * a small thread pool and atomic file writes.
  * Nothing here knows about devices or machine learning. */
 #ifndef MLTRAIN_CORE_H
 #define MLTRAIN_CORE_H
@@ -200,10 +200,12 @@ uint16_t mt_f32_to_bf16(float f);
 uint16_t mt_f64_to_bf16(double d);
 float mt_bf16_to_f32(uint16_t h);
 
-/* Converts n elements between dtypes (host memory, element strides in bytes), with NumPy's
- * casting results: float->int truncates toward zero; NaN, inf and out-of-range float->int give
- * the value x86 NumPy gives (INT_MIN pattern for the target width, see docs/gpuarray.md);
- * int->narrower int wraps; anything->bool is (x != 0), NaN -> true. */
+/* Converts n elements between dtypes (host memory, element strides in bytes), giving what
+ * NumPy gives on x86-64 for all 13 x 13 pairs: float->int truncates toward zero; NaN, inf and
+ * out-of-range float->int64/int32 give INT64_MIN/INT32_MIN, narrower ints go through the int32
+ * rule and keep the low bits, uint32/uint64 follow the compilers' unsigned sequence (the full
+ * rules are at the top of src/core/dtype.c and in docs/gpuarray.md); int->narrower int wraps;
+ * int->float rounds once to nearest even; anything->bool is (x != 0), NaN -> true. */
 void mt_dtype_convert(void *dst, mt_dtype dst_dt, ptrdiff_t dst_stride, const void *src,
                       mt_dtype src_dt, ptrdiff_t src_stride, size_t n);
 
@@ -265,6 +267,114 @@ mt_status mt_file_read_all(const char *path, char **out, size_t *len, size_t max
 mt_status mt_file_write_atomic(const char *path, const void *data, size_t len, unsigned mode);
 /* mkdir -p with the given mode for created directories. */
 mt_status mt_mkdirs(const char *path, unsigned mode);
+
+/* ---------------------------------------------------------------- shared vocabularies */
+
+/* The most dimensions an array or graph variable can have. */
+#define MT_MAX_DIMS 8
+
+/* Scalar operations: the vocabulary shared by the graph's elementwise ops and the kernel
+ * generator (gpuarray's mt_kexpr). */
+/* X(NAME, arity, text) */
+#define MT_SOP_MAP(X)            \
+    X(INPUT, 0, "in")           \
+    X(CONST, 0, "const")        \
+    X(PARAM, 0, "param")        \
+    X(INDEX, 0, "index")        \
+    X(CAST, 1, "cast")          \
+    X(NEG, 1, "neg")            \
+    X(ABS, 1, "abs")            \
+    X(SIGN, 1, "sign")          \
+    X(RECIP, 1, "recip")        \
+    X(SQUARE, 1, "sqr")         \
+    X(SQRT, 1, "sqrt")          \
+    X(RSQRT, 1, "rsqrt")        \
+    X(EXP, 1, "exp")            \
+    X(EXP2, 1, "exp2")          \
+    X(EXPM1, 1, "expm1")        \
+    X(LOG, 1, "log")            \
+    X(LOG2, 1, "log2")          \
+    X(LOG10, 1, "log10")        \
+    X(LOG1P, 1, "log1p")        \
+    X(LOG1MEXP, 1, "log1mexp")  \
+    X(SIN, 1, "sin")            \
+    X(COS, 1, "cos")            \
+    X(TAN, 1, "tan")            \
+    X(ASIN, 1, "asin")          \
+    X(ACOS, 1, "acos")          \
+    X(ATAN, 1, "atan")          \
+    X(SINH, 1, "sinh")          \
+    X(COSH, 1, "cosh")          \
+    X(TANH, 1, "tanh")          \
+    X(ERF, 1, "erf")            \
+    X(ERFC, 1, "erfc")          \
+    X(SIGMOID, 1, "sigmoid")    \
+    X(SOFTPLUS, 1, "softplus")  \
+    X(RELU, 1, "relu")          \
+    X(FLOOR, 1, "floor")        \
+    X(CEIL, 1, "ceil")          \
+    X(ROUND, 1, "round")        \
+    X(TRUNC, 1, "trunc")        \
+    X(ISNAN, 1, "isnan")        \
+    X(ISINF, 1, "isinf")        \
+    X(ISFINITE, 1, "isfinite")  \
+    X(NOT, 1, "not")            \
+    X(BITNOT, 1, "bitnot")      \
+    X(ADD, 2, "add")            \
+    X(SUB, 2, "sub")            \
+    X(MUL, 2, "mul")            \
+    X(DIV, 2, "div")            \
+    X(FLOORDIV, 2, "floordiv")  \
+    X(MOD, 2, "mod")            \
+    X(POW, 2, "pow")            \
+    X(MAX, 2, "max")            \
+    X(MIN, 2, "min")            \
+    X(ATAN2, 2, "atan2")        \
+    X(LOGADDEXP, 2, "logaddexp") \
+    X(EQ, 2, "eq")              \
+    X(NE, 2, "ne")              \
+    X(LT, 2, "lt")              \
+    X(LE, 2, "le")              \
+    X(GT, 2, "gt")              \
+    X(GE, 2, "ge")              \
+    X(AND, 2, "and")            \
+    X(OR, 2, "or")              \
+    X(XOR, 2, "xor")            \
+    X(BITAND, 2, "bitand")      \
+    X(BITOR, 2, "bitor")        \
+    X(BITXOR, 2, "bitxor")      \
+    X(LSHIFT, 2, "lshift")      \
+    X(RSHIFT, 2, "rshift")      \
+    X(WHERE, 3, "where")        \
+    X(RAND_UNIFORM, 0, "rand_uniform") \
+    X(RAND_NORMAL, 0, "rand_normal")
+
+typedef enum mt_sop {
+#define MT__SOP_ENUM(name, arity, text) MT_SOP_##name,
+    MT_SOP_MAP(MT__SOP_ENUM)
+#undef MT__SOP_ENUM
+    MT_SOP_COUNT
+} mt_sop;
+
+const char *mt_sop_name(mt_sop op);
+int mt_sop_arity(mt_sop op);
+
+/* Reductions, shared by graph reduce ops and gpuarray's reduction kernels. */
+typedef enum mt_reduce_op {
+    MT_REDUCE_SUM = 0,
+    MT_REDUCE_PROD,
+    MT_REDUCE_MAX,
+    MT_REDUCE_MIN,
+    MT_REDUCE_ARGMAX, /* int64 index into the reduced axes (C order over them) */
+    MT_REDUCE_ARGMIN,
+    MT_REDUCE_MEAN,
+    MT_REDUCE_ALL,    /* bool */
+    MT_REDUCE_ANY,    /* bool */
+    MT_REDUCE_OP_COUNT
+} mt_reduce_op;
+const char *mt_reduce_op_name(mt_reduce_op op);
+/* NumPy's result dtype of a reduction (sum of int32 -> int64, mean of int -> float64, ...). */
+mt_dtype mt_reduce_result_dtype(mt_reduce_op op, mt_dtype in);
 
 #ifdef __cplusplus
 }

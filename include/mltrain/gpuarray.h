@@ -20,8 +20,6 @@
 extern "C" {
 #endif
 
-#define MT_MAX_DIMS 8
-
 typedef struct mt_device mt_device; /* opaque, refcounted */
 typedef struct mt_buffer mt_buffer; /* opaque, refcounted */
 typedef struct mt_stream mt_stream; /* opaque; NULL means the device's default stream */
@@ -206,8 +204,10 @@ mt_status mt_array_contiguous(mt_array *out, const mt_array *src);
 mt_status mt_array_astype(mt_array *out, const mt_array *src, mt_dtype dt);
 /* Every element = value converted to a's dtype (a may be any strided, writeable view). */
 mt_status mt_array_fill(mt_array *a, mt_scalar value);
-/* NumPy arange: ceil((stop - start) / step) elements, start + i*step computed in float64 for
- * float dtypes and exactly in int64 for integer dtypes. ERR_INVALID for step 0. */
+/* NumPy arange: ceil((stop - start) / step) elements computed as NumPy does: the first value
+ * is start, the second start + step, and the rest step by their difference in the target dtype
+ * (float32 for float16/bfloat16), so arange(0.1, 1, 0.3, float32)[2] is 0.70000005 as in NumPy;
+ * integer dtypes truncate. ERR_INVALID for step 0; ERR_DTYPE for a bool range longer than 2. */
 mt_status mt_array_arange(mt_array *out, mt_device *dev, mt_dtype dt, double start, double stop,
                           double step);
 /* Counter-based random fills (Philox4x32-10). Element i (C order) draws from counter
@@ -223,89 +223,6 @@ mt_status mt_array_random_bernoulli(mt_array *a, uint64_t seed, uint64_t counter
 
 /* ---------------------------------------------------------------- scalar kernel expressions */
 
-/* Scalar operations of generated kernels. X(NAME, arity, text) */
-#define MT_SOP_MAP(X)            \
-    X(INPUT, 0, "in")           \
-    X(CONST, 0, "const")        \
-    X(PARAM, 0, "param")        \
-    X(INDEX, 0, "index")        \
-    X(CAST, 1, "cast")          \
-    X(NEG, 1, "neg")            \
-    X(ABS, 1, "abs")            \
-    X(SIGN, 1, "sign")          \
-    X(RECIP, 1, "recip")        \
-    X(SQUARE, 1, "sqr")         \
-    X(SQRT, 1, "sqrt")          \
-    X(RSQRT, 1, "rsqrt")        \
-    X(EXP, 1, "exp")            \
-    X(EXP2, 1, "exp2")          \
-    X(EXPM1, 1, "expm1")        \
-    X(LOG, 1, "log")            \
-    X(LOG2, 1, "log2")          \
-    X(LOG10, 1, "log10")        \
-    X(LOG1P, 1, "log1p")        \
-    X(LOG1MEXP, 1, "log1mexp")  \
-    X(SIN, 1, "sin")            \
-    X(COS, 1, "cos")            \
-    X(TAN, 1, "tan")            \
-    X(ASIN, 1, "asin")          \
-    X(ACOS, 1, "acos")          \
-    X(ATAN, 1, "atan")          \
-    X(SINH, 1, "sinh")          \
-    X(COSH, 1, "cosh")          \
-    X(TANH, 1, "tanh")          \
-    X(ERF, 1, "erf")            \
-    X(ERFC, 1, "erfc")          \
-    X(SIGMOID, 1, "sigmoid")    \
-    X(SOFTPLUS, 1, "softplus")  \
-    X(RELU, 1, "relu")          \
-    X(FLOOR, 1, "floor")        \
-    X(CEIL, 1, "ceil")          \
-    X(ROUND, 1, "round")        \
-    X(TRUNC, 1, "trunc")        \
-    X(ISNAN, 1, "isnan")        \
-    X(ISINF, 1, "isinf")        \
-    X(ISFINITE, 1, "isfinite")  \
-    X(NOT, 1, "not")            \
-    X(BITNOT, 1, "bitnot")      \
-    X(ADD, 2, "add")            \
-    X(SUB, 2, "sub")            \
-    X(MUL, 2, "mul")            \
-    X(DIV, 2, "div")            \
-    X(FLOORDIV, 2, "floordiv")  \
-    X(MOD, 2, "mod")            \
-    X(POW, 2, "pow")            \
-    X(MAX, 2, "max")            \
-    X(MIN, 2, "min")            \
-    X(ATAN2, 2, "atan2")        \
-    X(LOGADDEXP, 2, "logaddexp") \
-    X(EQ, 2, "eq")              \
-    X(NE, 2, "ne")              \
-    X(LT, 2, "lt")              \
-    X(LE, 2, "le")              \
-    X(GT, 2, "gt")              \
-    X(GE, 2, "ge")              \
-    X(AND, 2, "and")            \
-    X(OR, 2, "or")              \
-    X(XOR, 2, "xor")            \
-    X(BITAND, 2, "bitand")      \
-    X(BITOR, 2, "bitor")        \
-    X(BITXOR, 2, "bitxor")      \
-    X(LSHIFT, 2, "lshift")      \
-    X(RSHIFT, 2, "rshift")      \
-    X(WHERE, 3, "where")        \
-    X(RAND_UNIFORM, 0, "rand_uniform") \
-    X(RAND_NORMAL, 0, "rand_normal")
-
-typedef enum mt_sop {
-#define MT__SOP_ENUM(name, arity, text) MT_SOP_##name,
-    MT_SOP_MAP(MT__SOP_ENUM)
-#undef MT__SOP_ENUM
-    MT_SOP_COUNT
-} mt_sop;
-
-const char *mt_sop_name(mt_sop op);
-int mt_sop_arity(mt_sop op);
 
 /* One SSA node of a scalar expression. Operands refer to earlier nodes by index.
  * Semantics follow NumPy for the node's dtype: integer ops wrap, integer division and modulo
@@ -313,7 +230,14 @@ int mt_sop_arity(mt_sop op);
  * comparisons and logical ops produce bool; float16/bfloat16 nodes compute in float32 and
  * round only when stored. INPUT: arg index in `arg`; PARAM: kernel parameter index in `arg`
  * (read as the node's dtype); INDEX: the flat C-order element index (int64);
- * RAND_*: Philox with key = param[arg] (uint64 seed) and counter = index + param[arg+1]. */
+ * RAND_*: Philox with key = param[arg] (uint64 seed) and counter = index + param[arg+1].
+ * Details (kscalar.h has the formulas): DIV of integers floors like FLOORDIV; arithmetic on
+ * bool is rejected (use the logical ops, MAX/MIN, or a CAST); integer POW with a negative
+ * exponent gives 0 (except bases 1 and -1); shifts by a count < 0 or >= the width give 0 (-1
+ * for >> of a negative value); MAX/MIN/RELU/SIGN propagate NaN; ROUND is half to even; float
+ * FLOORDIV/MOD follow NumPy (sign of zero included); CAST to float16/bfloat16 rounds once from
+ * the source value and float -> int casts give what mt_dtype_convert gives. Uniform floats are
+ * in [0, 1) for every float dtype (float16/bfloat16 draw 11/8 bits). */
 typedef struct mt_knode {
     mt_sop op;
     mt_dtype dtype;   /* result dtype */
@@ -339,7 +263,7 @@ int32_t mt_kexpr_input(mt_kexpr *e, int32_t arg, mt_dtype dt);
 int32_t mt_kexpr_param(mt_kexpr *e, int32_t param, mt_dtype dt);
 int32_t mt_kexpr_const(mt_kexpr *e, mt_scalar value, mt_dtype dt);
 int32_t mt_kexpr_index(mt_kexpr *e);
-int32_t mt_kexpr_cast(mt_kexpr *e, int32_t a, mt_dtype dt);
+int32_t mt_kexpr_cast(mt_kexpr *e, int32_t a, mt_dtype dt); /* returns a if already dt */
 int32_t mt_kexpr_unary(mt_kexpr *e, mt_sop op, int32_t a);
 int32_t mt_kexpr_binary(mt_kexpr *e, mt_sop op, int32_t a, int32_t b);
 int32_t mt_kexpr_where(mt_kexpr *e, int32_t cond, int32_t a, int32_t b);
@@ -362,21 +286,6 @@ void mt_kexpr_print(const mt_kexpr *e, mt_strbuf *sb);
 mt_status mt_elemwise(const mt_kexpr *expr, int32_t nin, const mt_array *const *inputs,
                       mt_array *const *outputs, int32_t nparams, const mt_scalar *params);
 
-typedef enum mt_reduce_op {
-    MT_REDUCE_SUM = 0,
-    MT_REDUCE_PROD,
-    MT_REDUCE_MAX,
-    MT_REDUCE_MIN,
-    MT_REDUCE_ARGMAX, /* int64 index into the reduced axes (C order over them) */
-    MT_REDUCE_ARGMIN,
-    MT_REDUCE_MEAN,
-    MT_REDUCE_ALL,    /* bool */
-    MT_REDUCE_ANY,    /* bool */
-    MT_REDUCE_OP_COUNT
-} mt_reduce_op;
-const char *mt_reduce_op_name(mt_reduce_op op);
-/* NumPy's result dtype of a reduction (sum of int32 -> int64, mean of int -> float64, ...). */
-mt_dtype mt_reduce_result_dtype(mt_reduce_op op, mt_dtype in);
 
 /* out = op over `axes` of src (naxes 0: all axes). New array on src's device. Float sums are
  * pairwise and accumulate float16/bfloat16/float32 in float64. MAX/MIN propagate NaN (NumPy);
