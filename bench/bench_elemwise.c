@@ -5,7 +5,8 @@
  * second reference. Then the long expression
  *     tanh(x)*sigmoid(x) + exp(-x*x)*0.5 - log1p(abs(x))
  * on 16M float32 (ms), against a scalar glibc C loop in the same process (peers.md lists
- * numpy/torch/Theano at ~480-740 ms), with the maximum absolute error against float64. */
+ * numpy/torch/Theano at ~480-740 ms on a Zen 3 VM; numpy_baseline.py measures them on the
+ * machine at hand), with the maximum absolute error against float64. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -299,8 +300,8 @@ static void bench_long(const bench_opts *o, mt_device *dev, bool host)
     bench_table_row("long expr f32", "plain C loop, scalar glibc math", "1", &cases[1],
                     2.0 * (double)nb, "GB/s", "reference");
     printf("\nmax abs error vs float64: mltrain %.3g, scalar C %.3g\n", err_mt, err_c);
-    printf("peers (peers.md, same machine type): numpy 609 ms, PyTorch 674 ms (1T) / 481 ms (2T), "
-           "Theano 736 ms (1T) / 498 ms (2T)\n\n");
+    printf("peers.md (a Zen 3 VM, not necessarily this machine; numpy_baseline.py measures this "
+           "one): numpy 609 ms, PyTorch 674 / 481 ms (1T / 2T), Theano 736 / 498 ms\n\n");
 
     for (int i = 0; i < 2; i++) bench_case_free(&cases[i]);
     mt_kexpr_deinit(&e);

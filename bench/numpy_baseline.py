@@ -10,8 +10,9 @@ Measures, on 16M float32 elements (64 MiB arrays) and a 4096x4096 float32 matrix
   * the long expression tanh(x)*sigmoid(x)+exp(-x*x)*0.5-log1p(abs(x)) in numpy and torch
     (torch with 1 and 2 intra-op threads), with its max abs error against float64,
   * float32 sums: full, axis 1 and axis 0 (64 MiB read counted), numpy and torch.
-Each row is the median of --reps timed runs after 2 warm-ups; the rows of one table are
-interleaved round by round like the C benchmarks.
+Each row is the median of --reps timed runs after 2 warm-ups. Rows with the same torch thread
+count are interleaved round by round like the C benchmarks; each thread-count group repeats the
+copy reference, and a row's ratio pairs it with the copy samples of its own group.
 """
 import argparse
 import datetime
@@ -85,25 +86,28 @@ def row(bench, impl, threads, s, work=0.0, unit="GB/s", ratio=""):
     sys.stdout.flush()
 
 
-class TorchThreads:
-    """Sets torch's intra-op thread count for the duration of one call."""
-
-    def __init__(self, n):
-        self.n = n
-
-    def __enter__(self):
-        self.old = torch.get_num_threads()
-        torch.set_num_threads(self.n)
-
-    def __exit__(self, *exc):
-        torch.set_num_threads(self.old)
-
-
-def with_threads(n, fn):
-    def wrapped():
-        with TorchThreads(n):
-            fn()
-    return wrapped
+def run_grouped(cases, reps, warmup=2, ref=None):
+    """cases: list of (name, fn, torch_threads or None). Cases are run in groups of one torch
+    thread count (set once per group: switching it every call perturbs torch's OpenMP pool);
+    within a group the rounds are interleaved. The reference case `ref` (if given) is run in
+    every group; its samples from the group of t threads are stored as "<ref>@<t>"."""
+    groups = {}
+    for name, fn, t in cases:
+        groups.setdefault(t or 1, []).append((name, fn))
+    samples = {}
+    for t, group in sorted(groups.items()):
+        if torch is not None:
+            torch.set_num_threads(t)
+        has_ref = ref is not None and any(name == ref[0] for name, _ in group)
+        if ref is not None and not has_ref:
+            group = [("%s@%d" % (ref[0], t), ref[1])] + group
+        got = run_interleaved(group, reps, warmup)
+        if has_ref:
+            got["%s@%d" % (ref[0], t)] = got[ref[0]]
+        samples.update(got)
+    if torch is not None:
+        torch.set_num_threads(1)
+    return samples
 
 
 def bench_fma(reps):
@@ -113,17 +117,18 @@ def bench_fma(reps):
     c = rng.uniform(-1, 1, N).astype(np.float32)
     o = np.zeros(N, np.float32)
     dst = np.zeros(N, np.float32)
+    copy = ("copy", lambda: np.copyto(dst, a))
     cases = [
-        ("copy", lambda: np.copyto(dst, a)),
-        ("np tmp", lambda: a * b + c),
-        ("np out", lambda: (np.multiply(a, b, out=o), np.add(o, c, out=o))),
+        copy + (None,),
+        ("np tmp", lambda: a * b + c, None),
+        ("np out", lambda: (np.multiply(a, b, out=o), np.add(o, c, out=o)), None),
     ]
     if torch is not None:
         ta, tb, tc = torch.from_numpy(a), torch.from_numpy(b), torch.from_numpy(c)
         to = torch.from_numpy(o)
-        cases.append(("torch 1T", with_threads(1, lambda: torch.addcmul(tc, ta, tb, out=to))))
-        cases.append(("torch 2T", with_threads(2, lambda: torch.addcmul(tc, ta, tb, out=to))))
-    s = run_interleaved(cases, reps)
+        cases.append(("torch 1T", lambda: torch.addcmul(tc, ta, tb, out=to), 1))
+        cases.append(("torch 2T", lambda: torch.addcmul(tc, ta, tb, out=to), 2))
+    s = run_grouped(cases, reps, ref=copy)
     nb = N * 4
     cp, traffic = 2.0 * nb, 4.0 * nb
     print("a*b+c: float32, n = %d (%d MiB per array); rate counts 4 x 64 MiB; "
@@ -135,8 +140,9 @@ def bench_fma(reps):
                            ("torch 1T", "torch.addcmul(out=)", "1"),
                            ("torch 2T", "torch.addcmul(out=)", "2")]:
         if key in s:
+            r = s["copy@" + thr]
             row("a*b+c f32", impl, thr, s[key], traffic,
-                ratio="%.2f of np.copyto" % paired(s[key], traffic, s["copy"], cp))
+                ratio="%.2f of np.copyto" % paired(s[key], traffic, r, cp))
     print()
 
 
@@ -152,13 +158,13 @@ def long_torch(x):
 def bench_long(reps):
     # Same input law as bench_elemwise (N(0,1)); the generator differs, the timing does not care.
     x = np.random.default_rng(4).standard_normal(N, dtype=np.float32)
-    cases = [("numpy", lambda: long_np(x))]
+    cases = [("numpy", lambda: long_np(x), None)]
     tx = None
     if torch is not None:
         tx = torch.from_numpy(x)
-        cases.append(("torch 1T", with_threads(1, lambda: long_torch(tx))))
-        cases.append(("torch 2T", with_threads(2, lambda: long_torch(tx))))
-    s = run_interleaved(cases, reps, warmup=1)
+        cases.append(("torch 1T", lambda: long_torch(tx), 1))
+        cases.append(("torch 2T", lambda: long_torch(tx), 2))
+    s = run_grouped(cases, reps, warmup=1)
     x64 = x.astype(np.float64)
     ref = np.tanh(x64) / (1 + np.exp(-x64)) + np.exp(-x64 * x64) * 0.5 - np.log1p(np.abs(x64))
     errs = {"numpy": float(np.max(np.abs(long_np(x).astype(np.float64) - ref)))}
@@ -181,19 +187,20 @@ def bench_sum(reps):
     x = rng.uniform(0, 1, N).astype(np.float32)
     m = rng.uniform(-1, 1, (M, M)).astype(np.float32)
     dst = np.zeros(N, np.float32)
+    copy = ("copy", lambda: np.copyto(dst, x))
     cases = [
-        ("copy", lambda: np.copyto(dst, x)),
-        ("np full", lambda: x.sum()),
-        ("np ax1", lambda: m.sum(axis=1)),
-        ("np ax0", lambda: m.sum(axis=0)),
+        copy + (None,),
+        ("np full", lambda: x.sum(), None),
+        ("np ax1", lambda: m.sum(axis=1), None),
+        ("np ax0", lambda: m.sum(axis=0), None),
     ]
     if torch is not None:
         tx, tm = torch.from_numpy(x), torch.from_numpy(m)
         for t in (1, 2):
-            cases.append(("torch %dT full" % t, with_threads(t, lambda: tx.sum())))
-            cases.append(("torch %dT ax1" % t, with_threads(t, lambda: tm.sum(dim=1))))
-            cases.append(("torch %dT ax0" % t, with_threads(t, lambda: tm.sum(dim=0))))
-    s = run_interleaved(cases, reps)
+            cases.append(("torch %dT full" % t, lambda: tx.sum(), t))
+            cases.append(("torch %dT ax1" % t, lambda: tm.sum(dim=1), t))
+            cases.append(("torch %dT ax0" % t, lambda: tm.sum(dim=0), t))
+    s = run_grouped(cases, reps, ref=copy)
     nb = N * 4
     names = {"full": "sum f32 [%d] -> scalar" % N, "ax1": "sum f32 [%d,%d] axis 1" % (M, M),
              "ax0": "sum f32 [%d,%d] axis 0" % (M, M)}
@@ -209,7 +216,7 @@ def bench_sum(reps):
             key = "torch %dT %s" % (t, what)
             if key in s:
                 row(names[what], "torch", str(t), s[key], nb,
-                    ratio="%.2f of np.copyto" % paired(s[key], nb, s["copy"], 2.0 * nb))
+                    ratio="%.2f of np.copyto" % paired(s[key], nb, s["copy@%d" % t], 2.0 * nb))
     print()
 
 
