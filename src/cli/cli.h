@@ -9,6 +9,7 @@
 
 int mt_cli_devices(int argc, char **argv);
 int mt_cli_demo(int argc, char **argv);
+int mt_cli_eval(int argc, char **argv);
 
 /* Prints an array the way NumPy's repr of its values does ("[   0    2 1026]"). */
 mt_status mt_cli_format_array(const mt_array *a, mt_strbuf *sb);

@@ -28,14 +28,26 @@ typedef struct fmt_ctx {
 } fmt_ctx;
 
 /* Shortest "%.{p}f" (or "%.{p}e") text, p <= 8, that reads back as v rounded to 8 digits. */
-static int shortest_prec(double v, bool sci, char *out, size_t len)
+/* true when a and b are the same value of dtype dt (the array's own precision decides how many
+ * digits NumPy prints: float32(2/3) prints as 0.6666667, not 0.66666669). */
+static bool same_in_dtype(double a, double b, mt_dtype dt)
+{
+    switch (dt) {
+    case MT_FLOAT32: return (float)a == (float)b;
+    case MT_FLOAT16: return mt_f64_to_f16(a) == mt_f64_to_f16(b);
+    case MT_BFLOAT16: return mt_f64_to_bf16(a) == mt_f64_to_bf16(b);
+    default: return a == b;
+    }
+}
+
+static int shortest_prec(double v, bool sci, mt_dtype dt, char *out, size_t len)
 {
     char ref[64];
     snprintf(ref, sizeof ref, sci ? "%.*e" : "%.*f", FMT_PRECISION, v);
     double target = strtod(ref, NULL);
     for (int p = 0; p <= FMT_PRECISION; p++) {
         snprintf(out, len, sci ? "%.*e" : "%.*f", p, v);
-        if (strtod(out, NULL) == target) return p;
+        if (same_in_dtype(strtod(out, NULL), target, dt)) return p;
     }
     snprintf(out, len, "%s", ref);
     return FMT_PRECISION;
@@ -52,7 +64,7 @@ static void float_text(const fmt_ctx *c, double v, char *out, size_t len)
         return;
     }
     char tmp[64];
-    int p = shortest_prec(v, c->sci, tmp, sizeof tmp);
+    int p = shortest_prec(v, c->sci, c->dt, tmp, sizeof tmp);
     if (c->sci) {
         /* re-render with the common mantissa precision, NumPy pads with zeros in sci mode */
         snprintf(tmp, sizeof tmp, "%.*e", c->frac_w, v);
@@ -118,7 +130,7 @@ static void layout_floats(fmt_ctx *c, const mt_array *a)
             continue;
         }
         char tmp[64];
-        int p = shortest_prec(v, c->sci, tmp, sizeof tmp);
+        int p = shortest_prec(v, c->sci, c->dt, tmp, sizeof tmp);
         if (p > fw) fw = p;
         int l = (int)(strchr(tmp, '.') ? strchr(tmp, '.') - tmp : (long)strlen(tmp));
         if (c->sci) l = v < 0 ? 2 : 1;

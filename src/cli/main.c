@@ -14,6 +14,8 @@ static void usage(FILE *f)
             "commands:\n"
             "  devices            list the devices this build can use (memory, compute units)\n"
             "  demo [--device D]  a small array demo on D (default: every device present)\n"
+            "  eval EXPR [NAME=VALUE ...]\n"
+            "                     evaluate a NumPy-like expression ('mltrain eval --help')\n"
             "  version            print the version and the features built in\n"
             "  help               this text\n");
 }
@@ -42,6 +44,7 @@ int main(int argc, char **argv)
     const char *cmd = argv[1];
     if (!strcmp(cmd, "devices")) return mt_cli_devices(argc - 1, argv + 1);
     if (!strcmp(cmd, "demo")) return mt_cli_demo(argc - 1, argv + 1);
+    if (!strcmp(cmd, "eval")) return mt_cli_eval(argc - 1, argv + 1);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) return cmd_version();
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
         usage(stdout);

@@ -1,0 +1,221 @@
+/* Private interface of the jit module (src/jit): the function and schedule structs shared by
+ * the compiler (function.c, plan building), the reference executor (ref_*.c) and the fusion
+ * pass (fuse.c). Nothing outside src/jit includes this file. */
+#ifndef MT_JIT_IMPL_H
+#define MT_JIT_IMPL_H
+
+#include "mltrain/core.h"
+#include "mltrain/gpuarray.h"
+#include "mltrain/graph.h"
+#include "mltrain/graph_rewrite.h"
+#include "mltrain/jit.h"
+
+/* What a call needs to run one node: the function's private graph, its device and the random
+ * counter of the current call. */
+typedef struct mt__jctx {
+    const mt_graph *g;
+    mt_device *dev;
+    uint64_t rng_call;
+} mt__jctx;
+
+/* Runs node v of ctx->g on its operand values (ins[i] is operand i) through gpuarray's generic
+ * operations, producing a new value into *out (overwritten, not released). kx, when not NULL,
+ * is the node's one-node elementwise expression prepared at compile time (ELEMWISE nodes);
+ * without it one is built on the fly. Verifies MT_NODE_RTCHECK shapes first and the result's
+ * dtype and static sizes after. Errors are prefixed with the node, its op and provenance.
+ * (ref_exec.c) */
+mt_status mt__ref_node(const mt__jctx *ctx, mt_var v, const mt_kexpr *kx,
+                       const mt_array *const *ins, mt_array *out);
+/* The same for a GEMM node whose result may go straight into `into` (a shared variable's held
+ * array, for an in-place update): used when c (operand 2) is exactly that array and it has the
+ * product's shape; *out is then a view of it. Otherwise as mt__ref_node. */
+mt_status mt__ref_gemm_into(const mt__jctx *ctx, mt_var v, const mt_array *const *ins,
+                            const mt_array *into, mt_array *out);
+
+/* Builds the one-node kernel expression of ELEMWISE node v (inputs 0..nin-1 = operands, one
+ * output of the node's dtype); casts operands where NumPy computes in another dtype. */
+mt_status mt__ref_elemwise_kexpr(const mt_graph *g, mt_var v, mt_kexpr *e);
+/* Appends node v's scalar operation to e over operand nodes ops[] (the node's operand dtypes),
+ * returning the kexpr node holding the result in v's dtype (-1 on error, recorded). */
+int32_t mt__kexpr_emit_node(const mt_graph *g, mt_var v, mt_kexpr *e, const int32_t *ops);
+
+/* Prefixes the current error with "<op> (node v<N>, <provenance>): " and returns st. */
+mt_status mt__node_error(const mt_graph *g, mt_var v, mt_status st);
+
+/* Philox key of a RANDOM node (see jit.h). */
+uint64_t mt__random_key(uint64_t seed, uint64_t stream);
+
+/* ref_nnet.c: stable softmax family and crossentropies. */
+mt_status mt__ref_softmax(const mt__jctx *ctx, mt_var v, const mt_array *x, bool log_form,
+                          mt_array *out);
+mt_status mt__ref_logsumexp(const mt__jctx *ctx, mt_var v, const mt_array *x, mt_array *out);
+mt_status mt__ref_xent(const mt__jctx *ctx, mt_var v, const mt_array *const *ins,
+                       mt_array *out);
+
+/* ref_index.c: indexing, scattering and assembling ops. */
+mt_status mt__ref_gather(const mt__jctx *ctx, mt_var v, const mt_array *x,
+                         const mt_array *idx, int32_t axis, mt_array *out);
+mt_status mt__ref_scatter_add(const mt__jctx *ctx, mt_var v, const mt_array *x,
+                              const mt_array *idx, const mt_array *y, int32_t axis,
+                              mt_array *out);
+/* out[pre..., post...] = x[pre..., labels[pre..., post...], post...] (labels in [0, n)). */
+mt_status mt__ref_take_along(const mt__jctx *ctx, const mt_array *x, const mt_array *labels,
+                             int32_t axis, mt_array *out);
+mt_status mt__ref_one_hot(const mt__jctx *ctx, mt_var v, const mt_array *labels,
+                          mt_array *out);
+mt_status mt__ref_concat(const mt__jctx *ctx, mt_var v, const mt_array *const *ins,
+                         mt_array *out);
+mt_status mt__ref_subtensor(const mt__jctx *ctx, mt_var v, const mt_array *x,
+                            const mt_array *y, bool inc, mt_array *out);
+mt_status mt__ref_random(const mt__jctx *ctx, mt_var v, const mt_array *shape_ref,
+                         mt_array *out);
+
+/* ---------------------------------------------------------------- schedules */
+
+/* Where a leaf slot's value comes from at the start of a call. */
+typedef enum mt__leaf_kind { MT__LEAF_INPUT = 0, MT__LEAF_SHARED, MT__LEAF_CONST } mt__leaf_kind;
+typedef struct mt__jleaf {
+    int32_t slot;
+    mt__leaf_kind kind;
+    int32_t index; /* argument, shared or constant index */
+} mt__jleaf;
+
+typedef enum mt__step_kind {
+    MT__STEP_NODE = 0, /* one graph node through mt__ref_node */
+    MT__STEP_FUSED     /* a fused elementwise kernel (mt_elemwise) with one or more outputs */
+} mt__step_kind;
+
+#define MT__SRC_ONES (-1)              /* an inlined scalar constant: every size 1 */
+#define MT__SRC_MEMBER(i) (-2 - (i))   /* member i of the kernel */
+
+typedef struct mt__jstep {
+    mt__step_kind kind;
+    mt_var v;          /* NODE: the node; FUSED: its first output node */
+    int32_t nin;
+    int32_t *in;       /* operand slots */
+    int32_t nout;
+    int32_t *out;      /* result slots (NODE: 1) */
+    mt_var *out_vars;  /* FUSED: the node of each output */
+    int32_t *inplace;  /* FUSED, or NODE of a GEMM (may be NULL): per output, the shared
+                          variable whose held array the output is written into (its update,
+                          done in place), or -1 */
+    int32_t nmembers;  /* FUSED: every node computed inside the kernel */
+    mt_var *members;
+    int32_t nchecks;   /* FUSED: members with MT_NODE_RTCHECK (verified before the kernel) */
+    int32_t *msrc;     /* FUSED: 3 per member: kernel input index of each operand or MT__SRC_* */
+    int64_t *mdims;    /* FUSED: scratch, MT_MAX_DIMS per member: run-time shapes */
+    mt_kexpr kx;       /* ELEMWISE node or FUSED kernel */
+    bool has_kx;
+    bool allocates;    /* its results are new allocations (not views) */
+    int32_t nfree;
+    int32_t *free;     /* slots whose last use is this step: cleared after it */
+    /* profile */
+    uint64_t calls;
+    double seconds;
+    uint64_t bytes_in, bytes_out;
+} mt__jstep;
+
+typedef struct mt__jplan {
+    const char *name;  /* "reference" or "fused" */
+    int32_t nslots;
+    mt_array *values;  /* nslots scratch values, empty between calls */
+    int32_t nleaves;
+    mt__jleaf *leaves;
+    int32_t nsteps;
+    mt__jstep *steps;
+    int32_t *out_slot; /* per output */
+    int32_t *upd_slot; /* per update */
+    int64_t peak_bytes;
+    int64_t run_peak_bytes; /* measured in the last run */
+    int64_t *slot_bytes;    /* per slot: bytes its value allocated (run-time accounting) */
+    int32_t max_nin;   /* largest operand count of a step */
+    const mt_array **ins; /* max_nin scratch operand pointers */
+} mt__jplan;
+
+typedef struct mt__jshared {
+    mt_var user_var; /* caller's handle */
+    mt_var var;      /* in the private graph */
+    mt_array value;  /* held value (empty until set) */
+    int32_t update;  /* index of its update, or -1 */
+} mt__jshared;
+
+struct mt_function {
+    mt_graph *g;     /* private copy of the needed part of the caller's graph */
+    mt_device *dev;  /* retained */
+    mt_mode mode;
+    bool profile;
+    double check_rtol, check_atol;
+    int32_t n_disabled;
+    char **disabled; /* rewrite names (for the rewrite phase) */
+
+    int32_t n_inputs;
+    mt_var *in_user, *in_var;
+    int32_t n_outputs;
+    mt_var *out_user, *out_var;
+    int32_t n_shared;
+    mt__jshared *shared;
+    int32_t n_updates;
+    int32_t *upd_shared; /* shared index of each update's target */
+    mt_var *upd_var;     /* each update's value (private graph) */
+    /* The outputs and update values after mt_graph_optimize (FAST_RUN, CHECK): the fused
+     * schedule computes these; equal to out_var / upd_var when not optimized. */
+    mt_var *out_fast, *upd_fast;
+    bool optimized;
+    mt_rewrite_stats rewrite_stats;
+    int32_t n_consts;
+    mt_array *consts;
+    mt_var *const_var;
+
+    mt_var *order;       /* live nodes in topological order */
+    int32_t n_order;
+    mt__jplan ref;       /* reference schedule (always built) */
+    mt__jplan fast;      /* fused schedule (FAST_RUN and CHECK), nsteps 0 when not built */
+    bool has_fast;
+
+    /* call scratch (a function is called by one thread at a time) */
+    mt_array *moved;      /* n_inputs: arguments copied to the device */
+    mt_array *res;        /* 2 * (n_outputs + n_updates) results */
+    const mt_array **ins; /* n_inputs argument pointers */
+
+    uint64_t rng_calls;
+    uint64_t ncalls;
+    double call_seconds;
+    double compile_seconds;
+};
+
+/* plan.c: the position of v in f->order (its slot in every schedule), or -1. */
+int32_t mt__order_pos(const mt_function *f, mt_var v);
+/* Binds every placeholder and constant of f->order to its slot (p->leaves). */
+mt_status mt__plan_leaves(mt_function *f, mt__jplan *p);
+/* plan.c: builds the reference schedule (one step per non-leaf node) and frees schedules. */
+mt_status mt__plan_reference(mt_function *f, mt__jplan *p);
+void mt__plan_free(mt__jplan *p);
+void mt__step_free(mt__jstep *s); /* frees what the step owns and zeroes it */
+/* Liveness: fills each step's free list from the slots' last uses (outputs and update values
+ * are kept) and computes peak_bytes when every size is static (-1 otherwise). */
+mt_status mt__plan_liveness(mt_function *f, mt__jplan *p);
+/* Appends the plan's steps, one per line. */
+void mt__plan_print(const mt_function *f, const mt__jplan *p, mt_strbuf *sb);
+
+/* fuse.c: builds the fused schedule for FAST_RUN. */
+mt_status mt__plan_fused(mt_function *f, mt__jplan *p);
+
+/* Runs plan p: binds the leaves, runs every step, and moves each output's and update's value
+ * (new references) into results[0..n_outputs+n_updates) (empty on entry; left empty on error).
+ * keep: every slot keeps its value after the run (MT_MODE_CHECK's reference run; release them
+ * with mt__plan_clear). check (not NULL): after each step, its results are compared with
+ * check[slot] (values of the reference run), naming the first node that differs. */
+mt_status mt__plan_run(mt_function *f, mt__jplan *p, const mt_array *const *inputs,
+                       mt_array *results, bool keep, const mt_array *check);
+void mt__plan_clear(mt__jplan *p);
+
+/* check.c: MT_MODE_CHECK's comparison of the fast results a[] with the reference results b[]
+ * (n_outputs then n_updates values): same dtype and shape, values within the per-dtype
+ * tolerances (NaN matches NaN, infinities match exactly). ERR_INTERNAL naming the variable,
+ * its provenance and the first differing element otherwise. */
+mt_status mt__check_results(mt_function *f, const mt_array *a, const mt_array *b);
+/* Compares one value of node v (what: "output 0", "node") the same way. */
+mt_status mt__check_value(mt_function *f, mt_var v, const char *what, const mt_array *a,
+                          const mt_array *b);
+
+#endif /* MT_JIT_IMPL_H */

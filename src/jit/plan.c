@@ -1,0 +1,427 @@
+/* Schedules: building the reference schedule, liveness, printing, and running a schedule.
+ *
+ * A schedule (mt__jplan) is a flat array of steps built once at compile time; a call binds the
+ * leaf slots (arguments, shared values, constants) as views, runs the steps in order, and moves
+ * the output and update values out. Each value lives in a slot; a step's free list clears the
+ * slots whose last reader it is, so temporaries go back to the device's caching allocator as
+ * soon as they are dead and the memory high-water mark follows the liveness of the graph, not
+ * its size. The same runner executes the reference schedule (one step per node) and the fused
+ * schedule built by fuse.c (FUSED steps run one mt_elemwise kernel with several outputs). */
+#include <string.h>
+
+#include "jit_impl.h"
+
+void mt__step_free(mt__jstep *s)
+{
+    mt_free(s->in);
+    mt_free(s->out);
+    mt_free(s->out_vars);
+    mt_free(s->members);
+    mt_free(s->msrc);
+    mt_free(s->mdims);
+    mt_free(s->inplace);
+    mt_free(s->free);
+    if (s->has_kx) mt_kexpr_deinit(&s->kx);
+    memset(s, 0, sizeof *s);
+}
+
+void mt__plan_free(mt__jplan *p)
+{
+    if (!p) return;
+    for (int32_t k = 0; k < p->nsteps; k++) mt__step_free(&p->steps[k]);
+    if (p->values)
+        for (int32_t i = 0; i < p->nslots; i++) mt_array_clear(&p->values[i]);
+    mt_free(p->values);
+    mt_free(p->steps);
+    mt_free(p->leaves);
+    mt_free(p->out_slot);
+    mt_free(p->upd_slot);
+    mt_free(p->ins);
+    mt_free(p->slot_bytes);
+    memset(p, 0, sizeof *p);
+}
+
+/* Index of v in f->order (binary search: the order is increasing), or -1. */
+int32_t mt__order_pos(const mt_function *f, mt_var v)
+{
+    int32_t lo = 0, hi = f->n_order - 1;
+    while (lo <= hi) {
+        int32_t mid = (lo + hi) / 2;
+        if (f->order[mid] == v) return mid;
+        if (f->order[mid] < v) lo = mid + 1;
+        else hi = mid - 1;
+    }
+    return -1;
+}
+
+static int32_t find_var(const mt_var *vars, int32_t n, mt_var v)
+{
+    for (int32_t i = 0; i < n; i++)
+        if (vars[i] == v) return i;
+    return -1;
+}
+
+/* Leaf bindings of the order's placeholders and constants into slot = order position. */
+mt_status mt__plan_leaves(mt_function *f, mt__jplan *p)
+{
+    p->leaves = mt_calloc((size_t)f->n_order + 1, sizeof *p->leaves);
+    if (!p->leaves) return MT_ERR_NOMEM;
+    for (int32_t i = 0; i < f->n_order; i++) {
+        mt_var v = f->order[i];
+        mt_op op = mt_graph_op(f->g, v);
+        mt__jleaf lf = {.slot = i};
+        if (op == MT_OP_INPUT) {
+            int32_t k = find_var(f->in_var, f->n_inputs, v);
+            lf.kind = k >= 0 ? MT__LEAF_INPUT : MT__LEAF_SHARED;
+            if (k < 0)
+                for (int32_t j = 0; j < f->n_shared; j++)
+                    if (f->shared[j].var == v) k = j;
+            lf.index = k;
+        } else if (op == MT_OP_CONST) {
+            lf.kind = MT__LEAF_CONST;
+            lf.index = find_var(f->const_var, f->n_consts, v);
+        } else {
+            continue;
+        }
+        if (lf.index < 0)
+            return mt_err_set(MT_ERR_INTERNAL, "jit: leaf v%d has no binding", (int)v);
+        p->leaves[p->nleaves++] = lf;
+    }
+    return MT_OK;
+}
+
+mt_status mt__plan_reference(mt_function *f, mt__jplan *p)
+{
+    memset(p, 0, sizeof *p);
+    p->name = "reference";
+    p->nslots = f->n_order;
+    p->values = mt_calloc((size_t)p->nslots + 1, sizeof *p->values);
+    p->steps = mt_calloc((size_t)f->n_order + 1, sizeof *p->steps);
+    p->out_slot = mt_calloc((size_t)f->n_outputs + 1, sizeof *p->out_slot);
+    p->upd_slot = mt_calloc((size_t)f->n_updates + 1, sizeof *p->upd_slot);
+    if (!p->values || !p->steps || !p->out_slot || !p->upd_slot) return MT_ERR_NOMEM;
+    mt_status st = mt__plan_leaves(f, p);
+    if (st != MT_OK) return st;
+    for (int32_t i = 0; i < f->n_order; i++) {
+        mt_var v = f->order[i];
+        mt_op op = mt_graph_op(f->g, v);
+        if (op == MT_OP_INPUT || op == MT_OP_CONST) continue;
+        mt__jstep *s = &p->steps[p->nsteps++];
+        s->kind = MT__STEP_NODE;
+        s->v = v;
+        s->nin = mt_graph_ninputs(f->g, v);
+        s->nout = 1;
+        s->in = mt_calloc((size_t)s->nin + 1, sizeof *s->in);
+        s->out = mt_calloc(1, sizeof *s->out);
+        if (!s->in || !s->out) return MT_ERR_NOMEM;
+        s->out[0] = i;
+        for (int32_t j = 0; j < s->nin; j++) {
+            s->in[j] = mt__order_pos(f, mt_graph_input(f->g, v, j));
+            if (s->in[j] < 0)
+                return mt_err_set(MT_ERR_INTERNAL, "jit: operand of v%d not scheduled", (int)v);
+        }
+        if (op == MT_OP_ELEMWISE) {
+            if ((st = mt__ref_elemwise_kexpr(f->g, v, &s->kx)) != MT_OK)
+                return mt__node_error(f->g, v, st);
+            s->has_kx = true;
+        }
+    }
+    for (int32_t i = 0; i < f->n_outputs; i++) p->out_slot[i] = mt__order_pos(f, f->out_var[i]);
+    for (int32_t i = 0; i < f->n_updates; i++) p->upd_slot[i] = mt__order_pos(f, f->upd_var[i]);
+    return mt__plan_liveness(f, p);
+}
+
+/* Bytes result j of a step allocates when its size is static; -1 when unknown. Views and
+ * identities allocate nothing (a reshape that must copy is counted as a view). */
+static int64_t out_alloc_bytes(const mt_function *f, const mt__jstep *s, int32_t j)
+{
+    if (s->kind == MT__STEP_NODE && mt_op_lowering(mt_graph_op(f->g, s->v)) == MT_LOWER_VIEW)
+        return 0;
+    mt_var v = s->kind == MT__STEP_FUSED ? s->out_vars[j] : s->v;
+    const mt_type *t = mt_graph_type(f->g, v);
+    int64_t n = mt_type_numel(t);
+    return n < 0 ? -1 : n * (int64_t)mt_dtype_size(t->dtype);
+}
+
+mt_status mt__plan_liveness(mt_function *f, mt__jplan *p)
+{
+    int32_t *last = mt_malloc(((size_t)p->nslots + 1) * sizeof *last);
+    int32_t *count = mt_calloc((size_t)p->nsteps + 1, sizeof *count);
+    if (!last || !count) {
+        mt_free(last);
+        mt_free(count);
+        return MT_ERR_NOMEM;
+    }
+    for (int32_t i = 0; i < p->nslots; i++) last[i] = -1;
+    p->max_nin = 0;
+    for (int32_t k = 0; k < p->nsteps; k++)
+        if (p->steps[k].nin > p->max_nin) p->max_nin = p->steps[k].nin;
+    for (int32_t k = 0; k < p->nsteps; k++)
+        for (int32_t j = 0; j < p->steps[k].nin; j++) last[p->steps[k].in[j]] = k;
+    /* Results are kept to the end of the call. */
+    for (int32_t i = 0; i < f->n_outputs; i++) last[p->out_slot[i]] = p->nsteps;
+    for (int32_t i = 0; i < f->n_updates; i++) last[p->upd_slot[i]] = p->nsteps;
+    /* A result nobody reads is freed right after the step that made it. */
+    for (int32_t k = 0; k < p->nsteps; k++)
+        for (int32_t j = 0; j < p->steps[k].nout; j++)
+            if (last[p->steps[k].out[j]] < 0) last[p->steps[k].out[j]] = k;
+    for (int32_t i = 0; i < p->nslots; i++)
+        if (last[i] >= 0 && last[i] < p->nsteps) count[last[i]]++;
+    mt_status st = MT_OK;
+    for (int32_t k = 0; k < p->nsteps && st == MT_OK; k++) {
+        mt__jstep *s = &p->steps[k];
+        mt_free(s->free);
+        s->nfree = 0;
+        s->free = mt_malloc(((size_t)count[k] + 1) * sizeof *s->free);
+        if (!s->free) st = MT_ERR_NOMEM;
+    }
+    for (int32_t i = 0; i < p->nslots && st == MT_OK; i++)
+        if (last[i] >= 0 && last[i] < p->nsteps) {
+            mt__jstep *s = &p->steps[last[i]];
+            s->free[s->nfree++] = i;
+        }
+    /* Peak of temporaries, simulated over the schedule (leaves are not counted). */
+    int64_t *bytes = mt_calloc((size_t)p->nslots + 1, sizeof *bytes);
+    int64_t live = 0, peak = 0;
+    if (!bytes && st == MT_OK) st = MT_ERR_NOMEM;
+    for (int32_t k = 0; k < p->nsteps && st == MT_OK && peak >= 0; k++) {
+        const mt__jstep *s = &p->steps[k];
+        for (int32_t j = 0; j < s->nout && peak >= 0; j++) {
+            int64_t b = out_alloc_bytes(f, s, j);
+            if (b < 0) peak = -1;
+            bytes[s->out[j]] = b;
+            live += b;
+        }
+        if (peak < 0) break;
+        if (live > peak) peak = live;
+        for (int32_t j = 0; j < s->nfree; j++) {
+            live -= bytes[s->free[j]];
+            bytes[s->free[j]] = 0;
+        }
+    }
+    p->peak_bytes = peak;
+    mt_free(bytes);
+    for (int32_t k = 0; k < p->nsteps; k++) {
+        const mt__jstep *s = &p->steps[k];
+        p->steps[k].allocates =
+            s->kind == MT__STEP_FUSED || mt_op_lowering(mt_graph_op(f->g, s->v)) != MT_LOWER_VIEW;
+    }
+    mt_free(p->slot_bytes);
+    p->slot_bytes = mt_calloc((size_t)p->nslots + 1, sizeof *p->slot_bytes);
+    if (!p->slot_bytes && st == MT_OK) st = MT_ERR_NOMEM;
+    if (st == MT_OK && p->max_nin > 0) {
+        mt_free(p->ins);
+        p->ins = mt_calloc((size_t)p->max_nin, sizeof *p->ins);
+        if (!p->ins) st = MT_ERR_NOMEM;
+    }
+    mt_free(last);
+    mt_free(count);
+    return st;
+}
+
+/* ---------------------------------------------------------------- printing */
+
+static void print_fused(const mt_function *f, int32_t k, const mt__jstep *s, mt_strbuf *sb)
+{
+    mt_strbuf_appendf(sb, "  [%d] fused elementwise kernel of %d nodes, %d inputs -> ", (int)k,
+                      (int)s->nmembers, (int)s->nin);
+    for (int32_t j = 0; j < s->nout; j++) {
+        mt_strbuf_appendf(sb, "%sv%d", j ? ", " : "", (int)s->out_vars[j]);
+        if (s->inplace && s->inplace[j] >= 0)
+            mt_strbuf_appendf(sb, " (in place into shared v%d)",
+                              (int)f->shared[s->inplace[j]].var);
+    }
+    mt_strbuf_append(sb, "\n        ");
+    mt_kexpr_print(&s->kx, sb);
+    mt_strbuf_append(sb, "\n");
+    for (int32_t m = 0; m < s->nmembers; m++) {
+        mt_strbuf_append(sb, "        | ");
+        mt_graph_print_node(f->g, s->members[m], sb);
+        mt_strbuf_append(sb, "\n");
+    }
+}
+
+void mt__plan_print(const mt_function *f, const mt__jplan *p, mt_strbuf *sb)
+{
+    mt_strbuf_appendf(sb, "schedule (%s, %d steps", p->name, (int)p->nsteps);
+    if (p->peak_bytes >= 0)
+        mt_strbuf_appendf(sb, ", peak temporaries %lld bytes", (long long)p->peak_bytes);
+    mt_strbuf_append(sb, "):\n");
+    for (int32_t k = 0; k < p->nsteps; k++) {
+        const mt__jstep *s = &p->steps[k];
+        if (s->kind == MT__STEP_FUSED) {
+            print_fused(f, k, s, sb);
+            continue;
+        }
+        mt_strbuf_appendf(sb, "  [%d] ", (int)k);
+        mt_graph_print_node(f->g, s->v, sb);
+        if (s->inplace && s->inplace[0] >= 0)
+            mt_strbuf_appendf(sb, "   (in place into shared v%d)",
+                              (int)f->shared[s->inplace[0]].var);
+        mt_strbuf_append(sb, "\n");
+    }
+}
+
+/* ---------------------------------------------------------------- running */
+
+/* The run-time shape of every member of a fused kernel, in member order: a member whose shape
+ * rule was verified statically takes, per axis, the size of an operand that is not 1; an
+ * MT_NODE_RTCHECK member is checked by the graph (mt_graph_eval_shape: both shapes and the
+ * node's provenance in the error). The kernel's shape is that of its first output. */
+static mt_status member_shapes(mt_function *f, mt__jstep *s, const mt_array *const *ins,
+                               int32_t *nd, int64_t *dims)
+{
+    static const int64_t ones[MT_MAX_DIMS] = {1, 1, 1, 1, 1, 1, 1, 1};
+    int32_t out_member = 0;
+    for (int32_t k = 0; k < s->nmembers; k++) {
+        mt_var v = s->members[k];
+        const mt_type *t = mt_graph_type(f->g, v);
+        int64_t *md = s->mdims + (size_t)k * MT_MAX_DIMS;
+        const int64_t *shapes[3] = {ones, ones, ones};
+        int32_t nin = mt_graph_ninputs(f->g, v);
+        for (int32_t j = 0; j < nin && j < 3; j++) {
+            int32_t src = s->msrc[3 * k + j];
+            shapes[j] = src >= 0 ? ins[src]->dims
+                        : src == MT__SRC_ONES ? ones
+                                              : s->mdims + (size_t)(-2 - src) * MT_MAX_DIMS;
+        }
+        if (mt_graph_flags(f->g, v) & MT_NODE_RTCHECK) {
+            mt_status st = mt_graph_eval_shape(f->g, v, shapes, md);
+            if (st != MT_OK) return mt__node_error(f->g, v, st);
+        } else {
+            for (int32_t d = 0; d < t->ndim; d++) {
+                md[d] = 1;
+                for (int32_t j = 0; j < nin && j < 3; j++)
+                    if (shapes[j][d] != 1) md[d] = shapes[j][d];
+            }
+        }
+        if (v == s->out_vars[0]) out_member = k;
+    }
+    const mt_type *t = mt_graph_type(f->g, s->out_vars[0]);
+    *nd = t->ndim;
+    memcpy(dims, s->mdims + (size_t)out_member * MT_MAX_DIMS, (size_t)t->ndim * sizeof *dims);
+    return MT_OK;
+}
+
+/* An update computed in place writes straight into the shared variable's held array: only
+ * when it has the result's dtype and shape, is writeable and no other shared variable holds
+ * the same memory (then the ordering argument of fuse.c would not cover it). */
+static bool inplace_ok(const mt_function *f, int32_t k, mt_dtype dt, int32_t nd,
+                       const int64_t *dims)
+{
+    const mt_array *a = &f->shared[k].value;
+    if (a->dtype != dt || a->ndim != nd || !(a->flags & MT_ARRAY_WRITEABLE)) return false;
+    for (int32_t d = 0; d < nd; d++)
+        if (a->dims[d] != dims[d]) return false;
+    for (int32_t i = 0; i < f->n_shared; i++)
+        if (i != k && f->shared[i].value.buf == a->buf) return false;
+    return true;
+}
+
+static mt_status run_fused(mt_function *f, mt__jstep *s, const mt_array *const *ins,
+                           mt_array *values)
+{
+    int32_t nd = 0;
+    int64_t dims[MT_MAX_DIMS];
+    mt_status st = member_shapes(f, s, ins, &nd, dims);
+    if (st != MT_OK) return st;
+    mt_array *outs[MT_MAX_DIMS];
+    for (int32_t j = 0; j < s->nout && st == MT_OK; j++) {
+        const mt_type *t = mt_graph_type(f->g, s->out_vars[j]);
+        outs[j] = &values[s->out[j]];
+        if (s->inplace && s->inplace[j] >= 0 && inplace_ok(f, s->inplace[j], t->dtype, nd, dims))
+            mt_array_view(outs[j], &f->shared[s->inplace[j]].value);
+        else
+            st = mt_array_empty(outs[j], f->dev, t->dtype, nd, dims, 'C');
+    }
+    if (st == MT_OK && mt_array_size(outs[0]) > 0)
+        st = mt_elemwise(&s->kx, s->nin, ins, outs, 0, NULL);
+    if (st != MT_OK) {
+        for (int32_t j = 0; j < s->nout; j++) mt_array_clear(&values[s->out[j]]);
+        return mt__node_error(f->g, s->out_vars[0], st);
+    }
+    return MT_OK;
+}
+
+static void bind_leaves(mt_function *f, mt__jplan *p, const mt_array *const *inputs)
+{
+    for (int32_t i = 0; i < p->nleaves; i++) {
+        const mt__jleaf *lf = &p->leaves[i];
+        const mt_array *src = lf->kind == MT__LEAF_INPUT    ? inputs[lf->index]
+                              : lf->kind == MT__LEAF_SHARED ? &f->shared[lf->index].value
+                                                            : &f->consts[lf->index];
+        mt_array_view(&p->values[lf->slot], src);
+    }
+}
+
+void mt__plan_clear(mt__jplan *p)
+{
+    for (int32_t i = 0; i < p->nslots; i++) mt_array_clear(&p->values[i]);
+}
+
+/* MT_MODE_CHECK: the step's results against the reference run's values of the same nodes. */
+static mt_status check_step(mt_function *f, const mt__jstep *s, const mt_array *values,
+                            const mt_array *check)
+{
+    for (int32_t j = 0; j < s->nout; j++) {
+        mt_var v = s->kind == MT__STEP_FUSED ? s->out_vars[j] : s->v;
+        if (!check[s->out[j]].buf) continue;
+        mt_status st = mt__check_value(f, v, s->kind == MT__STEP_FUSED ? "fused kernel result"
+                                                                      : "node result",
+                                       &values[s->out[j]], &check[s->out[j]]);
+        if (st != MT_OK) return st;
+    }
+    return MT_OK;
+}
+
+mt_status mt__plan_run(mt_function *f, mt__jplan *p, const mt_array *const *inputs,
+                       mt_array *results, bool keep, const mt_array *check)
+{
+    mt_array *values = p->values;
+    bind_leaves(f, p, inputs);
+    mt__jctx ctx = {.g = f->g, .dev = f->dev, .rng_call = f->rng_calls};
+    mt_status st = MT_OK;
+    int64_t live = 0, peak = 0;
+    for (int32_t k = 0; k < p->nsteps && st == MT_OK; k++) {
+        mt__jstep *s = &p->steps[k];
+        double t0 = f->profile ? mt_now_seconds() : 0.0;
+        for (int32_t j = 0; j < s->nin; j++) p->ins[j] = &values[s->in[j]];
+        if (s->kind == MT__STEP_FUSED)
+            st = run_fused(f, s, p->ins, values);
+        else if (s->inplace && s->inplace[0] >= 0)
+            st = mt__ref_gemm_into(&ctx, s->v, p->ins, &f->shared[s->inplace[0]].value,
+                                   &values[s->out[0]]);
+        else
+            st = mt__ref_node(&ctx, s->v, s->has_kx ? &s->kx : NULL, p->ins,
+                              &values[s->out[0]]);
+        if (st == MT_OK && f->profile) {
+            st = mt_device_sync(f->dev);
+            s->seconds += mt_now_seconds() - t0;
+            s->calls++;
+            for (int32_t j = 0; j < s->nin; j++) s->bytes_in += mt_array_nbytes(p->ins[j]);
+            for (int32_t j = 0; j < s->nout; j++) s->bytes_out += mt_array_nbytes(&values[s->out[j]]);
+        }
+        if (st == MT_OK && check) st = check_step(f, s, values, check);
+        if (st == MT_OK && s->allocates)
+            for (int32_t j = 0; j < s->nout; j++) {
+                p->slot_bytes[s->out[j]] = (int64_t)mt_array_nbytes(&values[s->out[j]]);
+                live += p->slot_bytes[s->out[j]];
+            }
+        if (live > peak) peak = live;
+        if (!keep)
+            for (int32_t j = 0; j < s->nfree; j++) {
+                mt_array_clear(&values[s->free[j]]);
+                live -= p->slot_bytes[s->free[j]];
+                p->slot_bytes[s->free[j]] = 0;
+            }
+    }
+    if (st == MT_OK) p->run_peak_bytes = peak;
+    for (int32_t i = 0; i < p->nslots; i++) p->slot_bytes[i] = 0;
+    int32_t nres = f->n_outputs + f->n_updates;
+    for (int32_t i = 0; i < nres && st == MT_OK; i++) {
+        int32_t slot = i < f->n_outputs ? p->out_slot[i] : p->upd_slot[i - f->n_outputs];
+        mt_array_view(&results[i], &values[slot]);
+    }
+    if (!keep || st != MT_OK) mt__plan_clear(p);
+    return st;
+}

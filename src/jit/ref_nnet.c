@@ -1,0 +1,290 @@
+/* Reference implementations of the stable neural-network ops: softmax, logsoftmax, logsumexp
+ * and the four categorical crossentropy forms, composed from gpuarray reductions and small
+ * elementwise expressions.
+ *
+ * Stability comes from the usual max shift: with m = max(x) over the axis (replaced by 0 where
+ * it is not finite, so rows of -inf or +inf give the IEEE limits instead of inf - inf = NaN),
+ *   logsumexp(x) = log(sum(exp(x - m))) + m
+ *   softmax(x)   = exp(x - m) / sum(exp(x - m))
+ *   logsoftmax   = (x - m) - log(sum(exp(x - m)))
+ * so softmax([1000, 1000]) = [0.5, 0.5] and logsoftmax([0, 1000, -1000]) = [-1000, 0, -2000].
+ * The sums run through mt_reduce_fused, so exp(x - m) is never stored; float sums accumulate
+ * in float64 inside gpuarray. Crossentropies with integer labels pick the labelled entry with a
+ * host-side take-along-axis (ref_index.c). */
+#include <math.h>
+#include <string.h>
+
+#include "jit_impl.h"
+
+/* A new C-contiguous array (dt, nd, dims) = expression e over ins. */
+static mt_status ew_new(const mt__jctx *ctx, const mt_kexpr *e, int32_t nin,
+                        const mt_array *const *ins, mt_dtype dt, int32_t nd,
+                        const int64_t *dims, mt_array *out)
+{
+    mt_array o = {0};
+    mt_status st = mt_array_empty(&o, ctx->dev, dt, nd, dims, 'C');
+    if (st == MT_OK && mt_array_size(&o) > 0) {
+        mt_array *outs[1] = {&o};
+        st = mt_elemwise(e, nin, ins, outs, 0, NULL);
+    }
+    if (st != MT_OK) {
+        mt_array_clear(&o);
+        return st;
+    }
+    *out = o;
+    return MT_OK;
+}
+
+/* in0 - in1 for in0 of dtype dt and in1 of dtype dt. */
+static int32_t k_shift(mt_kexpr *e, mt_dtype dt)
+{
+    int32_t x = mt_kexpr_input(e, 0, dt), m = mt_kexpr_input(e, 1, dt);
+    return mt_kexpr_binary(e, MT_SOP_SUB, x, m);
+}
+
+/* input `arg` (of dtype have) as dtype dt. */
+static int32_t k_in_as(mt_kexpr *e, int32_t arg, mt_dtype have, mt_dtype dt)
+{
+    int32_t a = mt_kexpr_input(e, arg, have);
+    return have == dt ? a : mt_kexpr_cast(e, a, dt);
+}
+
+/* x converted to dt (a view when it already has it). */
+static mt_status as_dtype(mt_array *out, const mt_array *x, mt_dtype dt)
+{
+    if (x->dtype == dt) {
+        mt_array_view(out, x);
+        return MT_OK;
+    }
+    return mt_array_astype(out, x, dt);
+}
+
+/* The finite max shift over axes (keepdims): m = max(x); ms = isfinite(m) ? m : 0. */
+static mt_status max_shift(const mt__jctx *ctx, const mt_array *x, int32_t naxes,
+                           const int32_t *axes, mt_array *ms)
+{
+    mt_array m = {0};
+    mt_status st = mt_array_reduce(&m, x, MT_REDUCE_MAX, naxes, axes, true);
+    if (st != MT_OK) return st;
+    mt_kexpr e;
+    mt_kexpr_init(&e);
+    int32_t a = mt_kexpr_input(&e, 0, x->dtype);
+    int32_t fin = mt_kexpr_unary(&e, MT_SOP_ISFINITE, a);
+    int32_t zero = mt_kexpr_const(&e, mt_scalar_f64(0.0), x->dtype);
+    st = mt_kexpr_add_output(&e, mt_kexpr_where(&e, fin, a, zero));
+    const mt_array *ins[1] = {&m};
+    if (st == MT_OK) st = ew_new(ctx, &e, 1, ins, x->dtype, m.ndim, m.dims, ms);
+    mt_kexpr_deinit(&e);
+    mt_array_clear(&m);
+    return st;
+}
+
+/* s = sum(exp(x - ms)) over axes, keepdims shape (ms's), dtype of the sum of x's dtype. */
+static mt_status sum_exp(const mt__jctx *ctx, const mt_array *x, const mt_array *ms,
+                         int32_t naxes, const int32_t *axes, mt_array *s)
+{
+    mt_kexpr e;
+    mt_kexpr_init(&e);
+    int32_t ex = mt_kexpr_unary(&e, MT_SOP_EXP, k_shift(&e, x->dtype));
+    mt_status st = mt_kexpr_add_output(&e, ex);
+    mt_dtype rd = mt_reduce_result_dtype(MT_REDUCE_SUM, x->dtype);
+    mt_array o = {0};
+    if (st == MT_OK) st = mt_array_empty(&o, ctx->dev, rd, ms->ndim, ms->dims, 'C');
+    const mt_array *ins[2] = {x, ms};
+    if (st == MT_OK) st = mt_reduce_fused(&e, 2, ins, MT_REDUCE_SUM, naxes, axes, &o, 0, NULL);
+    mt_kexpr_deinit(&e);
+    if (st != MT_OK) {
+        mt_array_clear(&o);
+        return st;
+    }
+    *s = o;
+    return MT_OK;
+}
+
+static mt_status softmax_core(const mt__jctx *ctx, const mt_array *x, int32_t axis,
+                              bool log_form, mt_array *out)
+{
+    mt_dtype dt = x->dtype;
+    if (mt_array_size(x) == 0) return mt_array_empty(out, ctx->dev, dt, x->ndim, x->dims, 'C');
+    mt_array ms = {0}, s = {0};
+    mt_status st = max_shift(ctx, x, 1, &axis, &ms);
+    if (st == MT_OK) st = sum_exp(ctx, x, &ms, 1, &axis, &s);
+    mt_kexpr e;
+    mt_kexpr_init(&e);
+    if (st == MT_OK) {
+        int32_t sh = k_shift(&e, dt);
+        int32_t sum = k_in_as(&e, 2, s.dtype, dt);
+        int32_t r = log_form
+                        ? mt_kexpr_binary(&e, MT_SOP_SUB, sh, mt_kexpr_unary(&e, MT_SOP_LOG, sum))
+                        : mt_kexpr_binary(&e, MT_SOP_DIV, mt_kexpr_unary(&e, MT_SOP_EXP, sh), sum);
+        st = mt_kexpr_add_output(&e, r);
+    }
+    const mt_array *ins[3] = {x, &ms, &s};
+    if (st == MT_OK) st = ew_new(ctx, &e, 3, ins, dt, x->ndim, x->dims, out);
+    mt_kexpr_deinit(&e);
+    mt_array_clear(&ms);
+    mt_array_clear(&s);
+    return st;
+}
+
+mt_status mt__ref_softmax(const mt__jctx *ctx, mt_var v, const mt_array *x, bool log_form,
+                          mt_array *out)
+{
+    const mt_type *t = mt_graph_type(ctx->g, v);
+    int32_t axis = mt_graph_attrs(ctx->g, v)->axes[0];
+    mt_array xf = {0};
+    mt_status st = as_dtype(&xf, x, t->dtype);
+    if (st == MT_OK) st = softmax_core(ctx, &xf, axis, log_form, out);
+    mt_array_clear(&xf);
+    return st;
+}
+
+/* Shape of x reduced over axes (naxes 0 = all), keepdims or not. Returns the number of
+ * elements reduced into each result. */
+static int64_t reduced_shape(const mt_array *x, int32_t naxes, const int32_t *axes,
+                             bool keepdims, int32_t *nd, int64_t *dims)
+{
+    bool red[MT_MAX_DIMS] = {false};
+    for (int32_t i = 0; i < naxes; i++)
+        if (axes[i] >= 0 && axes[i] < x->ndim) red[axes[i]] = true;
+    int64_t count = 1;
+    *nd = 0;
+    for (int32_t d = 0; d < x->ndim; d++) {
+        bool r = naxes == 0 || red[d];
+        if (r) count *= x->dims[d];
+        if (!r) dims[(*nd)++] = x->dims[d];
+        else if (keepdims) dims[(*nd)++] = 1;
+    }
+    return count;
+}
+
+static mt_status logsumexp_core(const mt__jctx *ctx, const mt_array *x, int32_t naxes,
+                                const int32_t *axes, bool keepdims, mt_array *out)
+{
+    int32_t nd, knd;
+    int64_t dims[MT_MAX_DIMS], kdims[MT_MAX_DIMS];
+    int64_t count = reduced_shape(x, naxes, axes, keepdims, &nd, dims);
+    reduced_shape(x, naxes, axes, true, &knd, kdims);
+    mt_dtype dt = x->dtype;
+    if (count == 0) { /* log(0) = -inf, as scipy.special.logsumexp */
+        mt_status st = mt_array_empty(out, ctx->dev, dt, nd, dims, 'C');
+        if (st == MT_OK) st = mt_array_fill(out, mt_scalar_f64(-INFINITY));
+        if (st != MT_OK) mt_array_clear(out);
+        return st;
+    }
+    mt_array ms = {0}, s = {0}, r = {0};
+    mt_status st = max_shift(ctx, x, naxes, axes, &ms);
+    if (st == MT_OK) st = sum_exp(ctx, x, &ms, naxes, axes, &s);
+    mt_kexpr e;
+    mt_kexpr_init(&e);
+    if (st == MT_OK) {
+        int32_t m = mt_kexpr_input(&e, 0, dt);
+        int32_t lg = mt_kexpr_unary(&e, MT_SOP_LOG, k_in_as(&e, 1, s.dtype, dt));
+        st = mt_kexpr_add_output(&e, mt_kexpr_binary(&e, MT_SOP_ADD, lg, m));
+    }
+    const mt_array *ins[2] = {&ms, &s};
+    if (st == MT_OK) st = ew_new(ctx, &e, 2, ins, dt, knd, kdims, &r);
+    mt_kexpr_deinit(&e);
+    if (st == MT_OK) st = mt_array_reshape(out, &r, nd, dims);
+    mt_array_clear(&ms);
+    mt_array_clear(&s);
+    mt_array_clear(&r);
+    return st;
+}
+
+mt_status mt__ref_logsumexp(const mt__jctx *ctx, mt_var v, const mt_array *x, mt_array *out)
+{
+    const mt_op_attrs *at = mt_graph_attrs(ctx->g, v);
+    mt_array xf = {0};
+    mt_status st = as_dtype(&xf, x, mt_graph_type(ctx->g, v)->dtype);
+    if (st == MT_OK) st = logsumexp_core(ctx, &xf, at->naxes, at->axes, at->keepdims, out);
+    mt_array_clear(&xf);
+    return st;
+}
+
+/* out = -sum(a * b) over axis, where expression inputs are (p-side, t-side): -sum(t * f(p)),
+ * f = log for the probability form, identity for logsoftmax values. */
+static mt_status neg_sum_product(const mt__jctx *ctx, const mt_array *p, const mt_array *t,
+                                 int32_t axis, bool take_log, mt_dtype dt, mt_array *out)
+{
+    mt_kexpr e;
+    mt_kexpr_init(&e);
+    int32_t a = k_in_as(&e, 0, p->dtype, dt);
+    if (take_log) a = mt_kexpr_unary(&e, MT_SOP_LOG, a);
+    int32_t b = k_in_as(&e, 1, t->dtype, dt);
+    int32_t r = mt_kexpr_unary(&e, MT_SOP_NEG, mt_kexpr_binary(&e, MT_SOP_MUL, b, a));
+    mt_status st = mt_kexpr_add_output(&e, r);
+    int32_t nb, nd = 0;
+    int64_t bdims[MT_MAX_DIMS], dims[MT_MAX_DIMS];
+    if (st == MT_OK) st = mt_broadcast_shapes(&nb, bdims, p->ndim, p->dims, t->ndim, t->dims);
+    for (int32_t d = 0; st == MT_OK && d < nb; d++)
+        if (d != axis) dims[nd++] = bdims[d];
+    mt_array o = {0};
+    if (st == MT_OK)
+        st = mt_array_empty(&o, ctx->dev, mt_reduce_result_dtype(MT_REDUCE_SUM, dt), nd, dims,
+                            'C');
+    const mt_array *ins[2] = {p, t};
+    if (st == MT_OK) st = mt_reduce_fused(&e, 2, ins, MT_REDUCE_SUM, 1, &axis, &o, 0, NULL);
+    mt_kexpr_deinit(&e);
+    if (st != MT_OK) {
+        mt_array_clear(&o);
+        return st;
+    }
+    *out = o;
+    return MT_OK;
+}
+
+/* out = op(in0 [, in1]) elementwise for the label forms: -log(p) or lse - x. */
+static mt_status label_finish(const mt__jctx *ctx, const mt_array *picked, const mt_array *lse,
+                              mt_dtype dt, mt_array *out)
+{
+    mt_kexpr e;
+    mt_kexpr_init(&e);
+    int32_t a = k_in_as(&e, 0, picked->dtype, dt), r;
+    if (lse)
+        r = mt_kexpr_binary(&e, MT_SOP_SUB, k_in_as(&e, 1, lse->dtype, dt), a);
+    else
+        r = mt_kexpr_unary(&e, MT_SOP_NEG, mt_kexpr_unary(&e, MT_SOP_LOG, a));
+    mt_status st = mt_kexpr_add_output(&e, r);
+    const mt_array *ins[2] = {picked, lse};
+    if (st == MT_OK)
+        st = ew_new(ctx, &e, lse ? 2 : 1, ins, dt, picked->ndim, picked->dims, out);
+    mt_kexpr_deinit(&e);
+    return st;
+}
+
+mt_status mt__ref_xent(const mt__jctx *ctx, mt_var v, const mt_array *const *ins,
+                       mt_array *out)
+{
+    const mt_graph *g = ctx->g;
+    mt_op op = mt_graph_op(g, v);
+    int32_t axis = mt_graph_attrs(g, v)->axes[0];
+    mt_dtype dt = mt_graph_type(g, v)->dtype;
+    mt_array x = {0}, tmp = {0}, tmp2 = {0};
+    mt_status st = as_dtype(&x, ins[0], dt);
+    if (st != MT_OK) return st;
+    switch (op) {
+    case MT_OP_XENT: /* -sum(t * log(p)) */
+        st = neg_sum_product(ctx, &x, ins[1], axis, true, dt, out);
+        break;
+    case MT_OP_SOFTMAX_XENT: /* -sum(t * logsoftmax(x)) */
+        st = softmax_core(ctx, &x, axis, true, &tmp);
+        if (st == MT_OK) st = neg_sum_product(ctx, &tmp, ins[1], axis, false, dt, out);
+        break;
+    case MT_OP_XENT_LABELS: /* -log(p[label]) */
+        st = mt__ref_take_along(ctx, &x, ins[1], axis, &tmp);
+        if (st == MT_OK) st = label_finish(ctx, &tmp, NULL, dt, out);
+        break;
+    case MT_OP_SOFTMAX_XENT_LABELS: /* logsumexp(x) - x[label] */
+        st = mt__ref_take_along(ctx, &x, ins[1], axis, &tmp);
+        if (st == MT_OK) st = logsumexp_core(ctx, &x, 1, &axis, false, &tmp2);
+        if (st == MT_OK) st = label_finish(ctx, &tmp, &tmp2, dt, out);
+        break;
+    default:
+        st = mt_err_set(MT_ERR_INTERNAL, "not a crossentropy op: %s", mt_op_name(op));
+    }
+    mt_array_clear(&x);
+    mt_array_clear(&tmp);
+    mt_array_clear(&tmp2);
+    return st;
+}

@@ -1,0 +1,412 @@
+/* Tests of mt_function: shared variables and updates, argument validation, compile-time
+ * errors, printing, profiling and the checking mode. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jit_ref.h"
+
+static mt_graph *new_graph(void)
+{
+    mt_graph *g = NULL;
+    MT_CHECK_OK(mt_graph_new(&g));
+    mt_graph_set_origin(g, __FILE__, __LINE__);
+    return g;
+}
+
+static mt_function_options opts(mt_mode mode)
+{
+    mt_function_options o;
+    mt_function_options_init(&o);
+    o.mode = mode;
+    return o;
+}
+
+MT_TEST(mode_names)
+{
+    mt_mode m;
+    MT_CHECK_OK(mt_mode_from_name(&m, "fast-compile"));
+    MT_CHECK_EQ_INT(m, MT_MODE_FAST_COMPILE);
+    MT_CHECK_OK(mt_mode_from_name(&m, "check"));
+    MT_CHECK_EQ_INT(m, MT_MODE_CHECK);
+    MT_CHECK_STR_EQ(mt_mode_name(MT_MODE_FAST_RUN), "fast_run");
+    MT_CHECK_ERR(mt_mode_from_name(&m, "fast"), MT_ERR_INVALID, "fast_compile");
+}
+
+/* w <- w - 0.1 * x, output sum(w * x) from the old w; three calls equal the closed form. */
+static void run_sgd(mt_mode mode)
+{
+    mt_graph *g = new_graph();
+    int64_t s[1] = {3};
+    mt_var w = mt_graph_placeholder(g, "w", MT_FLOAT64, 1, s);
+    mt_var x = mt_graph_placeholder(g, "x", MT_FLOAT64, 1, s);
+    mt_var loss = mt_graph_sum(g, mt_graph_mul(g, w, x), 0, NULL, false);
+    mt_var neww = mt_graph_sub(g, w, mt_graph_mul(g, mt_graph_literal_float(g, 0.1), x));
+    mt_update up = {w, neww};
+    mt_function_options o = opts(mode);
+    mt_function *f = NULL;
+    MT_CHECK_OK(mt_function_new(&f, g, 1, &x, 1, &loss, 1, &up, jt_dev(), &o));
+    MT_CHECK_EQ_INT(mt_function_n_shared(f), 1);
+    MT_CHECK_EQ_INT(mt_function_shared(f, 0), w);
+    double w0[3] = {1, -2, 0.5}, xv[3] = {0.5, 0.25, -4};
+    mt_array W, X;
+    jt_arr(&W, MT_FLOAT64, 1, s, w0);
+    jt_arr(&X, MT_FLOAT64, 1, s, xv);
+    MT_CHECK_OK(mt_function_set_shared(f, w, &W));
+    const mt_array *ins[1] = {&X};
+    for (int k = 0; k < 3; k++) {
+        mt_array out = {0};
+        MT_CHECK_OK(mt_function_call(f, 1, ins, 1, &out));
+        double e = 0;
+        for (int i = 0; i < 3; i++) e += (w0[i] - 0.1 * k * xv[i]) * xv[i];
+        jt_expect(&out, MT_FLOAT64, 0, NULL, &e);
+        mt_array_clear(&out);
+    }
+    double w3[3];
+    for (int i = 0; i < 3; i++) w3[i] = w0[i] - 0.3 * xv[i];
+    mt_array cur = {0};
+    MT_CHECK_OK(mt_function_get_shared(f, w, &cur));
+    jt_expect(&cur, MT_FLOAT64, 1, s, w3);
+    /* set_shared retained the caller's array: the updates are visible in it. */
+    jt_expect(&W, MT_FLOAT64, 1, s, w3);
+    mt_array_clear(&cur);
+    mt_array_clear(&W);
+    mt_array_clear(&X);
+    mt_function_free(f);
+    mt_graph_free(g);
+}
+
+MT_TEST(shared_sgd_updates)
+{
+    run_sgd(MT_MODE_FAST_COMPILE);
+}
+
+MT_TEST(shared_sgd_updates_fast_run)
+{
+    run_sgd(MT_MODE_FAST_RUN);
+}
+
+MT_TEST(shared_sgd_updates_check_mode)
+{
+    run_sgd(MT_MODE_CHECK);
+}
+
+MT_TEST(shared_between_functions)
+{
+    mt_graph *g = new_graph();
+    int64_t s[1] = {2};
+    mt_var w = mt_graph_placeholder(g, "w", MT_FLOAT32, 1, s);
+    mt_update up = {w, mt_graph_add(g, w, mt_graph_literal_float(g, 1.0))};
+    mt_var norm = mt_graph_sum(g, mt_graph_square(g, w), 0, NULL, false);
+    mt_function *train = NULL, *monitor = NULL;
+    mt_function_options o = opts(MT_MODE_FAST_COMPILE);
+    MT_CHECK_OK(mt_function_new(&train, g, 0, NULL, 0, NULL, 1, &up, jt_dev(), &o));
+    MT_CHECK_OK(mt_function_new(&monitor, g, 0, NULL, 1, &norm, 0, NULL, jt_dev(), &o));
+    double w0[2] = {1, 2};
+    mt_array W;
+    jt_arr(&W, MT_FLOAT32, 1, s, w0);
+    MT_CHECK_OK(mt_function_set_shared(train, w, &W));
+    MT_CHECK_OK(mt_function_set_shared(monitor, w, &W));
+    mt_array_clear(&W); /* the functions hold their references */
+    MT_CHECK_OK(mt_function_call(train, 0, NULL, 0, NULL));
+    MT_CHECK_OK(mt_function_call(train, 0, NULL, 0, NULL));
+    mt_array out = {0};
+    MT_CHECK_OK(mt_function_call(monitor, 0, NULL, 1, &out));
+    double e = 3 * 3 + 4 * 4;
+    jt_expect(&out, MT_FLOAT32, 0, NULL, &e);
+    mt_array_clear(&out);
+    mt_function_free(train);
+    mt_function_free(monitor);
+    mt_graph_free(g);
+}
+
+MT_TEST(updates_swap_and_output_of_old_value)
+{
+    mt_graph *g = new_graph();
+    int64_t s[1] = {2};
+    mt_var a = mt_graph_placeholder(g, "a", MT_FLOAT64, 1, s);
+    mt_var b = mt_graph_placeholder(g, "b", MT_FLOAT64, 1, s);
+    mt_update ups[2] = {{a, b}, {b, a}};
+    mt_var outs[2] = {a, mt_graph_neg(g, b)};
+    mt_function *f = NULL;
+    mt_function_options o = opts(MT_MODE_FAST_COMPILE);
+    MT_CHECK_OK(mt_function_new(&f, g, 0, NULL, 2, outs, 2, ups, jt_dev(), &o));
+    double av[2] = {1, 2}, bv[2] = {3, 4}, nb[2] = {-3, -4}, na[2] = {-1, -2};
+    mt_array A, B;
+    jt_arr(&A, MT_FLOAT64, 1, s, av);
+    jt_arr(&B, MT_FLOAT64, 1, s, bv);
+    MT_CHECK_OK(mt_function_set_shared(f, a, &A));
+    MT_CHECK_OK(mt_function_set_shared(f, b, &B));
+    mt_array r[2] = {{0}};
+    MT_CHECK_OK(mt_function_call(f, 0, NULL, 2, r));
+    /* Outputs are the values before the updates, and stay so afterwards. */
+    jt_expect(&r[0], MT_FLOAT64, 1, s, av);
+    jt_expect(&r[1], MT_FLOAT64, 1, s, nb);
+    jt_expect(&A, MT_FLOAT64, 1, s, bv);
+    jt_expect(&B, MT_FLOAT64, 1, s, av);
+    mt_array_clear(&r[0]);
+    mt_array_clear(&r[1]);
+    MT_CHECK_OK(mt_function_call(f, 0, NULL, 2, r));
+    jt_expect(&r[0], MT_FLOAT64, 1, s, bv);
+    jt_expect(&r[1], MT_FLOAT64, 1, s, na);
+    jt_expect(&A, MT_FLOAT64, 1, s, av);
+    jt_expect(&B, MT_FLOAT64, 1, s, bv);
+    mt_array_clear(&r[0]);
+    mt_array_clear(&r[1]);
+    mt_array_clear(&A);
+    mt_array_clear(&B);
+    mt_function_free(f);
+    mt_graph_free(g);
+}
+
+MT_TEST(shared_copied_when_not_retainable)
+{
+    mt_graph *g = new_graph();
+    int64_t s[2] = {2, 3}, s1[1] = {3};
+    mt_var w = mt_graph_placeholder(g, "w", MT_FLOAT64, 2, s);
+    mt_update up = {w, mt_graph_mul(g, w, mt_graph_literal_float(g, 2.0))};
+    mt_function *f = NULL;
+    mt_function_options o = opts(MT_MODE_FAST_COMPILE);
+    MT_CHECK_OK(mt_function_new(&f, g, 0, NULL, 0, NULL, 1, &up, jt_dev(), &o));
+    double v[3] = {1, 2, 3};
+    mt_array R, B = {0};
+    jt_arr(&R, MT_FLOAT64, 1, s1, v);
+    MT_CHECK_OK(mt_array_broadcast_to(&B, &R, 2, s)); /* read-only: must be copied */
+    MT_CHECK_OK(mt_function_set_shared(f, w, &B));
+    MT_CHECK_OK(mt_function_call(f, 0, NULL, 0, NULL));
+    jt_expect(&R, MT_FLOAT64, 1, s1, v);
+    mt_array cur = {0};
+    MT_CHECK_OK(mt_function_get_shared(f, w, &cur));
+    double e[6] = {2, 4, 6, 2, 4, 6};
+    jt_expect(&cur, MT_FLOAT64, 2, s, e);
+    mt_array_clear(&cur);
+    mt_array_clear(&B);
+    mt_array_clear(&R);
+    mt_function_free(f);
+    mt_graph_free(g);
+}
+
+MT_TEST(call_validation_errors)
+{
+    mt_graph *g = new_graph();
+    int64_t s[2] = {-1, 3};
+    mt_var x = mt_graph_placeholder(g, "x", MT_FLOAT32, 2, s);
+    mt_var w = mt_graph_placeholder(g, "w", MT_FLOAT32, 1, s + 1);
+    mt_var y = mt_graph_add(g, x, w);
+    mt_function *f = NULL;
+    mt_function_options o = opts(MT_MODE_FAST_COMPILE);
+    MT_CHECK_OK(mt_function_new(&f, g, 1, &x, 1, &y, 0, NULL, jt_dev(), &o));
+    double v[12] = {0};
+    int64_t good[2] = {4, 3}, bad[2] = {4, 2};
+    mt_array X64, X32, XB, W64, out = {0};
+    jt_arr(&X64, MT_FLOAT64, 2, good, v);
+    jt_arr(&X32, MT_FLOAT32, 2, good, v);
+    jt_arr(&XB, MT_FLOAT32, 2, bad, v);
+    jt_arr(&W64, MT_FLOAT64, 1, s + 1, v);
+    const mt_array *in64[1] = {&X64}, *in32[1] = {&X32}, *inb[1] = {&XB};
+    /* the shared w has no value yet */
+    MT_CHECK_ERR(mt_function_call(f, 1, in32, 1, &out), MT_ERR_INVALID, "'w'");
+    MT_CHECK(strstr(mt_last_error(), "mt_function_set_shared") != NULL);
+    MT_CHECK_ERR(mt_function_set_shared(f, w, &W64), MT_ERR_DTYPE, "float32[3]");
+    MT_CHECK_ERR(mt_function_set_shared(f, x, &X32), MT_ERR_INVALID, "not a shared variable");
+    mt_array W32;
+    jt_arr(&W32, MT_FLOAT32, 1, s + 1, v);
+    MT_CHECK_OK(mt_function_set_shared(f, w, &W32));
+    MT_CHECK_ERR(mt_function_call(f, 1, in64, 1, &out), MT_ERR_DTYPE, "argument 0 ('x')");
+    MT_CHECK(strstr(mt_last_error(), "float32[?,3]") != NULL);
+    MT_CHECK(strstr(mt_last_error(), "float64") != NULL);
+    MT_CHECK_ERR(mt_function_call(f, 1, inb, 1, &out), MT_ERR_SHAPE, "(4, 2)");
+    MT_CHECK_ERR(mt_function_call(f, 0, NULL, 1, &out), MT_ERR_INVALID, "takes 1");
+    MT_CHECK_ERR(mt_function_call(f, 1, in32, 2, &out), MT_ERR_INVALID, "returns 1");
+    MT_CHECK(out.buf == NULL);
+    MT_CHECK_OK(mt_function_call(f, 1, in32, 1, &out));
+    mt_array_clear(&out);
+    mt_function_free(f);
+    mt_array_clear(&X64);
+    mt_array_clear(&X32);
+    mt_array_clear(&XB);
+    mt_array_clear(&W64);
+    mt_array_clear(&W32);
+    mt_graph_free(g);
+}
+
+MT_TEST(compile_errors)
+{
+    mt_graph *g = new_graph();
+    int64_t s[1] = {3}, s2[1] = {2};
+    mt_var x = mt_graph_placeholder(g, "x", MT_FLOAT64, 1, s);
+    mt_var w = mt_graph_placeholder(g, "w", MT_FLOAT64, 1, s);
+    mt_var y = mt_graph_add(g, x, w);
+    mt_function *f = NULL;
+    mt_var two[2] = {x, x};
+    MT_CHECK_ERR(mt_function_new(&f, g, 1, &y, 1, &y, 0, NULL, NULL, NULL), MT_ERR_INVALID,
+                 "not a placeholder");
+    MT_CHECK_ERR(mt_function_new(&f, g, 2, two, 1, &y, 0, NULL, NULL, NULL), MT_ERR_INVALID,
+                 "same placeholder");
+    mt_var none = MT_VAR_NONE;
+    MT_CHECK_ERR(mt_function_new(&f, g, 1, &x, 1, &none, 0, NULL, NULL, NULL), MT_ERR_INVALID,
+                 "output 0");
+    mt_update upx = {x, y};
+    MT_CHECK_ERR(mt_function_new(&f, g, 1, &x, 1, &y, 1, &upx, NULL, NULL), MT_ERR_INVALID,
+                 "must be shared");
+    mt_update upt = {w, mt_graph_cast(g, y, MT_FLOAT32)};
+    MT_CHECK_ERR(mt_function_new(&f, g, 1, &x, 1, &y, 1, &upt, NULL, NULL), MT_ERR_DTYPE,
+                 "'w' is float64[3]");
+    mt_var z = mt_graph_placeholder(g, "z", MT_FLOAT64, 1, s2);
+    mt_update ups = {w, z};
+    MT_CHECK_ERR(mt_function_new(&f, g, 1, &x, 1, &y, 1, &ups, NULL, NULL), MT_ERR_SHAPE,
+                 "float64[2]");
+    MT_CHECK(f == NULL);
+    /* A failed builder: the error of the graph is reported. */
+    mt_var bad = mt_graph_add(g, x, z);
+    MT_CHECK(bad == MT_VAR_NONE);
+    MT_CHECK_ERR(mt_function_new(&f, g, 1, &x, 1, &bad, 0, NULL, NULL, NULL), MT_ERR_INVALID,
+                 "(3,)");
+    /* mt_graph_eval without a needed placeholder */
+    mt_array r = {0}, X;
+    double v[3] = {1, 2, 3};
+    jt_arr(&X, MT_FLOAT64, 1, s, v);
+    const mt_array *in[1] = {&X};
+    MT_CHECK_ERR(mt_graph_eval(g, 1, &y, 1, &x, in, jt_dev(), &r), MT_ERR_INVALID,
+                 "placeholder 'w' is needed");
+    mt_array_clear(&X);
+    mt_graph_free(g);
+}
+
+MT_TEST(graph_independence)
+{
+    /* The function keeps working after the caller's graph is freed. */
+    mt_graph *g = new_graph();
+    int64_t s[1] = {3};
+    mt_var x = mt_graph_placeholder(g, "x", MT_FLOAT64, 1, s);
+    double cv[3] = {10, 20, 30};
+    mt_var y = mt_graph_mul(g, x, mt_graph_constant(g, MT_FLOAT64, 1, s, cv));
+    mt_function *f = NULL;
+    MT_CHECK_OK(mt_function_new(&f, g, 1, &x, 1, &y, 0, NULL, jt_dev(), NULL));
+    mt_graph_free(g);
+    double v[3] = {1, 2, 3}, e[3] = {10, 40, 90};
+    mt_array X, out = {0};
+    jt_arr(&X, MT_FLOAT64, 1, s, v);
+    const mt_array *in[1] = {&X};
+    MT_CHECK_OK(mt_function_call(f, 1, in, 1, &out));
+    jt_expect(&out, MT_FLOAT64, 1, s, e);
+    mt_array_clear(&out);
+    mt_array_clear(&X);
+    mt_function_free(f);
+}
+
+MT_TEST(print_and_profile)
+{
+    mt_graph *g = new_graph();
+    int64_t s[2] = {8, 16};
+    mt_var x = mt_graph_placeholder(g, "x", MT_FLOAT32, 2, s);
+    mt_var y = mt_graph_sum(MT_AT(g), mt_graph_tanh(g, mt_graph_mul(g, x, x)), 0, NULL, false);
+    mt_function_options o = opts(MT_MODE_FAST_COMPILE);
+    o.profile = true;
+    mt_function *f = NULL;
+    MT_CHECK_OK(mt_function_new(&f, g, 1, &x, 1, &y, 0, NULL, jt_dev(), &o));
+    double v[128];
+    jt_fill(v, 128, -1, 1, 3);
+    mt_array X;
+    jt_arr(&X, MT_FLOAT32, 2, s, v);
+    const mt_array *in[1] = {&X};
+    for (int k = 0; k < 3; k++) {
+        mt_array out = {0};
+        MT_CHECK_OK(mt_function_call(f, 1, in, 1, &out));
+        mt_array_clear(&out);
+    }
+    mt_strbuf sb;
+    mt_strbuf_init(&sb);
+    MT_CHECK_OK(mt_function_print(f, &sb));
+    MT_CHECK(strstr(sb.data, "schedule (reference, 3 steps") != NULL);
+    MT_CHECK(strstr(sb.data, "tanh") != NULL);
+    MT_CHECK(strstr(sb.data, "test_jit_function.c") != NULL);
+    MT_CHECK(strstr(sb.data, "argument 'x'") != NULL);
+    mt_strbuf_clear(&sb);
+    MT_CHECK_OK(mt_function_print_profile(f, &sb));
+    MT_CHECK(strstr(sb.data, "profile: 3 calls") != NULL);
+    MT_CHECK(strstr(sb.data, "sum") != NULL);
+    mt_function_stats st;
+    mt_function_get_stats(f, &st);
+    MT_CHECK_EQ_INT(st.n_steps, 3);
+    MT_CHECK(st.peak_bytes > 0);
+    mt_function_reset_profile(f);
+    mt_strbuf_clear(&sb);
+    MT_CHECK_OK(mt_function_print_profile(f, &sb));
+    MT_CHECK(strstr(sb.data, "profile: 0 calls") != NULL);
+    mt_strbuf_deinit(&sb);
+    mt_array_clear(&X);
+    mt_function_free(f);
+    mt_graph_free(g);
+}
+
+MT_TEST(identity_output_and_input_device_copy)
+{
+    mt_graph *g = new_graph();
+    int64_t s[1] = {3};
+    mt_var x = mt_graph_placeholder(g, "x", MT_FLOAT64, 1, s);
+    mt_function *f = NULL;
+    MT_CHECK_OK(mt_function_new(&f, g, 1, &x, 1, &x, 0, NULL, jt_dev(), NULL));
+    /* An argument on the host is copied to the function's device when they differ. */
+    mt_device *host = NULL;
+    MT_CHECK_OK(mt_device_open(&host, "host"));
+    double v[3] = {1, 2, 3};
+    mt_array X, out = {0};
+    MT_CHECK_OK(mt_array_from_host(&X, host, MT_FLOAT64, 1, s, v));
+    const mt_array *in[1] = {&X};
+    MT_CHECK_OK(mt_function_call(f, 1, in, 1, &out));
+    MT_CHECK(mt_array_device(&out) == jt_dev());
+    jt_expect(&out, MT_FLOAT64, 1, s, v);
+    mt_array_clear(&out);
+    mt_array_clear(&X);
+    mt_device_release(host);
+    mt_function_free(f);
+    mt_graph_free(g);
+}
+
+MT_TEST(disabled_rewrites)
+{
+    mt_graph *g = new_graph();
+    int64_t s[1] = {4};
+    mt_var x = mt_graph_placeholder(g, "x", MT_FLOAT64, 1, s);
+    mt_var y = mt_graph_log(g, mt_graph_add(g, mt_graph_literal_float(g, 1), x));
+    mt_function_options o = opts(MT_MODE_FAST_RUN);
+    const char *bad[1] = {"no_such_rule"};
+    o.n_disabled_rewrites = 1;
+    o.disabled_rewrites = bad;
+    mt_function *f = NULL;
+    MT_CHECK_ERR(mt_function_new(&f, g, 1, &x, 1, &y, 0, NULL, jt_dev(), &o), MT_ERR_INVALID,
+                 "no_such_rule");
+    /* log(1 + x) becomes log1p(x) unless the rule is switched off */
+    mt_strbuf sb;
+    mt_strbuf_init(&sb);
+    o.n_disabled_rewrites = 0;
+    MT_CHECK_OK(mt_function_new(&f, g, 1, &x, 1, &y, 0, NULL, jt_dev(), &o));
+    MT_CHECK_OK(mt_function_print(f, &sb));
+    bool rewritten = strstr(sb.data, "log1p") != NULL;
+    mt_function_free(f);
+    if (!rewritten) {
+        mt_strbuf_deinit(&sb);
+        mt_graph_free(g);
+        MT_SKIP("the log1p rewrite is not available in this build");
+    }
+    const char *off[1] = {"log1p"};
+    o.n_disabled_rewrites = 1;
+    o.disabled_rewrites = off;
+    MT_CHECK_OK(mt_function_new(&f, g, 1, &x, 1, &y, 0, NULL, jt_dev(), &o));
+    mt_strbuf_clear(&sb);
+    MT_CHECK_OK(mt_function_print(f, &sb));
+    MT_CHECK(strstr(sb.data, "log1p") == NULL);
+    double v[4] = {1e-20, 0.5, 1, 2}, e[4];
+    for (int i = 0; i < 4; i++) e[i] = log(1 + v[i]);
+    mt_array X, out = {0};
+    jt_arr(&X, MT_FLOAT64, 1, s, v);
+    const mt_array *in[1] = {&X};
+    MT_CHECK_OK(mt_function_call(f, 1, in, 1, &out));
+    jt_expect(&out, MT_FLOAT64, 1, s, e); /* log(1 + 1e-20) = 0 without the rewrite */
+    mt_array_clear(&out);
+    mt_array_clear(&X);
+    mt_function_free(f);
+    mt_strbuf_deinit(&sb);
+    mt_graph_free(g);
+}
