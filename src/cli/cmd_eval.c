@@ -696,6 +696,18 @@ static int build(const eval_opts *o, eval_state *S)
         }
         wrt[k] = S->ins[i].var;
     }
+    /* Stabilize the expression before differentiating it, as a user writing log(1 + exp(x))
+     * expects: the gradient of the stable form (softplus -> sigmoid) is finite where the
+     * literal form's (exp(x) / (1 + exp(x))) is inf / inf. --no-optimize keeps the literal form. */
+    if (!o->no_optimize) {
+        mt_rewrite_options ro;
+        mt_rewrite_options_init(&ro);
+        ro.n_disabled = o->nnorw;
+        ro.disabled = o->norw;
+        ro.last_phase = MT_REWRITE_STABILIZE;
+        if (mt_graph_optimize(S->g, 1, &y, &ro, NULL) != MT_OK)
+            return report_error("stabilizing the expression", o->expr);
+    }
     if (!mt_dtype_is_float(mt_graph_type(S->g, y)->dtype)) y = mt_graph_cast(S->g, y, MT_FLOAT64);
     mt_var cost = mt_graph_sum(S->g, y, 0, NULL, false);
     mt_grad_options go;
