@@ -522,6 +522,16 @@ static void choose_split(const mt_device *dev, int64_t units, int64_t width, int
     *C = c;
 }
 
+/* Tiled float sums: at most MT__RED_TILE_BLOCKS blocks of rows per chunk, since a work item
+ * adds its blocks in sequence and only stage 2 adds pairwise (see reduce_impl.h). */
+static void cap_tiled_chunks(int64_t K, int64_t *P, int64_t *C)
+{
+    const int64_t cmax = (int64_t)MT__RED_BLOCK * MT__RED_TILE_BLOCKS;
+    if (*C <= cmax) return;
+    *C = cmax;
+    *P = (K + cmax - 1) / cmax;
+}
+
 static mt_status gen_source(void *ctx, mt_strbuf *src, char *entry, size_t entry_len)
 {
     const mt__rsig *sig = ctx;
@@ -651,12 +661,15 @@ static mt_status run_compiled(const rjob *job)
                 pl.sj[0][lj] == isz0 && llabs(pl.sk[0][lk]) > isz0;
     int64_t units = pl.J, width = 1;
     if (sig.tiled) {
-        width = pl.dj[lj] < MT__RED_TILE ? pl.dj[lj] : MT__RED_TILE;
-        units = pl.J / pl.dj[lj] * ((pl.dj[lj] + MT__RED_TILE - 1) / MT__RED_TILE);
+        sig.tile = lang == MT_KLANG_C ? MT__RED_TILE_HOST : MT__RED_TILE_DEV;
+        width = pl.dj[lj] < sig.tile ? pl.dj[lj] : sig.tile;
+        units = pl.J / pl.dj[lj] * ((pl.dj[lj] + sig.tile - 1) / sig.tile);
     }
     int64_t P, C;
     bool interleave = !device_is_cpu(dev) && pl.ndk == 1;
     choose_split(dev, units, width, pl.K, interleave, &P, &C);
+    if (sig.tiled && sig.acc == 'd' && (job->op == MT_REDUCE_SUM || job->op == MT_REDUCE_MEAN))
+        cap_tiled_chunks(pl.K, &P, &C);
     sig.interleave = interleave && P > 1;
     for (int32_t i = 0; i < job->nin; i++) {
         int64_t s = sig.tiled ? pl.sj[i][lj] : pl.sk[i][lk];

@@ -15,7 +15,9 @@
  * On the host, max/min/argmax/argmin over doubles, which gcc does not vectorise as scalar code,
  * first evaluate the map for a block of elements into a small array and then scan it with GCC
  * vector extensions (also understood by clang); argmax then rescans only blocks that beat the
- * best value so far. Tiled kernels (see reduce_impl.h) serve column-like reductions.
+ * best value so far. Tiled kernels (see reduce_impl.h) serve column-like reductions: a work
+ * item adds a band of whole rows into a float64 row (a plain loop over the contiguous kept
+ * axis, which the host compiler vectorises), and stage 2 adds the bands' rows in fixed order.
  *
  * The body is written once in the common subset of the three languages; only the entry point's
  * signature, the loop over work items and the address-space qualifier differ. */
@@ -34,8 +36,7 @@ typedef struct rgen {
     const char *px, *ps; /* names of the inner loop's pointers and strides ("x"/"xs", "y"/"ts") */
 } rgen;
 
-#define STACK_LEVELS_TILED 40 /* pairwise levels of a tiled kernel: 2^40 blocks of rows */
-#define MTR_VBLOCK 512        /* elements per block of the host max/min/arg scan */
+#define MTR_VBLOCK 512 /* elements per block of the host max/min/arg scan */
 
 static void line(rgen *g, int depth, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
@@ -294,7 +295,9 @@ static mt_status emit_vec_run(rgen *g, int depth, const char *k0, const char *ks
     return st;
 }
 
-/* Pushes the finished block sum(s) onto the pairwise stack (a binary counter of levels). */
+/* Pushes the finished block sum onto the pairwise stack (a binary counter of levels); a tiled
+ * kernel adds its block row into the chunk's row instead (chunks hold few blocks, and stage 2
+ * adds the chunks pairwise). */
 static void emit_push(rgen *g, int depth)
 {
     if (!g->sig->tiled) {
@@ -302,18 +305,13 @@ static void emit_push(rgen *g, int depth)
         line(g, depth, "for (int64_t c = nb; c & 1; c >>= 1) u = stk[--top] + u;");
         line(g, depth, "stk[top++] = u;");
         line(g, depth, "bs = 0.0;");
+        line(g, depth, "nb++;");
     } else {
-        line(g, depth, "for (int64_t c = nb; c & 1; c >>= 1) {");
-        line(g, depth + 1, "top--;");
-        line(g, depth + 1, "for (int64_t t = 0; t < nt; t++) bs[t] = stk[top][t] + bs[t];");
-        line(g, depth, "}");
         line(g, depth, "for (int64_t t = 0; t < nt; t++) {");
-        line(g, depth + 1, "stk[top][t] = bs[t];");
+        line(g, depth + 1, "cs[t] += bs[t];");
         line(g, depth + 1, "bs[t] = 0.0;");
         line(g, depth, "}");
-        line(g, depth, "top++;");
     }
-    line(g, depth, "nb++;");
     line(g, depth, "bc = 0;");
 }
 
@@ -371,6 +369,45 @@ static mt_status emit_rows(rgen *g, int depth, const char *m, const char *stmt)
     return st;
 }
 
+/* Tiled float sum over m rows: rows go in groups of 4, whose values are added pairwise before
+ * they reach the block's row bs (a quarter of the loads and stores of bs, and four streams in
+ * flight), then the rest one by one. */
+static mt_status emit_rows4(rgen *g, int depth, const char *m)
+{
+    static const char *const names[4] = {"ya", "yb", "yc", "yd"};
+    const mt__rsig *s = g->sig;
+    const char *px = g->px;
+    char stmt[32];
+    mt_status st = MT_OK;
+    line(g, depth, "int64_t i = 0;");
+    line(g, depth, "for (; i + 4 <= %s; i += 4) {", m);
+    for (int32_t i = 0; i < s->nin; i++) {
+        line(g, depth + 1, "%sconst char *ya%d = x%d + i * xs%d;", g->G, i, i, i);
+        for (int r = 1; r < 4; r++)
+            line(g, depth + 1, "%sconst char *%s%d = %s%d + xs%d;", g->G, names[r], i, names[r - 1],
+                 i, i);
+    }
+    line(g, depth + 1, "for (int64_t t = 0; t < nt; t++) {");
+    line(g, depth + 2, "double r0, r1, r2, r3;");
+    for (int r = 0; r < 4 && st == MT_OK; r++) {
+        g->px = names[r];
+        snprintf(stmt, sizeof stmt, "r%d = v;", r);
+        st = emit_elem(g, depth + 2, "t", stmt);
+    }
+    g->px = px;
+    line(g, depth + 2, "bs[t] += (r0 + r1) + (r2 + r3);");
+    line(g, depth + 1, "}");
+    line(g, depth, "}");
+    if (st != MT_OK) return st;
+    line(g, depth, "for (; i < %s; i++) {", m);
+    for (int32_t i = 0; i < s->nin; i++)
+        line(g, depth + 1, "%sconst char *y%d = x%d + i * xs%d;", g->G, i, i, i);
+    line(g, depth + 1, "for (int64_t t = 0; t < nt; t++)");
+    st = emit_elem(g, depth + 2, "t", "bs[t] += v;");
+    line(g, depth, "}");
+    return st;
+}
+
 static mt_status emit_run_tiled(rgen *g, int depth, const char *k0, const char *kstep)
 {
     const mt__rsig *s = g->sig;
@@ -390,7 +427,9 @@ static mt_status emit_run_tiled(rgen *g, int depth, const char *k0, const char *
     line(g, depth, "while (left > 0) {");
     line(g, depth + 1, "int64_t m = %d - bc;", MT__RED_BLOCK);
     line(g, depth + 1, "if (m > left) m = left;");
-    mt_status st = emit_rows(g, depth + 1, "m", "bs[t] += v;");
+    line(g, depth + 1, "{");
+    mt_status st = emit_rows4(g, depth + 2, "m");
+    line(g, depth + 1, "}");
     advance_ptrs(g, depth + 1, "m");
     line(g, depth + 1, "bc += m;");
     line(g, depth + 1, "left -= m;");
@@ -519,17 +558,19 @@ static void emit_combine(rgen *g, int depth)
     const mt__rsig *s = g->sig;
     const char *T = state_type(s);
     char stmt[256];
+    /* partials of output j: tmp[j * P + q], or tmp[q * J + j] for tiled kernels */
+    const char *first = s->tiled ? "j" : "j * P", *qs = s->tiled ? "q * (npart / P)" : "q";
     emit_po(g, depth, "");
     line(g, depth, "%s acc = %s;", T, g->pairwise ? "0.0" : init_value(s));
-    line(g, depth, "%sconst %s *tv = (%sconst %s *)ptmp + j * P;", g->G, T, g->G, T);
+    line(g, depth, "%sconst %s *tv = (%sconst %s *)ptmp + %s;", g->G, T, g->G, T, first);
     if (g->arg) {
         const char *o = s->op == MT_REDUCE_ARGMAX ? ">" : "<";
         line(g, depth, "int64_t bi = -1;");
-        line(g, depth, "%sconst int64_t *ti = (%sconst int64_t *)ptmp + npart + j * P;", g->G,
-             g->G);
+        line(g, depth, "%sconst int64_t *ti = (%sconst int64_t *)ptmp + npart + %s;", g->G, g->G,
+             first);
         line(g, depth, "for (int64_t q = 0; q < P; q++) {");
-        line(g, depth + 1, "const %s v = tv[q];", T);
-        line(g, depth + 1, "const int64_t vi = ti[q];");
+        line(g, depth + 1, "const %s v = tv[%s];", T, qs);
+        line(g, depth + 1, "const int64_t vi = ti[%s];", qs);
         if (s->acc == 'd')
             line(g, depth + 1,
                  "const int better = (v != v) ? (acc == acc || vi < bi) : "
@@ -543,13 +584,15 @@ static void emit_combine(rgen *g, int depth)
         line(g, depth, "double stk[64];");
         line(g, depth, "int top = 0;");
         line(g, depth, "for (int64_t q = 0; q < P; q++) {");
-        line(g, depth + 1, "double u = tv[q];");
+        line(g, depth + 1, "double u = tv[%s];", qs);
         line(g, depth + 1, "for (int64_t c = q; c & 1; c >>= 1) u = stk[--top] + u;");
         line(g, depth + 1, "stk[top++] = u;");
         line(g, depth, "}");
         line(g, depth, "while (top > 0) acc = stk[--top] + acc;");
     } else {
-        merge_stmt(stmt, sizeof stmt, s, "acc", "tv[q]");
+        char tq[48];
+        snprintf(tq, sizeof tq, "tv[%s]", qs);
+        merge_stmt(stmt, sizeof stmt, s, "acc", tq);
         line(g, depth, "for (int64_t q = 0; q < P; q++) %s", stmt);
     }
     emit_final(g, depth);
@@ -565,13 +608,13 @@ static void emit_work_split(rgen *g, int depth)
     line(g, depth, "if (mode != %d) {", MT__RMODE_COMBINE);
     if (s->tiled) {
         line(g, depth + 1, "const int64_t tix = w / P;");
-        line(g, depth + 1, "const int64_t nti = (dj%d + %d) / %d;", L, MT__RED_TILE - 1,
-             MT__RED_TILE);
+        int W = s->tile;
+        line(g, depth + 1, "const int64_t nti = (dj%d + %d) / %d;", L, W - 1, W);
         line(g, depth + 1, "const int64_t jo = tix / nti, ti = tix - jo * nti;");
         line(g, depth + 1, "p = w - tix * P;");
-        line(g, depth + 1, "j = jo * dj%d + ti * %d;", L, MT__RED_TILE);
-        line(g, depth + 1, "nt = dj%d - ti * %d;", L, MT__RED_TILE);
-        line(g, depth + 1, "if (nt > %d) nt = %d;", MT__RED_TILE, MT__RED_TILE);
+        line(g, depth + 1, "j = jo * dj%d + ti * %d;", L, W);
+        line(g, depth + 1, "nt = dj%d - ti * %d;", L, W);
+        line(g, depth + 1, "if (nt > %d) nt = %d;", W, W);
     } else {
         line(g, depth + 1, "j = w / P;");
         line(g, depth + 1, "p = w - j * P;");
@@ -603,17 +646,18 @@ static mt_status emit_tiled(rgen *g, int depth)
 {
     const mt__rsig *s = g->sig;
     const char *T = state_type(s);
-    int32_t L = s->ndj - 1;
-    if (g->pairwise) {
-        line(g, depth, "double bs[%d], stk[%d][%d];", MT__RED_TILE, STACK_LEVELS_TILED,
-             MT__RED_TILE);
-        line(g, depth, "int top = 0;");
-        line(g, depth, "int64_t nb = 0, bc = 0;");
-        line(g, depth, "for (int64_t t = 0; t < %d; t++) bs[t] = 0.0;", MT__RED_TILE);
+    int32_t L = s->ndj - 1, W = s->tile;
+    if (g->pairwise) { /* bs: the current block of rows; cs: the chunk's finished blocks */
+        line(g, depth, "double bs[%d], cs[%d];", W, W);
+        line(g, depth, "int64_t bc = 0;");
+        line(g, depth, "for (int64_t t = 0; t < nt; t++) {");
+        line(g, depth + 1, "bs[t] = 0.0;");
+        line(g, depth + 1, "cs[t] = 0.0;");
+        line(g, depth, "}");
     } else {
-        line(g, depth, "%s accv[%d];", T, MT__RED_TILE);
-        if (g->arg) line(g, depth, "int64_t biv[%d];", MT__RED_TILE);
-        line(g, depth, "for (int64_t t = 0; t < %d; t++) {", MT__RED_TILE);
+        line(g, depth, "%s accv[%d];", T, W);
+        if (g->arg) line(g, depth, "int64_t biv[%d];", W);
+        line(g, depth, "for (int64_t t = 0; t < nt; t++) {");
         line(g, depth + 1, "accv[t] = %s;", init_value(s));
         if (g->arg) line(g, depth + 1, "biv[t] = -1;");
         line(g, depth, "}");
@@ -624,19 +668,16 @@ static mt_status emit_tiled(rgen *g, int depth)
     mt_status st = emit_chunked(g, depth + 1);
     line(g, depth, "}");
     if (g->pairwise) {
-        line(g, depth, "for (int64_t t = 0; t < nt; t++) {");
-        line(g, depth + 1, "double a = bs[t];");
-        line(g, depth + 1, "for (int q = top; q > 0; q--) a = stk[q - 1][t] + a;");
-        line(g, depth + 1, "bs[t] = a;");
-        line(g, depth, "}");
-        line(g, depth, "const double *accv = bs;");
+        line(g, depth, "for (int64_t t = 0; t < nt; t++) cs[t] += bs[t];");
+        line(g, depth, "const double *accv = cs;");
     }
+    line(g, depth, "const int64_t pj = p * (npart / P) + j;");
     line(g, depth, "for (int64_t t = 0; t < nt; t++) {");
     line(g, depth + 1, "const %s acc = accv[t];", T);
     if (g->arg) line(g, depth + 1, "const int64_t bi = biv[t];");
     line(g, depth + 1, "if (mode == %d) {", MT__RMODE_PARTIAL);
-    line(g, depth + 2, "((%s%s *)ptmp)[(j + t) * P + p] = acc;", g->G, T);
-    if (g->arg) line(g, depth + 2, "((%sint64_t *)ptmp)[npart + (j + t) * P + p] = bi;", g->G);
+    line(g, depth + 2, "((%s%s *)ptmp)[pj + t] = acc;", g->G, T);
+    if (g->arg) line(g, depth + 2, "((%sint64_t *)ptmp)[npart + pj + t] = bi;", g->G);
     line(g, depth + 2, "continue;");
     line(g, depth + 1, "}");
     char extra[32];
@@ -794,7 +835,7 @@ mt_status mt__reduce_source(mt_strbuf *sb, const mt__rsig *sig, const char *entr
     };
     g.vec = sig->lang == MT_KLANG_C && sig->acc == 'd' && !sig->tiled &&
             (sig->op == MT_REDUCE_MAX || sig->op == MT_REDUCE_MIN || g.arg);
-    if ((sig->tiled && (sig->lang == MT_KLANG_CUDA || sig->ndj < 1)) ||
+    if ((sig->tiled && (sig->lang == MT_KLANG_CUDA || sig->ndj < 1 || sig->tile < 1)) ||
         (sig->interleave && sig->ndk != 1))
         return mt_err_set(MT_ERR_INTERNAL, "reduce kernel: bad signature");
     if (sig->lang == MT_KLANG_OPENCL) {
@@ -820,15 +861,15 @@ mt_status mt__reduce_source(mt_strbuf *sb, const mt__rsig *sig, const char *entr
 void mt__reduce_key(mt_strbuf *sb, const mt__rsig *sig)
 {
     static const char *const langs[] = {"c", "opencl", "cuda"};
-    mt_strbuf_appendf(sb, "reduce1|%s|%s|%c|%s>%s|nin%d:", langs[sig->lang % 3],
+    mt_strbuf_appendf(sb, "reduce2|%s|%s|%c|%s>%s|nin%d:", langs[sig->lang % 3],
                       mt_reduce_op_name(sig->op), sig->acc, mt_dtype_name(sig->map_dt),
                       mt_dtype_name(sig->out_dt), (int)sig->nin);
     for (int32_t i = 0; i < sig->nin; i++)
         mt_strbuf_appendf(sb, "%s%c,", mt_dtype_name(sig->in_dt[i]), sig->inner[i]);
-    mt_strbuf_appendf(sb, "|j%d|k%d|%s|L%d|np%d|", (int)sig->ndj, (int)sig->ndk,
+    mt_strbuf_appendf(sb, "|j%d|k%d|%s|W%d|L%d|np%d|", (int)sig->ndj, (int)sig->ndk,
                       sig->tiled        ? "ti"
                       : sig->interleave ? "il"
                                         : "ch",
-                      (int)sig->lanes, (int)sig->nparams);
+                      sig->tiled ? (int)sig->tile : 0, (int)sig->lanes, (int)sig->nparams);
     mt__kgen_key(sb, sig->map);
 }

@@ -16,9 +16,14 @@
  * Work item w: direct/partial mode: output j = w / P, chunk p = w % P; combine mode: output w.
  * Tiled kernels (CPU devices, when the innermost kept dim is contiguous and the reduced
  * elements are far apart, as in a sum over axis 0 of a C-contiguous matrix): work item w of the
- * first stage is tile w / P of MT__RED_TILE consecutive outputs along the innermost kept dim,
- * chunk w % P; the kernel walks the reduced elements row by row and the outputs of the tile in
- * the inner loop, so every memory access is contiguous. Partials go to tmp[(j + t) * P + p].
+ * first stage is tile w / P of sig.tile consecutive outputs along the innermost kept dim (a
+ * whole row of a 4096-wide float32 matrix on the host), chunk w % P, i.e. a band of rows; the
+ * kernel adds the band row by row into float64 accumulators (arrays of sig.tile on the work
+ * item's stack: 2 x 32 KiB on the host), the tile's outputs being the inner, contiguous
+ * (vectorised) loop, so the band is read as one stream. Float sums add groups of 4 rows
+ * pairwise into blocks of MT__RED_BLOCK rows, at most MT__RED_TILE_BLOCKS blocks per chunk,
+ * and stage 2 combines the chunks pairwise, so no output adds more than ~32 + 16 + log2(P)
+ * terms in sequence. Partials go to tmp[p * J + j + t] (one contiguous partial row per chunk).
  * Chunked split (CPU devices): chunk p covers reduced indices [p*C, min(K, (p+1)*C)).
  * Interleaved split (GPUs, ndk == 1): chunk p covers p, p+P, p+2P, ... so neighbouring work
  * items read neighbouring addresses. tmp holds npart accumulators (8 bytes: double, int64 or
@@ -29,8 +34,10 @@
 #include "gpuarray_impl.h"
 
 #define MT__RED_MAX_IN 16
-#define MT__RED_BLOCK 128 /* pairwise summation block length */
-#define MT__RED_TILE 64   /* outputs per work item of a tiled kernel */
+#define MT__RED_BLOCK 128      /* pairwise summation block length */
+#define MT__RED_TILE_HOST 4096 /* outputs per work item of a tiled host (C) kernel */
+#define MT__RED_TILE_DEV 64    /* the same for OpenCL CPU devices (private memory is scarce) */
+#define MT__RED_TILE_BLOCKS 16 /* tiled float sums: at most this many row blocks per chunk */
 
 typedef enum mt__rmode {
     MT__RMODE_DIRECT = 0,
@@ -54,6 +61,7 @@ typedef struct mt__rsig {
     char inner[MT__RED_MAX_IN];
     bool interleave; /* interleaved chunks (requires ndk == 1) */
     bool tiled;      /* CPU devices only: C or OpenCL C (requires ndj >= 1) */
+    int32_t tile;    /* tiled: outputs per work item (its accumulator arrays' length) */
     int32_t lanes;   /* independent accumulators in the inner loop (1 or 8) */
     int32_t nparams;
 } mt__rsig;
