@@ -1,7 +1,11 @@
 /* Benchmark of compiled functions (jit): call overhead on tiny inputs and a long elementwise
  * expression on a large array, in each execution mode, plus compile times.
  *
- *   bench_jit [--device D] [--calls N] [--size N]
+ *   bench_jit [--device D] [--calls N] [--size N] [--case NAME] [--mode M]
+ *
+ * --case runs one case only (raw_add, tiny_add, tiny_pow, long_expr, mlp_train) and --mode one
+ * mode only (fast_run, fast_compile), so that compile times can be measured in a fresh process:
+ * cold with an empty MLTRAIN_CACHE_DIR, warm by running the same command again.
  *
  * Cases:
  *   tiny_add     y = x + 1 on float32[4]: the per-call overhead of the executor
@@ -27,6 +31,15 @@
             exit(1);                                                                    \
         }                                                                               \
     } while (0)
+
+static const char *only_case; /* --case */
+static int n_modes = 2;        /* --mode: one mode in modes_sel[0] */
+static mt_mode modes_sel[2] = {MT_MODE_FAST_COMPILE, MT_MODE_FAST_RUN};
+
+static bool wanted(const char *name)
+{
+    return !only_case || !strcmp(only_case, name);
+}
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -83,8 +96,8 @@ static void run_case(const char *name, mt_device *dev, mt_dtype dt, int64_t n, b
     mt_array X = {0};
     CHECK(mt_array_empty(&X, dev, dt, 1, &n, 'C'));
     CHECK(mt_array_random_uniform(&X, 1, 0, -2, 2));
-    static const mt_mode modes[2] = {MT_MODE_FAST_COMPILE, MT_MODE_FAST_RUN};
-    for (int m = 0; m < 2; m++) {
+    const mt_mode *modes = modes_sel;
+    for (int m = 0; m < n_modes; m++) {
         mt_function_options o;
         mt_function_options_init(&o);
         o.mode = modes[m];
@@ -183,8 +196,8 @@ static void mlp_train(mt_device *dev, int steps)
     CHECK(mt_array_random_uniform(&X, 3, 0, 0, 1));
     CHECK(mt_array_empty(&Y, dev, MT_INT64, 1, &batch, 'C'));
     CHECK(mt_array_random_uniform(&Y, 4, 0, 0, 10));
-    static const mt_mode modes[2] = {MT_MODE_FAST_COMPILE, MT_MODE_FAST_RUN};
-    for (int m = 0; m < 2; m++) {
+    const mt_mode *modes = modes_sel;
+    for (int m = 0; m < n_modes; m++) {
         mt_function_options o;
         mt_function_options_init(&o);
         o.mode = modes[m];
@@ -244,8 +257,13 @@ int main(int argc, char **argv)
         if (!strcmp(argv[i], "--device")) devname = argv[i + 1];
         else if (!strcmp(argv[i], "--calls")) calls = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--size")) size = atoll(argv[i + 1]);
-        else {
-            fprintf(stderr, "usage: bench_jit [--device D] [--calls N] [--size N]\n");
+        else if (!strcmp(argv[i], "--case")) only_case = argv[i + 1];
+        else if (!strcmp(argv[i], "--mode")) {
+            CHECK(mt_mode_from_name(&modes_sel[0], argv[i + 1]));
+            n_modes = 1;
+        } else {
+            fprintf(stderr, "usage: bench_jit [--device D] [--calls N] [--size N] [--case NAME] "
+                    "[--mode M]\n");
             return 2;
         }
     }
@@ -257,12 +275,12 @@ int main(int argc, char **argv)
     }
     CHECK(st);
     printf("bench_jit on %s\n", mt_device_name(dev));
-    raw_elemwise(dev, calls);
-    run_case("tiny_add", dev, MT_FLOAT32, 4, build_add, calls);
-    run_case("tiny_pow", dev, MT_FLOAT64, 3, build_pow, calls);
+    if (wanted("raw_add")) raw_elemwise(dev, calls);
+    if (wanted("tiny_add")) run_case("tiny_add", dev, MT_FLOAT32, 4, build_add, calls);
+    if (wanted("tiny_pow")) run_case("tiny_pow", dev, MT_FLOAT64, 3, build_pow, calls);
     int lcalls = (int)(calls / 1000 > 5 ? calls / 1000 : 5);
-    run_case("long_expr", dev, MT_FLOAT32, size, build_long, lcalls);
-    mlp_train(dev, 10);
+    if (wanted("long_expr")) run_case("long_expr", dev, MT_FLOAT32, size, build_long, lcalls);
+    if (wanted("mlp_train")) mlp_train(dev, 10);
     mt_device_release(dev);
     return 0;
 }

@@ -20,13 +20,18 @@
  *   MT_MODE_FAST_RUN      the optimized path: the graph rewrites (mt_graph_optimize, minus
  *                         opts.disabled_rewrites) run on the function's copy of the graph;
  *                         maximal groups of elementwise nodes become single (multi-output)
- *                         kernels with scalar constants inlined; the schedule is built once;
+ *                         kernels with scalar constants inlined; a reduction whose operand is
+ *                         a kernel's only result (read by nothing else) runs in the same pass
+ *                         (mt_reduce_fused: no temporary); the schedule is built once;
  *                         temporaries are freed at their last use; an update computed by a
  *                         kernel or GEMM that is the last reader of its variable is written in
  *                         place. Every other node runs as in the reference executor.
  *   MT_MODE_FAST_COMPILE  the reference executor: every node runs through gpuarray's generic
  *                         operations (no code generation of its own; the fallback where no C
- *                         compiler exists);
+ *                         compiler exists). The canonicalize and stabilize rewrite phases still
+ *                         run (minus opts.disabled_rewrites), as in PyTensor, so a mode never
+ *                         gives inf where another gives the accurate value (log(1 + exp(800)));
+ *                         mt_graph_eval alone runs the literal, unrewritten graph;
  *   MT_MODE_CHECK         runs the reference schedule (keeping every node's value), then the
  *                         fast schedule, comparing each step's results with the reference
  *                         values of the same nodes as it goes, then every output and update
@@ -34,10 +39,12 @@
  *                         them); a difference is ERR_INTERNAL naming the node, its provenance
  *                         and the first differing element. The fast path's results are the
  *                         ones returned and written back. Nodes created by rewrites have no
- *                         reference value and are checked only through the outputs, where
- *                         stability rewrites may legitimately differ (log(1 + 1e-20)): loosen
- *                         the tolerances or disable the rule then. For finding miscompiled
- *                         kernels; slow.
+ *                         reference value and are checked only through the outputs. An output
+ *                         computed through a stability rewrite is compared leniently, as the
+ *                         literal reference is then the inaccurate side: elements where the
+ *                         reference is inf or NaN pass unless the fast path gives NaN, and
+ *                         tolerances are at least sqrt(eps) of the dtype (src/jit/check.c).
+ *                         For finding miscompiled kernels; slow.
  *
  * Random nodes: in call number c (0-based, mt_function_rng_counter), element i of a RANDOM node
  * with attrs (seed, stream) draws Philox4x32-10 with key mt_hash64_combine(seed, stream) and
@@ -160,7 +167,8 @@ void mt_function_set_rng_counter(mt_function *f, uint64_t calls);
 typedef struct mt_function_stats {
     int32_t n_nodes;        /* graph nodes the function computes (leaves included) */
     int32_t n_steps;        /* steps of the schedule that a call runs */
-    int32_t n_fused;        /* steps that are fused elementwise kernels (FAST_RUN) */
+    int32_t n_fused;        /* steps that are fused elementwise kernels (FAST_RUN), those
+                               ending in a reduction included */
     int32_t n_fused_nodes;  /* graph nodes inside those fused kernels */
     int64_t peak_bytes;     /* planned peak of temporary device memory (-1: unknown sizes) */
     int64_t run_peak_bytes; /* the same, measured during the last call (0 before any call) */

@@ -742,12 +742,13 @@ static int optimize_for_display(const eval_opts *o, eval_state *S, int32_t ndis,
                                 const char *const *dis)
 {
     memcpy(S->shown, S->outs, (size_t)S->nout * sizeof(mt_var));
-    if (o->no_optimize || o->mode == MT_MODE_FAST_COMPILE || (!o->print_graph && !o->dot_path))
-        return 0;
+    if (o->no_optimize || (!o->print_graph && !o->dot_path)) return 0;
     mt_rewrite_options ro;
     mt_rewrite_options_init(&ro);
     ro.n_disabled = ndis;
     ro.disabled = dis;
+    /* the same phases the JIT runs: fast_compile stops after stabilize */
+    if (o->mode == MT_MODE_FAST_COMPILE) ro.last_phase = MT_REWRITE_STABILIZE;
     if (mt_graph_optimize(S->g, S->nout, S->shown, &ro, NULL) != MT_OK)
         return report_error("optimizing", o->expr);
     return 0;

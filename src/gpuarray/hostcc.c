@@ -1,7 +1,8 @@
 /* The host C compiler driver: generated C source -> shared object -> function pointer, with a
  * content-addressed disk cache shared by every process on the machine (or cluster filesystem).
  *
- * Cache key: SHA-256 of the source, the compiler command, the first line of its --version, the
+ * Cache key: SHA-256 of the source, the compiler command, the first line of its --version (itself
+ * cached on disk as cc-<hash>.id, keyed by the compiler files' identity, see ident_path), the
  * flags, the machine (uname -m) and the CPU's model and feature flags (-march=native code must
  * not be loaded on another CPU model sharing the cache directory). Entry: <dir>/<key>.so.
  * On a miss the source is written to a unique temporary name in the cache directory, the
@@ -108,7 +109,97 @@ static int g_nidents;
 static char g_cpu[1024];
 static bool g_cpu_done;
 
-/* First line of `cc --version`, cached per compiler command. false if it cannot be run. */
+static mt_status cache_dir(char *out, size_t len);
+
+/* Finds an executable word of the compiler command the way posix_spawnp does (PATH search
+ * unless it contains a '/') and stats it. */
+static bool stat_program(const char *word, struct stat *sb)
+{
+    if (strchr(word, '/')) return stat(word, sb) == 0;
+    const char *path = getenv("PATH");
+    char full[4096];
+    for (const char *p = path && *path ? path : "/usr/bin:/bin"; *p;) {
+        size_t n = strcspn(p, ":");
+        snprintf(full, sizeof full, "%.*s/%s", (int)n, n ? p : ".", word);
+        if (stat(full, sb) == 0 && S_ISREG(sb->st_mode) && access(full, X_OK) == 0) return true;
+        p += n;
+        if (*p == ':') p++;
+    }
+    return false;
+}
+
+/* Disk cache of compiler identities, so that a warm process does not spawn `cc --version`
+ * (~1-2 ms) before loading its first cached kernel: <cache>/cc-<hash>.id holds the version
+ * line, keyed by the command and the identity (device, inode, size, mtime) of every program
+ * word of it ("ccache gcc": both), so replacing or upgrading the compiler changes the name.
+ * Returns false (no path) when the program cannot be found or there is no cache directory. */
+static bool ident_path(const char *cmd, char *out, size_t len)
+{
+    char buf[512], *words[MAX_CC_WORDS + 2];
+    snprintf(buf, sizeof buf, "%s", cmd);
+    int nw = split_words(buf, words, MAX_CC_WORDS);
+    if (nw == 0) return false;
+    mt_sha256 s;
+    mt_sha256_init(&s);
+    mt_sha256_update(&s, cmd, strlen(cmd) + 1);
+    const char *path = getenv("PATH");
+    if (path) mt_sha256_update(&s, path, strlen(path) + 1);
+    for (int i = 0; i < nw; i++) {
+        if (words[i][0] == '-') continue;
+        struct stat sb;
+        if (!stat_program(words[i], &sb)) {
+            if (i == 0) return false; /* later words may be arguments, not programs */
+            continue;
+        }
+        long long id[6] = {(long long)sb.st_dev, (long long)sb.st_ino, (long long)sb.st_size,
+                           (long long)sb.st_mtim.tv_sec, (long long)sb.st_mtim.tv_nsec,
+                           (long long)sb.st_ctim.tv_sec};
+        mt_sha256_update(&s, id, sizeof id);
+    }
+    uint8_t d[32];
+    mt_sha256_final(&s, d);
+    char dir[3072], hex[33];
+    for (int i = 0; i < 16; i++) snprintf(hex + 2 * i, 3, "%02x", d[i]);
+    if (cache_dir(dir, sizeof dir) != MT_OK) {
+        mt_err_clear();
+        return false;
+    }
+    snprintf(out, len, "%s/cc-%s.id", dir, hex);
+    return true;
+}
+
+static bool ident_read(const char *cmd, char *version, size_t vlen)
+{
+    char path[4200];
+    if (!ident_path(cmd, path, sizeof path)) return false;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    char line[256];
+    ssize_t got = read(fd, line, sizeof line - 1);
+    close(fd);
+    if (got <= 1 || line[got - 1] != '\n') return false; /* complete entries end in a newline */
+    line[got - 1] = 0;
+    snprintf(version, vlen, "%s", line);
+    return true;
+}
+
+/* Publishes the identity atomically (temporary + rename); best effort. */
+static void ident_write(const char *cmd, const char *version)
+{
+    char path[4200], tmp[4300];
+    if (!ident_path(cmd, path, sizeof path)) return;
+    snprintf(tmp, sizeof tmp, "%.*s/.tmp-ident-XXXXXX", (int)(strrchr(path, '/') - path), path);
+    int fd = mkostemp(tmp, O_CLOEXEC);
+    if (fd < 0) return;
+    char line[300];
+    int n = snprintf(line, sizeof line, "%s\n", version);
+    bool ok = n > 0 && (size_t)n < sizeof line && write(fd, line, (size_t)n) == (ssize_t)n;
+    close(fd);
+    if (!ok || rename(tmp, path) != 0) unlink(tmp);
+}
+
+/* First line of `cc --version`, cached per compiler command in memory and on disk (above).
+ * false if it cannot be run. */
 static bool cc_identify(const char *cmd, char *version, size_t vlen, char *why, size_t wlen)
 {
     pthread_mutex_lock(&g_lock);
@@ -126,10 +217,10 @@ static bool cc_identify(const char *cmd, char *version, size_t vlen, char *why, 
     char buf[512], *words[MAX_CC_WORDS + 2];
     snprintf(buf, sizeof buf, "%s", cmd);
     int nw = split_words(buf, words, MAX_CC_WORDS);
-    bool ok = false;
     version[0] = 0;
+    bool ok = ident_read(cmd, version, vlen), cached = ok;
     int fds[2];
-    if (nw > 0 && pipe2(fds, O_CLOEXEC) == 0) {
+    if (!ok && nw > 0 && pipe2(fds, O_CLOEXEC) == 0) {
         words[nw] = "--version";
         words[nw + 1] = NULL;
         int code = -1;
@@ -147,6 +238,7 @@ static bool cc_identify(const char *cmd, char *version, size_t vlen, char *why, 
             ok = true;
         }
     }
+    if (ok && !cached) ident_write(cmd, version);
     if (!ok) snprintf(why, wlen, "host C compiler '%s' cannot be run ('%s --version' failed)", cmd, cmd);
     pthread_mutex_lock(&g_lock);
     if (g_nidents < (int)(sizeof g_idents / sizeof g_idents[0])) {

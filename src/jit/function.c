@@ -71,6 +71,7 @@ void mt_function_free(mt_function *f)
     mt_free(f->upd_var);
     mt_free(f->out_fast);
     mt_free(f->upd_fast);
+    mt_free(f->stabilized);
     mt_free(f->consts);
     mt_free(f->const_var);
     mt_free(f->order);
@@ -309,22 +310,82 @@ static mt_status alloc_tables(mt_function *f)
     f->moved = mt_calloc((size_t)f->n_inputs + 1, sizeof *f->moved);
     f->res = mt_calloc(2 * (size_t)(f->n_outputs + f->n_updates) + 1, sizeof *f->res);
     f->ins = mt_calloc((size_t)f->n_inputs + 1, sizeof *f->ins);
+    f->stabilized = mt_calloc((size_t)(f->n_outputs + f->n_updates) + 1, sizeof *f->stabilized);
+    if (!f->stabilized) return MT_ERR_NOMEM;
     if (!f->in_user || !f->in_var || !f->out_user || !f->out_var || !f->upd_var || !f->moved ||
         !f->res || !f->ins || !f->out_fast || !f->upd_fast)
         return MT_ERR_NOMEM;
     return MT_OK;
 }
 
-/* FAST_RUN and CHECK: the graph rewrites (graph_rewrite.h) on the private graph, giving the
- * outputs the fused schedule computes. The unoptimized outputs stay for the reference
- * schedule. A failing rewrite pass is not fatal: the function is then built unoptimized, with
- * a warning (a broken rule must not stop a training run). */
+/* A rule of the STABILIZE phase that is not also a canonicalization (constant folding and the
+ * algebraic identities run in every phase): the rules whose results may legitimately differ
+ * from the literal graph's. */
+static bool stability_rule(const char *name)
+{
+    const mt_rewrite_info *r = mt_rewrite_get(mt_rewrite_find(name));
+    return r && (r->phases & (1u << MT_REWRITE_STABILIZE)) &&
+           !(r->phases & (1u << MT_REWRITE_CANONICALIZE));
+}
+
+/* stabilized[i]: the optimized result i differs from the literal one and a node of its
+ * subgraph was made by a stability rule (a depth-first walk over the new nodes only: nodes of
+ * the literal graph have no rewrites in their provenance). */
+static mt_status mark_stabilized(mt_function *f)
+{
+    int32_t nres = f->n_outputs + f->n_updates, n = mt_graph_size(f->g);
+    uint8_t *seen = mt_calloc((size_t)n + 1, 1);
+    mt_var *stack = mt_malloc(((size_t)n + 1) * sizeof *stack);
+    if (!seen || !stack) {
+        mt_free(seen);
+        mt_free(stack);
+        return MT_ERR_NOMEM;
+    }
+    for (int32_t i = 0; i < nres; i++) {
+        mt_var root = i < f->n_outputs ? f->out_fast[i] : f->upd_fast[i - f->n_outputs];
+        mt_var lit = i < f->n_outputs ? f->out_var[i] : f->upd_var[i - f->n_outputs];
+        if (root == lit) continue;
+        memset(seen, 0, (size_t)n + 1);
+        int32_t sp = 0;
+        stack[sp++] = root;
+        seen[root] = 1;
+        while (sp > 0 && !f->stabilized[i]) {
+            mt_var v = stack[--sp];
+            const mt_provenance *pv = mt_graph_provenance(f->g, v);
+            if (!pv || pv->nrules == 0) continue;
+            for (int32_t r = 0; r < pv->nrules; r++)
+                if (stability_rule(pv->rules[r])) f->stabilized[i] = true;
+            for (int32_t j = 0; j < mt_graph_ninputs(f->g, v); j++) {
+                mt_var w = mt_graph_input(f->g, v, j);
+                if (w > 0 && w <= n && !seen[w]) {
+                    seen[w] = 1;
+                    stack[sp++] = w;
+                }
+            }
+        }
+    }
+    mt_free(seen);
+    mt_free(stack);
+    return MT_OK;
+}
+
+/* The graph rewrites (graph_rewrite.h) on the private graph.
+ * FAST_RUN and CHECK: every phase, giving the outputs the fused schedule computes; the
+ * unoptimized outputs stay for the reference schedule (CHECK compares against them).
+ * FAST_COMPILE: canonicalize and stabilize only (as PyTensor's FAST_COMPILE keeps its
+ * stabilizations): the reference executor then runs the stabilized graph, so log(1 + exp(x))
+ * is not inf in one mode and x in the other; no specialization (GEMM, power expansion), which
+ * the fast schedule exists for. mt_graph_eval (no_rewrites) keeps the literal graph: it is the
+ * reference the rewrite tests compare against.
+ * A failing rewrite pass is not fatal: the function is then built unoptimized, with a warning
+ * (a broken rule must not stop a training run). */
 static mt_status optimize_graph(mt_function *f)
 {
     int32_t n = f->n_outputs + f->n_updates;
     if (f->n_outputs) memcpy(f->out_fast, f->out_var, (size_t)f->n_outputs * sizeof *f->out_var);
     if (f->n_updates) memcpy(f->upd_fast, f->upd_var, (size_t)f->n_updates * sizeof *f->upd_var);
-    if (f->mode == MT_MODE_FAST_COMPILE || n == 0) return MT_OK;
+    bool compile = f->mode == MT_MODE_FAST_COMPILE;
+    if ((compile && f->no_rewrites) || n == 0) return MT_OK;
     mt_var *roots = mt_malloc((size_t)n * sizeof *roots);
     if (!roots) return MT_ERR_NOMEM;
     if (f->n_outputs) memcpy(roots, f->out_var, (size_t)f->n_outputs * sizeof *roots);
@@ -333,12 +394,19 @@ static mt_status optimize_graph(mt_function *f)
     mt_rewrite_options_init(&ro);
     ro.n_disabled = f->n_disabled;
     ro.disabled = (const char *const *)f->disabled;
+    if (compile) ro.last_phase = MT_REWRITE_STABILIZE;
     mt_status st = mt_graph_optimize(f->g, n, roots, &ro, &f->rewrite_stats);
     if (st == MT_OK) {
         if (f->n_outputs) memcpy(f->out_fast, roots, (size_t)f->n_outputs * sizeof *roots);
         if (f->n_updates)
             memcpy(f->upd_fast, roots + f->n_outputs, (size_t)f->n_updates * sizeof *roots);
         f->optimized = true;
+        if (compile) { /* the reference schedule runs the stabilized graph */
+            if (f->n_outputs) memcpy(f->out_var, f->out_fast, (size_t)f->n_outputs * sizeof *roots);
+            if (f->n_updates) memcpy(f->upd_var, f->upd_fast, (size_t)f->n_updates * sizeof *roots);
+        } else {
+            st = mark_stabilized(f);
+        }
     } else if (st != MT_ERR_NOMEM) {
         mt_log(MT_LOG_WARN, "jit: graph rewrites failed, compiling the unoptimized graph: %s",
                mt_last_error());
@@ -391,10 +459,10 @@ static mt_status build(mt_function *f, const mt_graph *g, const mt_var *inputs,
     return st;
 }
 
-mt_status mt_function_new(mt_function **out, const mt_graph *g, int32_t n_inputs,
-                          const mt_var *inputs, int32_t n_outputs, const mt_var *outputs,
-                          int32_t n_updates, const mt_update *updates, mt_device *dev,
-                          const mt_function_options *opts)
+static mt_status function_new(mt_function **out, const mt_graph *g, int32_t n_inputs,
+                              const mt_var *inputs, int32_t n_outputs, const mt_var *outputs,
+                              int32_t n_updates, const mt_update *updates, mt_device *dev,
+                              const mt_function_options *opts, bool no_rewrites)
 {
     if (!out || !g) return mt_err_set(MT_ERR_INVALID, "function: NULL output or graph");
     *out = NULL;
@@ -408,6 +476,7 @@ mt_status mt_function_new(mt_function **out, const mt_graph *g, int32_t n_inputs
     f->n_inputs = n_inputs;
     f->n_outputs = n_outputs;
     f->n_updates = n_updates;
+    f->no_rewrites = no_rewrites;
     if (dev) {
         mt_device_retain(dev);
         f->dev = dev;
@@ -423,6 +492,15 @@ mt_status mt_function_new(mt_function **out, const mt_graph *g, int32_t n_inputs
     f->compile_seconds = mt_now_seconds() - t0;
     *out = f;
     return MT_OK;
+}
+
+mt_status mt_function_new(mt_function **out, const mt_graph *g, int32_t n_inputs,
+                          const mt_var *inputs, int32_t n_outputs, const mt_var *outputs,
+                          int32_t n_updates, const mt_update *updates, mt_device *dev,
+                          const mt_function_options *opts)
+{
+    return function_new(out, g, n_inputs, inputs, n_outputs, outputs, n_updates, updates, dev,
+                        opts, false);
 }
 
 /* ---------------------------------------------------------------- introspection */
@@ -718,7 +796,7 @@ void mt_function_get_stats(const mt_function *f, mt_function_stats *out)
     out->n_nodes = f->n_order;
     out->n_steps = p->nsteps;
     for (int32_t k = 0; k < p->nsteps; k++)
-        if (p->steps[k].kind == MT__STEP_FUSED) {
+        if (p->steps[k].kind != MT__STEP_NODE) {
             out->n_fused++;
             out->n_fused_nodes += p->steps[k].nmembers;
         }
@@ -804,6 +882,9 @@ mt_status mt_function_print_profile(const mt_function *f, mt_strbuf *sb)
         if (s->kind == MT__STEP_FUSED)
             mt_strbuf_appendf(sb, "fused kernel of %d nodes -> v%d", (int)s->nmembers,
                               (int)s->out_vars[0]);
+        else if (s->kind == MT__STEP_REDUCE)
+            mt_strbuf_appendf(sb, "fused kernel of %d nodes reduced -> v%d", (int)s->nmembers,
+                              (int)s->v);
         else
             mt_graph_print_node(f->g, s->v, sb);
         mt_strbuf_append(sb, "\n");
@@ -837,7 +918,7 @@ mt_status mt_graph_eval(const mt_graph *g, int32_t n_out, const mt_var *outputs,
     mt_function_options_init(&o);
     o.mode = MT_MODE_FAST_COMPILE;
     mt_function *f = NULL;
-    mt_status st = mt_function_new(&f, g, n_in, input_vars, n_out, outputs, 0, NULL, dev, &o);
+    mt_status st = function_new(&f, g, n_in, input_vars, n_out, outputs, 0, NULL, dev, &o, true);
     if (st != MT_OK) return st;
     st = mt_function_call(f, n_in, input_arrays, n_out, out_arrays);
     mt_function_free(f);

@@ -52,6 +52,8 @@ typedef struct fuse_state {
     bool *keep;        /* per position: the value is a function output or update value */
     bool *ext_use;     /* per position: used by a node outside its group */
     bool *inlined;     /* per position: a scalar constant (inlined into kernels) */
+    int32_t *red_pos;  /* per group: position of the REDUCE node it feeds, or -1 */
+    bool *absorbed;    /* per position: a REDUCE node run as the end of its operand's kernel */
 } fuse_state;
 
 static void fuse_free(fuse_state *s)
@@ -71,6 +73,8 @@ static void fuse_free(fuse_state *s)
     mt_free(s->keep);
     mt_free(s->ext_use);
     mt_free(s->inlined);
+    mt_free(s->red_pos);
+    mt_free(s->absorbed);
 }
 
 /* The users of every position, as a CSR table (ustart[i]..ustart[i+1] in users). */
@@ -124,6 +128,9 @@ static mt_status fuse_init(fuse_state *s, mt_function *f)
     s->keep = mt_calloc(n1, sizeof *s->keep);
     s->ext_use = mt_calloc(n1, sizeof *s->ext_use);
     s->inlined = mt_calloc(n1, sizeof *s->inlined);
+    s->red_pos = mt_malloc(2 * n1 * sizeof *s->red_pos);
+    s->absorbed = mt_calloc(n1, sizeof *s->absorbed);
+    if (!s->red_pos || !s->absorbed) return MT_ERR_NOMEM;
     if (!s->group || !s->next || !s->head || !s->tail || !s->size || !s->stamp || !s->stack ||
         !s->keep || !s->ext_use || !s->inlined || !s->gstamp || !s->tstamp || !s->tgstamp ||
         !s->ustart)
@@ -360,6 +367,33 @@ static void split_wide_groups(fuse_state *s)
     if (split) mark_external_uses(s);
 }
 
+/* Reductions at the end of kernels. A REDUCE node whose operand is the only output of a group
+ * (a member read by nothing else and not a result) runs as one mt_reduce_fused call with the
+ * group's expression as its map: one pass over memory, no temporary for the operand. The
+ * reduction's dtype must be the one mt_reduce_fused gives for the map's dtype. Groups split
+ * by split_wide_groups may have ids up to 2n, hence red_pos's size. */
+static void absorb_reductions(fuse_state *s)
+{
+    const mt_graph *g = s->f->g;
+    for (int32_t k = 0; k < s->ngroups; k++) s->red_pos[k] = -1;
+    for (int32_t i = 0; i < s->n; i++) {
+        mt_var r = s->f->order[i];
+        if (mt_graph_op(g, r) != MT_OP_REDUCE || s->inlined[i]) continue;
+        int32_t up = mt__order_pos(s->f, mt_graph_input(g, r, 0));
+        int32_t gid = up >= 0 ? s->group[up] : -1;
+        if (gid < 0 || s->keep[up] || s->red_pos[gid] >= 0) continue;
+        if (s->ustart[up + 1] - s->ustart[up] != 1) continue; /* read by r only */
+        int32_t nout = 0;
+        for (int32_t m = s->head[gid]; m >= 0; m = s->next[m]) nout += s->ext_use[m];
+        if (nout != 1) continue;
+        mt_dtype md = mt_graph_type(g, s->f->order[up])->dtype;
+        if (mt_reduce_result_dtype(mt_graph_attrs(g, r)->reduce, md) != mt_graph_type(g, r)->dtype)
+            continue;
+        s->red_pos[gid] = i;
+        s->absorbed[i] = true;
+    }
+}
+
 /* ---------------------------------------------------------------- kernels and steps */
 
 /* One unit of work before ordering: a group (FUSED step) or a single non-leaf node. */
@@ -492,15 +526,23 @@ static mt_status build_units(fuse_state *s, fuse_units *u)
     mt_status rc = MT_OK;
     for (int32_t i = 0; i < s->n && rc == MT_OK; i++) {
         mt_op op = mt_graph_op(f->g, f->order[i]);
-        if (op == MT_OP_INPUT || op == MT_OP_CONST) continue;
+        if (op == MT_OP_INPUT || op == MT_OP_CONST || s->absorbed[i]) continue;
         int32_t gid = s->group[i];
         if (gid >= 0 && s->head[gid] != i) continue; /* built with its group's head */
         int32_t k = u->n++;
-        rc = gid >= 0 ? build_kernel(s, u, gid, &u->steps[k]) : build_node_step(f, i, &u->steps[k]);
+        mt__jstep *st = &u->steps[k];
+        rc = gid >= 0 ? build_kernel(s, u, gid, st) : build_node_step(f, i, st);
         if (gid >= 0)
             for (int32_t m = s->head[gid]; m >= 0; m = s->next[m]) u->unit_of[m] = k;
         else
             u->unit_of[i] = k;
+        if (rc == MT_OK && gid >= 0 && s->red_pos[gid] >= 0) {
+            int32_t rp = s->red_pos[gid]; /* the step now yields the reduction only */
+            st->kind = MT__STEP_REDUCE;
+            st->v = f->order[rp];
+            st->out[0] = rp;
+            u->unit_of[rp] = k;
+        }
     }
     return rc;
 }
@@ -704,6 +746,7 @@ mt_status mt__plan_fused(mt_function *f, mt__jplan *p)
         form_groups(&s);
         mark_external_uses(&s);
         split_wide_groups(&s);
+        absorb_reductions(&s);
         rc = build_units(&s, &u);
     }
     if (rc == MT_OK) {

@@ -82,7 +82,10 @@ typedef struct mt__jleaf {
 
 typedef enum mt__step_kind {
     MT__STEP_NODE = 0, /* one graph node through mt__ref_node */
-    MT__STEP_FUSED     /* a fused elementwise kernel (mt_elemwise) with one or more outputs */
+    MT__STEP_FUSED,    /* a fused elementwise kernel (mt_elemwise) with one or more outputs */
+    MT__STEP_REDUCE    /* a fused elementwise group reduced in the same pass (mt_reduce_fused):
+                          kx is the map (one output, member out_vars[0]); v is the REDUCE
+                          node and out[0] its slot */
 } mt__step_kind;
 
 #define MT__SRC_ONES (-1)              /* an inlined scalar constant: every size 1 */
@@ -161,6 +164,9 @@ struct mt_function {
      * schedule computes these; equal to out_var / upd_var when not optimized. */
     mt_var *out_fast, *upd_fast;
     bool optimized;
+    bool no_rewrites;    /* mt_graph_eval: the unrewritten reference, even in FAST_COMPILE */
+    bool *stabilized;    /* per output then update: its optimized value passes through a node
+                            made by a stability rule (CHECK compares it leniently, check.c) */
     mt_rewrite_stats rewrite_stats;
     int32_t n_consts;
     mt_array *consts;

@@ -204,7 +204,7 @@ mt_status mt__plan_liveness(mt_function *f, mt__jplan *p)
     for (int32_t k = 0; k < p->nsteps; k++) {
         const mt__jstep *s = &p->steps[k];
         p->steps[k].allocates =
-            s->kind == MT__STEP_FUSED || mt_op_lowering(mt_graph_op(f->g, s->v)) != MT_LOWER_VIEW;
+            s->kind != MT__STEP_NODE || mt_op_lowering(mt_graph_op(f->g, s->v)) != MT_LOWER_VIEW;
     }
     mt_free(p->slot_bytes);
     p->slot_bytes = mt_calloc((size_t)p->nslots + 1, sizeof *p->slot_bytes);
@@ -223,6 +223,20 @@ mt_status mt__plan_liveness(mt_function *f, mt__jplan *p)
 
 static void print_fused(const mt_function *f, int32_t k, const mt__jstep *s, mt_strbuf *sb)
 {
+    if (s->kind == MT__STEP_REDUCE) {
+        mt_strbuf_appendf(sb, "  [%d] fused elementwise kernel of %d nodes, %d inputs, reduced "
+                          "in the same pass -> ", (int)k, (int)s->nmembers, (int)s->nin);
+        mt_graph_print_node(f->g, s->v, sb);
+        mt_strbuf_append(sb, "\n        map: ");
+        mt_kexpr_print(&s->kx, sb);
+        mt_strbuf_append(sb, "\n");
+        for (int32_t m = 0; m < s->nmembers; m++) {
+            mt_strbuf_append(sb, "        | ");
+            mt_graph_print_node(f->g, s->members[m], sb);
+            mt_strbuf_append(sb, "\n");
+        }
+        return;
+    }
     mt_strbuf_appendf(sb, "  [%d] fused elementwise kernel of %d nodes, %d inputs -> ", (int)k,
                       (int)s->nmembers, (int)s->nin);
     for (int32_t j = 0; j < s->nout; j++) {
@@ -249,7 +263,7 @@ void mt__plan_print(const mt_function *f, const mt__jplan *p, mt_strbuf *sb)
     mt_strbuf_append(sb, "):\n");
     for (int32_t k = 0; k < p->nsteps; k++) {
         const mt__jstep *s = &p->steps[k];
-        if (s->kind == MT__STEP_FUSED) {
+        if (s->kind != MT__STEP_NODE) {
             print_fused(f, k, s, sb);
             continue;
         }
@@ -343,6 +357,33 @@ static mt_status run_fused(mt_function *f, mt__jstep *s, const mt_array *const *
     return MT_OK;
 }
 
+/* A group's expression reduced in one pass: the map's shape from the members' shapes, the
+ * result's shape from the REDUCE node's axes, then one mt_reduce_fused call. */
+static mt_status run_reduce(mt_function *f, mt__jstep *s, const mt_array *const *ins,
+                            mt_array *values)
+{
+    int32_t nd = 0, ond = 0;
+    int64_t dims[MT_MAX_DIMS], odims[MT_MAX_DIMS];
+    mt_status st = member_shapes(f, s, ins, &nd, dims);
+    if (st != MT_OK) return st;
+    const mt_op_attrs *at = mt_graph_attrs(f->g, s->v);
+    for (int32_t d = 0; d < nd; d++) {
+        bool red = at->naxes == 0;
+        for (int32_t i = 0; i < at->naxes; i++) red |= at->axes[i] == d;
+        if (!red) odims[ond++] = dims[d];
+        else if (at->keepdims) odims[ond++] = 1;
+    }
+    mt_array *out = &values[s->out[0]];
+    st = mt_array_empty(out, f->dev, mt_graph_type(f->g, s->v)->dtype, ond, odims, 'C');
+    if (st == MT_OK)
+        st = mt_reduce_fused(&s->kx, s->nin, ins, at->reduce, at->naxes, at->axes, out, 0, NULL);
+    if (st != MT_OK) {
+        mt_array_clear(out);
+        return mt__node_error(f->g, s->v, st);
+    }
+    return MT_OK;
+}
+
 static void bind_leaves(mt_function *f, mt__jplan *p, const mt_array *const *inputs)
 {
     for (int32_t i = 0; i < p->nleaves; i++) {
@@ -366,7 +407,7 @@ static mt_status check_step(mt_function *f, const mt__jstep *s, const mt_array *
     for (int32_t j = 0; j < s->nout; j++) {
         mt_var v = s->kind == MT__STEP_FUSED ? s->out_vars[j] : s->v;
         if (!check[s->out[j]].buf) continue;
-        mt_status st = mt__check_value(f, v, s->kind == MT__STEP_FUSED ? "fused kernel result"
+        mt_status st = mt__check_value(f, v, s->kind != MT__STEP_NODE ? "fused kernel result"
                                                                       : "node result",
                                        &values[s->out[j]], &check[s->out[j]]);
         if (st != MT_OK) return st;
@@ -388,6 +429,8 @@ mt_status mt__plan_run(mt_function *f, mt__jplan *p, const mt_array *const *inpu
         for (int32_t j = 0; j < s->nin; j++) p->ins[j] = &values[s->in[j]];
         if (s->kind == MT__STEP_FUSED)
             st = run_fused(f, s, p->ins, values);
+        else if (s->kind == MT__STEP_REDUCE)
+            st = run_reduce(f, s, p->ins, values);
         else if (s->inplace && s->inplace[0] >= 0)
             st = mt__ref_gemm_into(&ctx, s->v, p->ins, &f->shared[s->inplace[0]].value,
                                    &values[s->out[0]]);

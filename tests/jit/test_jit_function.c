@@ -1,8 +1,13 @@
 /* Tests of mt_function: shared variables and updates, argument validation, compile-time
  * errors, printing, profiling and the checking mode. */
+#include <dirent.h>
+#include <dlfcn.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "jit_ref.h"
 
@@ -409,4 +414,138 @@ MT_TEST(disabled_rewrites)
     mt_function_free(f);
     mt_strbuf_deinit(&sb);
     mt_graph_free(g);
+}
+
+/* ---------------------------------------------------------------- concurrent kernel cache */
+
+/* One process of concurrent_processes_share_one_cache: compiles a FAST_RUN function of
+ * variant v (a fused kernel and a fused reduction with constants unique to this test run, so
+ * every kernel is a cache miss) into the cache directory, calls it and compares with plain
+ * loops. Returns the exit status: 0 correct, 1 wrong values, 2 a failed call. */
+static int concurrent_child(int v, double nonce)
+{
+    mt_device *dev = NULL;
+    mt_graph *g = NULL;
+    mt_function *f = NULL;
+    mt_array X = {0}, r[2] = {{0}};
+    int rc = 2;
+    enum { N = 1000 };
+    double xv[N], c = nonce + v, yv[N], sum = 0;
+    for (int i = 0; i < N; i++) xv[i] = -2.0 + 4.0 * i / N;
+    if (mt_device_open(&dev, "host") != MT_OK || mt_graph_new(&g) != MT_OK) goto done;
+    int64_t n = N;
+    mt_var x = mt_graph_placeholder(g, "x", MT_FLOAT64, 1, &n);
+    mt_var cv = mt_graph_literal_float(g, c);
+    mt_var y = mt_graph_add(g, mt_graph_mul(g, mt_graph_tanh(g, x), cv),
+                            mt_graph_exp(g, mt_graph_neg(g, mt_graph_mul(g, x, x))));
+    mt_var s = mt_graph_sum(g, mt_graph_mul(g, mt_graph_mul(g, x, x), cv), 0, NULL, false);
+    mt_var outs[2] = {y, s};
+    const mt_array *in[1] = {&X};
+    if (mt_graph_status(g) != MT_OK ||
+        mt_function_new(&f, g, 1, &x, 2, outs, 0, NULL, dev, NULL) != MT_OK ||
+        mt_array_from_host(&X, dev, MT_FLOAT64, 1, &n, xv) != MT_OK ||
+        mt_function_call(f, 1, in, 2, r) != MT_OK)
+        goto done;
+    double got[N + 1];
+    if (mt_array_to_host(got, N * sizeof(double), &r[0]) != MT_OK ||
+        mt_array_to_host(got + N, sizeof(double), &r[1]) != MT_OK)
+        goto done;
+    rc = 0;
+    for (int i = 0; i < N; i++) {
+        yv[i] = tanh(xv[i]) * c + exp(-xv[i] * xv[i]);
+        sum += xv[i] * xv[i] * c;
+        if (fabs(got[i] - yv[i]) > 1e-12 * (1 + fabs(yv[i]))) rc = 1;
+    }
+    if (fabs(got[N] - sum) > 1e-10 * fabs(sum)) rc = 1;
+    if (rc) fprintf(stderr, "  child %d: wrong values\n", v);
+done:
+    if (rc == 2) fprintf(stderr, "  child %d: %s\n", v, mt_last_error());
+    mt_array_clear(&r[0]);
+    mt_array_clear(&r[1]);
+    mt_array_clear(&X);
+    mt_function_free(f);
+    mt_graph_free(g);
+    mt_device_release(dev);
+    return rc;
+}
+
+/* A kernel entry name the cache may leave behind: <64 hex digits>.so. */
+static bool cache_entry_name(const char *name)
+{
+    size_t len = strlen(name);
+    if (len != 67 || strcmp(name + 64, ".so") != 0) return false;
+    for (int i = 0; i < 64; i++)
+        if (!strchr("0123456789abcdef", name[i])) return false;
+    return true;
+}
+
+MT_TEST(concurrent_processes_share_one_cache)
+{
+    /* 8 processes, started together, compile 4 different functions (two processes each) into
+     * one empty cache directory: all get correct results, and the directory holds only
+     * complete, loadable entries (no temporaries, logs or failed sources). The host device is
+     * opened only in the children (a parent's thread pool would not survive fork). */
+    if (strcmp(mt_test_device_name(), "host") != 0) MT_SKIP("host-only test");
+    const char *tmp = getenv("TMPDIR");
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s/mltrain-conc-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    MT_CHECK(mkdtemp(dir) != NULL);
+    double nonce = (double)(getpid() % 1000) + mt_now_seconds() * 1e-3;
+    nonce -= floor(nonce / 1000) * 1000; /* a value of this run, not reused by the next one */
+    int fds[2];
+    MT_CHECK(pipe(fds) == 0);
+    pid_t pids[8];
+    for (int i = 0; i < 8; i++) {
+        fflush(NULL);
+        pids[i] = fork();
+        MT_CHECK(pids[i] >= 0);
+        if (pids[i] == 0) {
+            close(fds[1]);
+            char c;
+            while (read(fds[0], &c, 1) > 0) {} /* start together: wait for the pipe to close */
+            setenv("MLTRAIN_CACHE_DIR", dir, 1);
+            _exit(concurrent_child(i % 4, nonce));
+        }
+    }
+    close(fds[0]);
+    close(fds[1]);
+    for (int i = 0; i < 8; i++) {
+        int status = 0;
+        MT_CHECK(waitpid(pids[i], &status, 0) == pids[i]);
+        MT_CHECK(WIFEXITED(status));
+        MT_CHECK_EQ_INT(WEXITSTATUS(status), 0);
+    }
+    DIR *dp = opendir(dir);
+    MT_CHECK(dp != NULL);
+    struct dirent *de;
+    int entries = 0;
+    char path[1024];
+    while ((de = readdir(dp)) != NULL) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
+        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+        size_t nl = strlen(de->d_name);
+        if (nl == 38 && !strncmp(de->d_name, "cc-", 3) && !strcmp(de->d_name + 35, ".id")) {
+            /* the compiler identity: one complete line */
+            FILE *fp = fopen(path, "r");
+            char line[300] = {0};
+            MT_CHECK(fp && fgets(line, sizeof line, fp) && strchr(line, '\n'));
+            if (fp) fclose(fp);
+        } else if (!cache_entry_name(de->d_name)) {
+            fprintf(stderr, "  unexpected file in the cache: %s\n", de->d_name);
+            MT_CHECK(false);
+        } else {
+            void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+            if (!h) fprintf(stderr, "  corrupt entry %s: %s\n", de->d_name, dlerror());
+            MT_CHECK(h != NULL);
+            if (h) dlclose(h);
+            entries++;
+        }
+        unlink(path);
+    }
+    closedir(dp);
+    rmdir(dir);
+    /* at least one fused kernel per distinct function (the reduction's kernel may be shared
+     * between them), unless kernels are interpreted */
+    const char *nocc = getenv("MLTRAIN_NO_CC");
+    if (!(nocc && *nocc && strcmp(nocc, "0") != 0)) MT_CHECK(entries >= 4);
 }

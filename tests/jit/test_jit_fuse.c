@@ -591,3 +591,165 @@ MT_TEST(gemm_update_in_place)
     mt_function_free(f);
     mt_graph_free(g);
 }
+
+/* Compiles outs in FAST_RUN, FAST_COMPILE (the reference executor) and CHECK, calls each with
+ * the same two arguments and checks all three against expect (float64 values from plain loops
+ * here); returns the FAST_RUN function's stats and schedule text. */
+static void reduce_modes(mt_graph *g, mt_var x, mt_var y, const mt_array *X, const mt_array *Y,
+                         mt_var out, mt_dtype dt, int32_t nd, const int64_t *dims,
+                         const double *expect, mt_function_stats *st, mt_strbuf *sb)
+{
+    mt_mode modes[3] = {MT_MODE_FAST_RUN, MT_MODE_FAST_COMPILE, MT_MODE_CHECK};
+    mt_var vars[2] = {x, y};
+    const mt_array *in[2] = {X, Y};
+    int32_t nin = y == MT_VAR_NONE ? 1 : 2;
+    MT_CHECK_OK(mt_graph_status(g));
+    for (int m = 0; m < 3; m++) {
+        mt_function_options o;
+        mt_function_options_init(&o);
+        o.mode = modes[m];
+        mt_function *f = NULL;
+        mt_array r = {0};
+        MT_CHECK_OK(mt_function_new(&f, g, nin, vars, 1, &out, 0, NULL, jt_dev(), &o));
+        MT_CHECK_OK(mt_function_call(f, nin, in, 1, &r));
+        jt_expect_tol(&r, dt, nd, dims, expect, 1e-6, 1e-5);
+        if (m == 0) {
+            mt_function_get_stats(f, st);
+            MT_CHECK_OK(mt_function_print(f, sb));
+        }
+        mt_array_clear(&r);
+        mt_function_free(f);
+    }
+}
+
+MT_TEST(reduction_fused_at_end_of_kernel)
+{
+    mt_graph *g = new_graph();
+    int64_t s[2] = {6, 5}, s5[1] = {5}, s6[1] = {6};
+    mt_var x = mt_graph_placeholder(g, "x", MT_FLOAT32, 2, s);
+    mt_var y = mt_graph_placeholder(g, "y", MT_FLOAT32, 1, s5);
+    double xv[30], yv[5], xr[30], yr[5];
+    jt_fill(xv, 30, -2, 2, 21);
+    jt_fill(yv, 5, -1, 1, 22);
+    mt_array X, Y;
+    jt_arr(&X, MT_FLOAT32, 2, s, xv);
+    jt_arr(&Y, MT_FLOAT32, 1, s5, yv);
+    jt_read(&X, xr, 30);
+    jt_read(&Y, yr, 5);
+    mt_function_stats st;
+    mt_strbuf sb;
+    /* sum of squares over everything: one step, the reduction inside the kernel */
+    mt_var ss = mt_graph_sum(g, mt_graph_mul(g, x, x), 0, NULL, false);
+    double e_ss = 0;
+    for (int i = 0; i < 30; i++) e_ss += xr[i] * xr[i];
+    mt_strbuf_init(&sb);
+    reduce_modes(g, x, MT_VAR_NONE, &X, NULL, ss, MT_FLOAT32, 0, NULL, &e_ss, &st, &sb);
+    MT_CHECK_EQ_INT(st.n_steps, 1);
+    MT_CHECK_EQ_INT(st.n_fused, 1);
+    MT_CHECK(strstr(sb.data, "reduced in the same pass") != NULL);
+    MT_CHECK_EQ_INT(st.peak_bytes, 4); /* no temporary for x*x */
+    mt_strbuf_deinit(&sb);
+    /* mean over axis 0 of x*y with y broadcast along the rows */
+    mt_var my = mt_graph_mean(g, mt_graph_mul(g, x, y), 1, (int32_t[]){0}, false);
+    double e_my[5] = {0};
+    for (int i = 0; i < 6; i++)
+        for (int j = 0; j < 5; j++) e_my[j] += xr[i * 5 + j] * yr[j] / 6.0;
+    mt_strbuf_init(&sb);
+    reduce_modes(g, x, y, &X, &Y, my, MT_FLOAT32, 1, s5, e_my, &st, &sb);
+    MT_CHECK(strstr(sb.data, "reduced in the same pass") != NULL);
+    MT_CHECK_EQ_INT(st.n_fused, 1);
+    mt_strbuf_deinit(&sb);
+    /* max over axis 1 of exp(x), keepdims */
+    mt_var mx = mt_graph_max(g, mt_graph_exp(g, x), 1, (int32_t[]){1}, true);
+    double e_mx[6];
+    int64_t s61[2] = {6, 1};
+    for (int i = 0; i < 6; i++) {
+        e_mx[i] = -INFINITY;
+        for (int j = 0; j < 5; j++) e_mx[i] = fmax(e_mx[i], exp(xr[i * 5 + j]));
+    }
+    (void)s6;
+    mt_strbuf_init(&sb);
+    reduce_modes(g, x, MT_VAR_NONE, &X, NULL, mx, MT_FLOAT32, 2, s61, e_mx, &st, &sb);
+    MT_CHECK_EQ_INT(st.n_steps, 1);
+    MT_CHECK(strstr(sb.data, "reduced in the same pass") != NULL);
+    mt_strbuf_deinit(&sb);
+    /* an operand also returned is not absorbed: the kernel writes it, the reduction reads it */
+    mt_var sq = mt_graph_mul(g, x, x);
+    mt_var both[2] = {mt_graph_sum(g, sq, 0, NULL, false), sq};
+    mt_function *f = NULL;
+    MT_CHECK_OK(mt_function_new(&f, g, 1, &x, 2, both, 0, NULL, jt_dev(), NULL));
+    mt_function_get_stats(f, &st);
+    MT_CHECK_EQ_INT(st.n_steps, 2);
+    mt_function_free(f);
+    mt_array_clear(&X);
+    mt_array_clear(&Y);
+    mt_graph_free(g);
+}
+
+MT_TEST(stability_in_every_mode_and_check_tolerance)
+{
+    /* log(1 + exp(x)) and log(1 + x): the literal graph gives inf at x = 800 and 0 at x = 1e-20
+     * (float64); the stabilized one (softplus, log1p) gives 800 and 1e-20. FAST_RUN and
+     * FAST_COMPILE both run the stabilizations; CHECK accepts the differences from its literal
+     * reference; mt_graph_eval keeps the literal graph. */
+    mt_graph *g = new_graph();
+    int64_t s[1] = {4};
+    mt_var x = mt_graph_placeholder(g, "x", MT_FLOAT64, 1, s);
+    mt_var one = mt_graph_literal_float(g, 1.0);
+    mt_var sp = mt_graph_log(g, mt_graph_add(g, one, mt_graph_exp(g, x)));
+    mt_var lp = mt_graph_log(g, mt_graph_add(g, one, x));
+    double xv[4] = {800, 1e-20, 0.5, -30}, e_sp[4], e_lp[4];
+    for (int i = 0; i < 4; i++) {
+        e_sp[i] = xv[i] > 30 ? xv[i] + log1p(exp(-xv[i])) : log1p(exp(xv[i]));
+        e_lp[i] = log1p(xv[i]);
+    }
+    e_lp[3] = NAN; /* log(1 - 30) */
+    mt_array X;
+    jt_arr(&X, MT_FLOAT64, 1, s, xv);
+    mt_var outs[2] = {sp, lp};
+    mt_mode modes[3] = {MT_MODE_FAST_RUN, MT_MODE_FAST_COMPILE, MT_MODE_CHECK};
+    for (int m = 0; m < 3; m++) {
+        mt_array r[2] = {{0}};
+        mt_function *f = compile_call(g, modes[m], x, &X, 2, outs, r);
+        jt_expect(&r[0], MT_FLOAT64, 1, s, e_sp);
+        jt_expect(&r[1], MT_FLOAT64, 1, s, e_lp);
+        mt_array_clear(&r[0]);
+        mt_array_clear(&r[1]);
+        mt_function_free(f);
+    }
+    /* the literal reference */
+    mt_array lit = {0};
+    const mt_array *in[1] = {&X};
+    MT_CHECK_OK(mt_graph_eval(g, 1, &sp, 1, &x, in, jt_dev(), &lit));
+    double lv[4];
+    jt_read(&lit, lv, 4);
+    MT_CHECK(isinf(lv[0]));
+    mt_array_clear(&lit);
+    /* A NaN on the fast path is never excused: a stabilized output whose reference is finite
+     * must still agree (checked through the comparison itself: same graph, tiny tolerances
+     * leave the loosened sqrt(eps) floor, so CHECK still passes on these inputs). */
+    mt_function_options o;
+    mt_function_options_init(&o);
+    o.mode = MT_MODE_CHECK;
+    o.check_rtol = 1e-15;
+    o.check_atol = 1e-300;
+    mt_function *f = NULL;
+    mt_array r = {0};
+    MT_CHECK_OK(mt_function_new(&f, g, 1, &x, 1, &sp, 0, NULL, jt_dev(), &o));
+    MT_CHECK_OK(mt_function_call(f, 1, in, 1, &r));
+    mt_array_clear(&r);
+    mt_function_free(f);
+    /* with the stability rules off, FAST_COMPILE is literal again (inf) */
+    const char *off[1] = {"softplus"};
+    o.mode = MT_MODE_FAST_COMPILE;
+    o.n_disabled_rewrites = 1;
+    o.disabled_rewrites = off;
+    MT_CHECK_OK(mt_function_new(&f, g, 1, &x, 1, &sp, 0, NULL, jt_dev(), &o));
+    MT_CHECK_OK(mt_function_call(f, 1, in, 1, &r));
+    jt_read(&r, lv, 4);
+    MT_CHECK(isinf(lv[0]));
+    mt_array_clear(&r);
+    mt_function_free(f);
+    mt_array_clear(&X);
+    mt_graph_free(g);
+}
