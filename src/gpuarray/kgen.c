@@ -19,7 +19,7 @@
 
 /* The helper blocks of kscalar.h as strings. */
 #define MT_KS_BLOCK(name, ...) static const char ks_##name[] = #__VA_ARGS__;
-#include "kscalar.h"
+#include "../core/kscalar.h"
 #undef MT_KS_BLOCK
 
 /* ---------------------------------------------------------------- prelude */
@@ -421,6 +421,16 @@ static void emit_unary(mt_strbuf *sb, const mt_knode *n, mt_dtype dt, const char
     case MT_SOP_BITNOT:
         if (dt == MT_BOOL) mt_strbuf_appendf(sb, "(uint8_t)(%s ^ 1)", a);
         else mt_strbuf_appendf(sb, "(%s)~%s", T, a);
+        return;
+    case MT_SOP_EXP: case MT_SOP_EXP2: case MT_SOP_EXPM1: case MT_SOP_LOG: case MT_SOP_LOG2:
+    case MT_SOP_LOG1P: case MT_SOP_TANH:
+        /* float-class: kscalar.h's vectorizable versions, the same on every target */
+        if (is_f32c(dt)) {
+            mt_strbuf_appendf(sb, "mt_%s_f32(%s)", mt_sop_name(n->op), a);
+            return;
+        }
+        fname(sb, mt_sop_name(n->op), dt);
+        mt_strbuf_appendf(sb, "(%s)", a);
         return;
     default: /* the remaining ops are float functions whose sop text is the C name */
         fname(sb, mt_sop_name(n->op), dt);

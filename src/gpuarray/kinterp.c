@@ -34,8 +34,10 @@ static inline uint64_t mt_d2u(double x)
     return u;
 }
 #define mt_clz64(x) __builtin_clzll(x)
+#define MT_INFF INFINITY
+#define MT_INF ((double)INFINITY)
 #define MT_KS_BLOCK(name, ...) __VA_ARGS__
-#include "kscalar.h"
+#include "../core/kscalar.h"
 #undef MT_KS_BLOCK
 
 #define BLK 256
@@ -100,14 +102,17 @@ static kcls cls_of(mt_dtype dt)
     case K_F32: M(float, f, f32, MT_INFF, 0.0f, 1.0f); break;            \
     case K_F64: M(double, , f64, MT_INF, 0.0, 1.0); break;
 
-#define MT_INFF INFINITY
-#define MT_INF ((double)INFINITY)
 
 /* ---------------------------------------------------------------- unary ops */
 
 /* Float math: FN(F) names the function for float (suffix f) or double (no suffix). */
 #define FMATH1(name) \
     case K_F32: MAP1(float, float, name##f(a)); break; \
+    case K_F64: MAP1(double, double, name(a)); break;
+
+/* kscalar.h's float versions of exp, log, tanh, ... (as kgen.c emits them), libm for double. */
+#define VMATH1(name) \
+    case K_F32: MAP1(float, float, mt_##name##_f32(a)); break; \
     case K_F64: MAP1(double, double, name(a)); break;
 
 /* The library math functions (float and double only). */
@@ -140,13 +145,13 @@ static void eval_fmath(mt_sop op, kcls c, void *r, const void *x, int nb)
 #undef F_
         return;
     case MT_SOP_SQRT: switch (c) { FMATH1(sqrt) default: break; } return;
-    case MT_SOP_EXP: switch (c) { FMATH1(exp) default: break; } return;
-    case MT_SOP_EXP2: switch (c) { FMATH1(exp2) default: break; } return;
-    case MT_SOP_EXPM1: switch (c) { FMATH1(expm1) default: break; } return;
-    case MT_SOP_LOG: switch (c) { FMATH1(log) default: break; } return;
-    case MT_SOP_LOG2: switch (c) { FMATH1(log2) default: break; } return;
+    case MT_SOP_EXP: switch (c) { VMATH1(exp) default: break; } return;
+    case MT_SOP_EXP2: switch (c) { VMATH1(exp2) default: break; } return;
+    case MT_SOP_EXPM1: switch (c) { VMATH1(expm1) default: break; } return;
+    case MT_SOP_LOG: switch (c) { VMATH1(log) default: break; } return;
+    case MT_SOP_LOG2: switch (c) { VMATH1(log2) default: break; } return;
     case MT_SOP_LOG10: switch (c) { FMATH1(log10) default: break; } return;
-    case MT_SOP_LOG1P: switch (c) { FMATH1(log1p) default: break; } return;
+    case MT_SOP_LOG1P: switch (c) { VMATH1(log1p) default: break; } return;
     case MT_SOP_SIN: switch (c) { FMATH1(sin) default: break; } return;
     case MT_SOP_COS: switch (c) { FMATH1(cos) default: break; } return;
     case MT_SOP_TAN: switch (c) { FMATH1(tan) default: break; } return;
@@ -155,7 +160,7 @@ static void eval_fmath(mt_sop op, kcls c, void *r, const void *x, int nb)
     case MT_SOP_ATAN: switch (c) { FMATH1(atan) default: break; } return;
     case MT_SOP_SINH: switch (c) { FMATH1(sinh) default: break; } return;
     case MT_SOP_COSH: switch (c) { FMATH1(cosh) default: break; } return;
-    case MT_SOP_TANH: switch (c) { FMATH1(tanh) default: break; } return;
+    case MT_SOP_TANH: switch (c) { VMATH1(tanh) default: break; } return;
     case MT_SOP_ERF: switch (c) { FMATH1(erf) default: break; } return;
     case MT_SOP_ERFC: switch (c) { FMATH1(erfc) default: break; } return;
     default: return;

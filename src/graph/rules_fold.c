@@ -6,8 +6,9 @@
  * computes for one node: float16, bfloat16 and float32 in float, float64 in double, integers
  * with wrapping arithmetic, Python floor division and modulo, NumPy's casts (core's
  * mt_dtype_convert), and the stable helpers (sigmoid, softplus, log1mexp, logaddexp, ...)
- * with the very formulas and thresholds of src/gpuarray/kscalar.h, copied below because the
- * graph module must not depend on gpuarray. So folding a stable op never loses accuracy, and a
+ * with the very formulas and thresholds of src/gpuarray/kscalar.h (the double ones copied below
+ * because the graph module must not link against gpuarray; the float ones, too long to copy, by
+ * expanding that header's BASE block here). So folding a stable op never loses accuracy, and a
  * folded constant equals what the executor would have computed (tests/jit/test_rewrite_values.c
  * checks this bit for bit). Ops or dtype combinations the evaluator does not know are left
  * alone. Results larger than the folding limit are only folded when they are uniform (then
@@ -19,25 +20,35 @@
 
 /* ---------------------------------------------------------------- kscalar.h formulas */
 
-static float k_sigmoid_f32(float x)
+/* The float32 helpers (exp, log, tanh, sigmoid, ... written branch-free for vectorization) are
+ * too long to copy: the BASE block of kscalar.h is expanded here exactly as kinterp.c does (a
+ * header only, so no link dependency on gpuarray); the F64 block is not needed. */
+#define MT_KFN static inline __attribute__((unused))
+static inline uint32_t mt_f2u(float x)
 {
-    if (x >= 0.0f) return 1.0f / (1.0f + expf(-x));
-    float e = expf(x);
-    return e / (1.0f + e);
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    return u;
 }
+static inline float mt_u2f(uint32_t u)
+{
+    float x;
+    memcpy(&x, &u, 4);
+    return x;
+}
+#define mt_clz64(x) __builtin_clzll(x)
+#define MT_INFF INFINITY
+#define MT_KS_BLOCK(name, ...) MT_KS_BLOCK_##name(__VA_ARGS__)
+#define MT_KS_BLOCK_base(...) __VA_ARGS__
+#define MT_KS_BLOCK_f64(...)
+#include "../core/kscalar.h"
+#undef MT_KS_BLOCK
 
 static double k_sigmoid_f64(double x)
 {
     if (x >= 0.0) return 1.0 / (1.0 + exp(-x));
     double e = exp(x);
     return e / (1.0 + e);
-}
-
-static float k_softplus_f32(float x)
-{
-    if (x > 20.0f) return x;
-    if (x < -20.0f) return expf(x);
-    return log1pf(expf(x));
 }
 
 static double k_softplus_f64(double x)
@@ -47,23 +58,9 @@ static double k_softplus_f64(double x)
     return log1p(exp(x));
 }
 
-static float k_log1mexp_f32(float x)
-{
-    return x > -0.693147180559945309f ? logf(-expm1f(x)) : log1pf(-expf(x));
-}
-
 static double k_log1mexp_f64(double x)
 {
     return x > -0.693147180559945309417 ? log(-expm1(x)) : log1p(-exp(x));
-}
-
-static float k_logaddexp_f32(float x, float y)
-{
-    if (x == y) return x + 0.693147180559945309f;
-    float d = x - y;
-    if (d > 0.0f) return x + log1pf(expf(-d));
-    if (d <= 0.0f) return y + log1pf(expf(d));
-    return d;
 }
 
 static double k_logaddexp_f64(double x, double y)
@@ -234,8 +231,19 @@ static void store(mt_dtype dt, fval v, unsigned char *p)
 
 /* ---------------------------------------------------------------- scalar evaluation */
 
-/* Float ops shared by the float and double evaluators (F: libm suffix, S: helper suffix). */
-#define FLOAT_UNARY(T, F, S)                                   \
+/* The functions that float32 takes from kscalar.h and double from libm. */
+#define FLOAT_LIBM(F)                                          \
+    case MT_SOP_EXP: return exp##F(a);                         \
+    case MT_SOP_EXP2: return exp2##F(a);                       \
+    case MT_SOP_EXPM1: return expm1##F(a);                     \
+    case MT_SOP_LOG: return log##F(a);                         \
+    case MT_SOP_LOG2: return log2##F(a);                       \
+    case MT_SOP_LOG1P: return log1p##F(a);                     \
+    case MT_SOP_TANH: return tanh##F(a);
+
+/* Float ops shared by the float and double evaluators (F: libm suffix, S: helper suffix, P:
+ * helper prefix, mt for kscalar.h's float versions, k for the double copies above). */
+#define FLOAT_UNARY_REST(T, F, S, P)                           \
     case MT_SOP_NEG: return -a;                                \
     case MT_SOP_ABS: return fabs##F(a);                        \
     case MT_SOP_SIGN: return k_sign_##S(a);                    \
@@ -248,14 +256,8 @@ static void store(mt_dtype dt, fval v, unsigned char *p)
     case MT_SOP_RECIP: return (T)1 / a;                        \
     case MT_SOP_SQRT: return sqrt##F(a);                       \
     case MT_SOP_RSQRT: return (T)1 / sqrt##F(a);               \
-    case MT_SOP_EXP: return exp##F(a);                         \
-    case MT_SOP_EXP2: return exp2##F(a);                       \
-    case MT_SOP_EXPM1: return expm1##F(a);                     \
-    case MT_SOP_LOG: return log##F(a);                         \
-    case MT_SOP_LOG2: return log2##F(a);                       \
     case MT_SOP_LOG10: return log10##F(a);                     \
-    case MT_SOP_LOG1P: return log1p##F(a);                     \
-    case MT_SOP_LOG1MEXP: return k_log1mexp_##S(a);            \
+    case MT_SOP_LOG1MEXP: return P##_log1mexp_##S(a);          \
     case MT_SOP_SIN: return sin##F(a);                         \
     case MT_SOP_COS: return cos##F(a);                         \
     case MT_SOP_TAN: return tan##F(a);                         \
@@ -264,13 +266,12 @@ static void store(mt_dtype dt, fval v, unsigned char *p)
     case MT_SOP_ATAN: return atan##F(a);                       \
     case MT_SOP_SINH: return sinh##F(a);                       \
     case MT_SOP_COSH: return cosh##F(a);                       \
-    case MT_SOP_TANH: return tanh##F(a);                       \
     case MT_SOP_ERF: return erf##F(a);                         \
     case MT_SOP_ERFC: return erfc##F(a);                       \
-    case MT_SOP_SIGMOID: return k_sigmoid_##S(a);              \
-    case MT_SOP_SOFTPLUS: return k_softplus_##S(a);
+    case MT_SOP_SIGMOID: return P##_sigmoid_##S(a);            \
+    case MT_SOP_SOFTPLUS: return P##_softplus_##S(a);
 
-#define FLOAT_BINARY(T, F, S)                                  \
+#define FLOAT_BINARY(T, F, S, P)                               \
     case MT_SOP_ADD: return a + b;                             \
     case MT_SOP_SUB: return a - b;                             \
     case MT_SOP_MUL: return a * b;                             \
@@ -281,13 +282,20 @@ static void store(mt_dtype dt, fval v, unsigned char *p)
     case MT_SOP_MAX: return (a > b || a != a) ? a : b;         \
     case MT_SOP_MIN: return (a < b || a != a) ? a : b;         \
     case MT_SOP_ATAN2: return atan2##F(a, b);                  \
-    case MT_SOP_LOGADDEXP: return k_logaddexp_##S(a, b);
+    case MT_SOP_LOGADDEXP: return P##_logaddexp_##S(a, b);
 
 static float f32_op(mt_sop op, float a, float b, bool *ok)
 {
     switch (op) {
-    FLOAT_UNARY(float, f, f32)
-    FLOAT_BINARY(float, f, f32)
+    case MT_SOP_EXP: return mt_exp_f32(a);
+    case MT_SOP_EXP2: return mt_exp2_f32(a);
+    case MT_SOP_EXPM1: return mt_expm1_f32(a);
+    case MT_SOP_LOG: return mt_log_f32(a);
+    case MT_SOP_LOG2: return mt_log2_f32(a);
+    case MT_SOP_LOG1P: return mt_log1p_f32(a);
+    case MT_SOP_TANH: return mt_tanh_f32(a);
+    FLOAT_UNARY_REST(float, f, f32, mt)
+    FLOAT_BINARY(float, f, f32, mt)
     default: *ok = false; return 0.0f;
     }
 }
@@ -295,8 +303,9 @@ static float f32_op(mt_sop op, float a, float b, bool *ok)
 static double f64_op(mt_sop op, double a, double b, bool *ok)
 {
     switch (op) {
-    FLOAT_UNARY(double, , f64)
-    FLOAT_BINARY(double, , f64)
+    FLOAT_LIBM()
+    FLOAT_UNARY_REST(double, , f64, k)
+    FLOAT_BINARY(double, , f64, k)
     default: *ok = false; return 0.0;
     }
 }
