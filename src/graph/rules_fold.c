@@ -6,9 +6,8 @@
  * computes for one node: float16, bfloat16 and float32 in float, float64 in double, integers
  * with wrapping arithmetic, Python floor division and modulo, NumPy's casts (core's
  * mt_dtype_convert), and the stable helpers (sigmoid, softplus, log1mexp, logaddexp, ...)
- * with the very formulas and thresholds of src/gpuarray/kscalar.h (the double ones copied below
- * because the graph module must not link against gpuarray; the float ones, too long to copy, by
- * expanding that header's BASE block here). So folding a stable op never loses accuracy, and a
+ * with the very formulas and thresholds of the kernels: core's internal header kscalar.h is
+ * expanded here as the interpreter expands it (a header, so no link dependency). So folding a stable op never loses accuracy, and a
  * folded constant equals what the executor would have computed (tests/jit/test_rewrite_values.c
  * checks this bit for bit). Ops or dtype combinations the evaluator does not know are left
  * alone. Results larger than the folding limit are only folded when they are uniform (then
@@ -20,9 +19,9 @@
 
 /* ---------------------------------------------------------------- kscalar.h formulas */
 
-/* The float32 helpers (exp, log, tanh, sigmoid, ... written branch-free for vectorization) are
- * too long to copy: the BASE block of kscalar.h is expanded here exactly as kinterp.c does (a
- * header only, so no link dependency on gpuarray); the F64 block is not needed. */
+/* Every helper (the branch-free float32 exp, log, tanh, sigmoid, ..., the float64 stable forms,
+ * Python's floor division and modulo) comes from kscalar.h, expanded here exactly as kinterp.c
+ * does, so folding computes what the kernels compute. */
 #define MT_KFN static inline __attribute__((unused))
 static inline uint32_t mt_f2u(float x)
 {
@@ -36,137 +35,18 @@ static inline float mt_u2f(uint32_t u)
     memcpy(&x, &u, 4);
     return x;
 }
+static inline uint64_t mt_d2u(double x)
+{
+    uint64_t u;
+    memcpy(&u, &x, 8);
+    return u;
+}
 #define mt_clz64(x) __builtin_clzll(x)
 #define MT_INFF INFINITY
-#define MT_KS_BLOCK(name, ...) MT_KS_BLOCK_##name(__VA_ARGS__)
-#define MT_KS_BLOCK_base(...) __VA_ARGS__
-#define MT_KS_BLOCK_f64(...)
+#define MT_INF ((double)INFINITY)
+#define MT_KS_BLOCK(name, ...) __VA_ARGS__
 #include "../core/kscalar.h"
 #undef MT_KS_BLOCK
-
-static double k_sigmoid_f64(double x)
-{
-    if (x >= 0.0) return 1.0 / (1.0 + exp(-x));
-    double e = exp(x);
-    return e / (1.0 + e);
-}
-
-static double k_softplus_f64(double x)
-{
-    if (x > 37.0) return x;
-    if (x < -37.0) return exp(x);
-    return log1p(exp(x));
-}
-
-static double k_log1mexp_f64(double x)
-{
-    return x > -0.693147180559945309417 ? log(-expm1(x)) : log1p(-exp(x));
-}
-
-static double k_logaddexp_f64(double x, double y)
-{
-    if (x == y) return x + 0.693147180559945309417;
-    double d = x - y;
-    if (d > 0.0) return x + log1p(exp(-d));
-    if (d <= 0.0) return y + log1p(exp(d));
-    return d;
-}
-
-static float k_mod_f32(float a, float b)
-{
-    float m = fmodf(a, b);
-    if (b == 0.0f) return m;
-    if (m != 0.0f) {
-        if ((b < 0.0f) != (m < 0.0f)) m += b;
-    } else {
-        m = copysignf(0.0f, b);
-    }
-    return m;
-}
-
-static double k_mod_f64(double a, double b)
-{
-    double m = fmod(a, b);
-    if (b == 0.0) return m;
-    if (m != 0.0) {
-        if ((b < 0.0) != (m < 0.0)) m += b;
-    } else {
-        m = copysign(0.0, b);
-    }
-    return m;
-}
-
-static float k_floordiv_f32(float a, float b)
-{
-    if (b == 0.0f) return a / b;
-    float m = fmodf(a, b);
-    float d = (a - m) / b;
-    if (m != 0.0f && ((b < 0.0f) != (m < 0.0f))) d -= 1.0f;
-    if (d == 0.0f) return copysignf(0.0f, a / b);
-    float f = floorf(d);
-    if (d - f > 0.5f) f += 1.0f;
-    return f;
-}
-
-static double k_floordiv_f64(double a, double b)
-{
-    if (b == 0.0) return a / b;
-    double m = fmod(a, b);
-    double d = (a - m) / b;
-    if (m != 0.0 && ((b < 0.0) != (m < 0.0))) d -= 1.0;
-    if (d == 0.0) return copysign(0.0, a / b);
-    double f = floor(d);
-    if (d - f > 0.5) f += 1.0;
-    return f;
-}
-
-static float k_sign_f32(float x)
-{
-    return x > 0.0f ? 1.0f : (x < 0.0f ? -1.0f : (x == 0.0f ? 0.0f : x));
-}
-
-static double k_sign_f64(double x)
-{
-    return x > 0.0 ? 1.0 : (x < 0.0 ? -1.0 : (x == 0.0 ? 0.0 : x));
-}
-
-static int64_t k_floordiv_i64(int64_t a, int64_t b)
-{
-    if (b == 0) return 0;
-    if (b == -1) return (int64_t)((uint64_t)0 - (uint64_t)a);
-    int64_t q = a / b;
-    if ((a % b != 0) && ((a < 0) != (b < 0))) q -= 1;
-    return q;
-}
-
-static int64_t k_mod_i64(int64_t a, int64_t b)
-{
-    if (b == 0 || b == -1) return 0;
-    int64_t r = a % b;
-    if (r != 0 && ((r < 0) != (b < 0))) r += b;
-    return r;
-}
-
-static uint64_t k_pow_u64(uint64_t a, uint64_t b)
-{
-    uint64_t r = 1;
-    while (b) {
-        if (b & 1) r *= a;
-        a *= a;
-        b >>= 1;
-    }
-    return r;
-}
-
-static int64_t k_pow_i64(int64_t a, int64_t b)
-{
-    if (b < 0) {
-        if (a == 1) return 1;
-        if (a == -1) return (b & 1) ? -1 : 1;
-        return 0;
-    }
-    return (int64_t)k_pow_u64((uint64_t)a, (uint64_t)b);
-}
 
 /* ---------------------------------------------------------------- values */
 
@@ -242,11 +122,11 @@ static void store(mt_dtype dt, fval v, unsigned char *p)
     case MT_SOP_TANH: return tanh##F(a);
 
 /* Float ops shared by the float and double evaluators (F: libm suffix, S: helper suffix, P:
- * helper prefix, mt for kscalar.h's float versions, k for the double copies above). */
+ * helper prefix: mt, kscalar.h). */
 #define FLOAT_UNARY_REST(T, F, S, P)                           \
     case MT_SOP_NEG: return -a;                                \
     case MT_SOP_ABS: return fabs##F(a);                        \
-    case MT_SOP_SIGN: return k_sign_##S(a);                    \
+    case MT_SOP_SIGN: return mt_sign_##S(a);                    \
     case MT_SOP_SQUARE: return a * a;                          \
     case MT_SOP_RELU: return (a > (T)0 || a != a) ? a : (T)0;  \
     case MT_SOP_FLOOR: return floor##F(a);                     \
@@ -276,8 +156,8 @@ static void store(mt_dtype dt, fval v, unsigned char *p)
     case MT_SOP_SUB: return a - b;                             \
     case MT_SOP_MUL: return a * b;                             \
     case MT_SOP_DIV: return a / b;                             \
-    case MT_SOP_FLOORDIV: return k_floordiv_##S(a, b);         \
-    case MT_SOP_MOD: return k_mod_##S(a, b);                   \
+    case MT_SOP_FLOORDIV: return mt_floordiv_##S(a, b);         \
+    case MT_SOP_MOD: return mt_mod_##S(a, b);                   \
     case MT_SOP_POW: return pow##F(a, b);                      \
     case MT_SOP_MAX: return (a > b || a != a) ? a : b;         \
     case MT_SOP_MIN: return (a < b || a != a) ? a : b;         \
@@ -304,8 +184,8 @@ static double f64_op(mt_sop op, double a, double b, bool *ok)
 {
     switch (op) {
     FLOAT_LIBM()
-    FLOAT_UNARY_REST(double, , f64, k)
-    FLOAT_BINARY(double, , f64, k)
+    FLOAT_UNARY_REST(double, , f64, mt)
+    FLOAT_BINARY(double, , f64, mt)
     default: *ok = false; return 0.0;
     }
 }
@@ -375,9 +255,9 @@ static uint64_t int_op(mt_sop op, fcls c, int bits, fval a, fval b, bool *ok)
     case MT_SOP_MUL: return a.u * b.u;
     case MT_SOP_DIV: /* the kernels divide integers with floor division */
     case MT_SOP_FLOORDIV:
-        return s ? (uint64_t)k_floordiv_i64(a.i, b.i) : (b.u == 0 ? 0 : a.u / b.u);
-    case MT_SOP_MOD: return s ? (uint64_t)k_mod_i64(a.i, b.i) : (b.u == 0 ? 0 : a.u % b.u);
-    case MT_SOP_POW: return s ? (uint64_t)k_pow_i64(a.i, b.i) : k_pow_u64(a.u, b.u);
+        return s ? (uint64_t)mt_floordiv_i64(a.i, b.i) : (b.u == 0 ? 0 : a.u / b.u);
+    case MT_SOP_MOD: return s ? (uint64_t)mt_mod_i64(a.i, b.i) : (b.u == 0 ? 0 : a.u % b.u);
+    case MT_SOP_POW: return s ? (uint64_t)mt_pow_i64(a.i, b.i) : mt_pow_u64(a.u, b.u);
     case MT_SOP_MAX: return (s ? a.i > b.i : a.u > b.u) ? a.u : b.u;
     case MT_SOP_MIN: return (s ? a.i < b.i : a.u < b.u) ? a.u : b.u;
     case MT_SOP_BITAND: return a.u & b.u;
