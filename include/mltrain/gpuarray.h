@@ -285,6 +285,19 @@ void mt_kexpr_print(const mt_kexpr *e, mt_strbuf *sb);
  * device and cached; on the host, without a C compiler (or MLTRAIN_NO_CC=1), it is interpreted. */
 mt_status mt_elemwise(const mt_kexpr *expr, int32_t nin, const mt_array *const *inputs,
                       mt_array *const *outputs, int32_t nparams, const mt_scalar *params);
+/* Compiles, ahead of time, the kernel mt_elemwise(expr, nin, ..., nparams, ...) would use on dev
+ * for C-contiguous inputs of dtypes in_dtypes[i] and shapes in_dims[i][0..in_ndim[i]) and
+ * C-contiguous outputs of shape out_dims[0..out_ndim) (dtypes of the output nodes), putting it in
+ * the device's kernel cache (and the disk cache on the host). A size < 0 means unknown and is
+ * taken as > 1. Nothing runs and nothing is allocated beyond tiny stand-in arrays. A pure
+ * optimisation: a later call whose layout differs just builds its own kernel. Safe to call from
+ * several threads at once. ERR_INVALID / ERR_RANGE for bad arguments, otherwise the errors of
+ * mt_elemwise's checks or of the kernel build; MT_OK without building when kernels are
+ * interpreted or the shape is empty. */
+mt_status mt_elemwise_prebuild(mt_device *dev, const mt_kexpr *expr, int32_t nin,
+                               const mt_dtype *in_dtypes, const int32_t *in_ndim,
+                               const int64_t (*in_dims)[MT_MAX_DIMS], int32_t out_ndim,
+                               const int64_t *out_dims, int32_t nparams);
 
 
 /* out = op over `axes` of src (naxes 0: all axes). New array on src's device. Float sums are

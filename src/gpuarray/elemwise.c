@@ -702,11 +702,10 @@ static mt_status fix_overlaps(ew_plan *p, mt_array *tmps, mt_array *const *outpu
 
 static atomic_int g_warned_interp;
 
-static mt_status dispatch(ew_plan *p, mt_device *dev, const mt_scalar *params)
+/* The plan's kernel from the device's cache, generated and compiled on a miss. */
+static mt_status get_kernel(ew_plan *p, mt_device *dev, void **kernel)
 {
     bool host = dev->ops->klang == MT_KLANG_C;
-    if (host && mt_device_is_host_addressable(dev) && !mt__hostcc_available())
-        return run_interp(p, dev, params);
     mt_strbuf key;
     mt_strbuf_init(&key);
     /* contiguous kernels do not depend on the rank (0-d and 1-d share one) */
@@ -719,12 +718,21 @@ static mt_status dispatch(ew_plan *p, mt_device *dev, const mt_scalar *params)
     }
     mt__kgen_key(&key, p->e);
     mt_status st = mt_strbuf_status(&key);
-    void *kernel = NULL;
     if (st == MT_OK) {
         gen_ctx g = {p, mt_hash64(key.data, key.len, 0x65776b6579ull)};
-        st = mt__kernel_get(dev, key.data, gen_source, &g, &kernel);
+        st = mt__kernel_get(dev, key.data, gen_source, &g, kernel);
     }
     mt_strbuf_deinit(&key);
+    return st;
+}
+
+static mt_status dispatch(ew_plan *p, mt_device *dev, const mt_scalar *params)
+{
+    bool host = dev->ops->klang == MT_KLANG_C;
+    if (host && mt_device_is_host_addressable(dev) && !mt__hostcc_available())
+        return run_interp(p, dev, params);
+    void *kernel = NULL;
+    mt_status st = get_kernel(p, dev, &kernel);
     if (st == MT_ERR_NOT_BUILT && host && mt_device_is_host_addressable(dev)) {
         if (atomic_exchange(&g_warned_interp, 1) == 0)
             mt_log(MT_LOG_WARN, "elemwise: host kernels are interpreted (%s)", mt_last_error());
@@ -773,6 +781,82 @@ mt_status mt_elemwise(const mt_kexpr *expr, int32_t nin, const mt_array *const *
     if (st == MT_OK && p->size > 0) st = dispatch(p, dev, params);
     for (int32_t i = 0; i < nin; i++) mt_array_clear(&tmps[i]);
     mt_free(tmps);
+    mt_free(p);
+    return st;
+}
+
+/* Prebuild: tiny C-contiguous stand-ins (every size > 1 becomes 2, which changes neither the
+ * collapsed rank nor any argument's layout class, hence not the kernel key), then the same
+ * plan and cache lookup as mt_elemwise, without running the kernel. */
+static mt_status prebuild_arrays(mt_device *dev, const mt_kexpr *e, int32_t nin,
+                                 const mt_dtype *in_dtypes, const int32_t *in_ndim,
+                                 const int64_t (*in_dims)[MT_MAX_DIMS], int32_t out_ndim,
+                                 const int64_t *out_dims, mt_array *arrs, bool *empty)
+{
+    for (int32_t i = 0; i <= nin; i++) {
+        int32_t nd = i < nin ? in_ndim[i] : out_ndim;
+        const int64_t *src = i < nin ? in_dims[i] : out_dims;
+        if (nd < 0 || nd > MT_MAX_DIMS)
+            return mt_err_set(MT_ERR_INVALID, "elemwise prebuild: %s %d has rank %d",
+                              i < nin ? "input" : "output", i < nin ? i : 0, (int)nd);
+        int64_t dims[MT_MAX_DIMS];
+        for (int32_t d = 0; d < nd; d++) {
+            dims[d] = src[d] == 1 ? 1 : 2;
+            if (src[d] == 0) *empty = true;
+        }
+        if (*empty) return MT_OK;
+        if (i < nin) {
+            mt_status st = mt_array_empty(&arrs[i], dev, in_dtypes[i], nd, dims, 'C');
+            if (st != MT_OK) return mt_err_prefix(st, "elemwise prebuild: input %d: ", i);
+            continue;
+        }
+        for (int32_t j = 0; j < e->nouts; j++) {
+            mt_status st = mt_array_empty(&arrs[nin + j], dev, e->nodes[e->outs[j]].dtype, nd,
+                                          dims, 'C');
+            if (st != MT_OK) return mt_err_prefix(st, "elemwise prebuild: output %d: ", j);
+        }
+    }
+    return MT_OK;
+}
+
+mt_status mt_elemwise_prebuild(mt_device *dev, const mt_kexpr *expr, int32_t nin,
+                               const mt_dtype *in_dtypes, const int32_t *in_ndim,
+                               const int64_t (*in_dims)[MT_MAX_DIMS], int32_t out_ndim,
+                               const int64_t *out_dims, int32_t nparams)
+{
+    if (!dev || !expr || nin < 0 || (nin > 0 && (!in_dtypes || !in_ndim || !in_dims)) ||
+        (out_ndim > 0 && !out_dims) || nparams < 0)
+        return mt_err_set(MT_ERR_INVALID, "elemwise prebuild: NULL or negative argument");
+    mt_status vst = mt_kexpr_validate(expr);
+    if (vst != MT_OK) return mt_err_prefix(vst, "elemwise prebuild: ");
+    if (nin + expr->nouts > EW_MAX_ARGS || expr->nouts < 1)
+        return mt_err_set(MT_ERR_RANGE, "elemwise prebuild: %d inputs + %d outputs (1 to %d "
+                          "arguments)", nin, expr->nouts, EW_MAX_ARGS);
+    int32_t narr = nin + expr->nouts;
+    mt_array *arrs = mt_calloc((size_t)narr + nin + 1, sizeof *arrs); /* + overlap tmps */
+    mt_scalar *params = mt_calloc((size_t)nparams + 1, sizeof *params);
+    ew_plan *p = mt_calloc(1, sizeof *p);
+    const mt_array *ins[EW_MAX_ARGS];
+    mt_array *outs[EW_MAX_ARGS];
+    mt_status st = arrs && params && p ? MT_OK : mt_err_prefix(MT_ERR_NOMEM, "elemwise prebuild: ");
+    bool empty = false;
+    if (st == MT_OK)
+        st = prebuild_arrays(dev, expr, nin, in_dtypes, in_ndim, in_dims, out_ndim, out_dims,
+                             arrs, &empty);
+    if (st == MT_OK && !empty) {
+        for (int32_t i = 0; i < nin; i++) ins[i] = &arrs[i];
+        for (int32_t j = 0; j < expr->nouts; j++) outs[j] = &arrs[nin + j];
+        p->lang = dev->ops->klang;
+        st = plan_build(p, arrs + narr, expr, nin, ins, outs, nparams, params);
+        void *kernel = NULL;
+        bool interp = dev->ops->klang == MT_KLANG_C && mt_device_is_host_addressable(dev) &&
+                      !mt__hostcc_available(); /* nothing to build */
+        if (st == MT_OK && p->size > 0 && !interp) st = get_kernel(p, dev, &kernel);
+        if (st != MT_OK) st = mt_err_prefix(st, "elemwise prebuild: ");
+    }
+    for (int32_t i = 0; arrs && i < narr + nin; i++) mt_array_clear(&arrs[i]);
+    mt_free(arrs);
+    mt_free(params);
     mt_free(p);
     return st;
 }

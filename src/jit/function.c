@@ -11,6 +11,7 @@
  * would alias function-owned memory or be read-only) and only then writes the updates back, so
  * every output and update is computed from the values before the call. */
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -417,6 +418,102 @@ static mt_status optimize_graph(mt_function *f)
     return st;
 }
 
+/* ---------------------------------------------------------------- kernel prebuild */
+
+/* Cold start: every fused kernel would otherwise be compiled (one `cc` run each) lazily at its
+ * first use, one after another. Predicting each FUSED step's kernel for C-contiguous operands
+ * (arguments and temporaries are, in practice) lets them compile concurrently now (so do the
+ * single ELEMWISE nodes left unfused; fused reductions are not predicted). A wrong
+ * prediction only means that kernel is built at first use, as without this; errors are
+ * ignored (a real problem shows up again, with its message, when the step runs). */
+#define PREBUILD_MAX_IN 64 /* mt_elemwise takes at most 64 arguments */
+
+typedef struct prebuild_ctx {
+    mt_function *f;
+    int32_t n;
+    const mt__jstep **steps;
+    _Atomic int32_t next;
+} prebuild_ctx;
+
+/* What decides a step's predicted kernel: the expression and, per operand, its dtype and
+ * which sizes are 1 (the stand-ins' sizes). Steps with equal signatures share their kernel,
+ * which is then built once instead of twice at the same time. A hash collision only drops a
+ * prediction. */
+static uint64_t step_signature(const mt_function *f, const mt__jstep *s)
+{
+    uint64_t h = mt_kexpr_hash(&s->kx);
+    for (int32_t i = 0; i <= s->nin; i++) {
+        mt_var v = i < s->nin ? f->order[s->in[i]]
+                              : s->kind == MT__STEP_FUSED ? s->out_vars[0] : s->v;
+        const mt_type *t = mt_graph_type(f->g, v);
+        uint64_t bits = (uint64_t)t->dtype << 16 | (uint64_t)t->ndim << 8;
+        for (int32_t d = 0; d < t->ndim; d++) bits |= (uint64_t)(t->shape[d] == 1) << d;
+        h = (h ^ bits) * 0x100000001b3ull;
+    }
+    return h;
+}
+
+static void prebuild_step(mt_function *f, const mt__jstep *s)
+{
+    mt_dtype dt[PREBUILD_MAX_IN];
+    int32_t nd[PREBUILD_MAX_IN];
+    int64_t (*dims)[MT_MAX_DIMS] = mt_calloc((size_t)s->nin + 1, sizeof *dims);
+    if (!dims || s->nin > PREBUILD_MAX_IN) {
+        mt_free(dims);
+        return;
+    }
+    for (int32_t i = 0; i < s->nin; i++) {
+        const mt_type *t = mt_graph_type(f->g, f->order[s->in[i]]);
+        dt[i] = t->dtype;
+        nd[i] = t->ndim;
+        memcpy(dims[i], t->shape, sizeof dims[i]);
+    }
+    const mt_type *o = mt_graph_type(f->g, s->kind == MT__STEP_FUSED ? s->out_vars[0] : s->v);
+    (void)mt_elemwise_prebuild(f->dev, &s->kx, s->nin, dt, nd, (const int64_t(*)[MT_MAX_DIMS])dims,
+                               o->ndim, o->shape, 0);
+    mt_free(dims);
+}
+
+static void prebuild_worker(void *vctx, int64_t begin, int64_t end, int thread)
+{
+    (void)begin, (void)end, (void)thread;
+    prebuild_ctx *c = vctx;
+    for (int32_t k; (k = atomic_fetch_add(&c->next, 1)) < c->n;) prebuild_step(c->f, c->steps[k]);
+}
+
+static void prebuild_kernels(mt_function *f)
+{
+    const mt_device_info *info = mt_device_get_info(f->dev);
+    if (!f->has_fast || !info || strcmp(info->backend, "host") != 0) return;
+    prebuild_ctx c = {.f = f};
+    c.steps = mt_calloc((size_t)f->fast.nsteps + 1, sizeof *c.steps);
+    if (!c.steps) return;
+    uint64_t *sigs = mt_calloc((size_t)f->fast.nsteps + 1, sizeof *sigs);
+    if (!sigs) {
+        mt_free(c.steps);
+        return;
+    }
+    for (int32_t k = 0; k < f->fast.nsteps; k++) {
+        const mt__jstep *s = &f->fast.steps[k];
+        if (s->kind == MT__STEP_REDUCE || !s->has_kx) continue;
+        uint64_t sig = step_signature(f, s);
+        bool seen = false;
+        for (int32_t j = 0; j < c.n && !seen; j++) seen = sigs[j] == sig;
+        if (seen) continue;
+        sigs[c.n] = sig;
+        c.steps[c.n++] = s;
+    }
+    mt_free(sigs);
+    mt_threadpool *tp = NULL;
+    if (c.n > 1 && mt_cpu_count() > 1 && mt_threadpool_new(&tp, mt_cpu_count()) == MT_OK) {
+        mt_threadpool_run(tp, mt_threadpool_size(tp), 1, prebuild_worker, &c);
+        mt_threadpool_free(tp);
+    } else {
+        prebuild_worker(&c, 0, 1, 0);
+    }
+    mt_free(c.steps);
+}
+
 /* Everything after the argument checks; f is freed by the caller on error. */
 static mt_status build(mt_function *f, const mt_graph *g, const mt_var *inputs,
                        const mt_var *outputs, const mt_update *updates)
@@ -455,6 +552,7 @@ static mt_status build(mt_function *f, const mt_graph *g, const mt_var *inputs,
             mt__plan_free(&f->fast);
             st = MT_OK;
         }
+        if (f->has_fast && f->mode == MT_MODE_FAST_RUN) prebuild_kernels(f);
     }
     return st;
 }

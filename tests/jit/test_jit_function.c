@@ -479,6 +479,172 @@ static bool cache_entry_name(const char *name)
     return true;
 }
 
+MT_TEST(elemwise_prebuild_arguments)
+{
+    /* Direct use: a bad call fails with a message naming it; a good one puts a kernel in the
+     * cache that mt_elemwise then uses (its values checked against plain loops). */
+    mt_kexpr e;
+    mt_kexpr_init(&e);
+    int32_t i0 = mt_kexpr_input(&e, 0, MT_FLOAT64), i1 = mt_kexpr_input(&e, 1, MT_FLOAT64);
+    MT_CHECK_OK(mt_kexpr_add_output(&e, mt_kexpr_binary(&e, MT_SOP_MUL, i0, i1)));
+    mt_dtype dts[2] = {MT_FLOAT64, MT_FLOAT64};
+    int32_t nds[2] = {2, 1};
+    int64_t dims[2][MT_MAX_DIMS] = {{MT_DIM_UNKNOWN, 5}, {5}};
+    int64_t od[2] = {MT_DIM_UNKNOWN, 5};
+    MT_CHECK_ERR(mt_elemwise_prebuild(NULL, &e, 2, dts, nds, (const int64_t(*)[MT_MAX_DIMS])dims,
+                                      2, od, 0), MT_ERR_INVALID, "prebuild");
+    int32_t bad_nd[2] = {2, 9};
+    MT_CHECK_ERR(mt_elemwise_prebuild(jt_dev(), &e, 2, dts, bad_nd,
+                                      (const int64_t(*)[MT_MAX_DIMS])dims, 2, od, 0),
+                 MT_ERR_INVALID, "rank 9");
+    mt_dtype wrong[2] = {MT_FLOAT32, MT_FLOAT64};
+    MT_CHECK_ERR(mt_elemwise_prebuild(jt_dev(), &e, 2, wrong, nds,
+                                      (const int64_t(*)[MT_MAX_DIMS])dims, 2, od, 0),
+                 MT_ERR_DTYPE, "input 0");
+    MT_CHECK_OK(mt_elemwise_prebuild(jt_dev(), &e, 2, dts, nds,
+                                     (const int64_t(*)[MT_MAX_DIMS])dims, 2, od, 0));
+    int64_t xs[2] = {3, 5}, bs = 5;
+    double xv[15], bv[5], got[15];
+    jt_fill(xv, 15, -2, 2, 11);
+    jt_fill(bv, 5, -2, 2, 12);
+    mt_array X, B, O = {0};
+    jt_arr(&X, MT_FLOAT64, 2, xs, xv);
+    jt_arr(&B, MT_FLOAT64, 1, &bs, bv);
+    MT_CHECK_OK(mt_array_empty(&O, jt_dev(), MT_FLOAT64, 2, xs, 'C'));
+    const mt_array *in[2] = {&X, &B};
+    mt_array *out[1] = {&O};
+    MT_CHECK_OK(mt_elemwise(&e, 2, in, out, 0, NULL));
+    jt_read(&O, got, 15);
+    for (int i = 0; i < 15; i++) {
+        double ev = xv[i] * bv[i % 5];
+        MT_CHECK(fabs(got[i] - ev) <= 1e-15 * (1 + fabs(ev)));
+    }
+    mt_array_clear(&X);
+    mt_array_clear(&B);
+    mt_array_clear(&O);
+    mt_kexpr_deinit(&e);
+}
+
+/* The kernel entries in dir (see cache_entry_name). */
+static int count_entries(const char *dir)
+{
+    DIR *dp = opendir(dir);
+    if (!dp) return -1;
+    int n = 0;
+    struct dirent *de;
+    while ((de = readdir(dp)) != NULL) n += cache_entry_name(de->d_name);
+    closedir(dp);
+    return n;
+}
+
+/* Child of fused_kernels_prebuilt_at_compile, in an empty cache dir: the fused kernel exists
+ * right after mt_function_new; a C-contiguous call compiles nothing more (the prediction was
+ * right); a transposed argument (a layout not predicted) still gives the right values.
+ * Returns 0 on success. */
+static int prebuild_child(const char *dir, bool cc)
+{
+    mt_device *dev = NULL;
+    mt_graph *g = NULL;
+    mt_function *f = NULL;
+    mt_array X = {0}, B = {0}, XT = {0}, Xv = {0}, r = {0};
+    int rc = 2;
+    double xv[12], bv[3], got[12];
+    for (int i = 0; i < 12; i++) xv[i] = -1.5 + 0.25 * i;
+    for (int i = 0; i < 3; i++) bv[i] = 0.5 * i - 0.3;
+    if (mt_device_open(&dev, "host") != MT_OK || mt_graph_new(&g) != MT_OK) goto done;
+    int64_t xs[2] = {MT_DIM_UNKNOWN, 3}, bs = 3, d43[2] = {4, 3}, d34[2] = {3, 4};
+    mt_var x = mt_graph_placeholder(g, "x", MT_FLOAT64, 2, xs);
+    mt_var b = mt_graph_placeholder(g, "b", MT_FLOAT64, 1, &bs);
+    mt_var y = mt_graph_add(g, mt_graph_tanh(g, mt_graph_add(g, mt_graph_mul(g, x, x), b)),
+                            mt_graph_exp(g, mt_graph_neg(g, x)));
+    mt_var args[2] = {x, b};
+    if (mt_graph_status(g) != MT_OK ||
+        mt_function_new(&f, g, 2, args, 1, &y, 0, NULL, dev, NULL) != MT_OK)
+        goto done;
+    int n0 = count_entries(dir);
+    if (cc && n0 < 1) {
+        fprintf(stderr, "  no kernel prebuilt (%d entries)\n", n0);
+        return 3;
+    }
+    const mt_array *in[2] = {&X, &B};
+    int32_t perm[2] = {1, 0};
+    if (mt_array_from_host(&X, dev, MT_FLOAT64, 2, d43, xv) != MT_OK ||
+        mt_array_from_host(&B, dev, MT_FLOAT64, 1, &bs, bv) != MT_OK ||
+        mt_function_call(f, 2, in, 1, &r) != MT_OK ||
+        mt_array_to_host(got, sizeof got, &r) != MT_OK)
+        goto done;
+    rc = 0;
+    for (int i = 0; i < 12; i++) {
+        double v = xv[i], e = tanh(v * v + bv[i % 3]) + exp(-v);
+        if (fabs(got[i] - e) > 1e-12 * (1 + fabs(e))) rc = 1;
+    }
+    if (cc && count_entries(dir) != n0) {
+        fprintf(stderr, "  a contiguous call compiled %d more kernels\n", count_entries(dir) - n0);
+        rc = 4;
+    }
+    /* the same values as a transposed (strided) view of a [3, 4] array */
+    double tv[12];
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 3; j++) tv[j * 4 + i] = xv[i * 3 + j];
+    mt_array_clear(&r);
+    in[0] = &Xv;
+    if (mt_array_from_host(&XT, dev, MT_FLOAT64, 2, d34, tv) != MT_OK ||
+        mt_array_transpose(&Xv, &XT, perm) != MT_OK || mt_function_call(f, 2, in, 1, &r) != MT_OK ||
+        mt_array_to_host(got, sizeof got, &r) != MT_OK) {
+        rc = 2;
+        goto done;
+    }
+    for (int i = 0; i < 12; i++) {
+        double v = xv[i], e = tanh(v * v + bv[i % 3]) + exp(-v);
+        if (fabs(got[i] - e) > 1e-12 * (1 + fabs(e))) rc = 1;
+    }
+    if (rc == 1) fprintf(stderr, "  wrong values\n");
+done:
+    if (rc == 2) fprintf(stderr, "  %s\n", mt_last_error());
+    mt_array_clear(&r);
+    mt_array_clear(&X);
+    mt_array_clear(&B);
+    mt_array_clear(&Xv);
+    mt_array_clear(&XT);
+    mt_function_free(f);
+    mt_graph_free(g);
+    mt_device_release(dev);
+    return rc;
+}
+
+MT_TEST(fused_kernels_prebuilt_at_compile)
+{
+    /* In a child (the cache directory is read once per process, and the host device is opened
+     * there only: a thread pool does not survive fork). */
+    if (strcmp(mt_test_device_name(), "host") != 0) MT_SKIP("host-only test");
+    const char *tmp = getenv("TMPDIR");
+    char dir[512], path[1024];
+    snprintf(dir, sizeof dir, "%s/mltrain-pre-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    MT_CHECK(mkdtemp(dir) != NULL);
+    const char *nocc = getenv("MLTRAIN_NO_CC");
+    bool cc = !(nocc && *nocc && strcmp(nocc, "0") != 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    MT_CHECK(pid >= 0);
+    if (pid == 0) {
+        setenv("MLTRAIN_CACHE_DIR", dir, 1);
+        _exit(prebuild_child(dir, cc));
+    }
+    int status = 0;
+    MT_CHECK(waitpid(pid, &status, 0) == pid);
+    MT_CHECK(WIFEXITED(status));
+    MT_CHECK_EQ_INT(WEXITSTATUS(status), 0);
+    DIR *dp = opendir(dir);
+    struct dirent *de;
+    while (dp && (de = readdir(dp)) != NULL) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
+        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+        unlink(path);
+    }
+    if (dp) closedir(dp);
+    rmdir(dir);
+}
+
 MT_TEST(concurrent_processes_share_one_cache)
 {
     /* 8 processes, started together, compile 4 different functions (two processes each) into
