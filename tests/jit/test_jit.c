@@ -1019,8 +1019,8 @@ MT_TEST(size_identities_shape_assert)
     mt_var outs[5] = {mt_graph_size_of(g, x, 0, NULL), mt_graph_size_of(g, x, 1, ax0),
                       mt_graph_stop_gradient(g, x), mt_graph_grad_clip(g, x, -1, 1),
                       mt_graph_shape_assert(g, x, 2, want)};
-    double xv[12];
-    for (int k = 0; k < 12; k++) xv[k] = k - 6;
+    double xv[15]; /* 4x3 below, then 5x3 for the failing call */
+    for (int k = 0; k < 15; k++) xv[k] = k - 6;
     int64_t ds[2] = {4, 3};
     mt_array X, r[5] = {{0}};
     jt_arr(&X, MT_FLOAT64, 2, ds, xv);
