@@ -20,33 +20,9 @@
 /* ---------------------------------------------------------------- kscalar.h formulas */
 
 /* Every helper (the branch-free float32 exp, log, tanh, sigmoid, ..., the float64 stable forms,
- * Python's floor division and modulo) comes from kscalar.h, expanded here exactly as kinterp.c
- * does, so folding computes what the kernels compute. */
-#define MT_KFN static inline __attribute__((unused))
-static inline uint32_t mt_f2u(float x)
-{
-    uint32_t u;
-    memcpy(&u, &x, 4);
-    return u;
-}
-static inline float mt_u2f(uint32_t u)
-{
-    float x;
-    memcpy(&x, &u, 4);
-    return x;
-}
-static inline uint64_t mt_d2u(double x)
-{
-    uint64_t u;
-    memcpy(&u, &x, 8);
-    return u;
-}
-#define mt_clz64(x) __builtin_clzll(x)
-#define MT_INFF INFINITY
-#define MT_INF ((double)INFINITY)
-#define MT_KS_BLOCK(name, ...) __VA_ARGS__
-#include "../core/kscalar.h"
-#undef MT_KS_BLOCK
+ * Python's floor division and modulo) comes from kscalar.h, expanded as host C by the same
+ * header the kernel interpreter uses, so folding computes what the kernels compute. */
+#include "../core/kscalar_host.h"
 
 /* ---------------------------------------------------------------- values */
 
