@@ -1,0 +1,348 @@
+/* Small building blocks of the config module: the document arena (every node, string and
+ * array of a loaded document lives in it and is freed at once), two open-addressing hash
+ * maps (pointer -> int64 for memo tables and visited sets, string -> int64 for anchors and
+ * duplicate-key checks), the "did you mean" suggestion (case-insensitive Levenshtein
+ * distance) and helpers that describe nodes in error messages. */
+#include <ctype.h>
+#include <string.h>
+
+#include "config_impl.h"
+
+/* ---------------------------------------------------------------- arena */
+
+struct mt__cfg_arena_chunk {
+    mt__cfg_arena_chunk *next;
+    size_t used, cap;
+    _Alignas(16) unsigned char data[];
+};
+
+enum { ARENA_CHUNK = 64 * 1024 };
+
+void *mt__cfg_arena_alloc(mt__arena *a, size_t n)
+{
+    n = (n + 15) & ~(size_t)15;
+    if (n == 0) n = 16;
+    mt__cfg_arena_chunk *c = a->head;
+    if (!c || c->cap - c->used < n) {
+        size_t cap = n > ARENA_CHUNK / 4 ? n : ARENA_CHUNK;
+        mt__cfg_arena_chunk *nc = mt_malloc(sizeof *nc + cap);
+        if (!nc) return NULL;
+        nc->used = 0;
+        nc->cap = cap;
+        if (c && cap != ARENA_CHUNK) {
+            /* A big block: keep filling the current chunk afterwards. */
+            nc->next = c->next;
+            c->next = nc;
+        } else {
+            nc->next = c;
+            a->head = nc;
+        }
+        c = nc;
+    }
+    void *p = c->data + c->used;
+    c->used += n;
+    memset(p, 0, n);
+    return p;
+}
+
+char *mt__cfg_arena_strndup(mt__arena *a, const char *s, size_t n)
+{
+    char *d = mt__cfg_arena_alloc(a, n + 1);
+    if (!d) return NULL;
+    if (n) memcpy(d, s, n);
+    d[n] = '\0';
+    return d;
+}
+
+char *mt__cfg_arena_strdup(mt__arena *a, const char *s)
+{
+    return mt__cfg_arena_strndup(a, s, strlen(s));
+}
+
+void mt__cfg_arena_free(mt__arena *a)
+{
+    mt__cfg_arena_chunk *c = a->head;
+    while (c) {
+        mt__cfg_arena_chunk *next = c->next;
+        mt_free(c);
+        c = next;
+    }
+    a->head = NULL;
+}
+
+/* ---------------------------------------------------------------- pointer map */
+
+static size_t ptr_hash(const void *p)
+{
+    uint64_t x = (uint64_t)(uintptr_t)p;
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    return (size_t)x;
+}
+
+static mt_status ptrmap_grow(mt__ptrmap *m)
+{
+    size_t cap = m->cap ? m->cap * 2 : 32;
+    const void **keys = mt_calloc(cap, sizeof *keys);
+    int64_t *vals = mt_calloc(cap, sizeof *vals);
+    if (!keys || !vals) {
+        mt_free(keys);
+        mt_free(vals);
+        return MT_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < m->cap; i++) {
+        if (!m->keys[i]) continue;
+        size_t j = ptr_hash(m->keys[i]) & (cap - 1);
+        while (keys[j])
+            j = (j + 1) & (cap - 1);
+        keys[j] = m->keys[i];
+        vals[j] = m->vals[i];
+    }
+    mt_free(m->keys);
+    mt_free(m->vals);
+    m->keys = keys;
+    m->vals = vals;
+    m->cap = cap;
+    return MT_OK;
+}
+
+bool mt__ptrmap_get(const mt__ptrmap *m, const void *key, int64_t *val)
+{
+    if (!m->cap || !key) return false;
+    for (size_t j = ptr_hash(key) & (m->cap - 1);; j = (j + 1) & (m->cap - 1)) {
+        if (!m->keys[j]) return false;
+        if (m->keys[j] == key) {
+            if (val) *val = m->vals[j];
+            return true;
+        }
+    }
+}
+
+mt_status mt__ptrmap_put(mt__ptrmap *m, const void *key, int64_t val)
+{
+    if (!key) return mt_err_set(MT_ERR_INTERNAL, "config: NULL key in a pointer map");
+    if ((m->n + 1) * 2 > m->cap && ptrmap_grow(m) != MT_OK) return MT_ERR_NOMEM;
+    size_t j = ptr_hash(key) & (m->cap - 1);
+    while (m->keys[j] && m->keys[j] != key)
+        j = (j + 1) & (m->cap - 1);
+    if (!m->keys[j]) m->n++;
+    m->keys[j] = key;
+    m->vals[j] = val;
+    return MT_OK;
+}
+
+bool mt__ptrmap_del(mt__ptrmap *m, const void *key)
+{
+    if (!m->cap || !key) return false;
+    size_t j = ptr_hash(key) & (m->cap - 1);
+    while (m->keys[j] && m->keys[j] != key)
+        j = (j + 1) & (m->cap - 1);
+    if (!m->keys[j]) return false;
+    /* Backward-shift deletion keeps probe chains intact. */
+    m->keys[j] = NULL;
+    m->n--;
+    size_t i = j;
+    for (size_t k = (j + 1) & (m->cap - 1); m->keys[k]; k = (k + 1) & (m->cap - 1)) {
+        size_t home = ptr_hash(m->keys[k]) & (m->cap - 1);
+        bool movable = (i <= k) ? (home <= i || home > k) : (home <= i && home > k);
+        if (movable) {
+            m->keys[i] = m->keys[k];
+            m->vals[i] = m->vals[k];
+            m->keys[k] = NULL;
+            i = k;
+        }
+    }
+    return true;
+}
+
+void mt__ptrmap_deinit(mt__ptrmap *m)
+{
+    mt_free(m->keys);
+    mt_free(m->vals);
+    memset(m, 0, sizeof *m);
+}
+
+/* ---------------------------------------------------------------- string map */
+
+static size_t str_hash(const char *s)
+{
+    return (size_t)mt_hash64(s, strlen(s), 0x5bd1e995);
+}
+
+static mt_status strmap_grow(mt__strmap *m)
+{
+    size_t cap = m->cap ? m->cap * 2 : 32;
+    const char **keys = mt_calloc(cap, sizeof *keys);
+    int64_t *vals = mt_calloc(cap, sizeof *vals);
+    if (!keys || !vals) {
+        mt_free(keys);
+        mt_free(vals);
+        return MT_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < m->cap; i++) {
+        if (!m->keys[i]) continue;
+        size_t j = str_hash(m->keys[i]) & (cap - 1);
+        while (keys[j])
+            j = (j + 1) & (cap - 1);
+        keys[j] = m->keys[i];
+        vals[j] = m->vals[i];
+    }
+    mt_free(m->keys);
+    mt_free(m->vals);
+    m->keys = keys;
+    m->vals = vals;
+    m->cap = cap;
+    return MT_OK;
+}
+
+bool mt__strmap_get(const mt__strmap *m, const char *key, int64_t *val)
+{
+    if (!m->cap) return false;
+    for (size_t j = str_hash(key) & (m->cap - 1);; j = (j + 1) & (m->cap - 1)) {
+        if (!m->keys[j]) return false;
+        if (strcmp(m->keys[j], key) == 0) {
+            if (val) *val = m->vals[j];
+            return true;
+        }
+    }
+}
+
+mt_status mt__strmap_put(mt__strmap *m, const char *key, int64_t val)
+{
+    if ((m->n + 1) * 2 > m->cap && strmap_grow(m) != MT_OK) return MT_ERR_NOMEM;
+    size_t j = str_hash(key) & (m->cap - 1);
+    while (m->keys[j] && strcmp(m->keys[j], key) != 0)
+        j = (j + 1) & (m->cap - 1);
+    if (!m->keys[j]) m->n++;
+    m->keys[j] = key;
+    m->vals[j] = val;
+    return MT_OK;
+}
+
+void mt__strmap_deinit(mt__strmap *m)
+{
+    mt_free(m->keys);
+    mt_free(m->vals);
+    memset(m, 0, sizeof *m);
+}
+
+/* ---------------------------------------------------------------- suggestions */
+
+/* Case-insensitive Levenshtein distance, capped: returns cap+1 as soon as it must exceed
+ * cap (rows hold at most 64 + 1 entries; longer words compare by their first 64 bytes). */
+static int32_t edit_distance(const char *a, const char *b, int32_t cap)
+{
+    int32_t la = (int32_t)strlen(a), lb = (int32_t)strlen(b);
+    if (la > 64) la = 64;
+    if (lb > 64) lb = 64;
+    if (la - lb > cap || lb - la > cap) return cap + 1;
+    int32_t prev[65], cur[65];
+    for (int32_t j = 0; j <= lb; j++)
+        prev[j] = j;
+    for (int32_t i = 1; i <= la; i++) {
+        cur[0] = i;
+        int32_t row_min = cur[0];
+        for (int32_t j = 1; j <= lb; j++) {
+            int cost = tolower((unsigned char)a[i - 1]) != tolower((unsigned char)b[j - 1]);
+            int32_t v = prev[j - 1] + cost;
+            if (prev[j] + 1 < v) v = prev[j] + 1;
+            if (cur[j - 1] + 1 < v) v = cur[j - 1] + 1;
+            cur[j] = v;
+            if (v < row_min) row_min = v;
+        }
+        if (row_min > cap) return cap + 1;
+        memcpy(prev, cur, sizeof(int32_t) * (size_t)(lb + 1));
+    }
+    return prev[lb];
+}
+
+const char *mt_cfg_suggest(const char *word, int32_t n, const char *const *candidates)
+{
+    if (!word || !candidates) return NULL;
+    int32_t len = (int32_t)strlen(word);
+    int32_t limit = len / 3 > 2 ? len / 3 : 2;
+    const char *best = NULL;
+    int32_t best_d = limit + 1;
+    for (int32_t i = 0; i < n; i++) {
+        const char *c = candidates[i];
+        if (!c) continue;
+        int32_t d = edit_distance(word, c, limit);
+        int32_t lc = (int32_t)strlen(c);
+        /* Rewriting a whole short word is no suggestion ("lr" is not close to "MLP"). */
+        if (d >= (len < lc ? len : lc)) continue;
+        if (d < best_d) {
+            best_d = d;
+            best = c;
+        }
+    }
+    return best;
+}
+
+/* ---------------------------------------------------------------- messages */
+
+const char *mt__article(const char *word)
+{
+    if (!word) return "a";
+    switch (tolower((unsigned char)word[0])) {
+    case 'a':
+    case 'e':
+    case 'i':
+    case 'o':
+    case 'u':
+        return "an";
+    default:
+        return "a";
+    }
+}
+
+void mt__describe_node(mt_strbuf *sb, const mt_cfg_node *n)
+{
+    if (!n) {
+        mt_strbuf_append(sb, "nothing");
+        return;
+    }
+    switch (n->kind) {
+    case MT_CFG_NULL:
+        mt_strbuf_append(sb, "null");
+        break;
+    case MT_CFG_LIST:
+        mt_strbuf_appendf(sb, "a list of %d", (int)n->n);
+        break;
+    case MT_CFG_MAP:
+        mt_strbuf_append(sb, "a mapping");
+        break;
+    case MT_CFG_OBJ:
+        mt_strbuf_appendf(sb, "!obj:%s", n->tag ? n->tag : "?");
+        break;
+    case MT_CFG_PKL:
+        mt_strbuf_appendf(sb, "!pkl: '%.200s'", n->str ? n->str : "");
+        break;
+    case MT_CFG_TAGGED:
+        mt_strbuf_appendf(sb, "!%s", n->tag ? n->tag : "?");
+        break;
+    default:
+        mt_strbuf_appendf(sb, "%s '%.200s'", mt_cfg_kind_name(n->kind), n->str ? n->str : "");
+        break;
+    }
+}
+
+bool mt__has_position(const char *msg)
+{
+    /* FILE:LINE:COL: with a non-empty FILE and decimal LINE and COL. */
+    const char *p = strstr(msg, ": ");
+    for (const char *s = msg; s && *s; s = strchr(s + 1, ':')) {
+        if (*s != ':' || s == msg) continue;
+        const char *q = s + 1;
+        if (!isdigit((unsigned char)*q)) continue;
+        while (isdigit((unsigned char)*q))
+            q++;
+        if (*q != ':') continue;
+        q++;
+        if (!isdigit((unsigned char)*q)) continue;
+        while (isdigit((unsigned char)*q))
+            q++;
+        if (q[0] == ':' && q[1] == ' ') return !p || p >= q;
+    }
+    return false;
+}
