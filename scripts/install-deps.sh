@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages mltrain needs on a fresh machine (Debian 12).
 # Usage: scripts/install-deps.sh [--with-python]   (root, or via sudo)
-#   --with-python also installs NumPy / PyTorch / h5py from Debian for cross-checks and benchmarks.
+#   --with-python also installs NumPy / PyTorch / h5py from Debian for cross-checks and benchmarks,
+#   and TensorBoard from PyPI (pip; the io tests read mltrain's event files with it).
 set -euo pipefail
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -13,13 +14,21 @@ pkgs=(
   openmpi-bin libopenmpi-dev
   libhdf5-openmpi-dev hdf5-tools
   pocl-opencl-icd ocl-icd-opencl-dev opencl-headers clinfo libclblast-dev
-  libyaml-dev zlib1g-dev libpng-dev libdlpack-dev
+  libyaml-dev zlib1g-dev libpng-dev libcairo2-dev libdlpack-dev
   dataset-fashion-mnist
 )
 py_pkgs=(python3-numpy)
 if [ "${1:-}" = "--with-python" ]; then
-  py_pkgs+=(python3-torch python3-h5py)
+  py_pkgs+=(python3-torch python3-h5py python3-pip)
 fi
+
+# TensorBoard is not packaged by Debian: pip, into the system Python the tests use.
+install_tensorboard() {
+  [ "${1:-}" = "--with-python" ] || return 0
+  /usr/bin/python3 -c 'import tensorboard' 2>/dev/null && return 0
+  echo "install-deps: installing tensorboard (pip)"
+  $SUDO /usr/bin/python3 -m pip install -q --break-system-packages tensorboard
+}
 
 missing=()
 for p in "${pkgs[@]}" "${py_pkgs[@]}"; do
@@ -27,8 +36,10 @@ for p in "${pkgs[@]}" "${py_pkgs[@]}"; do
 done
 if [ "${#missing[@]}" -eq 0 ]; then
   echo "install-deps: all ${#pkgs[@]} packages present"
+  install_tensorboard "${1:-}"
   exit 0
 fi
 echo "install-deps: installing ${missing[*]}"
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+install_tensorboard "${1:-}"

@@ -1,0 +1,65 @@
+/* Private interface of the io module: the in-memory checkpoint shared by ckpt.c (the C API)
+ * and ckpt_hdf5.c (the HDF5 file format), and small helpers shared by the writers. */
+#ifndef MT_IO_IMPL_H
+#define MT_IO_IMPL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mltrain/core.h"
+#include "mltrain/io.h"
+
+/* Root attributes every checkpoint file carries; reserved (mt_ckpt_put_* refuses them). */
+#define MT__CKPT_FORMAT "mltrain-checkpoint"
+#define MT__CKPT_VERSION 1
+/* The group holding the monitor histories; no array may live under it. */
+#define MT__CKPT_MONITORS "monitors"
+
+typedef struct mt__ckpt_attr {
+    char *name;
+    mt_ckpt_attr_kind kind;
+    int64_t i;
+    double d;
+    char *s;
+} mt__ckpt_attr;
+
+typedef struct mt__ckpt_array {
+    char *name;
+    mt_dtype dtype;
+    int32_t ndim;
+    int64_t dims[MT_MAX_DIMS];
+    size_t nbytes;
+    void *data; /* C order, nbytes bytes (mt_malloc; NULL when nbytes is 0) */
+} mt__ckpt_array;
+
+struct mt_ckpt {
+    char *path; /* the file it was read from (for messages), or NULL */
+    int32_t n_attrs, cap_attrs;
+    mt__ckpt_attr *attrs;
+    int32_t n_arrays, cap_arrays;
+    mt__ckpt_array *arrays;
+    int32_t n_monitors, cap_monitors;
+    mt_monitor_history *monitors;
+};
+
+/* Checks an array name ("params/h0_W"): non-empty '/'-separated components, none empty,
+ * "." or "..", and not under "monitors". what names the caller for the message. */
+mt_status mt__ckpt_check_array_name(const char *name, const char *what);
+/* Checks a monitor or channel name (one HDF5 path component). */
+mt_status mt__ckpt_check_component(const char *name, const char *what);
+/* Adds an array taking ownership of data (freed on failure too). */
+mt_status mt__ckpt_put_array_owned(mt_ckpt *c, const char *name, mt_dtype dt, int32_t ndim,
+                                   const int64_t *dims, void *data, size_t nbytes);
+/* Adds a monitor history by moving *h into c (h is left zeroed; cleared on failure). */
+mt_status mt__ckpt_put_monitor_move(mt_ckpt *c, mt_monitor_history *h);
+/* Whether the dtype can be stored in a checkpoint file. */
+bool mt__ckpt_dtype_ok(mt_dtype dt);
+
+/* Formats a double with the fewest digits that read back to the same value ("0.1", "1e-07"),
+ * non-finite as "nan", "inf", "-inf". buf holds at least 32 bytes. */
+const char *mt__fmt_double(double v, char *buf, size_t len);
+/* Appends s as a JSON string literal (quotes and escapes). */
+void mt__json_append_string(mt_strbuf *sb, const char *s);
+
+#endif
