@@ -174,7 +174,13 @@ typedef enum mt_lowering {
     /* gradient hooks and checks (identity at run time) */                                   \
     X(STOP_GRADIENT, "stop_gradient", 1, MT_LOWER_VIEW)                                      \
     X(GRAD_CLIP, "grad_clip", 1, MT_LOWER_VIEW)  /* gradient clipped to [p0, p1] */          \
-    X(SHAPE_ASSERT, "shape_assert", 1, MT_LOWER_VIEW) /* attrs.shape, -1 = any */
+    X(SHAPE_ASSERT, "shape_assert", 1, MT_LOWER_VIEW) /* attrs.shape, -1 = any */          \
+    /* convolution and pooling over the last two axes of [N, C, H, W] (attrs.win) */          \
+    X(CONV2D, "conv2d", 2, MT_LOWER_OTHER)       /* (x, w): cross-correlation */             \
+    X(CONV2D_GRAD_INPUT, "conv2d_grad_input", 3, MT_LOWER_OTHER) /* (dy, w, x): x's shape */ \
+    X(CONV2D_GRAD_WEIGHT, "conv2d_grad_weight", 2, MT_LOWER_OTHER) /* (x, dy): win.size */   \
+    X(POOL2D, "pool2d", -1, MT_LOWER_OTHER)      /* (x), or (x, v): v at x's windows */      \
+    X(POOL2D_GRAD, "pool2d_grad", 3, MT_LOWER_OTHER) /* (x, y, dy) -> dx */
 
 typedef enum mt_op {
 #define MT__OP_ENUM(name, text, arity, lower) MT_OP_##name,
@@ -219,6 +225,26 @@ typedef enum mt_random_dist {
     MT_RANDOM_DIST_COUNT
 } mt_random_dist;
 
+/* Pooling modes (POOL2D, POOL2D_GRAD: attrs.win.mode). */
+typedef enum mt_pool_mode { MT_POOL_MAX = 0, MT_POOL_MEAN, MT_POOL_MODE_COUNT } mt_pool_mode;
+
+/* Window attributes of the convolution and pooling ops (attrs.win). All int32, so the struct
+ * has no padding bytes and hashes canonically; fields an op does not use are zero.
+ *   size       POOL2D, POOL2D_GRAD: the pooling window; CONV2D_GRAD_WEIGHT: the kernel's
+ *              spatial size (KH, KW); CONV2D, CONV2D_GRAD_INPUT: 0 (read from w)
+ *   stride     >= 1 (every op)
+ *   pad        >= 0, added on both sides (every op); conv: zeros; pooling: padded positions
+ *              are never part of a window (as a window clipped to the input), pad < size
+ *   mode       POOL2D, POOL2D_GRAD: mt_pool_mode
+ *   ceil_mode  POOL2D, POOL2D_GRAD: 0 or 1 (see mt_graph_pool2d) */
+typedef struct mt_window {
+    int32_t size[2];
+    int32_t stride[2];
+    int32_t pad[2];
+    int32_t mode;
+    int32_t ceil_mode;
+} mt_window;
+
 /* Reshape spec entries (attrs.shape of RESHAPE): a size >= 0, -1 (MT_RESHAPE_INFER, at most one:
  * inferred from the element count) or MT_RESHAPE_KEEP (-2: the operand's size at the same axis,
  * like ONNX's 0; lets flatten keep an unknown batch dimension). */
@@ -258,6 +284,8 @@ typedef struct mt_op_attrs {
     uint64_t stream;        /* RANDOM: unique per random node in the graph (never merged) */
     int64_t depth;          /* ONE_HOT: number of classes (labels outside [0, depth) -> all 0) */
     uint64_t uid;           /* INPUT: unique id (placeholders are never merged) */
+    mt_window win;          /* CONV2D, CONV2D_GRAD_INPUT, CONV2D_GRAD_WEIGHT, POOL2D,
+                               POOL2D_GRAD (see mt_window) */
     const void *data;       /* CONST: C-contiguous elements of the type's dtype and shape,
                                owned by the graph */
     size_t nbytes;          /* CONST */
@@ -482,6 +510,45 @@ mt_var mt_graph_softmax_crossentropy_labels(mt_graph *g, mt_var logits, mt_var l
 /* Elementwise softplus(x) - x * t (TF's sigmoid_cross_entropy_with_logits), built from
  * ELEMWISE nodes so it fuses. */
 mt_var mt_graph_sigmoid_crossentropy_logits(mt_graph *g, mt_var logits, mt_var targets);
+
+/* ---------------------------------------------------------------- convolution and pooling */
+
+/* x [N, C, H, W], w [O, C, KH, KW] (same float dtype: operands are promoted to
+ * mt_dtype_promote's float type and cast); cross-correlation (no kernel flip, as PyTorch);
+ * stride >= 1; pad >= 0 zero padding on both sides (NULL: stride 1, pad 0). Result
+ * [N, O, (H+2ph-KH)/sh+1, (W+2pw-KW)/sw+1]. ERR_SHAPE naming both shapes for a channel
+ * mismatch or a kernel larger than the padded input (checked at run time when sizes are
+ * unknown); ERR_INVALID for a stride < 1 or a pad < 0. */
+mt_var mt_graph_conv2d(mt_graph *g, mt_var x, mt_var w, const int32_t stride[2],
+                       const int32_t pad[2]);
+/* x [N, C, H, W] (cast to its float type). pool >= 1; stride NULL: the pool size; pad NULL: 0,
+ * else 0 <= pad < pool. Windows start at i*stride - pad and are clipped to the input: padded
+ * positions are never part of a window (max ignores them, mean averages the present elements
+ * only; PyTorch's max_pool2d and avg_pool2d(count_include_pad=False)). Max propagates NaN.
+ * ceil_mode=false: out = (H+2ph-PH)/sh+1; ceil_mode=true (Pylearn2's max_pool semantics: every
+ * input pixel is in some pool): out = ceil((H+2ph-PH)/sh)+1, minus one when that last window
+ * would start past the input and its padding (as PyTorch; it would be empty). The result must
+ * have at least one row and column (ERR_SHAPE naming the shapes otherwise). */
+mt_var mt_graph_pool2d(mt_graph *g, mt_var x, mt_pool_mode mode, const int32_t pool[2],
+                       const int32_t stride[2], const int32_t pad[2], bool ceil_mode);
+/* The gradient ops (built by mt_graph_grad; public for tests and hand-written backward code).
+ *   conv2d_grad_input(dy, w, x)   d conv2d(x, w) / dx applied to dy: shape and N/C/H/W of x
+ *                                 (x is only a shape reference; its values are not read)
+ *   conv2d_grad_weight(x, dy, k)  d conv2d(x, w) / dw applied to dy, w of spatial size k
+ *   pool2d_grad(x, y, dy)         dy routed back through pool2d(x) = y: max to the first
+ *                                 maximal element (C order in the window; the first NaN when
+ *                                 there is one), mean spread evenly over the present elements
+ * A POOL2D node may have a second operand v shaped like x (gradient rules make it with
+ * mt_graph_make): it gives v's element at the position each window of x selects (max), or
+ * pool2d(v) (mean). It is linear in v and is the gradient of pool2d_grad with respect to dy,
+ * so second derivatives and R-ops (double reverse) of pooling stay in the graph. */
+mt_var mt_graph_conv2d_grad_input(mt_graph *g, mt_var dy, mt_var w, mt_var x,
+                                  const int32_t stride[2], const int32_t pad[2]);
+mt_var mt_graph_conv2d_grad_weight(mt_graph *g, mt_var x, mt_var dy, const int32_t ksize[2],
+                                   const int32_t stride[2], const int32_t pad[2]);
+mt_var mt_graph_pool2d_grad(mt_graph *g, mt_var x, mt_var y, mt_var dy, mt_pool_mode mode,
+                            const int32_t pool[2], const int32_t stride[2],
+                            const int32_t pad[2], bool ceil_mode);
 
 /* ---------------------------------------------------------------- products */
 

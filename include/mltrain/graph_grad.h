@@ -57,7 +57,14 @@
  *   the axis); reshape from a shape with several unknown sizes is supported when those axes
  *   are kept (MT_RESHAPE_KEEP) — otherwise MT_ERR_UNSUPPORTED;
  *   grad_clip: the incoming gradient is clipped elementwise to [lo, hi]; shape_assert:
- *   identity; random draws, arange and one_hot have no gradient.
+ *   identity; random draws, arange and one_hot have no gradient;
+ *   conv2d: conv2d_grad_input / conv2d_grad_weight (the weight gradient needs w's spatial
+ *   size statically, else MT_ERR_UNSUPPORTED); max pool2d: the gradient goes to the first
+ *   maximal element of each window (C order; the first NaN if there is one), not split between
+ *   ties as for the max reduction (Theano's and PyTorch's max pooling); mean pool2d: spread
+ *   evenly over the elements of the window inside the input. The gradient ops have rules too
+ *   (second derivatives, R-ops); the input reference of conv2d_grad_input and the forward
+ *   result y of pool2d_grad are "none" links, x of pool2d_grad (max) a "zero" link.
  *
  * Forward mode (mt_graph_rop) uses the double-reverse trick (J. Towns 2017, PyTensor's
  * pushforward_through_pullback): with a fresh placeholder u_j shaped like each f_j, g = Lop(f,

@@ -47,6 +47,11 @@ static const grad_op grad_ops[MT_OP_COUNT] = {
     [MT_OP_ONE_HOT] = {NULL, 1u << 0, "integer labels"},
     [MT_OP_GRAD_CLIP] = {mt__grad_identity, 0, NULL},
     [MT_OP_SHAPE_ASSERT] = {mt__grad_identity, 0, NULL},
+    [MT_OP_CONV2D] = {mt__grad_conv, 0, NULL},
+    [MT_OP_CONV2D_GRAD_INPUT] = {mt__grad_conv, 0, NULL},
+    [MT_OP_CONV2D_GRAD_WEIGHT] = {mt__grad_conv, 0, NULL},
+    [MT_OP_POOL2D] = {mt__grad_pool, 0, NULL},
+    [MT_OP_POOL2D_GRAD] = {mt__grad_pool, 0, NULL},
 };
 
 static mt__glink link_kind(const mt_graph *g, const mt__node *n, int32_t i)
@@ -58,6 +63,15 @@ static mt__glink link_kind(const mt_graph *g, const mt__node *n, int32_t i)
         return MT__GLINK_NONE;
     case MT_OP_BROADCAST_LIKE:
         if (i == 1) return MT__GLINK_NONE;
+        break;
+    case MT_OP_CONV2D_GRAD_INPUT: /* operand 2: the input's shape only */
+        if (i == 2) return MT__GLINK_NONE;
+        break;
+    case MT_OP_POOL2D: /* (x, v): the windows' selection in x is piecewise constant */
+    case MT_OP_POOL2D_GRAD: /* (x, y, dy): the same for x; y is a hint (the max) */
+        if (i == 1 && n->op == MT_OP_POOL2D_GRAD) return MT__GLINK_NONE;
+        if (i == 0 && n->nin > 1)
+            return n->attrs.win.mode == MT_POOL_MAX ? MT__GLINK_ZERO : MT__GLINK_NONE;
         break;
     default:
         break;
@@ -894,6 +908,11 @@ const mt__op_grad mt__op_grad_table[MT_OP_COUNT] = {
     [MT_OP_SCATTER_ADD] = {lop_adapter, NULL},
     [MT_OP_GRAD_CLIP] = {lop_adapter, NULL},
     [MT_OP_SHAPE_ASSERT] = {lop_adapter, NULL},
+    [MT_OP_CONV2D] = {lop_adapter, NULL},
+    [MT_OP_CONV2D_GRAD_INPUT] = {lop_adapter, NULL},
+    [MT_OP_CONV2D_GRAD_WEIGHT] = {lop_adapter, NULL},
+    [MT_OP_POOL2D] = {lop_adapter, NULL},
+    [MT_OP_POOL2D_GRAD] = {lop_adapter, NULL},
 };
 _Static_assert(sizeof(mt__op_grad_table) / sizeof(mt__op_grad_table[0]) == MT_OP_COUNT,
                "mt__op_grad_table needs one row per mt_op");

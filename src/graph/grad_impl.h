@@ -50,6 +50,8 @@ mt_status mt__grad_concat(mt__grad_cx *cx);
 mt_status mt__grad_slice(mt__grad_cx *cx);     /* SLICE, SET_SUBTENSOR, INC_SUBTENSOR */
 mt_status mt__grad_gather(mt__grad_cx *cx);    /* GATHER, SCATTER_ADD */
 mt_status mt__grad_identity(mt__grad_cx *cx);  /* GRAD_CLIP, SHAPE_ASSERT */
+mt_status mt__grad_conv(mt__grad_cx *cx);      /* CONV2D* (grad_conv.c) */
+mt_status mt__grad_pool(mt__grad_cx *cx);      /* POOL2D, POOL2D_GRAD */
 
 /* ---------------------------------------------------------------- helpers (grad.c) */
 

@@ -566,6 +566,14 @@ void mt__attrs_canon(mt_op op, const mt_op_attrs *in, mt_op_attrs *out)
         out->seed = in->seed;
         out->stream = in->stream;
     }
+    if (f & MT__A_WINDOW) {
+        out->win = in->win;
+        bool pool = op == MT_OP_POOL2D || op == MT_OP_POOL2D_GRAD;
+        if (!pool) out->win.mode = out->win.ceil_mode = 0;
+        if (pool) out->win.ceil_mode = in->win.ceil_mode != 0;
+        if (op == MT_OP_CONV2D || op == MT_OP_CONV2D_GRAD_INPUT)
+            out->win.size[0] = out->win.size[1] = 0;
+    }
     if (f & MT__A_DEPTH) out->depth = in->depth;
     if (f & MT__A_UID) out->uid = in->uid;
     if (f & MT__A_CONST) {

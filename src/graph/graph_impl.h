@@ -87,7 +87,8 @@ enum {
     MT__A_RANDOM = 1u << 11,  /* dist, seed, stream */
     MT__A_DEPTH = 1u << 12,   /* depth */
     MT__A_UID = 1u << 13,     /* uid */
-    MT__A_CONST = 1u << 14    /* data, nbytes, data_hash, weak */
+    MT__A_CONST = 1u << 14,   /* data, nbytes, data_hash, weak */
+    MT__A_WINDOW = 1u << 15   /* win (fields the op does not use zeroed, see mt_window) */
 };
 
 /* Type and shape inference. Inputs: the op's attributes and the operand types (which may
@@ -154,6 +155,8 @@ mt_status mt__infer_slice(mt__infer_ctx *cx);      /* SLICE, SET/INC_SUBTENSOR *
 mt_status mt__infer_gather(mt__infer_ctx *cx);     /* GATHER, SCATTER_ADD, ONE_HOT (ops_index.c) */
 mt_status mt__infer_generator(mt__infer_ctx *cx);  /* ARANGE, RANDOM (ops_misc.c) */
 mt_status mt__infer_identity(mt__infer_ctx *cx);   /* STOP_GRADIENT, GRAD_CLIP, SHAPE_ASSERT */
+mt_status mt__infer_conv(mt__infer_ctx *cx);       /* CONV2D* (ops_conv.c) */
+mt_status mt__infer_pool(mt__infer_ctx *cx);       /* POOL2D, POOL2D_GRAD (ops_conv.c) */
 
 /* ---------------------------------------------------------------- internal entry points */
 

@@ -62,6 +62,14 @@ const mt_op_info mt__op_table[MT_OP_COUNT] = {
                          mt__infer_identity},
     [MT_OP_SHAPE_ASSERT] = {"shape_assert", 1, 1, 1, MT_LOWER_VIEW, MT__A_SHAPE, false,
                             mt__infer_identity},
+    [MT_OP_CONV2D] = {"conv2d", 2, 2, 2, MT_LOWER_OTHER, MT__A_WINDOW, false, mt__infer_conv},
+    [MT_OP_CONV2D_GRAD_INPUT] = {"conv2d_grad_input", 3, 3, 3, MT_LOWER_OTHER, MT__A_WINDOW,
+                                 false, mt__infer_conv},
+    [MT_OP_CONV2D_GRAD_WEIGHT] = {"conv2d_grad_weight", 2, 2, 2, MT_LOWER_OTHER, MT__A_WINDOW,
+                                  false, mt__infer_conv},
+    [MT_OP_POOL2D] = {"pool2d", -1, 1, 2, MT_LOWER_OTHER, MT__A_WINDOW, false, mt__infer_pool},
+    [MT_OP_POOL2D_GRAD] = {"pool2d_grad", 3, 3, 3, MT_LOWER_OTHER, MT__A_WINDOW, false,
+                           mt__infer_pool},
 };
 
 /* The table must have a row for every op, in the order and with the names and arities of

@@ -1004,6 +1004,71 @@ IMPL(impl_grad_clip)
     return ret(P, c, mt_graph_grad_clip(P->g, x, lo, hi), out);
 }
 
+/* ---------------------------------------------------------------- convolution and pooling */
+
+/* An int or a pair of ints (stride, pad, pool sizes); None/absent gives def (NULL: *given
+ * false). */
+static bool a_pair(mt__pctx *P, const mt__call *c, const mt__val *v, const char *pname,
+                   const int32_t *def, int32_t *out, bool *is_given)
+{
+    *is_given = given(v);
+    if (!*is_given) {
+        if (def) out[0] = def[0], out[1] = def[1];
+        return true;
+    }
+    const mt__val *it[2] = {v, v};
+    if (v->kind == V_SEQ) {
+        if (v->n != 2) return bad_arg(P, c, v, pname, "an int or a pair of ints");
+        it[0] = &v->items[0];
+        it[1] = &v->items[1];
+    }
+    for (int32_t d = 0; d < 2; d++) {
+        if (it[d]->kind != V_INT)
+            return bad_arg(P, c, it[d], pname, "an int or a pair of integer literals");
+        if (it[d]->i < INT32_MIN || it[d]->i > INT32_MAX)
+            return mt__perr(P, MT_ERR_RANGE, it[d]->begin, it[d]->end, it[d]->begin,
+                            "%s(): '%s' %lld is out of range", c->name, pname,
+                            (long long)it[d]->i);
+        out[d] = (int32_t)it[d]->i;
+    }
+    return true;
+}
+
+IMPL(impl_conv2d)
+{
+    (void)f;
+    mt_var x, w;
+    static const int32_t one[2] = {1, 1}, zero[2] = {0, 0};
+    int32_t stride[2], pad[2];
+    bool gs, gp;
+    if (!a_var(P, &args[0], &x) || !a_var(P, &args[1], &w) ||
+        !a_pair(P, c, &args[2], "stride", one, stride, &gs) ||
+        !a_pair(P, c, &args[3], "pad", zero, pad, &gp))
+        return false;
+    ORIGIN();
+    return ret(P, c, mt_graph_conv2d(P->g, x, w, stride, pad), out);
+}
+
+/* max_pool2d (code MT_POOL_MAX) and avg_pool2d (MT_POOL_MEAN). */
+IMPL(impl_pool2d)
+{
+    mt_var x;
+    static const int32_t zero[2] = {0, 0};
+    int32_t pool[2], stride[2], pad[2];
+    bool gpool, gs, gp, ceil_mode;
+    if (!a_var(P, &args[0], &x) || !a_pair(P, c, &args[1], "pool", NULL, pool, &gpool) ||
+        !a_pair(P, c, &args[2], "stride", NULL, stride, &gs) ||
+        !a_pair(P, c, &args[3], "pad", zero, pad, &gp) ||
+        !a_bool(P, c, &args[4], "ceil_mode", false, &ceil_mode))
+        return false;
+    if (!gpool) return bad_arg(P, c, &args[1], "pool", "an int or a pair of ints");
+    ORIGIN();
+    return ret(P, c,
+               mt_graph_pool2d(P->g, x, (mt_pool_mode)f->code, pool, gs ? stride : NULL, pad,
+                               ceil_mode),
+               out);
+}
+
 /* ---------------------------------------------------------------- the table */
 
 /* clang-format off */
@@ -1085,6 +1150,11 @@ static const mt__fn_def fn_table[] = {
     FN("sigmoid_cross_entropy_with_logits", "(logits, targets)", impl_sigxent, 0, 0),
     FN("binary_crossentropy_logits", "(logits, targets)", impl_sigxent, 0, 0),
     FN("binary_crossentropy", "(output, target)", impl_bxent, 0, 0),
+    FN("conv2d", "(x, w, stride=1, pad=0)", impl_conv2d, M, 0),
+    FN("max_pool2d", "(x, pool, stride=None, pad=0, ceil_mode=False)", impl_pool2d, M,
+       MT_POOL_MAX),
+    FN("avg_pool2d", "(x, pool, stride=None, pad=0, ceil_mode=False)", impl_pool2d, M,
+       MT_POOL_MEAN),
     /* shapes */
     FN("reshape", "(a, shape)", impl_reshape, M | MT__FN_PACK, 0),
     FN("transpose", "(a, axes=None)", impl_transpose, M | MT__FN_PACK, 0),

@@ -131,6 +131,21 @@ static void append_attrs(mt_strbuf *sb, const mt__node *n)
     case MT_OP_GRAD_CLIP:
         mt_strbuf_appendf(sb, "{%g, %g}", a->p0, a->p1);
         break;
+    case MT_OP_CONV2D: case MT_OP_CONV2D_GRAD_INPUT: case MT_OP_CONV2D_GRAD_WEIGHT:
+    case MT_OP_POOL2D: case MT_OP_POOL2D_GRAD: {
+        const mt_window *w = &a->win;
+        bool pool = n->op == MT_OP_POOL2D || n->op == MT_OP_POOL2D_GRAD;
+        mt_strbuf_append(sb, "{");
+        if (pool)
+            mt_strbuf_appendf(sb, "%s, pool=(%d,%d), ", w->mode == MT_POOL_MAX ? "max" : "mean",
+                              (int)w->size[0], (int)w->size[1]);
+        else if (n->op == MT_OP_CONV2D_GRAD_WEIGHT)
+            mt_strbuf_appendf(sb, "kernel=(%d,%d), ", (int)w->size[0], (int)w->size[1]);
+        mt_strbuf_appendf(sb, "stride=(%d,%d), pad=(%d,%d)%s}", (int)w->stride[0],
+                          (int)w->stride[1], (int)w->pad[0], (int)w->pad[1],
+                          pool && w->ceil_mode ? ", ceil_mode" : "");
+        break;
+    }
     default:
         break;
     }

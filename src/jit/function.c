@@ -79,6 +79,7 @@ void mt_function_free(mt_function *f)
     mt_free(f->moved);
     mt_free(f->res);
     mt_free(f->ins);
+    mt_threadpool_free(f->conv_pool);
     mt_graph_free(f->g);
     mt_device_release(f->dev);
     mt_free(f);

@@ -16,6 +16,8 @@ typedef struct mt__jctx {
     const mt_graph *g;
     mt_device *dev;
     uint64_t rng_call;
+    mt_threadpool **pool; /* the function's host pool for convolution and pooling (ref_conv.c
+                             creates it on first need), or NULL: one pool per op */
 } mt__jctx;
 
 /* Runs node v of ctx->g on its operand values (ins[i] is operand i) through gpuarray's generic
@@ -68,6 +70,14 @@ mt_status mt__ref_concat(const mt__jctx *ctx, mt_var v, const mt_array *const *i
 mt_status mt__ref_subtensor(const mt__jctx *ctx, mt_var v, const mt_array *x,
                             const mt_array *y, bool inc, mt_array *out);
 mt_status mt__ref_random(const mt__jctx *ctx, mt_var v, const mt_array *shape_ref,
+                         mt_array *out);
+
+/* ref_conv.c: CONV2D, CONV2D_GRAD_INPUT, CONV2D_GRAD_WEIGHT (mt__ref_conv2d) and POOL2D,
+ * POOL2D_GRAD (mt__ref_pool2d) on the host (im2col + BLAS GEMM, pooling loops); operands on
+ * other devices are copied to the host and the result back. */
+mt_status mt__ref_conv2d(const mt__jctx *ctx, mt_var v, const mt_array *const *ins,
+                         mt_array *out);
+mt_status mt__ref_pool2d(const mt__jctx *ctx, mt_var v, const mt_array *const *ins,
                          mt_array *out);
 
 /* ---------------------------------------------------------------- schedules */
@@ -183,6 +193,7 @@ struct mt_function {
     mt_array *res;        /* 2 * (n_outputs + n_updates) results */
     const mt_array **ins; /* n_inputs argument pointers */
 
+    mt_threadpool *conv_pool; /* see mt__jctx.pool */
     uint64_t rng_calls;
     uint64_t ncalls;
     double call_seconds;

@@ -420,7 +420,7 @@ mt_status mt__plan_run(mt_function *f, mt__jplan *p, const mt_array *const *inpu
 {
     mt_array *values = p->values;
     bind_leaves(f, p, inputs);
-    mt__jctx ctx = {.g = f->g, .dev = f->dev, .rng_call = f->rng_calls};
+    mt__jctx ctx = {.g = f->g, .dev = f->dev, .rng_call = f->rng_calls, .pool = &f->conv_pool};
     mt_status st = MT_OK;
     int64_t live = 0, peak = 0;
     for (int32_t k = 0; k < p->nsteps && st == MT_OK; k++) {

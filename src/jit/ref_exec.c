@@ -398,6 +398,13 @@ static mt_status run_op(const mt__jctx *ctx, mt_var v, const mt_kexpr *kx,
         return MT_OK;
     case MT_OP_SHAPE_ASSERT:
         return run_shape_assert(at, ins[0], out);
+    case MT_OP_CONV2D:
+    case MT_OP_CONV2D_GRAD_INPUT:
+    case MT_OP_CONV2D_GRAD_WEIGHT:
+        return mt__ref_conv2d(ctx, v, ins, out);
+    case MT_OP_POOL2D:
+    case MT_OP_POOL2D_GRAD:
+        return mt__ref_pool2d(ctx, v, ins, out);
     case MT_OP_INPUT:
     case MT_OP_CONST:
     default:

@@ -509,6 +509,21 @@ MT_TEST(every_op_has_a_gradient_path)
         mt_graph_mul(g, x, mt_graph_stop_gradient(g, x)),            /* STOP_GRADIENT */
         mt_graph_grad_clip(g, x, -1, 1),                             /* GRAD_CLIP */
         mt_graph_shape_assert(g, xu, 2, (int64_t[2]){3, 4}),         /* SHAPE_ASSERT */
+        /* CONV2D, CONV2D_GRAD_INPUT, CONV2D_GRAD_WEIGHT, POOL2D, POOL2D_GRAD (and their
+         * gradients, which use the same ops) */
+        mt_graph_conv2d_grad_input(
+            g, mt_graph_conv2d(g, mt_graph_reshape(g, x, 4, (int64_t[4]){1, 1, 3, 4}),
+                               mt_graph_reshape(g, x, 4, (int64_t[4]){1, 1, 3, 4}), NULL, NULL),
+            mt_graph_reshape(g, x, 4, (int64_t[4]){1, 1, 3, 4}),
+            mt_graph_reshape(g, x, 4, (int64_t[4]){1, 1, 3, 4}), NULL, NULL),
+        mt_graph_conv2d_grad_weight(g, mt_graph_reshape(g, x, 4, (int64_t[4]){1, 1, 3, 4}),
+                                    mt_graph_reshape(g, v, 4, (int64_t[4]){1, 1, 2, 2}),
+                                    (int32_t[2]){2, 3}, NULL, NULL),
+        mt_graph_pool2d_grad(g, mt_graph_reshape(g, x, 4, (int64_t[4]){1, 1, 3, 4}),
+                             mt_graph_pool2d(g, mt_graph_reshape(g, x, 4, (int64_t[4]){1, 1, 3, 4}),
+                                             MT_POOL_MAX, (int32_t[2]){2, 2}, NULL, NULL, true),
+                             mt_graph_reshape(g, v, 4, (int64_t[4]){1, 1, 2, 2}), MT_POOL_MAX,
+                             (int32_t[2]){2, 2}, NULL, NULL, true),
     };
     int32_t nt = (int32_t)(sizeof(terms) / sizeof(terms[0]));
     mt_var cost = mt_graph_scalar(g, MT_FLOAT64, 0.0);

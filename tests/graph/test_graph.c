@@ -582,6 +582,18 @@ MT_TEST(every_op_built_and_verified)
         mt_graph_one_hot(g, lab, 5, MT_FLOAT32), mt_graph_arange(g, MT_INT64, 0, 4, 1),
         mt_graph_random_uniform(g, MT_FLOAT32, 1, SHAPE(3), 0, 1), mt_graph_stop_gradient(g, x),
         mt_graph_grad_clip(g, x, -1, 1), mt_graph_shape_assert(g, u, 2, SHAPE(7, 5)),
+        mt_graph_conv2d(g, ph(g, "im", MT_FLOAT32, 4, SHAPE(2, 3, 6, 6)),
+                        ph(g, "ker", MT_FLOAT32, 4, SHAPE(4, 3, 3, 3)), NULL, NULL),
+        mt_graph_conv2d_grad_input(g, ph(g, "dy", MT_FLOAT32, 4, SHAPE(2, 4, 4, 4)),
+                                   mt_graph_find_placeholder(g, "ker"),
+                                   mt_graph_find_placeholder(g, "im"), NULL, NULL),
+        mt_graph_conv2d_grad_weight(g, mt_graph_find_placeholder(g, "im"),
+                                    mt_graph_find_placeholder(g, "dy"), AXES(3, 3), NULL, NULL),
+        mt_graph_pool2d_grad(g, mt_graph_find_placeholder(g, "im"),
+                             mt_graph_pool2d(g, mt_graph_find_placeholder(g, "im"), MT_POOL_MAX,
+                                             AXES(2, 2), NULL, NULL, false),
+                             ph(g, "dp", MT_FLOAT32, 4, SHAPE(2, 3, 3, 3)), MT_POOL_MAX,
+                             AXES(2, 2), NULL, NULL, false),
     };
     for (size_t i = 0; i < sizeof(vs) / sizeof(vs[0]); i++) MT_CHECK(vs[i] != MT_VAR_NONE);
     for (mt_var v = 1; v <= mt_graph_size(g); v++) seen[mt_graph_op(g, v)] = true;

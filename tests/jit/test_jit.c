@@ -1102,6 +1102,19 @@ MT_TEST(float16_softmax_and_sum)
     mt_graph_free(g);
 }
 
+/* One output using conv2d, its two gradient ops, pool2d and pool2d_grad on img [1, 1, 2, 3]
+ * (values: test_conv.c). */
+static mt_var conv_ops(mt_graph *g, mt_var img)
+{
+    mt_var c = mt_graph_conv2d(g, img, img, NULL, NULL); /* [1, 1, 1, 1] */
+    mt_var gi = mt_graph_conv2d_grad_input(g, c, img, img, NULL, NULL);
+    mt_var gw = mt_graph_conv2d_grad_weight(g, img, c, (int32_t[]){2, 3}, NULL, NULL);
+    mt_var p = mt_graph_pool2d(g, gw, MT_POOL_MAX, (int32_t[]){2, 2}, (int32_t[]){1, 1}, NULL,
+                               false);
+    return mt_graph_add(g, gi, mt_graph_pool2d_grad(g, gw, p, p, MT_POOL_MAX, (int32_t[]){2, 2},
+                                                    (int32_t[]){1, 1}, NULL, false));
+}
+
 /* Every op of MT_OP_MAP is produced by some builder here and runs through the reference
  * executor (the values are checked by the cases above; here: that each runs). */
 MT_TEST(every_op_runs)
@@ -1146,6 +1159,7 @@ MT_TEST(every_op_runs)
         mt_graph_stop_gradient(g, x),
         mt_graph_grad_clip(g, x, -1, 1),
         mt_graph_shape_assert(g, mt_graph_find_placeholder(g, "u"), 2, (int64_t[]){4, -1}),
+        conv_ops(g, mt_graph_reshape(g, x, 4, (int64_t[]){1, 1, 2, 3})), /* CONV2D*, POOL2D* */
     };
     int32_t no = NELEM(outs);
     MT_CHECK_OK(mt_graph_status(g));
