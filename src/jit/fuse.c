@@ -50,6 +50,9 @@ typedef struct fuse_state {
     int32_t *ustart, *users; /* users of each position (CSR) */
     int32_t limit;     /* positions processed so far (searches ignore the rest) */
     bool *keep;        /* per position: the value is a function output or update value */
+    bool *reach;       /* per position: needed by the fast schedule's outputs or updates (the
+                          order also holds the reference schedule's nodes, which must neither
+                          join kernels nor count as readers) */
     bool *ext_use;     /* per position: used by a node outside its group */
     bool *inlined;     /* per position: a scalar constant (inlined into kernels) */
     int32_t *red_pos;  /* per group: position of the REDUCE node it feeds, or -1 */
@@ -71,6 +74,7 @@ static void fuse_free(fuse_state *s)
     mt_free(s->ustart);
     mt_free(s->users);
     mt_free(s->keep);
+    mt_free(s->reach);
     mt_free(s->ext_use);
     mt_free(s->inlined);
     mt_free(s->red_pos);
@@ -84,6 +88,7 @@ static mt_status build_users(fuse_state *s)
     int32_t total = 0;
     for (int32_t i = 0; i < s->n; i++) {
         mt_var v = s->f->order[i];
+        if (!s->reach[i]) continue;
         for (int32_t j = 0; j < mt_graph_ninputs(g, v); j++) {
             int32_t u = mt__order_pos(s->f, mt_graph_input(g, v, j));
             if (u >= 0) s->ustart[u + 1]++;
@@ -99,6 +104,7 @@ static mt_status build_users(fuse_state *s)
     }
     for (int32_t i = 0; i < s->n; i++) {
         mt_var v = s->f->order[i];
+        if (!s->reach[i]) continue;
         for (int32_t j = 0; j < mt_graph_ninputs(g, v); j++) {
             int32_t u = mt__order_pos(s->f, mt_graph_input(g, v, j));
             if (u >= 0) s->users[s->ustart[u] + fill[u]++] = i;
@@ -126,6 +132,7 @@ static mt_status fuse_init(fuse_state *s, mt_function *f)
     s->stack = mt_malloc(2 * n1 * sizeof *s->stack);
     s->ustart = mt_calloc(n1 + 1, sizeof *s->ustart);
     s->keep = mt_calloc(n1, sizeof *s->keep);
+    s->reach = mt_calloc(n1, sizeof *s->reach);
     s->ext_use = mt_calloc(n1, sizeof *s->ext_use);
     s->inlined = mt_calloc(n1, sizeof *s->inlined);
     s->red_pos = mt_malloc(2 * n1 * sizeof *s->red_pos);
@@ -133,14 +140,22 @@ static mt_status fuse_init(fuse_state *s, mt_function *f)
     if (!s->red_pos || !s->absorbed) return MT_ERR_NOMEM;
     if (!s->group || !s->next || !s->head || !s->tail || !s->size || !s->stamp || !s->stack ||
         !s->keep || !s->ext_use || !s->inlined || !s->gstamp || !s->tstamp || !s->tgstamp ||
-        !s->ustart)
+        !s->ustart || !s->reach)
         return MT_ERR_NOMEM;
-    mt_status rc = build_users(s);
-    if (rc != MT_OK) return rc;
     for (int32_t i = 0; i < s->n; i++) s->group[i] = s->next[i] = -1;
     for (int32_t i = 0; i < f->n_outputs; i++) s->keep[mt__order_pos(f, f->out_fast[i])] = true;
     for (int32_t i = 0; i < f->n_updates; i++) s->keep[mt__order_pos(f, f->upd_fast[i])] = true;
-    return MT_OK;
+    /* Reachability from the fast roots: the order is topological, so one backward sweep. */
+    for (int32_t i = s->n - 1; i >= 0; i--) {
+        if (s->keep[i]) s->reach[i] = true;
+        if (!s->reach[i]) continue;
+        mt_var v = f->order[i];
+        for (int32_t j = 0; j < mt_graph_ninputs(f->g, v); j++) {
+            int32_t u = mt__order_pos(f, mt_graph_input(f->g, v, j));
+            if (u >= 0) s->reach[u] = true;
+        }
+    }
+    return build_users(s);
 }
 
 static bool fusable(const mt_graph *g, mt_var v)
@@ -307,7 +322,7 @@ static void form_groups(fuse_state *s)
     for (int32_t i = 0; i < s->n; i++) {
         mt_var v = s->f->order[i];
         if (scalar_constant(g, v)) s->inlined[i] = true;
-        if (!fusable(g, v)) continue;
+        if (!fusable(g, v) || !s->reach[i]) continue;
         s->limit = i + 1;
         int32_t target = -1, nin = mt_graph_ninputs(g, v);
         for (int32_t j = 0; j < nin && target < 0; j++) {
@@ -334,6 +349,7 @@ static void mark_external_uses(fuse_state *s)
     const mt_graph *g = s->f->g;
     for (int32_t i = 0; i < s->n; i++) {
         mt_var v = s->f->order[i];
+        if (!s->reach[i]) continue;
         for (int32_t j = 0; j < mt_graph_ninputs(g, v); j++) {
             int32_t u = mt__order_pos(s->f, mt_graph_input(g, v, j));
             if (u >= 0 && s->group[u] >= 0 && s->group[u] != s->group[i]) s->ext_use[u] = true;
@@ -378,7 +394,7 @@ static void absorb_reductions(fuse_state *s)
     for (int32_t k = 0; k < s->ngroups; k++) s->red_pos[k] = -1;
     for (int32_t i = 0; i < s->n; i++) {
         mt_var r = s->f->order[i];
-        if (mt_graph_op(g, r) != MT_OP_REDUCE || s->inlined[i]) continue;
+        if (mt_graph_op(g, r) != MT_OP_REDUCE || s->inlined[i] || !s->reach[i]) continue;
         int32_t up = mt__order_pos(s->f, mt_graph_input(g, r, 0));
         int32_t gid = up >= 0 ? s->group[up] : -1;
         if (gid < 0 || s->keep[up] || s->red_pos[gid] >= 0) continue;
