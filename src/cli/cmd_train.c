@@ -1,0 +1,297 @@
+/* `mltrain JOB.yaml [options]`: runs a Pylearn2-style job file (include/mltrain/train.h).
+ * Prints a one-line progress display updated in place on a terminal (stderr), one line per
+ * monitor record otherwise (stdout), and turns statuses into exit codes: 0 done, 1 error,
+ * 2 usage, 3 (MT_TRAIN_EXIT_INTERRUPTED) stopped by a signal after writing the checkpoint. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "cmd_train.h"
+#include "mltrain/jit.h"
+#include "mltrain/train.h"
+
+typedef struct cli_progress {
+    bool tty;
+    bool quiet;
+    bool line_open; /* a \r line is on screen */
+    double last;
+} cli_progress;
+
+static cli_progress g_progress; /* read by the log callback (the library logs through it) */
+
+static void clear_line(cli_progress *c)
+{
+    if (c->line_open) {
+        fputs("\r\033[K", stderr);
+        c->line_open = false;
+    }
+}
+
+static void on_log(mt_log_level level, const char *msg, void *user)
+{
+    cli_progress *c = user;
+    if (c->quiet && level < MT_LOG_WARN) return;
+    clear_line(c);
+    static const char *const names[] = {"debug", "info", "warning", "error"};
+    fprintf(stderr, "mltrain: %s: %s\n", names[level < MT_LOG_LEVEL_COUNT ? level : 3], msg);
+}
+
+static void on_progress(const mt_train_progress *p, void *user)
+{
+    cli_progress *c = user;
+    if (c->quiet) return;
+    mt_strbuf sb;
+    mt_strbuf_init(&sb);
+    mt_train_progress_format(p, &sb);
+    const char *text = sb.data ? sb.data : "";
+    if (p->is_monitor) {
+        clear_line(c);
+        printf("%s\n", text);
+        fflush(stdout);
+    } else if (c->tty) {
+        fprintf(stderr, "\r\033[K%s", text);
+        fflush(stderr);
+        c->line_open = true;
+    }
+    mt_strbuf_deinit(&sb);
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: mltrain JOB.yaml [options]\n"
+            "  --dry-run              load, validate and build the job, check channel names,\n"
+            "                         print a summary; train nothing\n"
+            "  --param NAME=VALUE     fill %%(NAME)s / %%(NAME)i templates (VALUE @file: its text)\n"
+            "  --resume[=yes|auto|no] continue from the save_path checkpoint (auto: when it\n"
+            "                         exists and belongs to this job)\n"
+            "  --max-epochs N         stop after N epochs (in addition to the file's criteria)\n"
+            "  --limit-batches N      at most N batches per epoch and per monitoring dataset\n"
+            "                         (a quick smoke run of a job)\n"
+            "  --device D             host (default), opencl:P:D, ...\n"
+            "  --run-dir DIR          where monitor.jsonl/csv and TensorBoard events go\n"
+            "                         (default: JOB.run/)\n"
+            "  --seed S               replace the algorithm's seed (data order, dropout)\n"
+            "  --mode M               fast_run (default), fast_compile, check\n"
+            "  --quiet                no progress output\n"
+            "exit codes: 0 done, 1 error, 2 usage, %d stopped by a signal (checkpoint written)\n",
+            MT_TRAIN_EXIT_INTERRUPTED);
+}
+
+static int parse_int64(const char *s, int64_t *out)
+{
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || !end || *end || end == s) return -1;
+    *out = v;
+    return 0;
+}
+
+/* Value of "--opt VALUE" or "--opt=VALUE"; advances *i. NULL if missing. */
+static const char *opt_value(int argc, char **argv, int *i, const char *opt)
+{
+    size_t n = strlen(opt);
+    if (!strncmp(argv[*i], opt, n) && argv[*i][n] == '=') return argv[*i] + n + 1;
+    if (!strcmp(argv[*i], opt) && *i + 1 < argc) return argv[++*i];
+    return NULL;
+}
+
+static bool is_opt(const char *arg, const char *opt)
+{
+    size_t n = strlen(opt);
+    return !strncmp(arg, opt, n) && (arg[n] == 0 || arg[n] == '=');
+}
+
+typedef struct cli_args {
+    const char *job;
+    bool dry_run;
+    mt_train_options o;
+    int32_t n_params;
+    mt_cfg_var params[64];
+    char *param_store[64];
+} cli_args;
+
+static int parse_param(cli_args *a, const char *v)
+{
+    const char *eq = strchr(v, '=');
+    if (!eq || eq == v || a->n_params == 64) {
+        fprintf(stderr, "mltrain: error: --param wants NAME=VALUE, got '%s'\n", v);
+        return 2;
+    }
+    char *name = malloc((size_t)(eq - v) + 1);
+    if (!name) return 1;
+    memcpy(name, v, (size_t)(eq - v));
+    name[eq - v] = 0;
+    a->param_store[a->n_params] = name;
+    a->params[a->n_params].name = name;
+    a->params[a->n_params].value = eq + 1;
+    a->n_params++;
+    return 0;
+}
+
+static int parse_args(int argc, char **argv, cli_args *a)
+{
+    mt_train_options_init(&a->o);
+    for (int i = 0; i < argc; i++) {
+        const char *arg = argv[i];
+        const char *v;
+        if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
+            usage(stdout);
+            return -1;
+        } else if (!strcmp(arg, "--dry-run")) {
+            a->dry_run = true;
+        } else if (!strcmp(arg, "--quiet") || !strcmp(arg, "-q")) {
+            g_progress.quiet = true;
+        } else if (!strcmp(arg, "--resume")) {
+            a->o.resume = MT_RESUME_YES;
+        } else if (!strncmp(arg, "--resume=", 9)) {
+            const char *m = arg + 9;
+            if (!strcmp(m, "yes"))
+                a->o.resume = MT_RESUME_YES;
+            else if (!strcmp(m, "auto"))
+                a->o.resume = MT_RESUME_AUTO;
+            else if (!strcmp(m, "no"))
+                a->o.resume = MT_RESUME_NO;
+            else {
+                fprintf(stderr, "mltrain: error: --resume=%s: expected yes, auto or no\n", m);
+                return 2;
+            }
+        } else if (is_opt(arg, "--param") || !strcmp(arg, "-p")) {
+            if (!(v = opt_value(argc, argv, &i, arg[1] == 'p' ? "-p" : "--param"))) goto missing;
+            int rc = parse_param(a, v);
+            if (rc) return rc;
+        } else if (is_opt(arg, "--max-epochs")) {
+            if (!(v = opt_value(argc, argv, &i, "--max-epochs"))) goto missing;
+            if (parse_int64(v, &a->o.max_epochs) || a->o.max_epochs < 0) {
+                fprintf(stderr, "mltrain: error: --max-epochs wants an integer >= 0, got '%s'\n", v);
+                return 2;
+            }
+        } else if (is_opt(arg, "--limit-batches")) {
+            if (!(v = opt_value(argc, argv, &i, "--limit-batches"))) goto missing;
+            if (parse_int64(v, &a->o.limit_batches) || a->o.limit_batches < 1) {
+                fprintf(stderr, "mltrain: error: --limit-batches wants an integer >= 1, got '%s'\n",
+                        v);
+                return 2;
+            }
+        } else if (is_opt(arg, "--seed")) {
+            int64_t s;
+            if (!(v = opt_value(argc, argv, &i, "--seed"))) goto missing;
+            if (parse_int64(v, &s)) {
+                fprintf(stderr, "mltrain: error: --seed wants an integer, got '%s'\n", v);
+                return 2;
+            }
+            a->o.has_seed = true;
+            a->o.seed = (uint64_t)s;
+        } else if (is_opt(arg, "--device")) {
+            if (!(a->o.device = opt_value(argc, argv, &i, "--device"))) goto missing;
+        } else if (is_opt(arg, "--run-dir")) {
+            if (!(a->o.run_dir = opt_value(argc, argv, &i, "--run-dir"))) goto missing;
+        } else if (is_opt(arg, "--mode")) {
+            mt_mode m;
+            if (!(v = opt_value(argc, argv, &i, "--mode"))) goto missing;
+            if (mt_mode_from_name(&m, v)) {
+                fprintf(stderr, "mltrain: error: --mode: %s\n", mt_last_error());
+                return 2;
+            }
+            a->o.mode = (int32_t)m;
+        } else if (arg[0] == '-' && arg[1]) {
+            fprintf(stderr, "mltrain: error: unknown option '%s'\n\n", arg);
+            usage(stderr);
+            return 2;
+        } else if (!a->job) {
+            a->job = arg;
+        } else {
+            fprintf(stderr, "mltrain: error: one job file at a time ('%s' and '%s')\n", a->job, arg);
+            return 2;
+        }
+        continue;
+    missing:
+        fprintf(stderr, "mltrain: error: %s needs a value\n", arg);
+        return 2;
+    }
+    if (!a->job) {
+        usage(stderr);
+        return 2;
+    }
+    a->o.n_params = a->n_params;
+    a->o.params = a->params;
+    return 0;
+}
+
+static int run_job(cli_args *a)
+{
+    mt_job *job = NULL;
+    if (mt_job_load(&job, a->job, &a->o)) {
+        fprintf(stderr, "mltrain: error: %s\n", mt_last_error());
+        return 1;
+    }
+    int rc = 0;
+    if (a->dry_run) {
+        mt_strbuf sb;
+        mt_strbuf_init(&sb);
+        if (mt_job_dry_run(job, &sb)) {
+            clear_line(&g_progress);
+            fprintf(stderr, "mltrain: error: %s\n", mt_last_error());
+            rc = 1;
+        } else {
+            printf("%sdry run: OK (nothing trained)\n", sb.data ? sb.data : "");
+        }
+        mt_strbuf_deinit(&sb);
+        mt_job_free(job);
+        return rc;
+    }
+    mt_train_result res;
+    mt_status st = mt_job_run(job, &res);
+    clear_line(&g_progress);
+    if (st) {
+        fprintf(stderr, "mltrain: error: %s\n", mt_last_error());
+        rc = 1;
+    } else if (res.interrupted) {
+        fprintf(stderr,
+                "mltrain: stopped by signal %d after %lld epochs; checkpoint %s; continue with "
+                "--resume\n",
+                res.interrupted, (long long)res.epochs_seen, res.save_path);
+        rc = MT_TRAIN_EXIT_INTERRUPTED;
+    } else if (!g_progress.quiet) {
+        printf("done: %d phase%s, %lld epochs, %.1f s%s%s; monitor logs in %s\n",
+               (int)res.phases_run, res.phases_run == 1 ? "" : "s", (long long)res.epochs_seen,
+               res.seconds, res.save_path[0] ? "; checkpoint " : "", res.save_path,
+               res.run_dir[0] ? res.run_dir : "(none)");
+    }
+    mt_job_free(job);
+    return rc;
+}
+
+int mt_cli_is_job_file(const char *arg)
+{
+    size_t n = strlen(arg);
+    if ((n > 5 && !strcmp(arg + n - 5, ".yaml")) || (n > 4 && !strcmp(arg + n - 4, ".yml")))
+        return 1;
+    return arg[0] != '-' && access(arg, F_OK) == 0;
+}
+
+int mt_cli_train(int argc, char **argv)
+{
+    cli_args *a = calloc(1, sizeof(*a));
+    if (!a) return 1;
+    g_progress.tty = isatty(fileno(stderr));
+    int rc = parse_args(argc, argv, a);
+    if (rc == 0) {
+        a->o.progress = on_progress;
+        a->o.progress_user = &g_progress;
+        mt_log_set_callback(on_log, &g_progress);
+        const char *env = getenv("MLTRAIN_LOG");
+        if (!g_progress.quiet && !(env && *env)) mt_log_set_level(MT_LOG_INFO);
+        rc = run_job(a);
+        mt_log_set_callback(NULL, NULL);
+    } else if (rc < 0) {
+        rc = 0;
+    }
+    for (int32_t i = 0; i < a->n_params; i++) free(a->param_store[i]);
+    free(a);
+    return rc;
+}

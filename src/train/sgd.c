@@ -1,0 +1,610 @@
+/* SGD: minibatch stochastic gradient descent (Pylearn2's training_algorithms/sgd.py SGD).
+ *
+ * setup compiles ONE training function: arguments X (and y when the data has targets),
+ * output the cost, updates for every parameter (learning rule, lr_scale, then the model's norm
+ * constraints) and every optimizer state array. The learning rate and the momentum are 0-d
+ * float32 shared variables ("learning_rate", "momentum"), so update callbacks and extensions
+ * change them between calls without recompiling. The parameters are the run's arrays (shared
+ * with the monitor's functions).
+ *
+ * An epoch draws the batches of the training iterator (default shuffled_sequential, seeded
+ * with `seed`; the order depends only on (seed, epoch, batch)), calls the function, checks the
+ * cost, runs the update callbacks (per minibatch, after the step, as Pylearn2) and reports the
+ * batch to the run (counters, progress, signals). A non-finite cost or parameter stops
+ * training with an error naming the epoch, the batch and the first graph node whose value is
+ * not finite: the state at the start of the epoch is restored from the run's snapshot and the
+ * epoch replayed up to that batch, then the graph is evaluated node by node (nan_locate.c). */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "sgd_impl.h"
+
+typedef struct mt__sgd {
+    mt__algorithm base;
+    double lr0;
+    float lr;                    /* current learning rate (float32, as Pylearn2's sharedX) */
+    mt__learning_rule *rule;     /* borrowed; NULL = plain SGD */
+    float momentum;
+    int32_t n_cb;
+    mt__update_callback **cb;    /* owned array, borrowed items */
+    /* per run */
+    mt_graph *g;
+    mt_model_graph mg;
+    bool mg_init;
+    mt__rule_ctx rc;
+    mt_function *fn;
+    mt_var cost;
+    mt_update *updates;
+    int32_t n_updates;
+    mt_array lr_arr, mom_arr;
+    mt_data_iter it;
+    bool it_init;
+    int64_t *rows;
+    mt_array X, y;
+    int64_t batch_size;
+} mt__sgd;
+
+static const mt__algorithm_ops sgd_ops;
+
+bool mt__is_sgd(const mt__algorithm *a)
+{
+    return a && a->ops == &sgd_ops;
+}
+
+/* ---------------------------------------------------------------- setup */
+
+static mt_status set_scalar_array(mt_array *a, mt_device *dev, float v)
+{
+    if (!a->buf) return mt_array_from_host(a, dev, MT_FLOAT32, 0, NULL, &v);
+    return mt_array_fill(a, mt_scalar_f64((double)v));
+}
+
+static mt_status build_updates(mt__sgd *s, mt__run *run, const mt_var *grads)
+{
+    mt_graph *g = s->g;
+    int32_t np = s->mg.n_params;
+    mt_var *values = mt_calloc((size_t)np + 1, sizeof(*values));
+    if (!values) return mt_err_set(MT_ERR_NOMEM, "SGD updates");
+    mt_status st = mt__rule_begin(s->rule, &s->rc);
+    for (int32_t i = 0; i < np && !st; i++) {
+        const mt_model_param *p = mt_model_param_const(run->model, i);
+        if (p->frozen) continue; /* PretrainedLayer(freeze_params): no update, no rule state */
+        st = mt__rule_param_update(s->rule, &s->rc, p->name, s->mg.params[i], grads[i],
+                                   (double)p->lr_scale, &values[i]);
+    }
+    if (!st) st = mt_model_constrain(&s->mg, values);
+    if (!st && mt_graph_status(g))
+        st = mt_err_set(mt_graph_status(g), "SGD: %s", mt_graph_last_error(g));
+    if (!st) {
+        s->updates = mt_calloc((size_t)(np + s->rc.n_state) + 1, sizeof(*s->updates));
+        if (!s->updates) st = mt_err_set(MT_ERR_NOMEM, "SGD updates");
+    }
+    if (!st) {
+        for (int32_t i = 0; i < np; i++)
+            if (values[i] != MT_VAR_NONE)
+                s->updates[s->n_updates++] = (mt_update){s->mg.params[i], values[i]};
+        for (int32_t i = 0; i < s->rc.n_state; i++)
+            s->updates[s->n_updates++] = (mt_update){s->rc.state[i].var, s->rc.state[i].new_value};
+    }
+    mt_free(values);
+    return st;
+}
+
+static mt_status bind_all(mt__sgd *s, mt__run *run)
+{
+    mt_status st = mt__run_bind_params(run, s->fn, &s->mg);
+    if (st) return st;
+    if ((st = set_scalar_array(&s->lr_arr, run->dev, s->lr)) ||
+        (st = mt_function_set_shared(s->fn, s->rc.lr, &s->lr_arr)))
+        return mt_err_prefix(st, "SGD: learning_rate: ");
+    if (s->rc.momentum) {
+        if ((st = set_scalar_array(&s->mom_arr, run->dev, s->momentum)) ||
+            (st = mt_function_set_shared(s->fn, s->rc.momentum, &s->mom_arr)))
+            return mt_err_prefix(st, "SGD: momentum: ");
+    }
+    for (int32_t i = 0; i < s->rc.n_state; i++) {
+        if (!mt_function_var_type(s->fn, s->rc.state[i].var)) continue;
+        st = mt_function_set_shared(s->fn, s->rc.state[i].var, &s->rc.state[i].value);
+        if (st) return mt_err_prefix(st, "SGD: %s: ", s->rc.state[i].name);
+    }
+    return MT_OK;
+}
+
+static mt_status sgd_setup(mt__algorithm *a, mt__run *run)
+{
+    mt__sgd *s = (mt__sgd *)a;
+    mt_status st = mt__algo_batch_size(&a->c, run, &s->batch_size);
+    if (st) return st;
+    run->batch_size = s->batch_size;
+    if ((st = mt_graph_new(&s->g))) return st;
+    if ((st = mt__run_model_graph(run, s->g, &s->mg, &run->data_info))) return st;
+    s->mg_init = true;
+    if ((st = mt__algo_cost_expr(&a->c, &s->mg, &s->cost))) return st;
+    int32_t np = s->mg.n_params;
+    if (np == 0) return mt_err_set(MT_ERR_INVALID, "SGD: the model has no parameters");
+    mt_var *grads = mt_calloc((size_t)np, sizeof(*grads));
+    if (!grads) return mt_err_set(MT_ERR_NOMEM, "SGD gradients");
+    mt_grad_options go;
+    mt_grad_options_init(&go);
+    go.disconnected = MT_GRAD_DISCONNECTED_ZERO;
+    st = mt_graph_grad(s->g, s->cost, np, s->mg.params, grads, &go);
+    if (st) st = mt_err_prefix(st, "SGD: gradient of the cost: ");
+    s->rc.g = s->g;
+    s->rc.dev = run->dev;
+    if (!st) {
+        s->rc.lr = mt_graph_placeholder(s->g, "learning_rate", MT_FLOAT32, 0, NULL);
+        st = build_updates(s, run, grads);
+    }
+    mt_free(grads);
+    if (st) return st;
+    mt_var inputs[2] = {s->mg.X, s->mg.y};
+    int32_t n_in = s->mg.y != MT_VAR_NONE ? 2 : 1;
+    mt_function_options fo;
+    mt_function_options_init(&fo);
+    fo.mode = (mt_mode)run->opts->mode;
+    st = mt_function_new(&s->fn, s->g, n_in, inputs, 1, &s->cost, s->n_updates, s->updates,
+                         run->dev, &fo);
+    if (st) return mt_err_prefix(st, "SGD: compiling the training function: ");
+    if ((st = bind_all(s, run))) return st;
+    st = mt_data_iter_init(&s->it, run->dataset, a->c.train_iteration_mode, s->batch_size,
+                           a->c.batches_per_iter, run->seed);
+    if (st) return mt_err_prefix(st, "SGD: training iterator: ");
+    s->it_init = true;
+    s->rows = mt_malloc((size_t)s->batch_size * sizeof(int64_t));
+    if (!s->rows) return mt_err_set(MT_ERR_NOMEM, "SGD batch rows");
+    return MT_OK;
+}
+
+static void sgd_teardown(mt__algorithm *a)
+{
+    mt__sgd *s = (mt__sgd *)a;
+    mt_function_free(s->fn);
+    s->fn = NULL;
+    mt__rule_ctx_clear(&s->rc);
+    if (s->mg_init) mt_model_graph_clear(&s->mg);
+    s->mg_init = false;
+    mt_graph_free(s->g);
+    s->g = NULL;
+    mt_free(s->updates);
+    s->updates = NULL;
+    s->n_updates = 0;
+    mt_array_clear(&s->lr_arr);
+    mt_array_clear(&s->mom_arr);
+    if (s->it_init) mt_data_iter_clear(&s->it);
+    s->it_init = false;
+    mt_free(s->rows);
+    s->rows = NULL;
+    mt_array_clear(&s->X);
+    mt_array_clear(&s->y);
+}
+
+/* ---------------------------------------------------------------- training */
+
+static mt_status read_scalar(const mt_array *a, double *out)
+{
+    if (a->dtype == MT_FLOAT64) return mt_array_to_host(out, sizeof(double), a);
+    float f;
+    mt_status st = mt_array_to_host(&f, sizeof(f), a);
+    *out = f;
+    return st;
+}
+
+/* One step on batch b of `epoch`: *cost receives the objective before the step. */
+static mt_status sgd_step(mt__sgd *s, mt__run *run, int64_t epoch, int64_t b, double *cost,
+                          int64_t *n)
+{
+    bool with_y = s->mg.y != MT_VAR_NONE;
+    mt_status st = mt__run_batch(run, run->dataset, &s->it, epoch, b, s->rows, &s->X,
+                                 with_y ? &s->y : NULL, n);
+    if (st) return st;
+    const mt_array *in[2] = {&s->X, &s->y};
+    mt_array out;
+    memset(&out, 0, sizeof(out));
+    st = mt_function_call(s->fn, with_y ? 2 : 1, in, 1, &out);
+    if (st) return mt_err_prefix(st, "epoch %lld, batch %lld: ", (long long)epoch + 1,
+                                 (long long)b + 1);
+    st = read_scalar(&out, cost);
+    mt_array_clear(&out);
+    return st;
+}
+
+static mt_status after_step_callbacks(mt__sgd *s)
+{
+    if (s->n_cb == 0) return MT_OK;
+    double lr = s->lr;
+    for (int32_t i = 0; i < s->n_cb; i++) lr = mt__callback_apply(s->cb[i], (double)(float)lr);
+    s->lr = (float)lr;
+    return mt_array_fill(&s->lr_arr, mt_scalar_f64((double)s->lr));
+}
+
+/* Index of the first parameter or state array with a non-finite element, or -1. */
+static mt_status first_bad_array(mt__sgd *s, mt__run *run, int32_t *idx, const char **name)
+{
+    *idx = -1;
+    for (int32_t i = 0; i < run->n_params + s->rc.n_state; i++) {
+        const mt_array *a = i < run->n_params ? &run->params[i]
+                                              : &s->rc.state[i - run->n_params].value;
+        bool ok = true;
+        mt_status st = mt__array_all_finite(a, &ok);
+        if (st) return st;
+        if (!ok) {
+            *idx = i;
+            *name = i < run->n_params ? mt_model_param_const(run->model, i)->name
+                                      : s->rc.state[i - run->n_params].name;
+            return MT_OK;
+        }
+    }
+    return MT_OK;
+}
+
+/* Evaluates the training graph on batch b from the current state, describing the first
+ * non-finite node into desc. */
+static mt_status describe_batch(mt__sgd *s, mt__run *run, int64_t epoch, int64_t b,
+                                mt_strbuf *desc, bool *found)
+{
+    bool with_y = s->mg.y != MT_VAR_NONE;
+    int64_t n;
+    mt_status st = mt__run_batch(run, run->dataset, &s->it, epoch, b, s->rows, &s->X,
+                                 with_y ? &s->y : NULL, &n);
+    if (st) return st;
+    int32_t cap = 4 + run->n_params + s->rc.n_state;
+    mt_var *vars = mt_calloc((size_t)cap, sizeof(*vars));
+    const mt_array **arrs = mt_calloc((size_t)cap, sizeof(*arrs));
+    mt_var *roots = mt_calloc((size_t)s->n_updates + 1, sizeof(*roots));
+    int32_t k = 0;
+    if (!vars || !arrs || !roots) {
+        st = mt_err_set(MT_ERR_NOMEM, "locating a non-finite value");
+        goto done;
+    }
+    vars[k] = s->mg.X, arrs[k++] = &s->X;
+    if (with_y) vars[k] = s->mg.y, arrs[k++] = &s->y;
+    vars[k] = s->rc.lr, arrs[k++] = &s->lr_arr;
+    if (s->rc.momentum) vars[k] = s->rc.momentum, arrs[k++] = &s->mom_arr;
+    for (int32_t i = 0; i < run->n_params; i++) vars[k] = s->mg.params[i], arrs[k++] = &run->params[i];
+    for (int32_t i = 0; i < s->rc.n_state; i++)
+        vars[k] = s->rc.state[i].var, arrs[k++] = &s->rc.state[i].value;
+    roots[0] = s->cost;
+    for (int32_t i = 0; i < s->n_updates; i++) roots[i + 1] = s->updates[i].value;
+    st = mt__first_nonfinite(s->g, s->n_updates + 1, roots, k, vars, arrs, run->dev, desc,
+                             found);
+done:
+    mt_free(vars);
+    mt_free(arrs);
+    mt_free(roots);
+    return st;
+}
+
+/* Restores the epoch's starting state and replays batches [first, upto). Stops early when a
+ * step leaves a non-finite parameter or state: *broken = that batch. */
+static mt_status replay(mt__sgd *s, mt__run *run, int64_t epoch, int64_t first, int64_t upto,
+                        int64_t *broken)
+{
+    *broken = -1;
+    mt_status st = mt__run_load_algorithm(run, run->epoch_snapshot);
+    if (st) return st;
+    for (int64_t b = first; b < upto; b++) {
+        double cost;
+        int64_t n;
+        if ((st = sgd_step(s, run, epoch, b, &cost, &n)) || (st = after_step_callbacks(s)))
+            return st;
+        int32_t idx;
+        const char *name;
+        if ((st = first_bad_array(s, run, &idx, &name))) return st;
+        if (idx >= 0) {
+            *broken = b;
+            return MT_OK;
+        }
+    }
+    return MT_OK;
+}
+
+/* Builds the error for a non-finite value met at batch b (cost_bad: the cost of b was not
+ * finite; else a parameter was found non-finite after batch b). */
+static mt_status nonfinite_error(mt__sgd *s, mt__run *run, int64_t epoch, int64_t first,
+                                 int64_t b, bool cost_bad, double cost)
+{
+    mt_strbuf desc;
+    mt_strbuf_init(&desc);
+    bool found = false;
+    int64_t at = b;
+    mt_status st = MT_OK;
+    if (run->epoch_snapshot) {
+        int64_t broken = -1;
+        st = replay(s, run, epoch, first, cost_bad ? b : b + 1, &broken);
+        if (!st && broken >= 0) {
+            at = broken;
+            st = replay(s, run, epoch, first, broken, &broken);
+        }
+        if (!st) st = describe_batch(s, run, epoch, at, &desc, &found);
+    }
+    char where[1200];
+    if (st)
+        snprintf(where, sizeof(where), " (locating it failed: %s)", mt_last_error());
+    else if (found)
+        snprintf(where, sizeof(where), "; first non-finite value: %s", desc.data);
+    else
+        snprintf(where, sizeof(where), "; the node-by-node reference evaluation of that batch "
+                                       "stays finite");
+    mt_strbuf_deinit(&desc);
+    if (cost_bad && at == b)
+        return mt_err_set(MT_ERR_RANGE, "non-finite cost (%s) at epoch %lld, batch %lld%s",
+                          isnan(cost) ? "nan" : cost > 0 ? "inf" : "-inf", (long long)epoch + 1,
+                          (long long)at + 1, where);
+    return mt_err_set(MT_ERR_RANGE, "a parameter update became non-finite at epoch %lld, batch "
+                                    "%lld%s",
+                      (long long)epoch + 1, (long long)at + 1, where);
+}
+
+static mt_status sgd_train_epoch(mt__algorithm *a, mt__run *run, bool *finished)
+{
+    mt__sgd *s = (mt__sgd *)a;
+    int64_t epoch = run->epochs_seen;
+    int64_t first = run->batch_in_epoch;
+    int64_t nb = mt__run_epoch_batches(run, s->it.n_batches);
+    run->batches_this_epoch = nb;
+    *finished = false;
+    for (int64_t b = first; b < nb; b++) {
+        double cost = 0;
+        int64_t n = 0;
+        mt_status st = sgd_step(s, run, epoch, b, &cost, &n);
+        if (st) return st;
+        if (!isfinite(cost)) return nonfinite_error(s, run, epoch, first, b, true, cost);
+        if ((st = after_step_callbacks(s))) return st;
+        bool stop = false;
+        if ((st = mt__run_after_batch(run, n, &stop))) return st;
+        if (stop) return MT_OK;
+    }
+    int32_t idx;
+    const char *name;
+    mt_status st = first_bad_array(s, run, &idx, &name);
+    if (st) return st;
+    if (idx >= 0)
+        return nonfinite_error(s, run, epoch, first, nb - 1, false, 0.0);
+    *finished = true;
+    return MT_OK;
+}
+
+/* ---------------------------------------------------------------- channels, scalars, state */
+
+static mt_status sgd_channels(const mt__algorithm *a, const mt__run *run, mt__chanvals *out)
+{
+    const mt__sgd *s = (const mt__sgd *)a;
+    mt_status st = mt__chanvals_set(out, "learning_rate", (double)s->lr);
+    if (!st && s->rule && s->rule->kind == MT__RULE_MOMENTUM)
+        st = mt__chanvals_set(out, "momentum", (double)s->momentum);
+    return st;
+}
+
+static mt_status sgd_get_scalar(const mt__algorithm *a, const char *name, double *out)
+{
+    const mt__sgd *s = (const mt__sgd *)a;
+    if (!strcmp(name, "learning_rate")) {
+        *out = s->lr;
+        return MT_OK;
+    }
+    if (!strcmp(name, "momentum") && s->rule && s->rule->kind == MT__RULE_MOMENTUM) {
+        *out = s->momentum;
+        return MT_OK;
+    }
+    return mt_err_set(MT_ERR_NOT_FOUND, "SGD (learning rule %s) has no '%s'",
+                      mt__rule_name(s->rule), name);
+}
+
+static mt_status sgd_set_scalar(mt__algorithm *a, const char *name, double value)
+{
+    mt__sgd *s = (mt__sgd *)a;
+    double dummy;
+    mt_status st = sgd_get_scalar(a, name, &dummy);
+    if (st) return st;
+    bool lr = !strcmp(name, "learning_rate");
+    float v = (float)value;
+    if (lr)
+        s->lr = v;
+    else
+        s->momentum = v;
+    mt_array *arr = lr ? &s->lr_arr : &s->mom_arr;
+    if (!arr->buf) return MT_OK; /* not set up yet: bound with this value at setup */
+    return mt_array_fill(arr, mt_scalar_f64((double)v));
+}
+
+static mt_status sgd_save_state(const mt__algorithm *a, const mt__run *run, mt_ckpt *c)
+{
+    const mt__sgd *s = (const mt__sgd *)a;
+    mt_status st;
+    for (int32_t i = 0; i < s->rc.n_state; i++)
+        if ((st = mt_ckpt_put_array(c, s->rc.state[i].name, &s->rc.state[i].value))) return st;
+    if ((st = mt_ckpt_put_double(c, "algorithm/learning_rate", (double)s->lr)) ||
+        (st = mt_ckpt_put_double(c, "algorithm/momentum", (double)s->momentum)) ||
+        (st = mt_ckpt_put_int(c, "algorithm/rng_counter",
+                              (int64_t)mt_function_rng_counter(s->fn))))
+        return st;
+    char k[64];
+    for (int32_t i = 0; i < s->n_cb; i++) {
+        snprintf(k, sizeof(k), "algorithm/callback/%d", (int)i);
+        if ((st = mt__callback_save(s->cb[i], k, c))) return st;
+    }
+    return MT_OK;
+}
+
+static mt_status load_array_into(const mt_ckpt *c, const char *name, mt_array *dst)
+{
+    mt_array src;
+    memset(&src, 0, sizeof(src));
+    mt_status st = mt_ckpt_get_array(c, name, &src);
+    if (st) return st;
+    if (src.ndim != dst->ndim || mt_array_size(&src) != mt_array_size(dst) ||
+        src.dtype != dst->dtype) {
+        char a[64], b[64];
+        st = mt_err_set(MT_ERR_SHAPE, "checkpoint array %s: %s %s, expected %s %s", name,
+                        mt_dtype_name(src.dtype), mt_shape_str(src.ndim, src.dims, a, sizeof(a)),
+                        mt_dtype_name(dst->dtype),
+                        mt_shape_str(dst->ndim, dst->dims, b, sizeof(b)));
+    } else {
+        st = mt_array_copy(dst, &src);
+    }
+    mt_array_clear(&src);
+    return st;
+}
+
+static mt_status sgd_load_state(mt__algorithm *a, mt__run *run, const mt_ckpt *c)
+{
+    mt__sgd *s = (mt__sgd *)a;
+    mt_status st;
+    for (int32_t i = 0; i < s->rc.n_state; i++)
+        if ((st = load_array_into(c, s->rc.state[i].name, &s->rc.state[i].value))) return st;
+    double lr, mom;
+    int64_t rng;
+    if ((st = mt_ckpt_get_double(c, "algorithm/learning_rate", &lr)) ||
+        (st = mt_ckpt_get_double(c, "algorithm/momentum", &mom)) ||
+        (st = mt_ckpt_get_int(c, "algorithm/rng_counter", &rng)))
+        return st;
+    s->lr = (float)lr;
+    s->momentum = (float)mom;
+    if ((st = mt_array_fill(&s->lr_arr, mt_scalar_f64((double)s->lr)))) return st;
+    if (s->mom_arr.buf && (st = mt_array_fill(&s->mom_arr, mt_scalar_f64((double)s->momentum))))
+        return st;
+    mt_function_set_rng_counter(s->fn, (uint64_t)rng);
+    char k[64];
+    for (int32_t i = 0; i < s->n_cb; i++) {
+        snprintf(k, sizeof(k), "algorithm/callback/%d", (int)i);
+        if ((st = mt__callback_load(s->cb[i], k, c))) return st;
+    }
+    return MT_OK;
+}
+
+static void sgd_describe(const mt__algorithm *a, mt_strbuf *sb)
+{
+    const mt__sgd *s = (const mt__sgd *)a;
+    mt_strbuf_appendf(sb, "SGD: learning_rate %g, batch_size %lld, learning rule %s", s->lr0,
+                      (long long)a->c.batch_size, mt__rule_name(s->rule));
+    if (s->rule && s->rule->kind == MT__RULE_MOMENTUM)
+        mt_strbuf_appendf(sb, " (init_momentum %g%s)", s->rule->init_momentum,
+                          s->rule->nesterov ? ", nesterov" : "");
+    mt_strbuf_appendf(sb, ", train iteration %s", mt_iter_mode_name(a->c.train_iteration_mode));
+    static const char *const cbn[MT__CB_KIND_COUNT] = {"ExponentialDecay", "LinearDecay",
+                                                       "AnnealedLearningRate"};
+    for (int32_t i = 0; i < s->n_cb; i++)
+        mt_strbuf_appendf(sb, "%s%s", i ? ", " : "; update callbacks: ", cbn[s->cb[i]->kind]);
+}
+
+static const mt__algorithm_ops sgd_ops = {
+    .abi_version = MT__TRAIN_ABI_VERSION,
+    .name = "SGD",
+    .setup = sgd_setup,
+    .train_epoch = sgd_train_epoch,
+    .continue_learning = NULL,
+    .channels = sgd_channels,
+    .get_scalar = sgd_get_scalar,
+    .set_scalar = sgd_set_scalar,
+    .save_state = sgd_save_state,
+    .load_state = sgd_load_state,
+    .describe = sgd_describe,
+    .teardown = sgd_teardown,
+};
+
+/* ---------------------------------------------------------------- component */
+
+static void sgd_destroy(void *obj)
+{
+    mt__sgd *s = obj;
+    if (!s) return;
+    sgd_teardown(&s->base);
+    mt__algo_common_clear(&s->base.c);
+    mt_free(s->cb);
+    mt_free(s);
+}
+
+static mt_status build_callbacks(mt_cfg_builder *b, const mt_cfg_node *node, mt__sgd *s)
+{
+    const mt_cfg_node *v = mt_cfg_get(node, "update_callbacks");
+    if (!v || v->kind == MT_CFG_NULL) return MT_OK;
+    int32_t n = v->kind == MT_CFG_LIST ? v->n : 1;
+    s->cb = mt_calloc((size_t)(n > 0 ? n : 1), sizeof(*s->cb));
+    if (!s->cb) return mt_err_set(MT_ERR_NOMEM, "update callbacks");
+    for (int32_t i = 0; i < n; i++) {
+        void *obj = NULL;
+        mt_status st = mt_cfg_build(b, v->kind == MT_CFG_LIST ? v->items[i] : v,
+                                    "update_callback", &obj, NULL);
+        if (st) return st;
+        s->cb[s->n_cb++] = obj;
+    }
+    return MT_OK;
+}
+
+static mt_status build_sgd(mt_cfg_builder *b, const mt_cfg_node *node, void **out)
+{
+    mt__sgd *s = mt_calloc(1, sizeof(*s));
+    if (!s) return mt_err_set(MT_ERR_NOMEM, "SGD");
+    s->base.ops = &sgd_ops;
+    mt_status st = mt__algo_common_parse(b, node, MT_ITER_SHUFFLED_SEQUENTIAL, &s->base.c);
+    if (st) goto fail;
+    if ((st = mt__get_value(b, node, "learning_rate", NAN, &s->lr0))) goto fail;
+    if (!(s->lr0 >= 0.0) || !isfinite(s->lr0)) {
+        st = mt_cfg_error(MT_ERR_RANGE, mt_cfg_key_loc(node, "learning_rate"),
+                          "SGD: learning_rate must be a finite number >= 0 (got %g)", s->lr0);
+        goto fail;
+    }
+    s->lr = (float)s->lr0;
+    void *rule = NULL;
+    if ((st = mt__build_opt(b, node, "learning_rule", "learning_rule", &rule))) goto fail;
+    s->rule = rule;
+    const mt_cfg_node *im = mt_cfg_get(node, "init_momentum");
+    if (im && im->kind != MT_CFG_NULL) {
+        if (s->rule) {
+            st = mt_cfg_error(MT_ERR_INVALID, mt_cfg_key_loc(node, "init_momentum"),
+                              "SGD: init_momentum (deprecated) and learning_rule both given");
+            goto fail;
+        }
+        mt_log(MT_LOG_WARN, "%s:%d: SGD init_momentum is deprecated: use learning_rule: "
+                            "!obj:Momentum {init_momentum: ...}",
+               node->loc.file, (int)node->loc.line);
+        mt__learning_rule *r = mt_calloc(1, sizeof(*r));
+        if (!r || (st = mt_cfg_builder_own(b, r, mt_free))) {
+            mt_free(r);
+            st = st ? st : mt_err_set(MT_ERR_NOMEM, "SGD momentum rule");
+            goto fail;
+        }
+        r->kind = MT__RULE_MOMENTUM;
+        r->loc = im->loc;
+        if ((st = mt__get_value(b, node, "init_momentum", 0.0, &r->init_momentum))) goto fail;
+        s->rule = r;
+    }
+    if (s->rule && s->rule->kind == MT__RULE_MOMENTUM) s->momentum = (float)s->rule->init_momentum;
+    if ((st = build_callbacks(b, node, s))) goto fail;
+    *out = &s->base;
+    return MT_OK;
+fail:
+    sgd_destroy(s);
+    return st;
+}
+
+static const mt_cfg_key sgd_keys[] = {
+    MT__ALGO_COMMON_KEYS,
+    {"learning_rate", MT_CFG_T_ANY, true, false, NULL, false,
+     "step size (a number or a read_channel object)"},
+    {"learning_rule", MT_CFG_T_OBJ, false, true, "learning_rule", false,
+     "Momentum, AdaDelta, AdaGrad, RMSProp, Adam (default: plain SGD)"},
+    {"update_callbacks", MT_CFG_T_OBJ_OR_LIST, false, true, "update_callback", false,
+     "called after every minibatch (ExponentialDecay, LinearDecay, AnnealedLearningRate)"},
+    {"init_momentum", MT_CFG_T_ANY, false, true, NULL, false,
+     "deprecated: use learning_rule: !obj:Momentum"},
+    {"monitoring_costs", MT_CFG_T_ANY, false, true, NULL, false, "accepted, ignored"},
+    {NULL, 0, false, false, NULL, false, NULL}};
+
+static const char *const sgd_aliases[] = {"pylearn2.training_algorithms.sgd.SGD", NULL};
+
+static const mt_component sgd_component = {
+    "SGD", "algorithm", sgd_aliases, sgd_keys, false,
+    "minibatch stochastic gradient descent with learning rules and callbacks", build_sgd,
+    sgd_destroy, NULL};
+
+mt_status mt__train_register_algorithms(mt_cfg_registry *r)
+{
+    mt_status st = mt_cfg_registry_add(r, &sgd_component);
+    if (st) return st;
+#ifdef MT__TRAIN_HAVE_BGD
+    st = mt__train_register_bgd(r);
+#endif
+    return st;
+}
