@@ -6,7 +6,8 @@
 #
 # Environment: BUILD_DIR (default build), REPS (host repetitions, default 15),
 #   CL_REPS (OpenCL repetitions, default 3), CL_DEVICE (default opencl:0:0; "none" skips),
-#   NO_BUILD=1 (use the existing build), BENCH_TIMEOUT (seconds per benchmark, default 900).
+#   NO_BUILD=1 (use the existing build), BENCH_TIMEOUT (seconds per benchmark, default 900),
+#   TRAIN_ROUNDS / TRAIN_STEPS (bench_train: rounds, steps per round; default 7 / 30).
 # Exit status: 0 when every benchmark ran or was skipped for an absent device/numpy.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -60,6 +61,14 @@ if [ "$CL_DEVICE" != none ]; then
   run reduce-opencl "$B/bench_reduce" --device "$CL_DEVICE" --reps "$CL_REPS" --warmup 1
   run gemm-opencl "$B/bench_gemm" --device "$CL_DEVICE" --reps "$CL_REPS" --warmup 1 \
     --sizes 256,512,1024 --sizes64 512 --trans-n 512
+fi
+
+# Training steps (issue 4): mltrain's SGD step and mt_job_run vs PyTorch (a coprocess of the
+# same program) vs the step's GEMMs through cblas; TRAIN_ROUNDS rounds of TRAIN_STEPS steps.
+if [ -x "$B/bench_train" ]; then
+  run train-host "$B/bench_train" --rounds "${TRAIN_ROUNDS:-7}" --steps "${TRAIN_STEPS:-30}"
+else
+  echo "run.sh: $B/bench_train not built (train module absent); training benchmark skipped"
 fi
 
 if [ -x /usr/bin/python3 ]; then

@@ -203,6 +203,12 @@ static mt_status host_kernel_launch(mt_device *dev, void *kernel, int32_t nargs,
 
 /* ---------------------------------------------------------------- BLAS */
 
+/* GEMMs below this many multiply-adds run on one OpenBLAS thread: on small products (an MLP
+ * layer of 100 units at batch 32: 2.5M) the threaded path costs more in wake-ups and
+ * partitioning than it gains (measured 0.185 vs 0.095 ms for the five GEMMs of such a training
+ * step on this 2-core machine, bench/RESULTS.md). OpenBLAS's own cut-off is 262144. */
+#define HOST_GEMM_SERIAL_MACS (8.0 * 1024 * 1024)
+
 static mt_status host_gemm(mt_device *dev, mt_dtype dt, bool trans_a, bool trans_b, int64_t m,
                            int64_t n, int64_t k, double alpha, void *a, size_t a_off, int64_t lda,
                            int64_t stride_a, void *b, size_t b_off, int64_t ldb, int64_t stride_b,
@@ -222,6 +228,11 @@ static mt_status host_gemm(mt_device *dev, mt_dtype dt, bool trans_a, bool trans
     enum CBLAS_TRANSPOSE tb = trans_b ? CblasTrans : CblasNoTrans;
     size_t isz = mt_dtype_size(dt);
     char *pa = (char *)a + a_off, *pb = (char *)b + b_off, *pc = (char *)c + c_off;
+    /* Process-wide setting, restored below: host GEMMs are issued by one thread at a time
+     * (the calling function's thread). */
+    int threads = (double)m * (double)n * (double)k < HOST_GEMM_SERIAL_MACS
+                      ? openblas_get_num_threads() : 1;
+    if (threads > 1) openblas_set_num_threads(1);
     for (int64_t i = 0; i < batch; i++) {
         char *ai = pa + i * stride_a * (int64_t)isz;
         char *bi = pb + i * stride_b * (int64_t)isz;
@@ -234,6 +245,7 @@ static mt_status host_gemm(mt_device *dev, mt_dtype dt, bool trans_a, bool trans
             cblas_dgemm(CblasRowMajor, ta, tb, (int)m, (int)n, (int)k, alpha, (const double *)ai,
                         (int)lda, (const double *)bi, (int)ldb, beta, (double *)ci, (int)ldc);
     }
+    if (threads > 1) openblas_set_num_threads(threads);
     return MT_OK;
 }
 
