@@ -113,11 +113,12 @@ MT_TEST(gemm_float_vs_naive)
     mt_device_release(dev);
 }
 
-MT_TEST(gemm_matches_cblas_exactly)
+/* mt_array_gemm on the host is cblas with the operands' own strides and transposes (no copy):
+ * bit-identical to calling cblas directly the way it does. Products under 8M multiply-adds run
+ * on one OpenBLAS thread (src/gpuarray/device_host.c), larger ones on the library's threads;
+ * the two sizes here take one path each. */
+static void gemm_exact_case(mt_device *dev, int m, int n, int k, bool serial)
 {
-    if (strcmp(mt_test_device_name(), "host") != 0) MT_SKIP("compares with host OpenBLAS");
-    mt_device *dev = open_host();
-    const int m = 96, n = 80, k = 112;
     mt_array A, B, C;
     mat3 la, lb, lc;
     rand_operand(&A, &la, dev, MT_FLOAT32, 1, k, m, false, false, 1.0); /* stored (k, m) */
@@ -125,9 +126,13 @@ MT_TEST(gemm_matches_cblas_exactly)
     rand_operand(&C, &lc, dev, MT_FLOAT32, 1, m, n, false, false, 1.0);
     float *cref = malloc((size_t)m * n * sizeof(float));
     MT_CHECK_OK(mt_array_to_host(cref, (size_t)m * n * 4, &C));
+    int threads = openblas_get_num_threads();
+    if (serial) openblas_set_num_threads(1);
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, n, k, 0.75f,
                 mt_buffer_host_ptr(A.buf), m, mt_buffer_host_ptr(B.buf), n, 0.5f, cref, n);
+    if (serial) openblas_set_num_threads(threads);
     MT_CHECK_OK(mt_array_gemm(&C, &A, &B, 0.75, 0.5, true, false));
+    MT_CHECK(openblas_get_num_threads() == threads); /* restored after a serial product */
     float *got = malloc((size_t)m * n * sizeof(float));
     MT_CHECK_OK(mt_array_to_host(got, (size_t)m * n * 4, &C));
     MT_CHECK(memcmp(got, cref, (size_t)m * n * 4) == 0);
@@ -139,6 +144,14 @@ MT_TEST(gemm_matches_cblas_exactly)
     mt_array_clear(&A);
     mt_array_clear(&B);
     mt_array_clear(&C);
+}
+
+MT_TEST(gemm_matches_cblas_exactly)
+{
+    if (strcmp(mt_test_device_name(), "host") != 0) MT_SKIP("compares with host OpenBLAS");
+    mt_device *dev = open_host();
+    gemm_exact_case(dev, 96, 80, 112, true);    /* 0.86M multiply-adds: one thread */
+    gemm_exact_case(dev, 256, 288, 320, false); /* 23.6M: OpenBLAS's threads */
     mt_device_release(dev);
 }
 
