@@ -127,6 +127,112 @@ static mt_status softmax_core(const mt__jctx *ctx, const mt_array *x, int32_t ax
     return st;
 }
 
+/* ---------------------------------------------------------------- host row fast path */
+
+/* Softmax, logsoftmax and the label crossentropy along the last axis of a C-contiguous
+ * float32/float64 array on a host-addressable device run as one pass per row over the
+ * buffers, instead of the four generic operations (max, shifted exp-sum, map, take) with their
+ * temporaries and launches: on a [32, 10] batch the generic path costs 17-23 us, mostly
+ * overhead. Same formulas as the generic path: m = max over the row (NaN if any element is
+ * NaN), the shift ms = isfinite(m) ? m : 0 (max_shift), s = sum of exp(x - ms) computed in the
+ * array's dtype and accumulated in float64, rounded to the dtype, then exp(x - ms) / s,
+ * (x - ms) - log(s) or ms + log(s) - x[label]. */
+static bool host_rows(const mt__jctx *ctx, const mt_array *x, int32_t axis)
+{
+    return ctx->dev && mt_device_is_host_addressable(ctx->dev) && x->ndim >= 1 &&
+           axis == x->ndim - 1 && (x->dtype == MT_FLOAT32 || x->dtype == MT_FLOAT64) &&
+           mt_array_is_c_contiguous(x) && mt_array_size(x) > 0 && x->dims[axis] > 0;
+}
+
+#define MT__ROW_PASS(T, EXP, LOG)                                                              \
+    static void row_stats_##T(const T *r, int64_t n, T *m_out, double *s_out)                 \
+    {                                                                                          \
+        T m = r[0];                                                                            \
+        bool nan = false;                                                                      \
+        for (int64_t j = 0; j < n; j++) {                                                      \
+            if (r[j] != r[j]) nan = true;                                                      \
+            else if (r[j] > m || m != m) m = r[j];                                             \
+        }                                                                                      \
+        if (nan || !isfinite(m)) m = 0; /* the finite shift */                                 \
+        double s = 0;                                                                          \
+        for (int64_t j = 0; j < n; j++) s += (double)EXP(r[j] - m);                            \
+        *m_out = m;                                                                            \
+        *s_out = s;                                                                            \
+    }                                                                                          \
+    static void softmax_rows_##T(const T *x, T *y, int64_t rows, int64_t n, bool log_form)     \
+    {                                                                                          \
+        for (int64_t i = 0; i < rows; i++) {                                                   \
+            const T *r = x + i * n;                                                            \
+            T *o = y + i * n, m;                                                               \
+            double s;                                                                          \
+            row_stats_##T(r, n, &m, &s);                                                       \
+            T sv = (T)s, ls = (T)LOG(sv);                                                    \
+            for (int64_t j = 0; j < n; j++)                                                    \
+                o[j] = log_form ? (T)(r[j] - m) - ls : (T)EXP(r[j] - m) / sv;                  \
+        }                                                                                      \
+    }
+MT__ROW_PASS(float, expf, logf)
+MT__ROW_PASS(double, exp, log)
+#undef MT__ROW_PASS
+
+static mt_status host_softmax(const mt__jctx *ctx, const mt_array *x, bool log_form,
+                              mt_array *out)
+{
+    mt_array o = {0};
+    mt_status st = mt_array_empty(&o, ctx->dev, x->dtype, x->ndim, x->dims, 'C');
+    if (st != MT_OK) return st;
+    int64_t n = x->dims[x->ndim - 1], rows = mt_array_size(x) / n;
+    const char *xp = (const char *)mt_buffer_host_ptr(x->buf) + x->offset;
+    char *op = (char *)mt_buffer_host_ptr(o.buf) + o.offset;
+    if (x->dtype == MT_FLOAT32)
+        softmax_rows_float((const float *)xp, (float *)op, rows, n, log_form);
+    else
+        softmax_rows_double((const double *)xp, (double *)op, rows, n, log_form);
+    *out = o;
+    return MT_OK;
+}
+
+/* logsumexp(row) - row[label] for int32/int64 labels of shape x.shape[:-1]. Returns
+ * MT_ERR_UNSUPPORTED (without a message: the caller falls back to the generic path, which
+ * reports out-of-range labels) when a label is outside the row or the labels do not fit. */
+static mt_status host_xent_labels(const mt__jctx *ctx, const mt_array *x, const mt_array *lab,
+                                  mt_array *out)
+{
+    if ((lab->dtype != MT_INT64 && lab->dtype != MT_INT32) || !mt_array_is_c_contiguous(lab) ||
+        lab->ndim != x->ndim - 1 || mt_array_size(lab) * x->dims[x->ndim - 1] != mt_array_size(x))
+        return MT_ERR_UNSUPPORTED;
+    for (int32_t d = 0; d < lab->ndim; d++)
+        if (lab->dims[d] != x->dims[d]) return MT_ERR_UNSUPPORTED;
+    int64_t n = x->dims[x->ndim - 1], rows = mt_array_size(lab);
+    const char *lp = (const char *)mt_buffer_host_ptr(lab->buf) + lab->offset;
+    for (int64_t i = 0; i < rows; i++) {
+        int64_t l = lab->dtype == MT_INT64 ? ((const int64_t *)lp)[i] : ((const int32_t *)lp)[i];
+        if (l < 0 || l >= n) return MT_ERR_UNSUPPORTED;
+    }
+    mt_array o = {0};
+    mt_status st = mt_array_empty(&o, ctx->dev, x->dtype, lab->ndim, lab->dims, 'C');
+    if (st != MT_OK) return st;
+    const char *xp = (const char *)mt_buffer_host_ptr(x->buf) + x->offset;
+    char *op = (char *)mt_buffer_host_ptr(o.buf) + o.offset;
+    for (int64_t i = 0; i < rows; i++) {
+        int64_t l = lab->dtype == MT_INT64 ? ((const int64_t *)lp)[i] : ((const int32_t *)lp)[i];
+        double s;
+        if (x->dtype == MT_FLOAT32) {
+            const float *r = (const float *)xp + i * n;
+            float m;
+            row_stats_float(r, n, &m, &s);
+            ((float *)op)[i] = (m + logf((float)s)) - r[l]; /* m: the shift */
+        } else {
+            const double *r = (const double *)xp + i * n;
+            double m;
+            row_stats_double(r, n, &m, &s);
+            ((double *)op)[i] = (m + log(s)) - r[l];
+        }
+    }
+    *out = o;
+    return MT_OK;
+}
+
 mt_status mt__ref_softmax(const mt__jctx *ctx, mt_var v, const mt_array *x, bool log_form,
                           mt_array *out)
 {
@@ -134,7 +240,9 @@ mt_status mt__ref_softmax(const mt__jctx *ctx, mt_var v, const mt_array *x, bool
     int32_t axis = mt_graph_attrs(ctx->g, v)->axes[0];
     mt_array xf = {0};
     mt_status st = as_dtype(&xf, x, t->dtype);
-    if (st == MT_OK) st = softmax_core(ctx, &xf, axis, log_form, out);
+    if (st == MT_OK)
+        st = host_rows(ctx, &xf, axis) ? host_softmax(ctx, &xf, log_form, out)
+                                       : softmax_core(ctx, &xf, axis, log_form, out);
     mt_array_clear(&xf);
     return st;
 }
@@ -276,6 +384,10 @@ mt_status mt__ref_xent(const mt__jctx *ctx, mt_var v, const mt_array *const *ins
         if (st == MT_OK) st = label_finish(ctx, &tmp, NULL, dt, out);
         break;
     case MT_OP_SOFTMAX_XENT_LABELS: /* logsumexp(x) - x[label] */
+        if (host_rows(ctx, &x, axis)) {
+            st = host_xent_labels(ctx, &x, ins[1], out);
+            if (st != MT_ERR_UNSUPPORTED) break;
+        }
         st = mt__ref_take_along(ctx, &x, ins[1], axis, &tmp);
         if (st == MT_OK) st = logsumexp_core(ctx, &x, 1, &axis, false, &tmp2);
         if (st == MT_OK) st = label_finish(ctx, &tmp, &tmp2, dt, out);

@@ -606,6 +606,69 @@ MT_TEST(softmax_extremes)
     mt_graph_free(g);
 }
 
+/* Row-wise softmax, logsoftmax and the label crossentropy along the last axis (the host runs
+ * these in one pass per row, other devices through the generic operations): extreme, infinite,
+ * NaN, all -inf and denormal rows, float32 and float64, against float64 formulas with the
+ * documented finite shift ms = isfinite(max) ? max : 0; a label outside the row is an error. */
+MT_TEST(softmax_rows_edge_values)
+{
+    enum { R = 7, C = 3 };
+    double xv[R * C] = {1000, 0, -1000,  INFINITY, 0, 1,  NAN, 0, 1,
+                        -INFINITY, -INFINITY, -INFINITY,  4e-310, -4e-310, 0,
+                        -0.0, 0.0, 1e-30,  88, 89, -88};
+    double lv[R] = {0, 1, 2, 0, 1, 2, 1};
+    for (int d = 0; d < 2; d++) {
+        mt_dtype dt = d ? MT_FLOAT32 : MT_FLOAT64;
+        mt_graph *g = new_graph();
+        int64_t s[2] = {R, C}, sr[1] = {R};
+        mt_var x = mt_graph_placeholder(g, "x", dt, 2, s);
+        mt_var l = mt_graph_placeholder(g, "l", MT_INT64, 1, sr);
+        mt_var outs[3] = {mt_graph_softmax(g, x, 1), mt_graph_logsoftmax(g, x, -1),
+                          mt_graph_softmax_crossentropy_labels(g, x, l, 1)};
+        double xs[R * C];
+        for (int k = 0; k < R * C; k++) xs[k] = d ? (double)(float)xv[k] : xv[k];
+        mt_array X, L, r[3] = {{0}};
+        jt_arr(&X, dt, 2, s, xs);
+        jt_arr(&L, MT_INT64, 1, sr, lv);
+        mt_var vars[2] = {x, l};
+        const mt_array *arrs[2] = {&X, &L};
+        jt_eval(g, 3, outs, 2, vars, arrs, r);
+        double e0[R * C], e1[R * C], e2[R];
+        for (int i = 0; i < R; i++) {
+            double m = -INFINITY, se = 0;
+            bool nan = false;
+            for (int j = 0; j < C; j++) {
+                nan |= isnan(xs[i * C + j]);
+                m = fmax(m, xs[i * C + j]);
+            }
+            double ms = nan || !isfinite(m) ? 0 : m;
+            for (int j = 0; j < C; j++) se += exp(xs[i * C + j] - ms);
+            for (int j = 0; j < C; j++) {
+                e0[i * C + j] = exp(xs[i * C + j] - ms) / se;
+                e1[i * C + j] = (xs[i * C + j] - ms) - log(se);
+            }
+            e2[i] = ms + log(se) - xs[i * C + (int)lv[i]];
+        }
+        double tol = d ? 1e-5 : 1e-12;
+        jt_expect_tol(&r[0], dt, 2, s, e0, tol, tol);
+        jt_expect_tol(&r[1], dt, 2, s, e1, tol, tol);
+        jt_expect_tol(&r[2], dt, 1, sr, e2, tol, tol);
+        clear_all(r, 3);
+        /* a label outside [0, C) */
+        lv[2] = 3;
+        mt_array L2;
+        jt_arr(&L2, MT_INT64, 1, sr, lv);
+        lv[2] = 2;
+        const mt_array *arrs2[2] = {&X, &L2};
+        mt_array bad = {0};
+        MT_CHECK(mt_graph_eval(g, 1, &outs[2], 2, vars, arrs2, jt_dev(), &bad) != MT_OK);
+        mt_array_clear(&L2);
+        mt_array_clear(&X);
+        mt_array_clear(&L);
+        mt_graph_free(g);
+    }
+}
+
 MT_TEST(softmax_axes_and_logsumexp)
 {
     mt_graph *g = new_graph();
