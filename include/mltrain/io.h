@@ -74,7 +74,8 @@ void mt_monitor_history_clear(mt_monitor_history *h);
 mt_chan_history *mt_monitor_history_channel(mt_monitor_history *h, const char *name,
                                             bool create);
 mt_status mt_chan_history_append(mt_chan_history *c, const mt_chan_record *r);
-/* dst becomes a deep copy of src (dst is overwritten, not cleared first; zeroed on failure). */
+/* Deep copy into dst, which is overwritten as uninitialized storage (clear it first if it held
+ * a history); on failure dst is left cleared. */
 mt_status mt_monitor_history_copy(mt_monitor_history *dst, const mt_monitor_history *src);
 /* Reads RUN_DIR/monitor.jsonl (the format mt_monitor_log writes) into a history named
  * "monitor" (out is overwritten; zeroed on failure). null values read as NaN. ERR_FORMAT

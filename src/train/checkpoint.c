@@ -180,8 +180,11 @@ mt_status mt__run_load_ckpt(mt__run *run, const mt_ckpt *c)
     const mt_monitor_history *h = mt_ckpt_find_monitor(c, "monitor");
     if (h) {
         mt_monitor_history_clear(&run->history);
-        mt_monitor_history_init(&run->history, "monitor");
-        if ((st = mt_monitor_history_copy(&run->history, h))) return st;
+        st = mt_monitor_history_copy(&run->history, h); /* initializes run->history */
+        if (st) {
+            mt_monitor_history_init(&run->history, "monitor"); /* a valid empty history */
+            return st;
+        }
     }
     /* The latest record becomes the current channel values. */
     mt__chanvals_clear(&run->last);

@@ -151,10 +151,9 @@ static mt_status old_monitors(mt__run *run, mt__build_ctx *ctx)
             name = l->pushed_name;
         }
         mt_monitor_history *dst = &run->old_monitors[run->n_old_monitors];
-        mt_monitor_history_init(dst, name);
-        run->n_old_monitors++;
-        mt_status st = mt_monitor_history_copy(dst, h);
+        mt_status st = mt_monitor_history_copy(dst, h); /* initializes dst */
         if (st) return st;
+        run->n_old_monitors++;
         mt_free(dst->name);
         dst->name = mt_strdup(name);
         if (!dst->name) return mt_err_set(MT_ERR_NOMEM, "monitor name");
