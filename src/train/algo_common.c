@@ -68,7 +68,7 @@ static mt_status parse_monitoring(mt_cfg_builder *b, const mt_cfg_node *node,
     return MT_OK;
 }
 
-static uint64_t seed_of(const int64_t *v, int32_t n)
+uint64_t mt__algo_seed_of(const int64_t *v, int32_t n)
 {
     uint64_t h = 0x6d6c747261696e31ull; /* "mltrain1" */
     for (int32_t i = 0; i < n; i++) h = mt_hash64_combine(h, (uint64_t)v[i]);
@@ -114,7 +114,7 @@ mt_status mt__algo_common_parse(mt_cfg_builder *b, const mt_cfg_node *node,
         seeds[0] = 2012, seeds[1] = 10, seeds[2] = 5;
         ns = 3;
     }
-    c->seed = seed_of(seeds, ns);
+    c->seed = mt__algo_seed_of(seeds, ns);
     if ((st = parse_monitoring(b, node, c))) return st;
     if (c->n_monitoring == 0 && (c->monitoring_batches || c->monitoring_batch_size))
         return mt_cfg_error(MT_ERR_INVALID, node->loc,

@@ -1009,14 +1009,11 @@ static void bgd_destroy(void *obj)
 }
 
 /* Pylearn2's BGD seeds its iterator with [2012, 10, 16] when no seed is given (SGD: [2012,
- * 10, 5]); the value is folded exactly as algo_common.c folds a `seed` list. */
+ * 10, 5]). */
 static uint64_t default_seed(void)
 {
     static const int64_t v[3] = {2012, 10, 16};
-    uint64_t h = 0x6d6c747261696e31ull; /* "mltrain1" */
-    for (int i = 0; i < 3; i++)
-        h = mt_hash64_combine(h, (uint64_t)v[i]);
-    return h;
+    return mt__algo_seed_of(v, 3);
 }
 
 static mt_status parse_mode(const mt_cfg_node *node, mt__bgd *s)

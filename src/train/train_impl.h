@@ -156,6 +156,9 @@ typedef struct mt__algo_common {
     mt_cfg_loc termination_loc;
 } mt__algo_common;
 
+/* The 64-bit seed of a YAML `seed` list (Pylearn2's [2012, 10, 5] style), as every algorithm
+ * folds it. */
+uint64_t mt__algo_seed_of(const int64_t *v, int32_t n);
 /* Parses the shared keys of an algorithm node into c (cost, batch_size, monitoring_dataset,
  * monitoring_batches, monitoring_batch_size, monitor_iteration_mode, termination_criterion,
  * train_iteration_mode (default dflt_train_mode), batches_per_iter, set_batch_size, seed,
