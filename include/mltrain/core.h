@@ -105,6 +105,22 @@ char *mt_strdup(const char *s);
 void *mt_aligned_alloc(size_t align, size_t n); /* free with mt_aligned_free */
 void mt_aligned_free(void *p);
 
+/* Bump allocator (graph nodes, parsed documents): allocations live until mt_arena_free and
+ * never move. Chunks come from mt_malloc; a request larger than a quarter chunk gets its own
+ * chunk, placed after the current one so that small requests keep filling it. A zeroed
+ * mt_arena is empty. An allocation failure returns NULL (mt_malloc has recorded ERR_NOMEM). */
+typedef struct mt_arena_chunk mt_arena_chunk;
+typedef struct mt_arena {
+    mt_arena_chunk *head;
+    size_t used;     /* bytes handed out */
+    size_t reserved; /* bytes obtained from mt_malloc */
+} mt_arena;
+void *mt_arena_alloc(mt_arena *a, size_t n, size_t align); /* align: a power of two; not zeroed */
+void *mt_arena_calloc(mt_arena *a, size_t n);              /* zeroed, 16-byte aligned */
+char *mt_arena_strdup(mt_arena *a, const char *s);         /* NULL s -> NULL */
+char *mt_arena_strndup(mt_arena *a, const char *s, size_t n); /* n bytes + '\0' */
+void mt_arena_free(mt_arena *a); /* frees every chunk; the arena is empty again */
+
 typedef struct mt_allocator {
     void *(*malloc_fn)(size_t);
     void *(*realloc_fn)(void *, size_t);

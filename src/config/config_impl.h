@@ -11,18 +11,6 @@
 
 #include "mltrain/config.h"
 
-/* ---------------------------------------------------------------- arena */
-
-typedef struct mt__cfg_arena_chunk mt__cfg_arena_chunk;
-typedef struct mt__arena {
-    mt__cfg_arena_chunk *head;
-} mt__arena;
-
-void *mt__cfg_arena_alloc(mt__arena *a, size_t n); /* zeroed, 16-byte aligned; NULL on OOM */
-char *mt__cfg_arena_strndup(mt__arena *a, const char *s, size_t n);
-char *mt__cfg_arena_strdup(mt__arena *a, const char *s);
-void mt__cfg_arena_free(mt__arena *a);
-
 /* ---------------------------------------------------------------- maps */
 
 /* Open-addressing map from pointer to int64 (memo tables, visited sets). */
@@ -49,7 +37,7 @@ void mt__strmap_deinit(mt__strmap *m);
 /* ---------------------------------------------------------------- the document */
 
 struct mt_cfg_doc {
-    mt__arena arena;
+    mt_arena arena;
     mt_cfg_node *root;
     const char **files; /* interned file names (arena) */
     int32_t n_files, cap_files;

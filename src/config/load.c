@@ -144,8 +144,8 @@ mt_status mt__load_path(mt__loader *ld, const char *path, mt_cfg_loc at, int32_t
 
 static mt_status new_doc(mt_cfg_doc **out)
 {
-    mt__arena a = {0};
-    mt_cfg_doc *doc = mt__cfg_arena_alloc(&a, sizeof *doc);
+    mt_arena a = {0};
+    mt_cfg_doc *doc = mt_arena_calloc(&a, sizeof *doc);
     if (!doc) return MT_ERR_NOMEM;
     doc->arena = a;
     *out = doc;

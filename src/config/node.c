@@ -36,8 +36,8 @@ void mt_cfg_options_init(mt_cfg_options *opts)
 void mt_cfg_doc_free(mt_cfg_doc *doc)
 {
     if (!doc) return;
-    mt__arena a = doc->arena; /* the doc itself lives in its arena */
-    mt__cfg_arena_free(&a);
+    mt_arena a = doc->arena; /* the doc itself lives in its arena */
+    mt_arena_free(&a);
 }
 
 const mt_cfg_node *mt_cfg_doc_root(const mt_cfg_doc *doc)
@@ -58,7 +58,7 @@ const char *mt_cfg_doc_template_name(const mt_cfg_doc *doc, int32_t i)
 
 mt_cfg_node *mt__doc_node(mt_cfg_doc *doc, mt_cfg_kind kind, mt_cfg_loc loc)
 {
-    mt_cfg_node *n = mt__cfg_arena_alloc(&doc->arena, sizeof *n);
+    mt_cfg_node *n = mt_arena_calloc(&doc->arena, sizeof *n);
     if (!n) return NULL;
     n->kind = kind;
     n->loc = loc;
@@ -67,11 +67,11 @@ mt_cfg_node *mt__doc_node(mt_cfg_doc *doc, mt_cfg_kind kind, mt_cfg_loc loc)
 }
 
 /* Grows an arena-held array of pointers (old contents copied, old block left in the arena). */
-static bool grow_ptrs(mt__arena *a, const char ***arr, int32_t n, int32_t *cap)
+static bool grow_ptrs(mt_arena *a, const char ***arr, int32_t n, int32_t *cap)
 {
     if (n < *cap) return true;
     int32_t nc = *cap ? *cap * 2 : 8;
-    const char **na = mt__cfg_arena_alloc(a, sizeof *na * (size_t)nc);
+    const char **na = mt_arena_calloc(a, sizeof *na * (size_t)nc);
     if (!na) return false;
     if (n) memcpy(na, *arr, sizeof *na * (size_t)n);
     *arr = na;
@@ -84,7 +84,7 @@ const char *mt__doc_file(mt_cfg_doc *doc, const char *name)
     for (int32_t i = 0; i < doc->n_files; i++)
         if (strcmp(doc->files[i], name) == 0) return doc->files[i];
     if (!grow_ptrs(&doc->arena, &doc->files, doc->n_files, &doc->cap_files)) return NULL;
-    char *s = mt__cfg_arena_strdup(&doc->arena, name);
+    char *s = mt_arena_strdup(&doc->arena, name);
     if (!s) return NULL;
     doc->files[doc->n_files++] = s;
     return s;
@@ -95,7 +95,7 @@ mt_status mt__doc_add_tname(mt_cfg_doc *doc, const char *name, size_t len)
     for (int32_t i = 0; i < doc->n_tnames; i++)
         if (strlen(doc->tnames[i]) == len && memcmp(doc->tnames[i], name, len) == 0) return MT_OK;
     if (!grow_ptrs(&doc->arena, &doc->tnames, doc->n_tnames, &doc->cap_tnames)) return MT_ERR_NOMEM;
-    char *s = mt__cfg_arena_strndup(&doc->arena, name, len);
+    char *s = mt_arena_strndup(&doc->arena, name, len);
     if (!s) return MT_ERR_NOMEM;
     doc->tnames[doc->n_tnames++] = s;
     return MT_OK;

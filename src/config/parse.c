@@ -127,7 +127,7 @@ static mt_status anchor_define(pstate *ps, const char *name, mt_cfg_node *node, 
         ps->anchors = a;
         ps->capa = cap;
     }
-    char *s = mt__cfg_arena_strdup(&ps->ld->doc->arena, name);
+    char *s = mt_arena_strdup(&ps->ld->doc->arena, name);
     if (!s) return MT_ERR_NOMEM;
     ps->anchors[ps->na] = (anchor_ent){node, 1};
     *slot = ps->na++;
@@ -223,7 +223,7 @@ static mt_status string_node(pstate *ps, const char *val, size_t len, bool plain
                              mt_cfg_loc loc, mt_cfg_node **out)
 {
     mt_cfg_node *n = new_node(ps, MT_CFG_STRING, loc);
-    char *s = n ? mt__cfg_arena_strndup(&ps->ld->doc->arena, val, len) : NULL;
+    char *s = n ? mt_arena_strndup(&ps->ld->doc->arena, val, len) : NULL;
     if (!s) return MT_ERR_NOMEM;
     n->str = s;
     n->quoted = !plain;
@@ -253,7 +253,7 @@ static mt_status tag_path(pstate *ps, const char *what, const char *suffix, cons
                             what, suffix, val);
     const char *path = *suffix ? suffix : val;
     if (!*path) return mt_cfg_error(MT_ERR_FORMAT, loc, "%s needs a path", what);
-    char *copy = mt__cfg_arena_strdup(&ps->ld->doc->arena, path);
+    char *copy = mt_arena_strdup(&ps->ld->doc->arena, path);
     if (!copy) return MT_ERR_NOMEM;
     bool changed;
     return mt__vars_subst(ps->ld, copy, loc, out, &changed);
@@ -294,7 +294,7 @@ static mt_status forced_core(pstate *ps, const char *tag, const char *val, size_
                              mt_cfg_loc loc, mt_cfg_node **out)
 {
     mt_cfg_node *n = new_node(ps, MT_CFG_STRING, loc);
-    char *s = n ? mt__cfg_arena_strndup(&ps->ld->doc->arena, val, len) : NULL;
+    char *s = n ? mt_arena_strndup(&ps->ld->doc->arena, val, len) : NULL;
     if (!s) return MT_ERR_NOMEM;
     n->str = s;
     *out = n;
@@ -353,8 +353,8 @@ static mt_status make_scalar(pstate *ps, const yaml_event_t *ev, mt_cfg_loc loc,
     }
     if (is_search_tag(tag)) {
         mt_cfg_node *w = new_node(ps, MT_CFG_TAGGED, loc), *inner = NULL;
-        mt_cfg_node **items = mt__cfg_arena_alloc(&ps->ld->doc->arena, sizeof *items);
-        const char *t = w ? mt__cfg_arena_strdup(&ps->ld->doc->arena, tag + 1) : NULL;
+        mt_cfg_node **items = mt_arena_calloc(&ps->ld->doc->arena, sizeof *items);
+        const char *t = w ? mt_arena_strdup(&ps->ld->doc->arena, tag + 1) : NULL;
         if (!w || !items || !t) return MT_ERR_NOMEM;
         if ((st = count_nodes(ps, 1, loc)) != MT_OK) return st;
         st = string_node(ps, val, len, plain, true, loc, &inner);
@@ -391,7 +391,7 @@ static mt_status on_key(pstate *ps, frame *f, const yaml_event_t *ev, mt_cfg_loc
         return mt_cfg_error(MT_ERR_FORMAT, loc,
                             "merge keys '<<' are not supported (repeat the "
                             "keys or use an alias for the whole mapping)");
-    char *key = mt__cfg_arena_strndup(&ps->ld->doc->arena, val, len);
+    char *key = mt_arena_strndup(&ps->ld->doc->arena, val, len);
     if (!key) return MT_ERR_NOMEM;
     const char *anchor = (const char *)ev->data.scalar.anchor;
     if (anchor) { /* an anchored key can be aliased as a string value */
@@ -475,7 +475,7 @@ static mt_status on_start(pstate *ps, const yaml_event_t *ev, bool is_map)
     mt_cfg_node *node = new_node(ps, kind, loc), *wrapper = NULL;
     if (!node) return MT_ERR_NOMEM;
     if (name) {
-        char *t = mt__cfg_arena_strdup(&ps->ld->doc->arena, name);
+        char *t = mt_arena_strdup(&ps->ld->doc->arena, name);
         if (!t) return MT_ERR_NOMEM;
         if (wrap) {
             wrapper = new_node(ps, MT_CFG_TAGGED, loc);
@@ -508,16 +508,16 @@ static mt_status on_start(pstate *ps, const yaml_event_t *ev, bool is_map)
 static mt_status on_end(pstate *ps)
 {
     frame *f = &ps->frames[ps->nf - 1];
-    mt__arena *a = &ps->ld->doc->arena;
+    mt_arena *a = &ps->ld->doc->arena;
     mt_cfg_node *node = f->node;
     node->n = f->n;
     if (f->n > 0) {
-        node->items = mt__cfg_arena_alloc(a, sizeof *node->items * (size_t)f->n);
+        node->items = mt_arena_calloc(a, sizeof *node->items * (size_t)f->n);
         if (!node->items) return MT_ERR_NOMEM;
         memcpy(node->items, f->items, sizeof *node->items * (size_t)f->n);
         if (f->is_map) {
-            node->keys = mt__cfg_arena_alloc(a, sizeof *node->keys * (size_t)f->n);
-            node->key_locs = mt__cfg_arena_alloc(a, sizeof *node->key_locs * (size_t)f->n);
+            node->keys = mt_arena_calloc(a, sizeof *node->keys * (size_t)f->n);
+            node->key_locs = mt_arena_calloc(a, sizeof *node->key_locs * (size_t)f->n);
             if (!node->keys || !node->key_locs) return MT_ERR_NOMEM;
             memcpy(node->keys, f->keys, sizeof *node->keys * (size_t)f->n);
             memcpy(node->key_locs, f->key_locs, sizeof *node->key_locs * (size_t)f->n);
@@ -526,7 +526,7 @@ static mt_status on_end(pstate *ps)
     mt_cfg_node *result = node;
     int64_t weight = f->weight + 1;
     if (f->wrapper) {
-        mt_cfg_node **items = mt__cfg_arena_alloc(a, sizeof *items);
+        mt_cfg_node **items = mt_arena_calloc(a, sizeof *items);
         if (!items) return MT_ERR_NOMEM;
         items[0] = node;
         f->wrapper->items = items;

@@ -1,74 +1,12 @@
-/* Small building blocks of the config module: the document arena (every node, string and
- * array of a loaded document lives in it and is freed at once), two open-addressing hash
- * maps (pointer -> int64 for memo tables and visited sets, string -> int64 for anchors and
- * duplicate-key checks), the "did you mean" suggestion (case-insensitive Levenshtein
- * distance) and helpers that describe nodes in error messages. */
+/* Small building blocks of the config module (a document's nodes and strings live in a core
+ * mt_arena, freed at once): two open-addressing hash maps (pointer -> int64 for memo tables
+ * and visited sets, string -> int64 for anchors and duplicate-key checks), the "did you mean"
+ * suggestion (case-insensitive Levenshtein distance) and helpers that describe nodes in error
+ * messages. */
 #include <ctype.h>
 #include <string.h>
 
 #include "config_impl.h"
-
-/* ---------------------------------------------------------------- arena */
-
-struct mt__cfg_arena_chunk {
-    mt__cfg_arena_chunk *next;
-    size_t used, cap;
-    _Alignas(16) unsigned char data[];
-};
-
-enum { ARENA_CHUNK = 64 * 1024 };
-
-void *mt__cfg_arena_alloc(mt__arena *a, size_t n)
-{
-    n = (n + 15) & ~(size_t)15;
-    if (n == 0) n = 16;
-    mt__cfg_arena_chunk *c = a->head;
-    if (!c || c->cap - c->used < n) {
-        size_t cap = n > ARENA_CHUNK / 4 ? n : ARENA_CHUNK;
-        mt__cfg_arena_chunk *nc = mt_malloc(sizeof *nc + cap);
-        if (!nc) return NULL;
-        nc->used = 0;
-        nc->cap = cap;
-        if (c && cap != ARENA_CHUNK) {
-            /* A big block: keep filling the current chunk afterwards. */
-            nc->next = c->next;
-            c->next = nc;
-        } else {
-            nc->next = c;
-            a->head = nc;
-        }
-        c = nc;
-    }
-    void *p = c->data + c->used;
-    c->used += n;
-    memset(p, 0, n);
-    return p;
-}
-
-char *mt__cfg_arena_strndup(mt__arena *a, const char *s, size_t n)
-{
-    char *d = mt__cfg_arena_alloc(a, n + 1);
-    if (!d) return NULL;
-    if (n) memcpy(d, s, n);
-    d[n] = '\0';
-    return d;
-}
-
-char *mt__cfg_arena_strdup(mt__arena *a, const char *s)
-{
-    return mt__cfg_arena_strndup(a, s, strlen(s));
-}
-
-void mt__cfg_arena_free(mt__arena *a)
-{
-    mt__cfg_arena_chunk *c = a->head;
-    while (c) {
-        mt__cfg_arena_chunk *next = c->next;
-        mt_free(c);
-        c = next;
-    }
-    a->head = NULL;
-}
 
 /* ---------------------------------------------------------------- pointer map */
 

@@ -134,7 +134,7 @@ mt_status mt__vars_subst(mt__loader *ld, const char *text, mt_cfg_loc loc, const
     }
     if (st == MT_OK) st = mt_strbuf_status(&sb);
     if (st == MT_OK) {
-        char *s = mt__cfg_arena_strndup(&ld->doc->arena, sb.data ? sb.data : "", sb.len);
+        char *s = mt_arena_strndup(&ld->doc->arena, sb.data ? sb.data : "", sb.len);
         if (!s) st = MT_ERR_NOMEM;
         *out = s ? s : text;
         *changed = s != NULL && strcmp(s, text) != 0;

@@ -10,62 +10,6 @@
 
 #include "graph_impl.h"
 
-/* ---------------------------------------------------------------- arena */
-
-struct mt__arena_chunk {
-    mt__arena_chunk *next;
-    size_t cap, used;
-    _Alignas(16) unsigned char data[];
-};
-
-void *mt__arena_alloc(mt__arena *a, size_t n, size_t align)
-{
-    if (align < 1) align = 1;
-    mt__arena_chunk *c = a->head;
-    if (c) {
-        size_t off = (c->used + align - 1) & ~(align - 1);
-        if (off + n <= c->cap) {
-            c->used = off + n;
-            a->used += n;
-            return c->data + off;
-        }
-    }
-    size_t cap = n + align > 16384 ? n + align : 16384;
-    c = mt_malloc(sizeof(*c) + cap);
-    if (!c) return NULL;
-    c->next = a->head;
-    c->cap = cap;
-    c->used = 0;
-    a->head = c;
-    a->reserved += sizeof(*c) + cap;
-    size_t off = 0;
-    while (((uintptr_t)(c->data + off)) % align) off++;
-    c->used = off + n;
-    a->used += n;
-    return c->data + off;
-}
-
-char *mt__arena_strdup(mt__arena *a, const char *s)
-{
-    if (!s) return NULL;
-    size_t n = strlen(s) + 1;
-    char *p = mt__arena_alloc(a, n, 1);
-    if (p) memcpy(p, s, n);
-    return p;
-}
-
-void mt__arena_free(mt__arena *a)
-{
-    mt__arena_chunk *c = a->head;
-    while (c) {
-        mt__arena_chunk *next = c->next;
-        mt_free(c);
-        c = next;
-    }
-    a->head = NULL;
-    a->used = a->reserved = 0;
-}
-
 /* ---------------------------------------------------------------- types, shapes, indexes */
 
 mt_type mt_type_make(mt_dtype dt, int32_t ndim, const int64_t *shape)
@@ -229,7 +173,7 @@ void mt_graph_free(mt_graph *g)
     mt_free(g->table);
     mt_free(g->sources);
     mt_free(g->error);
-    mt__arena_free(&g->arena);
+    mt_arena_free(&g->arena);
     mt_free(g);
 }
 
@@ -441,7 +385,7 @@ int32_t mt_graph_add_source(mt_graph *g, const char *text)
         g->sources = s;
         g->sources_cap = cap;
     }
-    char *copy = mt__arena_strdup(&g->arena, text);
+    char *copy = mt_arena_strdup(&g->arena, text);
     if (!copy) {
         mt__fail(g, MT_ERR_NOMEM, "graph_add_source: out of memory");
         return -1;
@@ -461,7 +405,7 @@ void mt_graph_set_origin(mt_graph *g, const char *file, int32_t line)
     if (!g) return;
     /* The same __FILE__ literal comes back on every MT_AT call: reuse the last copy. */
     const char *copy = g->origin.file;
-    if (file && (!copy || strcmp(copy, file) != 0)) copy = mt__arena_strdup(&g->arena, file);
+    if (file && (!copy || strcmp(copy, file) != 0)) copy = mt_arena_strdup(&g->arena, file);
     memset(&g->origin, 0, sizeof(g->origin));
     g->origin.source = -1;
     g->origin.file = file ? copy : NULL;
@@ -493,9 +437,9 @@ void mt_graph_set_origin_from(mt_graph *g, mt_var v, const char *rule)
     }
     g->origin = n->prov;
     if (!rule) return;
-    const char **rules = mt__arena_alloc(&g->arena, (size_t)(n->prov.nrules + 1) * sizeof(char *),
+    const char **rules = mt_arena_alloc(&g->arena, (size_t)(n->prov.nrules + 1) * sizeof(char *),
                                          _Alignof(char *));
-    const char *r = mt__arena_strdup(&g->arena, rule);
+    const char *r = mt_arena_strdup(&g->arena, rule);
     if (!rules || !r) {
         mt__fail(g, MT_ERR_NOMEM, "graph_set_origin_from: out of memory");
         return;
@@ -751,11 +695,11 @@ mt_var mt__create(mt_graph *g, mt_op op, const mt_op_attrs *attrs_in, int32_t ni
 
     mt_var v;
     mt__node *n = new_node_slot(g, &v);
-    mt_var *ins = nin ? mt__arena_alloc(&g->arena, (size_t)nin * sizeof(mt_var), _Alignof(mt_var))
+    mt_var *ins = nin ? mt_arena_alloc(&g->arena, (size_t)nin * sizeof(mt_var), _Alignof(mt_var))
                       : NULL;
     if (!n || (nin && !ins)) return mt__fail(g, MT_ERR_NOMEM, "%s: out of memory", label);
     if (op == MT_OP_CONST && a.nbytes > 0) {
-        void *copy = mt__arena_alloc(&g->arena, a.nbytes, 16);
+        void *copy = mt_arena_alloc(&g->arena, a.nbytes, 16);
         if (!copy) return mt__fail(g, MT_ERR_NOMEM, "const: out of memory (%zu bytes)", a.nbytes);
         memcpy(copy, a.data, a.nbytes);
         a.data = copy;
@@ -845,7 +789,7 @@ void mt_graph_set_name(mt_graph *g, mt_var v, const char *name)
 {
     mt__node *n = mt__graph_node(g, v);
     if (!n || n->op == MT_OP_INPUT) return; /* placeholder names identify them */
-    n->name = name ? mt__arena_strdup(&g->arena, name) : NULL;
+    n->name = name ? mt_arena_strdup(&g->arena, name) : NULL;
 }
 
 /* ---------------------------------------------------------------- placeholders and constants */
@@ -873,7 +817,7 @@ mt_var mt_graph_placeholder(mt_graph *g, const char *name, mt_dtype dt, int32_t 
         snprintf(auto_name, sizeof(auto_name), "in%llu", (unsigned long long)a.uid);
         name = auto_name;
     }
-    mt__graph_node(g, v)->name = mt__arena_strdup(&g->arena, name);
+    mt__graph_node(g, v)->name = mt_arena_strdup(&g->arena, name);
     return v;
 }
 

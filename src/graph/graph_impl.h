@@ -8,20 +8,6 @@
 
 #include "mltrain/graph.h"
 
-/* ---------------------------------------------------------------- arena */
-
-/* Bump allocator: allocations live until mt__arena_free; pointers never move. */
-typedef struct mt__arena_chunk mt__arena_chunk;
-typedef struct mt__arena {
-    mt__arena_chunk *head;
-    size_t used; /* bytes handed out (for mt_graph_mem_used) */
-    size_t reserved;
-} mt__arena;
-
-void *mt__arena_alloc(mt__arena *a, size_t n, size_t align); /* NULL + ERR_NOMEM on failure */
-char *mt__arena_strdup(mt__arena *a, const char *s);
-void mt__arena_free(mt__arena *a);
-
 /* ---------------------------------------------------------------- nodes and graphs */
 
 typedef struct mt__node {
@@ -51,7 +37,7 @@ struct mt_graph {
     int32_t *table;      /* hash-consing: open addressing over handles (0 = empty) */
     int32_t table_cap;   /* power of two */
     int32_t table_count;
-    mt__arena arena;     /* operand arrays, constants, strings, rule lists */
+    mt_arena arena;     /* operand arrays, constants, strings, rule lists */
     mt_status status;    /* first error (sticky) */
     char *error;         /* its message (mt_malloc) */
     mt_provenance origin; /* current origin copied into new nodes */

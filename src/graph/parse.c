@@ -93,7 +93,7 @@ static bool verr(mt__pctx *P, const mt__val *v, const char *fmt, const char *a)
 
 static void *palloc(mt__pctx *P, size_t n)
 {
-    void *p = mt__arena_alloc(&P->arena, n ? n : 1, 16);
+    void *p = mt_arena_alloc(&P->arena, n ? n : 1, 16);
     if (!p) mt__perr(P, MT_ERR_NOMEM, 0, 0, 0, "out of memory");
     return p;
 }
@@ -1227,7 +1227,7 @@ mt_status mt_graph_parse_ex(mt_graph *g, const char *text, const mt_parse_option
         }
         mt_graph_clear_origin(g);
     }
-    mt__arena_free(&P.arena);
+    mt_arena_free(&P.arena);
     mt_free(P.toks);
     if (!P.failed) return MT_OK;
     *out = MT_VAR_NONE;

@@ -80,8 +80,8 @@ bool mt__fn_call(mt__pctx *P, const mt__fn_def *f, const mt__call *c, const mt__
 {
     fparam ps[MAX_PARAMS];
     int32_t np = sig_params(f->sig, ps);
-    mt__val *bound = mt__arena_alloc(&P->arena, sizeof(mt__val) * MAX_PARAMS, 16);
-    mt__val *pos = mt__arena_alloc(&P->arena, sizeof(mt__val) * (size_t)(n + 1), 16);
+    mt__val *bound = mt_arena_alloc(&P->arena, sizeof(mt__val) * MAX_PARAMS, 16);
+    mt__val *pos = mt_arena_alloc(&P->arena, sizeof(mt__val) * (size_t)(n + 1), 16);
     if (!bound || !pos)
         return mt__perr(P, MT_ERR_NOMEM, c->begin, c->end, c->point, "out of memory");
     memset(bound, 0, sizeof(mt__val) * MAX_PARAMS);
@@ -90,7 +90,7 @@ bool mt__fn_call(mt__pctx *P, const mt__fn_def *f, const mt__call *c, const mt__
     for (int32_t i = 0; i < n; i++)
         if (!kwnames[i]) nargpos++;
     if (self && (f->flags & MT__FN_PACK) && nargpos > 1) { /* x.reshape(2, 3) */
-        mt__val *items = mt__arena_alloc(&P->arena, sizeof(mt__val) * (size_t)nargpos, 16);
+        mt__val *items = mt_arena_alloc(&P->arena, sizeof(mt__val) * (size_t)nargpos, 16);
         if (!items) return mt__perr(P, MT_ERR_NOMEM, c->begin, c->end, c->point, "out of memory");
         int32_t k = 0;
         for (int32_t i = 0; i < n; i++)
@@ -324,7 +324,7 @@ static bool a_vars(mt__pctx *P, const mt__call *c, const mt__val *v, const char 
 {
     if (v->kind != V_SEQ) return bad_arg(P, c, v, pname, "a list or tuple of arrays");
     *n = v->n;
-    *vs = mt__arena_alloc(&P->arena, sizeof(mt_var) * (size_t)(v->n ? v->n : 1), 16);
+    *vs = mt_arena_alloc(&P->arena, sizeof(mt_var) * (size_t)(v->n ? v->n : 1), 16);
     if (!*vs) return mt__perr(P, MT_ERR_NOMEM, v->begin, v->end, v->begin, "out of memory");
     for (int32_t i = 0; i < v->n; i++)
         if (!a_var(P, &v->items[i], &(*vs)[i])) return false;
@@ -785,7 +785,7 @@ IMPL(impl_split)
         n = (int32_t)s->i;
     } else if (s->kind == V_SEQ) {
         n = s->n + 1;
-        sizes = mt__arena_alloc(&P->arena, sizeof(int64_t) * (size_t)n, 16);
+        sizes = mt_arena_alloc(&P->arena, sizeof(int64_t) * (size_t)n, 16);
         if (!sizes) return mt__perr(P, MT_ERR_NOMEM, c->begin, c->end, c->point, "out of memory");
         int64_t prev = 0;
         for (int32_t i = 0; i < s->n; i++) {
@@ -800,8 +800,8 @@ IMPL(impl_split)
     } else {
         return bad_arg(P, c, s, "indices_or_sections", "an int or a list of ints");
     }
-    mt__val *items = mt__arena_alloc(&P->arena, sizeof(mt__val) * (size_t)n, 16);
-    mt_var *outs = mt__arena_alloc(&P->arena, sizeof(mt_var) * (size_t)n, 16);
+    mt__val *items = mt_arena_alloc(&P->arena, sizeof(mt__val) * (size_t)n, 16);
+    mt_var *outs = mt_arena_alloc(&P->arena, sizeof(mt_var) * (size_t)n, 16);
     if (!items || !outs)
         return mt__perr(P, MT_ERR_NOMEM, c->begin, c->end, c->point, "out of memory");
     ORIGIN();

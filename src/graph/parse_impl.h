@@ -106,7 +106,7 @@ typedef struct mt__pctx {
     int32_t len;
     int32_t source; /* mt_graph_add_source id, -1 before evaluation */
     const mt_parse_options *opts;
-    mt__arena arena; /* tokens, tree, values: freed when the parse returns */
+    mt_arena arena; /* tokens, tree, values: freed when the parse returns */
     mt_parse_error *err;
     bool failed;
     int32_t depth, max_depth;

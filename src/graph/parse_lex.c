@@ -272,7 +272,7 @@ static bool lex_string(mt__pctx *P, int32_t *pi)
     if (start + 2 < P->len && s[start + 1] == q && s[start + 2] == q)
         return mt__perr(P, MT_ERR_INVALID, start, start + 3, start,
                         "triple-quoted strings are not supported");
-    char *buf = mt__arena_alloc(&P->arena, (size_t)(P->len - start) + 1, 1);
+    char *buf = mt_arena_alloc(&P->arena, (size_t)(P->len - start) + 1, 1);
     if (!buf) return mt__perr(P, MT_ERR_NOMEM, start, start + 1, start, "out of memory");
     int32_t n = 0, i = start + 1;
     for (;;) {
@@ -330,7 +330,7 @@ static bool lex_name(mt__pctx *P, int32_t *pi)
             return mt__perr(P, MT_ERR_INVALID, start, i + 1, start,
                             "string prefixes (r, b, f, u) are not supported");
     }
-    char *name = mt__arena_alloc(&P->arena, (size_t)n + 1, 1);
+    char *name = mt_arena_alloc(&P->arena, (size_t)n + 1, 1);
     if (!name) return mt__perr(P, MT_ERR_NOMEM, start, i, start, "out of memory");
     memcpy(name, s + start, (size_t)n);
     name[n] = 0;
@@ -466,7 +466,7 @@ static bool err_tok(mt__pctx *P, const mt__tok *t, const char *what)
 
 static mt__ast *new_ast(mt__pctx *P, mt__ast_kind kind, int32_t begin, int32_t end, int32_t point)
 {
-    mt__ast *a = mt__arena_alloc(&P->arena, sizeof(mt__ast), _Alignof(mt__ast));
+    mt__ast *a = mt_arena_alloc(&P->arena, sizeof(mt__ast), _Alignof(mt__ast));
     if (!a) {
         mt__perr(P, MT_ERR_NOMEM, begin, end, point, "out of memory while parsing");
         return NULL;
@@ -529,14 +529,14 @@ static void kv_free(kidvec *v)
 static bool kv_store(mt__pctx *P, kidvec *v, mt__ast *a, bool with_ops, bool with_kw)
 {
     a->n = v->n;
-    a->kids = mt__arena_alloc(&P->arena, (size_t)(v->n ? v->n : 1) * sizeof(mt__ast *),
+    a->kids = mt_arena_alloc(&P->arena, (size_t)(v->n ? v->n : 1) * sizeof(mt__ast *),
                               _Alignof(mt__ast *));
     if (!a->kids) return mt__perr(P, MT_ERR_NOMEM, a->begin, a->end, a->point, "out of memory");
     if (v->n) memcpy(a->kids, v->kids, (size_t)v->n * sizeof(mt__ast *));
     if (with_ops && v->n > 1) {
         a->ops =
-            mt__arena_alloc(&P->arena, (size_t)(v->n - 1) * sizeof(mt__pop), _Alignof(mt__pop));
-        a->op_pos = mt__arena_alloc(&P->arena, (size_t)(v->n - 1) * sizeof(int32_t), 4);
+            mt_arena_alloc(&P->arena, (size_t)(v->n - 1) * sizeof(mt__pop), _Alignof(mt__pop));
+        a->op_pos = mt_arena_alloc(&P->arena, (size_t)(v->n - 1) * sizeof(int32_t), 4);
         if (!a->ops || !a->op_pos)
             return mt__perr(P, MT_ERR_NOMEM, a->begin, a->end, a->point, "out of memory");
         for (int32_t i = 1; i < v->n; i++) {
@@ -545,8 +545,8 @@ static bool kv_store(mt__pctx *P, kidvec *v, mt__ast *a, bool with_ops, bool wit
         }
     }
     if (with_kw && v->n) {
-        a->kwnames = mt__arena_alloc(&P->arena, (size_t)v->n * sizeof(char *), _Alignof(char *));
-        a->kwpos = mt__arena_alloc(&P->arena, (size_t)v->n * sizeof(int32_t), 4);
+        a->kwnames = mt_arena_alloc(&P->arena, (size_t)v->n * sizeof(char *), _Alignof(char *));
+        a->kwpos = mt_arena_alloc(&P->arena, (size_t)v->n * sizeof(int32_t), 4);
         if (!a->kwnames || !a->kwpos)
             return mt__perr(P, MT_ERR_NOMEM, a->begin, a->end, a->point, "out of memory");
         memcpy(a->kwnames, v->kw, (size_t)v->n * sizeof(char *));
@@ -797,7 +797,7 @@ static mt__ast *parse_subscript_item(mt__pctx *P)
     mt__ast *a = new_ast(P, A_SLICE, begin, end, begin);
     if (!a) return NULL;
     a->n = 3;
-    a->kids = mt__arena_alloc(&P->arena, 3 * sizeof(mt__ast *), _Alignof(mt__ast *));
+    a->kids = mt_arena_alloc(&P->arena, 3 * sizeof(mt__ast *), _Alignof(mt__ast *));
     if (!a->kids) {
         mt__perr(P, MT_ERR_NOMEM, begin, end, begin, "out of memory");
         return NULL;
@@ -879,7 +879,7 @@ static mt__ast *parse_postfix(mt__pctx *P)
             if (at) {
                 at->s = n->s;
                 at->n = 1;
-                at->kids = mt__arena_alloc(&P->arena, sizeof(mt__ast *), _Alignof(mt__ast *));
+                at->kids = mt_arena_alloc(&P->arena, sizeof(mt__ast *), _Alignof(mt__ast *));
                 if (!at->kids) {
                     mt__perr(P, MT_ERR_NOMEM, a->begin, n->end, n->begin, "out of memory");
                     at = NULL;
@@ -906,7 +906,7 @@ static mt__ast *parse_power(mt__pctx *P)
     mt__ast *a = new_ast(P, A_POW, base->begin, exp->end, op->begin);
     if (!a) return NULL;
     a->n = 2;
-    a->kids = mt__arena_alloc(&P->arena, 2 * sizeof(mt__ast *), _Alignof(mt__ast *));
+    a->kids = mt_arena_alloc(&P->arena, 2 * sizeof(mt__ast *), _Alignof(mt__ast *));
     if (!a->kids) {
         mt__perr(P, MT_ERR_NOMEM, a->begin, a->end, a->point, "out of memory");
         return NULL;
@@ -923,7 +923,7 @@ static mt__ast *make_unary(mt__pctx *P, const mt__tok *op, mt__pop which, mt__as
     if (!a) return NULL;
     a->op = which;
     a->n = 1;
-    a->kids = mt__arena_alloc(&P->arena, sizeof(mt__ast *), _Alignof(mt__ast *));
+    a->kids = mt_arena_alloc(&P->arena, sizeof(mt__ast *), _Alignof(mt__ast *));
     if (!a->kids) {
         mt__perr(P, MT_ERR_NOMEM, a->begin, a->end, a->point, "out of memory");
         return NULL;
@@ -1076,7 +1076,7 @@ static mt__ast *parse_expr(mt__pctx *P)
                 if (a) {
                     a->n = 3;
                     a->kids =
-                        mt__arena_alloc(&P->arena, 3 * sizeof(mt__ast *), _Alignof(mt__ast *));
+                        mt_arena_alloc(&P->arena, 3 * sizeof(mt__ast *), _Alignof(mt__ast *));
                     if (!a->kids) {
                         mt__perr(P, MT_ERR_NOMEM, a->begin, a->end, a->point, "out of memory");
                         a = NULL;

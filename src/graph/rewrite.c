@@ -95,9 +95,9 @@ mt_status mt_graph_replace(mt_graph *g, mt_var old, mt_var new_var, const char *
         }
         if (rule) {
             int32_t k = n->prov.nrules;
-            const char **rules = mt__arena_alloc(&g->arena, (size_t)(k + 1) * sizeof(char *),
+            const char **rules = mt_arena_alloc(&g->arena, (size_t)(k + 1) * sizeof(char *),
                                                  _Alignof(char *));
-            const char *r = mt__arena_strdup(&g->arena, rule);
+            const char *r = mt_arena_strdup(&g->arena, rule);
             if (!rules || !r) return mt__fail_status(g, MT_ERR_NOMEM, "replace: out of memory");
             for (int32_t i = 0; i < k; i++) rules[i] = n->prov.rules[i];
             rules[k] = r;
@@ -144,18 +144,18 @@ static mt_provenance copy_prov(engine *e, const mt_provenance *p)
 {
     mt_provenance r = *p;
     mt_graph *g = e->dst;
-    if (p->file) r.file = mt__arena_strdup(&g->arena, p->file);
+    if (p->file) r.file = mt_arena_strdup(&g->arena, p->file);
     if (p->source >= 0 && p->source < e->src->nsources) {
         if (!e->source_map[p->source])
             e->source_map[p->source] = mt_graph_add_source(g, e->src->sources[p->source]) + 1;
         r.source = e->source_map[p->source] - 1;
     }
     if (p->nrules > 0) {
-        const char **rules = mt__arena_alloc(&g->arena, (size_t)p->nrules * sizeof(char *),
+        const char **rules = mt_arena_alloc(&g->arena, (size_t)p->nrules * sizeof(char *),
                                              _Alignof(char *));
         if (rules)
             for (int32_t i = 0; i < p->nrules; i++)
-                rules[i] = mt__arena_strdup(&g->arena, p->rules[i]);
+                rules[i] = mt_arena_strdup(&g->arena, p->rules[i]);
         r.rules = rules;
         if (!rules) r.nrules = 0;
     }

@@ -790,3 +790,38 @@ MT_TEST(now_seconds_monotonic)
     double t1 = mt_now_seconds();
     MT_CHECK(t1 - t0 >= 0.019 && t1 - t0 < 5.0);
 }
+
+/* The arena: alignment, small requests keep filling a chunk around big blocks, strings,
+ * zeroing, failures reported as NULL, and free empties it. */
+MT_TEST(arena_alignment_big_blocks_and_strings)
+{
+    mt_arena a = {0};
+    char *s = mt_arena_strdup(&a, "mltrain");
+    MT_CHECK(s && !strcmp(s, "mltrain"));
+    MT_CHECK(mt_arena_strdup(&a, NULL) == NULL);
+    char *t = mt_arena_strndup(&a, "abcdef", 3);
+    MT_CHECK(t && !strcmp(t, "abc"));
+    for (size_t al = 1; al <= 64; al *= 2) {
+        void *p = mt_arena_alloc(&a, 3, al);
+        MT_CHECK(p && (uintptr_t)p % al == 0);
+    }
+    unsigned char *z = mt_arena_calloc(&a, 40);
+    MT_CHECK(z && (uintptr_t)z % 16 == 0);
+    for (int i = 0; i < 40; i++) MT_CHECK(z[i] == 0);
+    mt_arena_chunk *head = a.head;
+    char *big = mt_arena_alloc(&a, 100000, 8); /* its own chunk, behind the current one */
+    MT_CHECK(big != NULL);
+    memset(big, 7, 100000);
+    MT_CHECK(a.head == head);
+    char *small = mt_arena_alloc(&a, 8, 8);
+    MT_CHECK(small != NULL && a.head == head);
+    MT_CHECK(a.used >= 100000 + 40 + 8 && a.reserved > a.used);
+    MT_CHECK(!strcmp(s, "mltrain")); /* nothing moved */
+    mt_alloc_fail_after(1);
+    MT_CHECK(mt_arena_alloc(&a, 1000000, 8) == NULL);
+    MT_CHECK_EQ_INT(mt_last_status(), MT_ERR_NOMEM);
+    mt_arena_free(&a);
+    MT_CHECK(a.head == NULL && a.used == 0 && a.reserved == 0);
+    MT_CHECK(mt_arena_calloc(&a, 0) != NULL); /* usable again */
+    mt_arena_free(&a);
+}
