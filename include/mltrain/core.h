@@ -153,6 +153,12 @@ mt_status mt_strbuf_status(const mt_strbuf *sb);
 /* Moves the buffer out (caller frees with mt_free); sb is left empty. */
 char *mt_strbuf_take(mt_strbuf *sb);
 
+/* Edit distance for "did you mean" hints: optimal string alignment (insertions, deletions,
+ * substitutions and adjacent transpositions cost one each), comparing ASCII letters without
+ * case when fold_case. Words compare by their first 64 bytes. Returns cap + 1 as soon as the
+ * distance must exceed cap. */
+int32_t mt_edit_distance(const char *a, const char *b, int32_t cap, bool fold_case);
+
 /* ---------------------------------------------------------------- hashing */
 
 uint64_t mt_hash64(const void *data, size_t n, uint64_t seed); /* fast, non-cryptographic */

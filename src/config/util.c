@@ -167,34 +167,6 @@ void mt__strmap_deinit(mt__strmap *m)
 
 /* ---------------------------------------------------------------- suggestions */
 
-/* Case-insensitive Levenshtein distance, capped: returns cap+1 as soon as it must exceed
- * cap (rows hold at most 64 + 1 entries; longer words compare by their first 64 bytes). */
-static int32_t edit_distance(const char *a, const char *b, int32_t cap)
-{
-    int32_t la = (int32_t)strlen(a), lb = (int32_t)strlen(b);
-    if (la > 64) la = 64;
-    if (lb > 64) lb = 64;
-    if (la - lb > cap || lb - la > cap) return cap + 1;
-    int32_t prev[65], cur[65];
-    for (int32_t j = 0; j <= lb; j++)
-        prev[j] = j;
-    for (int32_t i = 1; i <= la; i++) {
-        cur[0] = i;
-        int32_t row_min = cur[0];
-        for (int32_t j = 1; j <= lb; j++) {
-            int cost = tolower((unsigned char)a[i - 1]) != tolower((unsigned char)b[j - 1]);
-            int32_t v = prev[j - 1] + cost;
-            if (prev[j] + 1 < v) v = prev[j] + 1;
-            if (cur[j - 1] + 1 < v) v = cur[j - 1] + 1;
-            cur[j] = v;
-            if (v < row_min) row_min = v;
-        }
-        if (row_min > cap) return cap + 1;
-        memcpy(prev, cur, sizeof(int32_t) * (size_t)(lb + 1));
-    }
-    return prev[lb];
-}
-
 const char *mt_cfg_suggest(const char *word, int32_t n, const char *const *candidates)
 {
     if (!word || !candidates) return NULL;
@@ -205,7 +177,7 @@ const char *mt_cfg_suggest(const char *word, int32_t n, const char *const *candi
     for (int32_t i = 0; i < n; i++) {
         const char *c = candidates[i];
         if (!c) continue;
-        int32_t d = edit_distance(word, c, limit);
+        int32_t d = mt_edit_distance(word, c, limit, true);
         int32_t lc = (int32_t)strlen(c);
         /* Rewriting a whole short word is no suggestion ("lr" is not close to "MLP"). */
         if (d >= (len < lc ? len : lc)) continue;

@@ -111,3 +111,42 @@ char *mt_strbuf_take(mt_strbuf *sb)
     mt_strbuf_init(sb);
     return p;
 }
+
+static int fold(int c, bool fold_case)
+{
+    return fold_case && c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c;
+}
+
+int32_t mt_edit_distance(const char *a, const char *b, int32_t cap, bool fold_case)
+{
+    int32_t la = (int32_t)strlen(a), lb = (int32_t)strlen(b);
+    if (la > 64) la = 64;
+    if (lb > 64) lb = 64;
+    if (la - lb > cap || lb - la > cap) return cap + 1;
+    int32_t d[65][65];
+    for (int32_t i = 0; i <= la; i++) d[i][0] = i;
+    for (int32_t j = 0; j <= lb; j++) d[0][j] = j;
+    for (int32_t i = 1; i <= la; i++) {
+        int32_t row_min = d[i][0];
+        int ca = fold((unsigned char)a[i - 1], fold_case);
+        for (int32_t j = 1; j <= lb; j++) {
+            int cb = fold((unsigned char)b[j - 1], fold_case);
+            int32_t v = d[i - 1][j - 1] + (ca != cb);
+            if (d[i - 1][j] + 1 < v) v = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < v) v = d[i][j - 1] + 1;
+            if (i > 1 && j > 1 && ca == fold((unsigned char)b[j - 2], fold_case) &&
+                fold((unsigned char)a[i - 2], fold_case) == cb && d[i - 2][j - 2] + 1 < v)
+                v = d[i - 2][j - 2] + 1;
+            d[i][j] = v;
+            if (v < row_min) row_min = v;
+        }
+        /* a transposition reads two rows back: stop only when both rows exceed cap */
+        if (row_min > cap && i > 1) {
+            int32_t prev_min = d[i - 1][0];
+            for (int32_t j = 1; j <= lb; j++)
+                if (d[i - 1][j] < prev_min) prev_min = d[i - 1][j];
+            if (prev_min > cap) return cap + 1;
+        }
+    }
+    return d[la][lb] > cap ? cap + 1 : d[la][lb];
+}

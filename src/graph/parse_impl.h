@@ -123,8 +123,6 @@ bool mt__perr(mt__pctx *P, mt_status code, int32_t begin, int32_t end, int32_t p
 /* Tokenizes and parses P->text into *root (syntax errors recorded). */
 bool mt__parse_tree(mt__pctx *P, mt__ast **root);
 
-/* Edit distance between a and b (capped at cap + 1), for "did you mean" suggestions. */
-int32_t mt__edit_distance(const char *a, const char *b, int32_t cap);
 /* Appends " (did you mean 'x'?)" to sb when a candidate is close enough to name. */
 typedef struct mt__suggest {
     const char *name;

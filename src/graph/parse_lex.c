@@ -38,32 +38,6 @@ bool mt__perr(mt__pctx *P, mt_status code, int32_t begin, int32_t end, int32_t p
     return false;
 }
 
-int32_t mt__edit_distance(const char *a, const char *b, int32_t cap)
-{
-    size_t la = strlen(a), lb = strlen(b);
-    if (la > 64 || lb > 64) return cap + 1;
-    if ((int32_t)(la > lb ? la - lb : lb - la) > cap) return cap + 1;
-    /* optimal string alignment distance: a transposition costs one edit */
-    int32_t d[65][65];
-    for (size_t i = 0; i <= la; i++)
-        d[i][0] = (int32_t)i;
-    for (size_t j = 0; j <= lb; j++)
-        d[0][j] = (int32_t)j;
-    for (size_t i = 1; i <= la; i++) {
-        for (size_t j = 1; j <= lb; j++) {
-            int32_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
-            int32_t v = d[i - 1][j] + 1;
-            if (d[i][j - 1] + 1 < v) v = d[i][j - 1] + 1;
-            if (d[i - 1][j - 1] + cost < v) v = d[i - 1][j - 1] + cost;
-            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
-                d[i - 2][j - 2] + 1 < v)
-                v = d[i - 2][j - 2] + 1;
-            d[i][j] = v;
-        }
-    }
-    return d[la][lb] > cap ? cap + 1 : d[la][lb];
-}
-
 void mt__suggest_init(mt__suggest *s, const char *name)
 {
     s->name = name;
@@ -76,7 +50,7 @@ void mt__suggest_offer(mt__suggest *s, const char *candidate)
     if (!candidate || !s->name || !strcmp(candidate, s->name)) return;
     size_t len = strlen(s->name);
     int32_t cap = len <= 3 ? 1 : len <= 6 ? 2 : 3;
-    int32_t d = mt__edit_distance(s->name, candidate, cap);
+    int32_t d = mt_edit_distance(s->name, candidate, cap, false);
     if (d > cap) return;
     if (!s->best || d < s->best_d) {
         s->best = candidate;

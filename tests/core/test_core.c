@@ -825,3 +825,19 @@ MT_TEST(arena_alignment_big_blocks_and_strings)
     MT_CHECK(mt_arena_calloc(&a, 0) != NULL); /* usable again */
     mt_arena_free(&a);
 }
+
+/* The edit distance behind every "did you mean": insertions, deletions, substitutions and
+ * adjacent transpositions cost one; case folding on request; the cap. */
+MT_TEST(edit_distance_for_suggestions)
+{
+    MT_CHECK_EQ_INT(mt_edit_distance("learning_rate", "learning_rate", 3, false), 0);
+    MT_CHECK_EQ_INT(mt_edit_distance("learnign_rate", "learning_rate", 3, false), 1); /* swap */
+    MT_CHECK_EQ_INT(mt_edit_distance("nvs", "nvis", 3, false), 1);
+    MT_CHECK_EQ_INT(mt_edit_distance("kitten", "sitting", 5, false), 3);
+    MT_CHECK_EQ_INT(mt_edit_distance("MLP", "mlp", 3, false), 3);
+    MT_CHECK_EQ_INT(mt_edit_distance("MLP", "mlp", 3, true), 0);
+    MT_CHECK_EQ_INT(mt_edit_distance("abcdef", "uvwxyz", 2, false), 3); /* capped: cap + 1 */
+    MT_CHECK_EQ_INT(mt_edit_distance("a", "abcdefgh", 3, false), 4);    /* lengths alone */
+    MT_CHECK_EQ_INT(mt_edit_distance("", "", 0, false), 0);
+    MT_CHECK_EQ_INT(mt_edit_distance("ab", "ba", 1, false), 1);
+}
