@@ -232,20 +232,24 @@ fail:
     return st;
 }
 
+/* A float key with a default that must lie in [0, 1) (unit) or be > 0 (!unit). */
+static mt_status get_ranged(const mt_cfg_node *node, const char *key, double dflt, bool unit,
+                            double *out)
+{
+    mt_status st = mt_cfg_get_float(node, key, dflt, out);
+    if (st) return st;
+    if (unit ? !(*out >= 0.0 && *out < 1.0) : !(*out > 0.0))
+        return range_err(node, key, unit ? "in [0, 1)" : "> 0", *out);
+    return MT_OK;
+}
+
 static mt_status build_adadelta(mt_cfg_builder *b, const mt_cfg_node *node, void **out)
 {
     mt__learning_rule *r = NULL;
     mt_status st = rule_alloc(node, MT__RULE_ADADELTA, &r);
-    if (st) return st;
-    if ((st = mt_cfg_get_float(node, "decay", 0.95, &r->decay))) goto fail;
-    if (!(r->decay >= 0.0 && r->decay < 1.0)) {
-        st = range_err(node, "decay", "in [0, 1)", r->decay);
-        goto fail;
-    }
-    *out = r;
-    return MT_OK;
-fail:
-    mt_free(r);
+    if (!st) st = get_ranged(node, "decay", 0.95, true, &r->decay);
+    if (st) mt_free(r);
+    else *out = r;
     return st;
 }
 
@@ -253,16 +257,9 @@ static mt_status build_adagrad(mt_cfg_builder *b, const mt_cfg_node *node, void 
 {
     mt__learning_rule *r = NULL;
     mt_status st = rule_alloc(node, MT__RULE_ADAGRAD, &r);
-    if (st) return st;
-    if ((st = mt_cfg_get_float(node, "max_scaling", 1e5, &r->max_scaling))) goto fail;
-    if (!(r->max_scaling > 0.0)) {
-        st = range_err(node, "max_scaling", "> 0", r->max_scaling);
-        goto fail;
-    }
-    *out = r;
-    return MT_OK;
-fail:
-    mt_free(r);
+    if (!st) st = get_ranged(node, "max_scaling", 1e5, false, &r->max_scaling);
+    if (st) mt_free(r);
+    else *out = r;
     return st;
 }
 
@@ -270,22 +267,10 @@ static mt_status build_rmsprop(mt_cfg_builder *b, const mt_cfg_node *node, void 
 {
     mt__learning_rule *r = NULL;
     mt_status st = rule_alloc(node, MT__RULE_RMSPROP, &r);
-    if (st) return st;
-    if ((st = mt_cfg_get_float(node, "decay", 0.9, &r->decay)) ||
-        (st = mt_cfg_get_float(node, "max_scaling", 1e5, &r->max_scaling)))
-        goto fail;
-    if (!(r->decay >= 0.0 && r->decay < 1.0)) {
-        st = range_err(node, "decay", "in [0, 1)", r->decay);
-        goto fail;
-    }
-    if (!(r->max_scaling > 0.0)) {
-        st = range_err(node, "max_scaling", "> 0", r->max_scaling);
-        goto fail;
-    }
-    *out = r;
-    return MT_OK;
-fail:
-    mt_free(r);
+    if (!st) st = get_ranged(node, "decay", 0.9, true, &r->decay);
+    if (!st) st = get_ranged(node, "max_scaling", 1e5, false, &r->max_scaling);
+    if (st) mt_free(r);
+    else *out = r;
     return st;
 }
 
@@ -293,27 +278,11 @@ static mt_status build_adam(mt_cfg_builder *b, const mt_cfg_node *node, void **o
 {
     mt__learning_rule *r = NULL;
     mt_status st = rule_alloc(node, MT__RULE_ADAM, &r);
-    if (st) return st;
-    if ((st = mt_cfg_get_float(node, "beta1", 0.9, &r->beta1)) ||
-        (st = mt_cfg_get_float(node, "beta2", 0.999, &r->beta2)) ||
-        (st = mt_cfg_get_float(node, "epsilon", 1e-8, &r->epsilon)))
-        goto fail;
-    if (!(r->beta1 >= 0.0 && r->beta1 < 1.0)) {
-        st = range_err(node, "beta1", "in [0, 1)", r->beta1);
-        goto fail;
-    }
-    if (!(r->beta2 >= 0.0 && r->beta2 < 1.0)) {
-        st = range_err(node, "beta2", "in [0, 1)", r->beta2);
-        goto fail;
-    }
-    if (!(r->epsilon > 0.0)) {
-        st = range_err(node, "epsilon", "> 0", r->epsilon);
-        goto fail;
-    }
-    *out = r;
-    return MT_OK;
-fail:
-    mt_free(r);
+    if (!st) st = get_ranged(node, "beta1", 0.9, true, &r->beta1);
+    if (!st) st = get_ranged(node, "beta2", 0.999, true, &r->beta2);
+    if (!st) st = get_ranged(node, "epsilon", 1e-8, false, &r->epsilon);
+    if (st) mt_free(r);
+    else *out = r;
     return st;
 }
 
