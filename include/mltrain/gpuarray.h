@@ -36,6 +36,8 @@ typedef struct mt_device_info {
     int32_t compute_units;
     bool fp64;             /* double precision supported */
     bool fp16;             /* native half arithmetic (storage of 16-bit floats always works) */
+    bool cpu;              /* computes on the host's CPU cores (host, CPU OpenCL runtimes):
+                              host-side library paths (BLAS, im2col) beat device kernels there */
 } mt_device_info;
 
 /* Lists every device present on this machine across the built backends. *out (caller frees with
@@ -325,6 +327,59 @@ mt_status mt_array_gemm(mt_array *c, const mt_array *a, const mt_array *b, doubl
 /* NumPy matmul: 1-D operands promoted and demoted, batch dims broadcast. New array. */
 mt_status mt_array_matmul(mt_array *out, const mt_array *a, const mt_array *b);
 
+/* ---------------------------------------------------------------- convolution and pooling */
+
+/* Two-dimensional convolution (cross-correlation, as in Theano and PyTorch) and pooling over the
+ * last two axes of [N, C, H, W] arrays, on any device: the generic implementation builds im2col
+ * / col2im and pooling kernels for the device and multiplies with the device's GEMM; a backend
+ * may run a vendor library instead (cuDNN on CUDA) where it gives the same results. All
+ * operands are on one device and have one float dtype (float16/bfloat16 compute in float32);
+ * inputs may be any strided views; the caller allocates the outputs with the shapes below
+ * (any writeable layout), and they are overwritten, not accumulated into. */
+typedef struct mt_conv2d_params {
+    int32_t stride[2]; /* >= 1, along H and W */
+    int32_t pad[2];    /* >= 0: zeros around the input */
+} mt_conv2d_params;
+
+/* y [N, O, OH, OW] = conv(x [N, C, H, W], w [O, C, KH, KW]) with OH = (H + 2 pad - KH) / stride
+ * + 1 (likewise OW); ERR_SHAPE / ERR_DTYPE / ERR_INVALID naming the operands otherwise. */
+mt_status mt_conv2d_forward(mt_array *y, const mt_array *x, const mt_array *w,
+                            const mt_conv2d_params *p);
+/* dx [N, C, H, W] = the gradient of conv(x, w) with respect to x given dy [N, O, OH, OW]; dx's
+ * shape gives H and W. */
+mt_status mt_conv2d_backward_data(mt_array *dx, const mt_array *dy, const mt_array *w,
+                                  const mt_conv2d_params *p);
+/* dw [O, C, KH, KW] = the gradient with respect to w given x and dy; dw's shape gives KH, KW. */
+mt_status mt_conv2d_backward_filter(mt_array *dw, const mt_array *x, const mt_array *dy,
+                                    const mt_conv2d_params *p);
+
+typedef enum mt_pool2d_kind {
+    MT_POOL2D_MAX = 0, /* the first maximal element of the window in C order (a NaN wins) */
+    MT_POOL2D_MEAN,    /* the mean over the window's elements inside the input */
+    MT_POOL2D_KIND_COUNT
+} mt_pool2d_kind;
+
+typedef struct mt_pool2d_params {
+    int32_t size[2];   /* window, >= 1 */
+    int32_t stride[2]; /* >= 1 */
+    int32_t pad[2];    /* 0 <= pad < size */
+    mt_pool2d_kind kind;
+} mt_pool2d_params;
+
+/* y [N, C, OH, OW] = pool(x [N, C, H, W]). Window (oh, ow) covers rows [oh s - p, oh s - p + k)
+ * clipped to the input (likewise columns), so y's shape may be the floor or the ceil
+ * (Pylearn2) size: OH is taken from y and every window must start inside the padded input,
+ * (OH - 1) s - p < H. With v (x's shape, or NULL): max gives v at the position of x's maximum,
+ * mean averages v. */
+mt_status mt_pool2d_forward(mt_array *y, const mt_array *x, const mt_array *v,
+                            const mt_pool2d_params *p);
+/* dx = the gradient of pool(x) given dy (y's shape): max adds dy to the element that the
+ * forward pass took (ties: the first in C order, recomputed from x), mean spreads dy over the
+ * window's elements inside the input. y, the forward result, may be NULL (it is a hint for
+ * vendor libraries). */
+mt_status mt_pool2d_backward(mt_array *dx, const mt_array *x, const mt_array *y,
+                             const mt_array *dy, const mt_pool2d_params *p);
+
 /* ---------------------------------------------------------------- files and exchange */
 
 /* .npy (format 1.0/2.0/3.0): every dtype above, C or Fortran order. Loads onto dev.
@@ -334,6 +389,19 @@ mt_status mt_npy_load(mt_array *out, mt_device *dev, const char *path, size_t ma
 mt_status mt_npy_load_mem(mt_array *out, mt_device *dev, const void *data, size_t len,
                           const char *what);
 mt_status mt_npy_save(const char *path, const mt_array *a); /* atomic */
+/* What an .npy file's header says, with mt_npy_load's checks (the payload must be present),
+ * without reading the payload: for readers that fetch parts of it by offset. Elements are
+ * stored byte-swapped when byteswap is set; a bool payload may hold any nonzero byte for True. */
+typedef struct mt_npy_info {
+    mt_dtype dtype;
+    int32_t ndim;
+    int64_t dims[MT_MAX_DIMS];
+    bool fortran_order;
+    bool byteswap;
+    uint64_t data_offset; /* bytes from the start of the file to the payload */
+    uint64_t nbytes;      /* payload bytes */
+} mt_npy_info;
+mt_status mt_npy_read_info(mt_npy_info *out, const char *path, size_t max_bytes);
 
 /* DLPack (zero-copy): export gives a DLManagedTensor that holds a reference on the buffer;
  * import wraps the tensor's memory (host or OpenCL) without copying and calls its deleter when

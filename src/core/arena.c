@@ -20,7 +20,9 @@ void *mt_arena_alloc(mt_arena *a, size_t n, size_t align)
     if (align < 1) align = 1;
     mt_arena_chunk *c = a->head;
     if (c) {
-        size_t off = (c->used + align - 1) & ~(align - 1);
+        /* align the address, not the offset: data is only 16-byte aligned */
+        uintptr_t at = (uintptr_t)(c->data + c->used), pad = (align - at % align) % align;
+        size_t off = c->used + (size_t)pad;
         if (off <= c->cap && n <= c->cap - off) {
             c->used = off + n;
             a->used += n;

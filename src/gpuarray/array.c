@@ -34,19 +34,25 @@ static mt_status shape_size(int64_t *size, size_t *nbytes, int32_t ndim, const i
     char sh[256];
     int64_t n = 1;
     bool zero = false;
+    /* As NumPy, the product of the nonzero dims must fit even when a dim is 0, so that the
+     * strides of an empty array (e.g. a file's (0, 2^32-1, 2^32-1)) cannot overflow. */
     for (int32_t i = 0; i < ndim; i++) {
-        if (dims[i] == 0) zero = true;
-    }
-    for (int32_t i = 0; i < ndim && !zero; i++) {
+        if (dims[i] == 0) {
+            zero = true;
+            continue;
+        }
         if (__builtin_mul_overflow(n, dims[i], &n))
             return mt_err_set(MT_ERR_RANGE, "%s: shape %s has too many elements", what,
                               mt_shape_str(ndim, dims, sh, sizeof sh));
     }
-    if (zero) n = 0;
     size_t bytes;
     if (__builtin_mul_overflow((size_t)n, itemsize, &bytes) || bytes > (size_t)INT64_MAX)
         return mt_err_set(MT_ERR_RANGE, "%s: shape %s needs more than 2^63 bytes", what,
                           mt_shape_str(ndim, dims, sh, sizeof sh));
+    if (zero) {
+        n = 0;
+        bytes = 0;
+    }
     *size = n;
     if (nbytes) *nbytes = bytes;
     return MT_OK;

@@ -9,6 +9,7 @@
 #include <dlfcn.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -80,7 +81,14 @@ static mt_status host_open(mt_device *dev, int32_t platform, int32_t idx)
     if (platform != 0 || idx != 0)
         return mt_err_set(MT_ERR_NOT_FOUND, "there is only one host device");
     host_info(&dev->info);
-    return mt_threadpool_new(&dev->pool, 0);
+    mt_status st = mt_threadpool_new(&dev->pool, 0);
+    /* OpenBLAS sizes its own pool at load time from the machine (or OPENBLAS_NUM_THREADS);
+     * an explicit MLTRAIN_NUM_THREADS (set per rank by the data-parallel launcher) bounds it
+     * too, so ranks sharing a node do not oversubscribe the cores. */
+    const char *t = getenv("MLTRAIN_NUM_THREADS");
+    if (!st && t && *t && !getenv("OPENBLAS_NUM_THREADS"))
+        openblas_set_num_threads(mt_threadpool_size(dev->pool));
+    return st;
 }
 
 static void host_close(mt_device *dev)

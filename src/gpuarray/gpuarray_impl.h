@@ -83,7 +83,19 @@ typedef struct mt_device_ops {
                       int64_t stride_a, void *b, size_t b_off, int64_t ldb, int64_t stride_b,
                       double beta, void *c, size_t c_off, int64_t ldc, int64_t stride_c,
                       int64_t batch, mt_stream *s);
+    /* Optional vendor convolution and pooling (NULL: the generic kernels of conv.c). Operands
+     * are checked, C-contiguous float32/float64 arrays on dev. conv2d: kind MT__CONV_FWD (out y;
+     * a x, b w), MT__CONV_BWD_DATA (dx; dy, w), MT__CONV_BWD_FILTER (dw; x, dy). pool2d: forward
+     * (out y; x; y and dy NULL) or backward (out dx; x, y (may be NULL), dy). Any error makes
+     * the caller run the generic kernels, so a backend answers MT_ERR_UNSUPPORTED for the cases
+     * its library would compute differently. */
+    mt_status (*conv2d)(mt_device *dev, int32_t kind, mt_array *out, const mt_array *a,
+                        const mt_array *b, const mt_conv2d_params *p);
+    mt_status (*pool2d)(mt_device *dev, bool backward, mt_array *out, const mt_array *x,
+                        const mt_array *y, const mt_array *dy, const mt_pool2d_params *p);
 } mt_device_ops;
+
+enum { MT__CONV_FWD = 0, MT__CONV_BWD_DATA, MT__CONV_BWD_FILTER };
 
 extern const mt_device_ops mt__host_ops;
 #if MT_HAVE_OPENCL
@@ -143,6 +155,9 @@ void mt__alloc_deinit(mt_device *dev);
 /* buffer.c: wraps foreign memory (DLPack import); takes ownership via deleter */
 mt_status mt__buffer_wrap(mt_buffer **out, mt_device *dev, void *handle, size_t size,
                           void (*deleter)(void *), void *ctx);
+
+/* device.c: whether a device computes on the host's CPU cores (sets mt_device_info.cpu). */
+bool mt__device_info_is_cpu(const mt_device_ops *ops, const mt_device_info *info);
 
 /* device.c: the backend handle of a stream (NULL for the default stream or when the backend
  * has no stream ops). */
@@ -231,5 +246,40 @@ int32_t mt__collapse_dims(int32_t ndim, int64_t *dims, int32_t nsets, int64_t **
  * of output and the kept source path when the source does not compile. Thread-safe. */
 mt_status mt__hostcc_build(const char *source, const char *entry, void **fn, void **dl_handle);
 bool mt__hostcc_available(void);
+
+/* hostcc.c: the kernel disk cache, shared by every backend that stores compiled code.
+ * mt__kcache_open resolves MLTRAIN_CACHE_DIR (else $XDG_CACHE_HOME/mltrain, else
+ * ~/.cache/mltrain; created 0700) and checks it: a directory not owned by the user or writable
+ * by group/others is refused with a warning (logged once per directory, naming owner, mode and
+ * the fix) and a private temporary directory is used instead (kc->temp; mt__kcache_close
+ * removes it). MLTRAIN_CACHE_READONLY=DIR adds a shared cache that is read first and never
+ * written (any owner, but not writable by others). Entries are published 0600 with a trailer
+ * holding their length and checksum (mt_hash64); reads verify it (and the file's owner and mode), and an
+ * entry that fails is logged, removed from the user's own directory, and reported as a miss,
+ * so the caller rebuilds it. Names are plain file names (no '/'). */
+typedef struct mt_kcache {
+    char dir[3072];    /* entries are read and written here */
+    char ro_dir[3072]; /* shared read-only cache, "" if none */
+    bool temp;         /* dir is a private temporary directory */
+} mt_kcache;
+typedef enum mt_kcache_where {
+    MT_KCACHE_ANY, /* the shared read-only cache first, then dir */
+    MT_KCACHE_OWN  /* dir only (e.g. right after publishing there) */
+} mt_kcache_where;
+mt_status mt__kcache_open(mt_kcache *kc);
+void mt__kcache_close(mt_kcache *kc);
+/* MT_OK, or MT_ERR_IO with the refusal message (owner, mode, the fix). */
+mt_status mt__kcache_check_dir(const char *dir, bool shared_readonly);
+/* A verified entry's payload (NUL-terminated beyond *len; mt_free it) and its path; false on a
+ * miss or a bad entry. */
+bool mt__kcache_read(const mt_kcache *kc, const char *name, mt_kcache_where where, char **data,
+                     size_t *len, char *path, size_t plen);
+/* dlopen of a verified entry. MT_ERR_NOT_FOUND: no valid entry; MT_ERR_NOT_BUILT: dlopen failed. */
+mt_status mt__kcache_dlopen(const mt_kcache *kc, const char *name, mt_kcache_where where,
+                            void **dl, char *path, size_t plen);
+/* Publishes data as kc->dir/name (temporary, trailer, 0600, rename). */
+mt_status mt__kcache_write(const mt_kcache *kc, const char *name, const void *data, size_t len);
+/* Publishes the file tmp_path (a temporary in kc->dir, consumed) as kc->dir/name. */
+mt_status mt__kcache_publish_file(const mt_kcache *kc, const char *tmp_path, const char *name);
 
 #endif /* MT_GPUARRAY_IMPL_H */

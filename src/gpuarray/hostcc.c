@@ -1,8 +1,10 @@
 /* The host C compiler driver: generated C source -> shared object -> function pointer, with a
- * content-addressed disk cache shared by every process on the machine (or cluster filesystem).
+ * content-addressed disk cache shared by every process on the machine (or cluster filesystem),
+ * and that cache's rules for every backend that stores compiled code (mt__kcache_*, used by the
+ * CUDA backend and the CUDA emulation device too).
  *
  * Cache key: SHA-256 of the source, the compiler command, the first line of its --version (itself
- * cached on disk as cc-<hash>.id, keyed by the compiler files' identity, see ident_path), the
+ * cached on disk as cc-<hash>.id, keyed by the compiler files' identity, see ident_name), the
  * flags, the machine (uname -m) and the CPU's model and feature flags (-march=native code must
  * not be loaded on another CPU model sharing the cache directory). Entry: <dir>/<key>.so.
  * On a miss the source is written to a unique temporary name in the cache directory, the
@@ -12,6 +14,10 @@
  * dlopens a complete file. No locks, no partial entries. A compile error keeps the source as
  * <dir>/<key>-failed.c and reports the compiler's first lines; MLTRAIN_KEEP_KERNEL_SOURCE=1 keeps
  * the source of every compiled entry as <dir>/<key>.c.
+ * Trust and integrity (section "the kernel disk cache" below, docs/security.md): the directory
+ * must be the user's own and writable by the user alone, else it is refused and kernels are
+ * compiled in a private temporary directory; every entry ends in a trailer with its checksum,
+ * checked before dlopen, so an altered or truncated entry is rebuilt instead of loaded.
  * Flags: -O3 -march=native so loops vectorize for this CPU, -fno-math-errno so libm calls can
  * be inlined, -ffp-contract=off so no a*b+c is fused into an FMA (results must match the
  * interpreter and the other backends bit for bit); never -ffast-math (NaN/inf semantics). */
@@ -20,6 +26,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <pwd.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -109,8 +116,6 @@ static int g_nidents;
 static char g_cpu[1024];
 static bool g_cpu_done;
 
-static mt_status cache_dir(char *out, size_t len);
-
 /* Finds an executable word of the compiler command the way posix_spawnp does (PATH search
  * unless it contains a '/') and stats it. */
 static bool stat_program(const char *word, struct stat *sb)
@@ -132,15 +137,18 @@ static bool stat_program(const char *word, struct stat *sb)
  * (~1-2 ms) before loading its first cached kernel: <cache>/cc-<hash>.id holds the version
  * line, keyed by the command and the identity (device, inode, size, mtime) of every program
  * word of it ("ccache gcc": both), so replacing or upgrading the compiler changes the name.
- * Returns false (no path) when the program cannot be found or there is no cache directory. */
-static bool ident_path(const char *cmd, char *out, size_t len)
+ * Returns false (no name) when the program cannot be found. Entries carry the cache's trailer
+ * (verified on reading) like every other entry. */
+static bool ident_name(const char *cmd, char *out, size_t len)
 {
+    if (len < 40) return false;
     char buf[512], *words[MAX_CC_WORDS + 2];
     snprintf(buf, sizeof buf, "%s", cmd);
     int nw = split_words(buf, words, MAX_CC_WORDS);
     if (nw == 0) return false;
     mt_sha256 s;
     mt_sha256_init(&s);
+    mt_sha256_update(&s, "mltrain-ccid/2", 15); /* bump with the entry format */
     mt_sha256_update(&s, cmd, strlen(cmd) + 1);
     const char *path = getenv("PATH");
     if (path) mt_sha256_update(&s, path, strlen(path) + 1);
@@ -158,44 +166,47 @@ static bool ident_path(const char *cmd, char *out, size_t len)
     }
     uint8_t d[32];
     mt_sha256_final(&s, d);
-    char dir[3072], hex[33];
+    char hex[33];
     for (int i = 0; i < 16; i++) snprintf(hex + 2 * i, 3, "%02x", d[i]);
-    if (cache_dir(dir, sizeof dir) != MT_OK) {
-        mt_err_clear();
-        return false;
-    }
-    snprintf(out, len, "%s/cc-%s.id", dir, hex);
+    snprintf(out, len, "cc-%s.id", hex);
     return true;
 }
 
+static mt_status resolve(mt_kcache *kc, bool allow_temp);
+
 static bool ident_read(const char *cmd, char *version, size_t vlen)
 {
-    char path[4200];
-    if (!ident_path(cmd, path, sizeof path)) return false;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return false;
-    char line[256];
-    ssize_t got = read(fd, line, sizeof line - 1);
-    close(fd);
-    if (got <= 1 || line[got - 1] != '\n') return false; /* complete entries end in a newline */
-    line[got - 1] = 0;
-    snprintf(version, vlen, "%s", line);
-    return true;
+    char name[64], path[4200], *line = NULL;
+    size_t n = 0;
+    mt_kcache kc;
+    if (!ident_name(cmd, name, sizeof name)) return false;
+    if (resolve(&kc, false) != MT_OK) {
+        mt_err_clear();
+        return false;
+    }
+    if (!mt__kcache_read(&kc, name, MT_KCACHE_ANY, &line, &n, path, sizeof path)) return false;
+    bool ok = n > 1 && n < 256 && line[n - 1] == '\n'; /* complete entries end in a newline */
+    if (ok) {
+        line[n - 1] = 0;
+        snprintf(version, vlen, "%s", line);
+    }
+    mt_free(line);
+    return ok;
 }
 
 /* Publishes the identity atomically (temporary + rename); best effort. */
 static void ident_write(const char *cmd, const char *version)
 {
-    char path[4200], tmp[4300];
-    if (!ident_path(cmd, path, sizeof path)) return;
-    snprintf(tmp, sizeof tmp, "%.*s/.tmp-ident-XXXXXX", (int)(strrchr(path, '/') - path), path);
-    int fd = mkostemp(tmp, O_CLOEXEC);
-    if (fd < 0) return;
-    char line[300];
+    char name[64], line[300];
+    mt_kcache kc;
+    if (!ident_name(cmd, name, sizeof name)) return;
+    if (resolve(&kc, false) != MT_OK) {
+        mt_err_clear();
+        return;
+    }
     int n = snprintf(line, sizeof line, "%s\n", version);
-    bool ok = n > 0 && (size_t)n < sizeof line && write(fd, line, (size_t)n) == (ssize_t)n;
-    close(fd);
-    if (!ok || rename(tmp, path) != 0) unlink(tmp);
+    if (n > 0 && (size_t)n < sizeof line && mt__kcache_write(&kc, name, line, (size_t)n) != MT_OK)
+        mt_err_clear();
 }
 
 /* First line of `cc --version`, cached per compiler command in memory and on disk (above).
@@ -303,27 +314,374 @@ bool mt__hostcc_available(void)
     return cc_identify(cc_command(), version, sizeof version, why, sizeof why);
 }
 
-/* ---------------------------------------------------------------- cache directory */
+/* ---------------------------------------------------------------- the kernel disk cache */
 
-static mt_status cache_dir(char *out, size_t len)
+/* Shared by this file, the CUDA backend and the CUDA emulation device (contract in
+ * gpuarray_impl.h). Trust: mltrain loads code from the cache, so the directory must belong to
+ * the user and be writable by the user alone (anyone else able to write it could plant a
+ * shared object); a directory that fails the check is refused with the fix in the message,
+ * and kernels are then compiled in a private temporary directory that is removed after
+ * loading. MLTRAIN_CACHE_READONLY=DIR marks a shared cache (e.g. one an administrator filled)
+ * that may belong to someone else: it is read first, never written, and must not be writable
+ * by others. Integrity: every entry ends in a trailer that records the payload's length and
+ * checksum, written before the entry is published by rename(); an entry whose trailer does not
+ * match (truncated, altered, foreign) is not loaded, and the caller rebuilds it. ELF loaders
+ * ignore bytes after the last section, so a shared object with its trailer still dlopens.
+ * The checksum is mt_hash64 (64-bit, non-cryptographic): it detects corruption and truncation,
+ * which is its job; a cryptographic hash would not stop someone able to write the directory
+ * either (they would rewrite the trailer too) -- the ownership check does -- and SHA-256 of a
+ * 15 KB kernel took a third of a warm load, mt_hash64 about 2%. */
+
+#define KC_MAGIC "MTKCACHE"
+#define KC_VERSION 2u
+#define KC_TRAILER 32 /* magic 8, version 4, reserved 4, payload length 8, mt_hash64 8 */
+#define KC_SEED 0x6d746b6361636865ull /* "mtkcache" */
+#define KC_PIECE 65536
+
+static char g_refused_warned[3072]; /* the last refused directory a warning was logged for */
+
+static void put_le(uint8_t *p, uint64_t v, int n)
+{
+    for (int i = 0; i < n; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t get_le(const uint8_t *p, int n)
+{
+    uint64_t v = 0;
+    for (int i = n - 1; i >= 0; i--) v = v << 8 | p[i];
+    return v;
+}
+
+static void make_trailer(uint8_t t[KC_TRAILER], uint64_t len, uint64_t sum)
+{
+    memcpy(t, KC_MAGIC, 8);
+    put_le(t + 8, KC_VERSION, 4);
+    put_le(t + 12, 0, 4);
+    put_le(t + 16, len, 8);
+    put_le(t + 24, sum, 8);
+}
+
+/* mt_hash64 over a stream of pieces: each piece's hash is folded into the running one, so the
+ * result depends on where pieces start; every caller uses the same 64 KiB pieces. */
+static uint64_t sum_piece(uint64_t h, const void *data, size_t n)
+{
+    return mt_hash64_combine(h, mt_hash64(data, n, KC_SEED));
+}
+
+static void user_name(uid_t uid, char *out, size_t len)
+{
+    struct passwd pw, *res = NULL;
+    char buf[1024];
+    if (getpwuid_r(uid, &pw, buf, sizeof buf, &res) == 0 && res)
+        snprintf(out, len, "%s (uid %u)", res->pw_name, (unsigned)uid);
+    else
+        snprintf(out, len, "uid %u", (unsigned)uid);
+}
+
+mt_status mt__kcache_check_dir(const char *dir, bool shared_readonly)
+{
+    struct stat sb;
+    if (stat(dir, &sb) != 0) return mt_err_errno(errno, "kernel cache directory '%s'", dir);
+    if (!S_ISDIR(sb.st_mode))
+        return mt_err_set(MT_ERR_IO, "kernel cache directory '%s' is not a directory", dir);
+    uid_t me = geteuid();
+    unsigned mode = (unsigned)sb.st_mode & 07777;
+    bool foreign = sb.st_uid != me && !shared_readonly;
+    bool open_w = shared_readonly ? (mode & 002) != 0 : (mode & 022) != 0;
+    if (!foreign && !open_w) return MT_OK;
+    char owner[320], self[320];
+    user_name(sb.st_uid, owner, sizeof owner);
+    user_name(me, self, sizeof self);
+    const char *who = (mode & 022) == 022 ? "group and others"
+                      : (mode & 002)      ? "others"
+                                          : "its group";
+    if (shared_readonly)
+        return mt_err_set(MT_ERR_IO, "shared read-only kernel cache '%s' (owner %s, mode %04o) is "
+                          "writable by others, so anyone could plant code in it; refused. Fix: "
+                          "`chmod o-w %s` (its owner), or unset MLTRAIN_CACHE_READONLY",
+                          dir, owner, mode, dir);
+    if (foreign)
+        return mt_err_set(MT_ERR_IO, "kernel cache directory '%s' is owned by %s, not by you (%s; "
+                          "mode %04o): mltrain loads compiled code from it, so it must be your own; "
+                          "refused. Fix: set MLTRAIN_CACHE_DIR to a directory of your own (or "
+                          "MLTRAIN_CACHE_READONLY=%s to read it as a shared read-only cache)",
+                          dir, owner, self, mode, dir);
+    return mt_err_set(MT_ERR_IO, "kernel cache directory '%s' (owner %s, mode %04o) is writable "
+                      "by %s: mltrain loads compiled code from it, so only you may write it; "
+                      "refused. Fix: `chmod 700 %s`, or set MLTRAIN_CACHE_DIR to a private "
+                      "directory", dir, owner, mode, who, dir);
+}
+
+/* The configured directory (MLTRAIN_CACHE_DIR, $XDG_CACHE_HOME/mltrain, ~/.cache/mltrain),
+ * created 0700 when missing. */
+static mt_status configured_dir(char *out, size_t len)
 {
     const char *d = getenv("MLTRAIN_CACHE_DIR");
-    if (d && *d) {
-        snprintf(out, len, "%s", d);
-    } else if ((d = getenv("XDG_CACHE_HOME")) && *d) {
-        snprintf(out, len, "%s/mltrain", d);
-    } else if ((d = getenv("HOME")) && *d) {
-        snprintf(out, len, "%s/.cache/mltrain", d);
-    } else {
+    int w;
+    if (d && *d)
+        w = snprintf(out, len, "%s", d);
+    else if ((d = getenv("XDG_CACHE_HOME")) && *d)
+        w = snprintf(out, len, "%s/mltrain", d);
+    else if ((d = getenv("HOME")) && *d)
+        w = snprintf(out, len, "%s/.cache/mltrain", d);
+    else
         return mt_err_set(MT_ERR_IO, "no kernel cache directory: set MLTRAIN_CACHE_DIR (HOME is "
                           "not set)");
-    }
-    if (strlen(out) + 1 >= len)
-        return mt_err_set(MT_ERR_RANGE, "kernel cache directory path is too long (%zu bytes)",
-                          strlen(d));
+    if (w < 0 || (size_t)w + 80 >= len) /* room for entry names */
+        return mt_err_set(MT_ERR_RANGE, "kernel cache directory path is too long (%d bytes)", w);
     mt_status st = mt_mkdirs(out, 0700);
     if (st != MT_OK) return mt_err_prefix(st, "kernel cache directory '%s': ", out);
     return MT_OK;
+}
+
+/* Logs a refusal once per directory. */
+static void warn_refused(const char *dir, const char *msg, const char *instead)
+{
+    pthread_mutex_lock(&g_lock);
+    bool first = strcmp(g_refused_warned, dir) != 0;
+    if (first) snprintf(g_refused_warned, sizeof g_refused_warned, "%s", dir);
+    pthread_mutex_unlock(&g_lock);
+    if (first) mt_log(MT_LOG_WARN, "%s; %s", msg, instead);
+}
+
+static mt_status resolve(mt_kcache *kc, bool allow_temp)
+{
+    memset(kc, 0, sizeof *kc);
+    const char *ro = getenv("MLTRAIN_CACHE_READONLY");
+    if (ro && *ro && strlen(ro) + 80 < sizeof kc->ro_dir) {
+        if (mt__kcache_check_dir(ro, true) == MT_OK)
+            snprintf(kc->ro_dir, sizeof kc->ro_dir, "%s", ro);
+        else
+            warn_refused(ro, mt_last_error(), "it is not used");
+        mt_err_clear();
+    }
+    char dir[sizeof kc->dir];
+    mt_status st = configured_dir(dir, sizeof dir);
+    if (st == MT_OK) st = mt__kcache_check_dir(dir, false);
+    if (st == MT_OK) {
+        snprintf(kc->dir, sizeof kc->dir, "%s", dir);
+        return MT_OK;
+    }
+    if (!allow_temp) return st;
+    char msg[MT_ERR_MSG_MAX];
+    snprintf(msg, sizeof msg, "%s", mt_last_error());
+    const char *tmp = getenv("TMPDIR");
+    int w = snprintf(kc->dir, sizeof kc->dir, "%s/mltrain-kcache-XXXXXX",
+                     tmp && *tmp ? tmp : "/tmp");
+    if (w < 0 || (size_t)w + 80 >= sizeof kc->dir || !mkdtemp(kc->dir)) {
+        kc->dir[0] = 0;
+        return mt_err_set(MT_ERR_IO, "%s (and no private temporary directory could be made "
+                          "instead)", msg);
+    }
+    kc->temp = true;
+    warn_refused(dir, msg, "kernels are compiled in a private temporary directory instead and "
+                           "not reused across runs");
+    mt_err_clear();
+    return MT_OK;
+}
+
+mt_status mt__kcache_open(mt_kcache *kc)
+{
+    return resolve(kc, true);
+}
+
+void mt__kcache_close(mt_kcache *kc)
+{
+    if (!kc->temp || !kc->dir[0]) return;
+    DIR *dp = opendir(kc->dir);
+    if (dp) {
+        struct dirent *de;
+        char path[4200];
+        while ((de = readdir(dp)) != NULL) {
+            if (de->d_name[0] == '.' && (!de->d_name[1] || strcmp(de->d_name, "..") == 0))
+                continue;
+            if (strstr(de->d_name, "-failed.")) continue; /* named in an error message */
+            snprintf(path, sizeof path, "%s/%s", kc->dir, de->d_name);
+            unlink(path);
+        }
+        closedir(dp);
+    }
+    rmdir(kc->dir); /* fails, leaving it, when a failed source was kept */
+    kc->dir[0] = 0;
+}
+
+/* Verifies the open entry fd (its file's owner and mode, then the trailer against the payload)
+ * and returns the payload in *data when data is not NULL. false with *why filled otherwise. */
+static bool verify_fd(int fd, bool shared, char **data, size_t *len, char *why, size_t wlen)
+{
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        snprintf(why, wlen, "not a regular file");
+        return false;
+    }
+    if ((!shared && sb.st_uid != geteuid()) || (sb.st_mode & (shared ? 002 : 022))) {
+        snprintf(why, wlen, "owner uid %u or mode %04o not allowed", (unsigned)sb.st_uid,
+                 (unsigned)sb.st_mode & 07777);
+        return false;
+    }
+    uint8_t t[KC_TRAILER];
+    size_t size = (size_t)sb.st_size;
+    if (sb.st_size < KC_TRAILER || pread(fd, t, KC_TRAILER, sb.st_size - KC_TRAILER) != KC_TRAILER
+        || memcmp(t, KC_MAGIC, 8) != 0 || get_le(t + 8, 4) != KC_VERSION
+        || get_le(t + 16, 8) != size - KC_TRAILER) {
+        snprintf(why, wlen, "no valid trailer (truncated or not written by mltrain; %zu bytes)",
+                 size);
+        return false;
+    }
+    size_t n = size - KC_TRAILER;
+    char *buf = mt_malloc(data ? n + 1 : KC_PIECE);
+    if (!buf) {
+        snprintf(why, wlen, "out of memory");
+        return false;
+    }
+    uint64_t sum = KC_SEED;
+    size_t done = 0;
+    while (done < n) {
+        size_t want = n - done < KC_PIECE ? n - done : KC_PIECE;
+        char *at = data ? buf + done : buf;
+        ssize_t got = pread(fd, at, want, (off_t)done);
+        if (got < 0 && errno == EINTR) continue;
+        if (got != (ssize_t)want) break; /* short read: the file changed under us */
+        sum = sum_piece(sum, at, want);
+        done += want;
+    }
+    if (done != n || sum != get_le(t + 24, 8)) {
+        mt_free(buf);
+        snprintf(why, wlen, "content does not match its recorded checksum (altered or corrupt)");
+        return false;
+    }
+    if (data) {
+        buf[n] = 0;
+        *data = buf;
+        *len = n;
+    } else {
+        mt_free(buf);
+    }
+    return true;
+}
+
+/* Opens and verifies dir/name. 1: verified (fd open in *fd_out), 0: absent, -1: bad entry
+ * (removed when it is in our own directory; logged). */
+static int open_verified(const mt_kcache *kc, const char *dir, const char *name, char **data,
+                         size_t *len, char *path, size_t plen)
+{
+    bool shared = dir == kc->ro_dir;
+    snprintf(path, plen, "%s/%s", dir, name);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) {
+        if (errno == ENOENT) return 0;
+    }
+    char why[200];
+    bool ok = fd >= 0 && verify_fd(fd, shared, data, len, why, sizeof why);
+    if (fd < 0) snprintf(why, sizeof why, "cannot be opened: %s", strerror(errno));
+    if (fd >= 0) close(fd);
+    if (ok) return 1;
+    mt_log(MT_LOG_WARN, "kernel cache: entry %s is not loaded: %s; %s", path, why,
+           shared ? "it is rebuilt in the private cache" : "it is removed and rebuilt");
+    if (!shared) unlink(path);
+    return -1;
+}
+
+bool mt__kcache_read(const mt_kcache *kc, const char *name, mt_kcache_where where, char **data,
+                     size_t *len, char *path, size_t plen)
+{
+    *data = NULL;
+    *len = 0;
+    const char *dirs[2] = {where == MT_KCACHE_ANY ? kc->ro_dir : "", kc->dir};
+    for (int i = 0; i < 2; i++)
+        if (dirs[i][0] && open_verified(kc, dirs[i], name, data, len, path, plen) == 1)
+            return true;
+    return false;
+}
+
+mt_status mt__kcache_dlopen(const mt_kcache *kc, const char *name, mt_kcache_where where,
+                            void **dl, char *path, size_t plen)
+{
+    *dl = NULL;
+    const char *dirs[2] = {where == MT_KCACHE_ANY ? kc->ro_dir : "", kc->dir};
+    for (int i = 0; i < 2; i++) {
+        if (!dirs[i][0] || open_verified(kc, dirs[i], name, NULL, NULL, path, plen) != 1)
+            continue;
+        /* verified through a descriptor, loaded by name: only someone able to write the
+         * directory could swap the file in between, and the directory check excludes that */
+        void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+        if (h) {
+            *dl = h;
+            return MT_OK;
+        }
+        const char *e = dlerror();
+        return mt_err_set(MT_ERR_NOT_BUILT, "cannot load compiled kernel '%s': %s", path,
+                          e ? e : "dlopen failed");
+    }
+    return mt_err_set(MT_ERR_NOT_FOUND, "kernel cache: no valid entry '%s'", name);
+}
+
+/* Appends the trailer to the open file fd holding the payload. */
+static mt_status append_trailer(int fd, const char *path)
+{
+    struct stat sb;
+    if (fstat(fd, &sb) != 0) return mt_err_errno(errno, "stat '%s'", path);
+    char *buf = mt_malloc(KC_PIECE);
+    if (!buf) return mt_err_set(MT_ERR_NOMEM, "publishing '%s'", path);
+    uint64_t sum = KC_SEED;
+    off_t off = 0;
+    while (off < sb.st_size) {
+        size_t want = sb.st_size - off < KC_PIECE ? (size_t)(sb.st_size - off) : KC_PIECE;
+        ssize_t got = pread(fd, buf, want, off);
+        if (got < 0 && errno == EINTR) continue;
+        if (got != (ssize_t)want) {
+            mt_free(buf);
+            return mt_err_errno(got < 0 ? errno : EIO, "reading '%s'", path);
+        }
+        sum = sum_piece(sum, buf, want);
+        off += got;
+    }
+    mt_free(buf);
+    uint8_t t[KC_TRAILER];
+    make_trailer(t, (uint64_t)off, sum);
+    if (pwrite(fd, t, KC_TRAILER, off) != KC_TRAILER)
+        return mt_err_errno(errno ? errno : EIO, "writing '%s'", path);
+    return MT_OK;
+}
+
+mt_status mt__kcache_publish_file(const mt_kcache *kc, const char *tmp_path, const char *name)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", kc->dir, name);
+    int fd = open(tmp_path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+    mt_status st = fd < 0 ? mt_err_errno(errno, "opening '%s'", tmp_path) : MT_OK;
+    if (st == MT_OK) st = append_trailer(fd, tmp_path);
+    if (st == MT_OK && fchmod(fd, 0600) != 0) st = mt_err_errno(errno, "chmod '%s'", tmp_path);
+    if (st == MT_OK) fsync(fd);
+    if (fd >= 0) close(fd);
+    if (st == MT_OK && rename(tmp_path, path) != 0)
+        st = mt_err_errno(errno, "publishing '%s' in the kernel cache", path);
+    if (st != MT_OK) unlink(tmp_path);
+    return st;
+}
+
+mt_status mt__kcache_write(const mt_kcache *kc, const char *name, const void *data, size_t len)
+{
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s/.tmp-put-XXXXXX", kc->dir);
+    int fd = mkostemp(tmp, O_CLOEXEC);
+    if (fd < 0) return mt_err_errno(errno, "creating a temporary file in kernel cache '%s'", kc->dir);
+    mt_status st = MT_OK;
+    for (size_t done = 0; done < len;) {
+        ssize_t w = write(fd, (const char *)data + done, len - done);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) {
+            st = mt_err_errno(errno ? errno : EIO, "writing '%s'", tmp);
+            break;
+        }
+        done += (size_t)w;
+    }
+    close(fd);
+    if (st != MT_OK) {
+        unlink(tmp);
+        return st;
+    }
+    return mt__kcache_publish_file(kc, tmp, name);
 }
 
 /* Removes temporaries older than a day (left by killed processes); best effort. */
@@ -351,7 +709,7 @@ static void key_hex(const char *source, const char *cmd, const char *version, ch
     cpu_ident(cpu, sizeof cpu);
     mt_sha256 s;
     mt_sha256_init(&s);
-    const char *parts[] = {"mltrain-hostcc/1", source, cmd, version, un.machine, cpu};
+    const char *parts[] = {"mltrain-hostcc/3", source, cmd, version, un.machine, cpu};
     for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
         mt_sha256_update(&s, parts[i], strlen(parts[i]) + 1); /* with the NUL as separator */
     for (size_t i = 0; i < N_FLAGS; i++) mt_sha256_update(&s, cc_flags[i], strlen(cc_flags[i]) + 1);
@@ -392,19 +750,11 @@ static mt_status write_all(int fd, const char *data, size_t n, const char *path)
     return MT_OK;
 }
 
-static void fsync_path(const char *path)
+/* Compiles source into the cache as <key>.so via temporaries in kc->dir. */
+static mt_status compile_publish(const mt_kcache *kc, const char *key, const char *source,
+                                 const char *cmd, const char *entry, const char *name)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
-    }
-}
-
-/* Compiles source into dir/<key>.so via temporaries. */
-static mt_status compile_publish(const char *dir, const char *key, const char *source,
-                                 const char *cmd, const char *entry, const char *final_path)
-{
+    const char *dir = kc->dir;
     sweep_stale(dir);
     char src_path[4096], so_path[4200], log_path[4200];
     snprintf(src_path, sizeof src_path, "%s/.tmp-%.16s-XXXXXX.c", dir, key);
@@ -456,11 +806,7 @@ static mt_status compile_publish(const char *dir, const char *key, const char *s
         return mt_err_set(MT_ERR_COMPILE, "host compiler '%s' failed (exit status %d) on kernel "
                           "'%s'; source kept at %s:\n%s", cmd, code, entry, kept, head);
     }
-    fsync_path(so_path);
-    if (rename(so_path, final_path) != 0) {
-        st = mt_err_errno(errno, "publishing '%s' in the kernel cache", final_path);
-        unlink(so_path);
-    }
+    st = mt__kcache_publish_file(kc, so_path, name); /* trailer, 0600, fsync, rename */
     /* MLTRAIN_KEEP_KERNEL_SOURCE=1 keeps <key>.c beside the entry, for reading generated code */
     const char *keep = getenv("MLTRAIN_KEEP_KERNEL_SOURCE");
     char kept[4200];
@@ -472,14 +818,14 @@ static mt_status compile_publish(const char *dir, const char *key, const char *s
     return st;
 }
 
-static mt_status open_entry(const char *path, const char *entry, void **fn, void **dl)
+/* Loads the entry name (verified) and finds its symbol. MT_ERR_NOT_FOUND: no valid entry. */
+static mt_status open_entry(const mt_kcache *kc, const char *name, mt_kcache_where where,
+                            const char *entry, void **fn, void **dl)
 {
-    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-    if (!h) {
-        const char *e = dlerror();
-        return mt_err_set(MT_ERR_NOT_BUILT, "cannot load compiled kernel '%s': %s", path,
-                          e ? e : "dlopen failed");
-    }
+    char path[4200];
+    void *h = NULL;
+    mt_status st = mt__kcache_dlopen(kc, name, where, &h, path, sizeof path);
+    if (st != MT_OK) return st;
     void *sym = dlsym(h, entry);
     if (!sym) {
         dlclose(h);
@@ -500,21 +846,26 @@ mt_status mt__hostcc_build(const char *source, const char *entry, void **fn, voi
     char version[256], why[700];
     if (!cc_identify(cmd, version, sizeof version, why, sizeof why))
         return mt_err_set(MT_ERR_NOT_BUILT, "%s", why);
-    char dir[3072];
-    mt_status st = cache_dir(dir, sizeof dir);
+    mt_kcache kc;
+    mt_status st = mt__kcache_open(&kc);
     if (st != MT_OK) return st;
-    char key[65], path[4200];
+    char key[65], name[80];
     key_hex(source, cmd, version, key);
-    snprintf(path, sizeof path, "%s/%s.so", dir, key);
+    snprintf(name, sizeof name, "%s.so", key);
 
-    if (access(path, F_OK) == 0) {
-        st = open_entry(path, entry, fn, dl_handle);
-        if (st == MT_OK) return MT_OK;
-        /* an unreadable entry (disk trouble, foreign file): replace it */
-        mt_log(MT_LOG_WARN, "kernel cache: rebuilding %s (%s)", path, mt_last_error());
+    st = open_entry(&kc, name, MT_KCACHE_ANY, entry, fn, dl_handle);
+    if (st != MT_OK && st != MT_ERR_NOT_FOUND) {
+        /* verified but unloadable (disk trouble, another libc): replace it */
+        mt_log(MT_LOG_WARN, "kernel cache: rebuilding %s (%s)", name, mt_last_error());
+        char path[4200];
+        snprintf(path, sizeof path, "%s/%s", kc.dir, name);
         unlink(path);
     }
-    st = compile_publish(dir, key, source, cmd, entry, path);
-    if (st != MT_OK) return st;
-    return open_entry(path, entry, fn, dl_handle);
+    if (st != MT_OK) {
+        mt_err_clear();
+        st = compile_publish(&kc, key, source, cmd, entry, name);
+        if (st == MT_OK) st = open_entry(&kc, name, MT_KCACHE_OWN, entry, fn, dl_handle);
+    }
+    mt__kcache_close(&kc);
+    return st;
 }

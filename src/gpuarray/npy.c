@@ -377,19 +377,23 @@ static mt_status npy_check_payload(npy_header *h, size_t total, size_t max_bytes
     mt_shape_str(h->ndim, h->dims, sh, sizeof sh);
     uint64_t n = 1;
     bool zero = false;
-    for (int32_t i = 0; i < h->ndim; i++)
-        if (h->dims[i] == 0) zero = true;
-    for (int32_t i = 0; i < h->ndim && !zero; i++) {
+    /* As NumPy, the nonzero dims must multiply to a valid size even when a dim is 0 (an empty
+     * array's strides are products of them). */
+    for (int32_t i = 0; i < h->ndim; i++) {
+        if (h->dims[i] == 0) {
+            zero = true;
+            continue;
+        }
         if (__builtin_mul_overflow(n, (uint64_t)h->dims[i], &n) || n > (uint64_t)INT64_MAX)
             return npy_fail(MT_ERR_RANGE, what, "size overflow: shape %s has more than 2^63 "
                             "elements", sh);
     }
-    if (zero) n = 0;
     uint64_t bytes;
     if (__builtin_mul_overflow(n, (uint64_t)mt_dtype_size(h->dtype), &bytes) ||
         bytes > (uint64_t)INT64_MAX || bytes > (uint64_t)SIZE_MAX)
         return npy_fail(MT_ERR_RANGE, what, "size overflow: shape %s of %s needs more than 2^63 "
                         "bytes", sh, mt_dtype_name(h->dtype));
+    if (zero) bytes = 0;
     if (max_bytes > 0 && bytes > max_bytes)
         return npy_fail(MT_ERR_RANGE, what, "payload of %llu bytes (shape %s, %s) is over the "
                         "limit of %zu bytes", (unsigned long long)bytes, sh,
@@ -571,6 +575,33 @@ mt_status mt_npy_load(mt_array *out, mt_device *dev, const char *path, size_t ma
 out:
     fclose(f);
     return st;
+}
+
+mt_status mt_npy_read_info(mt_npy_info *out, const char *path, size_t max_bytes)
+{
+    if (!out || !path) return mt_err_set(MT_ERR_INVALID, "npy_read_info: out or path is NULL");
+    memset(out, 0, sizeof *out);
+    FILE *f = fopen(path, "rb");
+    if (!f) return mt_err_errno(errno, "npy '%s': cannot open", path);
+    mt_status st;
+    struct stat sb;
+    npy_header h;
+    if (fstat(fileno(f), &sb) != 0)
+        st = mt_err_errno(errno, "npy '%s': stat", path);
+    else if (!S_ISREG(sb.st_mode))
+        st = npy_fail(MT_ERR_IO, path, "not a regular file");
+    else
+        st = read_header(f, (size_t)sb.st_size, max_bytes, path, &h);
+    fclose(f);
+    if (st != MT_OK) return st;
+    out->dtype = h.dtype;
+    out->ndim = h.ndim;
+    memcpy(out->dims, h.dims, sizeof out->dims);
+    out->fortran_order = h.fortran;
+    out->byteswap = h.swap;
+    out->data_offset = h.data_off;
+    out->nbytes = h.nbytes;
+    return MT_OK;
 }
 
 /* ---------------------------------------------------------------- save */

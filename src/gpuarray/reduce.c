@@ -473,17 +473,9 @@ static mt_status run_generic(const rjob *job, int32_t arg)
 
 /* ---------------------------------------------------------------- the generated kernel */
 
-/* Whether the device is a CPU, where a work item should read contiguous memory (on a GPU,
- * neighbouring work items should read neighbouring addresses instead). The device info has no
- * type field, so OpenCL CPU runtimes are recognised by name: PoCL calls its CPU devices
- * "pthread-<cpu>" or "cpu-<cpu>", the Intel and AMD CPU runtimes name the CPU model. Getting
- * this wrong costs speed, never correctness. */
 static bool device_is_cpu(const mt_device *dev)
 {
-    if (dev->ops->klang == MT_KLANG_C) return true;
-    const char *d = dev->info.description;
-    return strstr(d, "pthread") || strcasestr(d, "cpu") || strstr(d, "Intel(R) Core") ||
-           strstr(d, "Xeon") || strstr(d, "EPYC") || strstr(d, "Ryzen");
+    return dev->info.cpu;
 }
 
 /* How many chunks P to cut each of `units` work units (outputs, or tiles of `width` outputs)

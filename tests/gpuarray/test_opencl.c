@@ -13,26 +13,14 @@
 
 #include "mltrain/gpuarray.h"
 #include "mt_test.h"
+#include "mt_test_device.h"
 
 #include "../../src/gpuarray/gpuarray_impl.h"
 
 /* ---------------------------------------------------------------- helpers */
 
-static mt_device *open_cl(void)
-{
-    mt_device *dev = NULL;
-    mt_status st = mt_device_open(&dev, "opencl");
-    if (st == MT_ERR_NOT_FOUND || st == MT_ERR_NOT_BUILT) MT_SKIP("no OpenCL device present");
-    MT_CHECK_OK(st);
-    return dev;
-}
-
-static mt_device *open_host(void)
-{
-    mt_device *dev = NULL;
-    MT_CHECK_OK(mt_device_open(&dev, "host"));
-    return dev;
-}
+static mt_device *open_cl(void) { return mt_test_open_or_skip("opencl"); }
+static mt_device *open_host(void) { return mt_test_open_or_skip("host"); }
 
 /* xorshift64*: test data independent of the library's Philox. */
 static uint64_t g_rng = 0x9e3779b97f4a7c15ull;
