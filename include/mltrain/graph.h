@@ -122,7 +122,10 @@ void mt_shape_format(int32_t ndim, const int64_t *shape, mt_strbuf *sb);
  *   LIBRARY    a library call (BLAS gemm)
  *   VIEW       a view of its first operand where strides allow (reshape may need a copy);
  *              STOP_GRADIENT / GRAD_CLIP / SHAPE_ASSERT are identities at run time
- *   OTHER      an op-specific kernel (softmax, gather, concat, random, ...) */
+ *   OTHER      an op-specific kernel (softmax, gather, concat, random, ...)
+ *   COLLECTIVE a communication step over a group of processes (ALLREDUCE): the executor starts
+ *              it through mt_function_options.collectives and waits for it where its result is
+ *              first read; never fused, folded or evaluated at compile time */
 typedef enum mt_lowering {
     MT_LOWER_LEAF = 0,
     MT_LOWER_ELEMWISE,
@@ -130,6 +133,7 @@ typedef enum mt_lowering {
     MT_LOWER_LIBRARY,
     MT_LOWER_VIEW,
     MT_LOWER_OTHER,
+    MT_LOWER_COLLECTIVE,
     MT_LOWER_COUNT
 } mt_lowering;
 
@@ -180,7 +184,9 @@ typedef enum mt_lowering {
     X(CONV2D_GRAD_INPUT, "conv2d_grad_input", 3, MT_LOWER_OTHER) /* (dy, w, x): x's shape */ \
     X(CONV2D_GRAD_WEIGHT, "conv2d_grad_weight", 2, MT_LOWER_OTHER) /* (x, dy): win.size */   \
     X(POOL2D, "pool2d", -1, MT_LOWER_OTHER)      /* (x), or (x, v): v at x's windows */      \
-    X(POOL2D_GRAD, "pool2d_grad", 3, MT_LOWER_OTHER) /* (x, y, dy) -> dx */
+    X(POOL2D_GRAD, "pool2d_grad", 3, MT_LOWER_OTHER) /* (x, y, dy) -> dx */              \
+    /* collectives (data parallelism) */                                                     \
+    X(ALLREDUCE, "allreduce", 1, MT_LOWER_COLLECTIVE) /* sum over ranks; attrs.bucket */
 
 typedef enum mt_op {
 #define MT__OP_ENUM(name, text, arity, lower) MT_OP_##name,
@@ -283,6 +289,7 @@ typedef struct mt_op_attrs {
     uint64_t seed;          /* RANDOM: Philox key = (seed, stream) */
     uint64_t stream;        /* RANDOM: unique per random node in the graph (never merged) */
     int64_t depth;          /* ONE_HOT: number of classes (labels outside [0, depth) -> all 0) */
+    int32_t bucket;         /* ALLREDUCE: the bucket (>= 0) whose nodes are reduced together */
     uint64_t uid;           /* INPUT: unique id (placeholders are never merged) */
     mt_window win;          /* CONV2D, CONV2D_GRAD_INPUT, CONV2D_GRAD_WEIGHT, POOL2D,
                                POOL2D_GRAD (see mt_window) */
@@ -612,6 +619,18 @@ mt_var mt_graph_gather(mt_graph *g, mt_var x, mt_var idx, int32_t axis);
 mt_var mt_graph_scatter_add(mt_graph *g, mt_var x, mt_var idx, mt_var y, int32_t axis);
 /* labels (integer) -> labels.shape + (depth,) of dtype dt with 1 at the label. */
 mt_var mt_graph_one_hot(mt_graph *g, mt_var labels, int64_t depth, mt_dtype dt);
+
+/* ---------------------------------------------------------------- collectives */
+
+/* The sum of x over every process of a group (data-parallel gradient all-reduce): same type as
+ * x. The executor (jit.h, mt_function_options.collectives) starts all ALLREDUCE nodes of one
+ * bucket (>= 0) together as soon as their operands exist and waits for them only where a result
+ * is first read. Nodes of different buckets are never merged; the node is never constant-folded
+ * (the sum of a constant over N processes is not the constant), fused or evaluated by rewrites.
+ * Gradient: the all-reduce (same bucket) of the output's gradient; R-op likewise (linear). A
+ * function with ALLREDUCE nodes needs collective hooks (ERR_INVALID at compile time otherwise).
+ * ERR_INVALID for bucket < 0. */
+mt_var mt_graph_allreduce(mt_graph *g, mt_var x, int32_t bucket);
 
 /* ---------------------------------------------------------------- gradient hooks and checks */
 

@@ -86,6 +86,28 @@ const char *mt_mode_name(mt_mode mode);
 /* Parses the names above (also with '-' for '_'); ERR_INVALID listing the valid names. */
 mt_status mt_mode_from_name(mt_mode *out, const char *name);
 
+/* Collective hooks: how a function carries out its graph's ALLREDUCE nodes (graph.h), filled by
+ * the data-parallel module (parallel.h, mt_dp_function_options) or by tests. The jit knows no
+ * communicator: it only calls these.
+ *   start  begins the in-place sum over the group of the n arrays of one bucket (all ALLREDUCE
+ *          nodes of that bucket the schedule computes, in a fixed order that is the same in
+ *          every process compiling the same graph). The arrays are C-contiguous, writeable and
+ *          owned by the executor, which leaves them untouched until `wait`; they are
+ *          consecutive views of one buffer when they share a dtype (one flat all-reduce
+ *          suffices). *req receives the hook's handle of the started operation.
+ *   wait   completes it; called exactly once per successful start, also when the call fails
+ *          in between (then its error is dropped).
+ * FAST_RUN starts every bucket as soon as all its operands exist and waits for it just before
+ * the first step that reads one of its results, so communication overlaps the rest of the
+ * schedule (the backward pass). FAST_COMPILE and the reference run of CHECK wait right after
+ * each start (CHECK runs both schedules, so every bucket is reduced twice per call). */
+typedef struct mt_collective_hooks {
+    void *ctx;
+    mt_status (*start)(void *ctx, int32_t bucket, int32_t n, mt_array *const *arrays,
+                       void **req);
+    mt_status (*wait)(void *ctx, void *req);
+} mt_collective_hooks;
+
 typedef struct mt_function_options {
     mt_mode mode;            /* default MT_MODE_FAST_RUN */
     bool profile;            /* collect per-step time, bytes and calls (syncs after each step) */
@@ -93,6 +115,8 @@ typedef struct mt_function_options {
     const char *const *disabled_rewrites; /* rewrite names to switch off (copied) */
     double check_rtol;       /* MT_MODE_CHECK tolerances; 0 = per-dtype defaults */
     double check_atol;
+    const mt_collective_hooks *collectives; /* NULL (default): none, and a graph with ALLREDUCE
+                                               nodes is ERR_INVALID; copied (ctx borrowed) */
 } mt_function_options;
 
 /* Fills the defaults (FAST_RUN, no profiling, nothing disabled, per-dtype tolerances). */
@@ -173,6 +197,16 @@ typedef struct mt_function_stats {
     int64_t peak_bytes;     /* planned peak of temporary device memory (-1: unknown sizes) */
     int64_t run_peak_bytes; /* the same, measured during the last call (0 before any call) */
     double compile_seconds; /* time spent in mt_function_new */
+    /* Collectives (ALLREDUCE buckets), accumulated over calls since creation or the last
+     * mt_function_reset_profile. collective_seconds sums, per started bucket, the time from
+     * its start to the end of its wait (the time it was in flight); collective_wait_seconds the
+     * part of it the call spent blocked in the hooks (start and wait). The fraction of
+     * communication hidden behind computation is 1 - wait / total (0 when nothing
+     * overlapped, 1 when every wait returned at once). */
+    int32_t n_buckets;               /* buckets one call starts */
+    uint64_t collective_calls;       /* buckets completed */
+    double collective_seconds;
+    double collective_wait_seconds;
 } mt_function_stats;
 void mt_function_get_stats(const mt_function *f, mt_function_stats *out);
 

@@ -52,6 +52,7 @@ static const grad_op grad_ops[MT_OP_COUNT] = {
     [MT_OP_CONV2D_GRAD_WEIGHT] = {mt__grad_conv, 0, NULL},
     [MT_OP_POOL2D] = {mt__grad_pool, 0, NULL},
     [MT_OP_POOL2D_GRAD] = {mt__grad_pool, 0, NULL},
+    [MT_OP_ALLREDUCE] = {mt__grad_allreduce, 0, NULL},
 };
 
 static mt__glink link_kind(const mt_graph *g, const mt__node *n, int32_t i)
@@ -913,6 +914,7 @@ const mt__op_grad mt__op_grad_table[MT_OP_COUNT] = {
     [MT_OP_CONV2D_GRAD_WEIGHT] = {lop_adapter, NULL},
     [MT_OP_POOL2D] = {lop_adapter, NULL},
     [MT_OP_POOL2D_GRAD] = {lop_adapter, NULL},
+    [MT_OP_ALLREDUCE] = {lop_adapter, NULL},
 };
 _Static_assert(sizeof(mt__op_grad_table) / sizeof(mt__op_grad_table[0]) == MT_OP_COUNT,
                "mt__op_grad_table needs one row per mt_op");

@@ -52,6 +52,7 @@ mt_status mt__grad_gather(mt__grad_cx *cx);    /* GATHER, SCATTER_ADD */
 mt_status mt__grad_identity(mt__grad_cx *cx);  /* GRAD_CLIP, SHAPE_ASSERT */
 mt_status mt__grad_conv(mt__grad_cx *cx);      /* CONV2D* (grad_conv.c) */
 mt_status mt__grad_pool(mt__grad_cx *cx);      /* POOL2D, POOL2D_GRAD */
+mt_status mt__grad_allreduce(mt__grad_cx *cx); /* ALLREDUCE (ops_comm.c) */
 
 /* ---------------------------------------------------------------- helpers (grad.c) */
 

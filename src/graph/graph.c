@@ -519,6 +519,7 @@ void mt__attrs_canon(mt_op op, const mt_op_attrs *in, mt_op_attrs *out)
             out->win.size[0] = out->win.size[1] = 0;
     }
     if (f & MT__A_DEPTH) out->depth = in->depth;
+    if (f & MT__A_BUCKET) out->bucket = in->bucket;
     if (f & MT__A_UID) out->uid = in->uid;
     if (f & MT__A_CONST) {
         out->data = in->data;

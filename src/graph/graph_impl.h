@@ -74,7 +74,8 @@ enum {
     MT__A_DEPTH = 1u << 12,   /* depth */
     MT__A_UID = 1u << 13,     /* uid */
     MT__A_CONST = 1u << 14,   /* data, nbytes, data_hash, weak */
-    MT__A_WINDOW = 1u << 15   /* win (fields the op does not use zeroed, see mt_window) */
+    MT__A_WINDOW = 1u << 15,  /* win (fields the op does not use zeroed, see mt_window) */
+    MT__A_BUCKET = 1u << 16   /* bucket */
 };
 
 /* Type and shape inference. Inputs: the op's attributes and the operand types (which may
@@ -143,6 +144,7 @@ mt_status mt__infer_generator(mt__infer_ctx *cx);  /* ARANGE, RANDOM (ops_misc.c
 mt_status mt__infer_identity(mt__infer_ctx *cx);   /* STOP_GRADIENT, GRAD_CLIP, SHAPE_ASSERT */
 mt_status mt__infer_conv(mt__infer_ctx *cx);       /* CONV2D* (ops_conv.c) */
 mt_status mt__infer_pool(mt__infer_ctx *cx);       /* POOL2D, POOL2D_GRAD (ops_conv.c) */
+mt_status mt__infer_collective(mt__infer_ctx *cx); /* ALLREDUCE (ops_comm.c) */
 
 /* ---------------------------------------------------------------- internal entry points */
 

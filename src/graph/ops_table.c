@@ -70,6 +70,8 @@ const mt_op_info mt__op_table[MT_OP_COUNT] = {
     [MT_OP_POOL2D] = {"pool2d", -1, 1, 2, MT_LOWER_OTHER, MT__A_WINDOW, false, mt__infer_pool},
     [MT_OP_POOL2D_GRAD] = {"pool2d_grad", 3, 3, 3, MT_LOWER_OTHER, MT__A_WINDOW, false,
                            mt__infer_pool},
+    [MT_OP_ALLREDUCE] = {"allreduce", 1, 1, 1, MT_LOWER_COLLECTIVE, MT__A_BUCKET, false,
+                         mt__infer_collective},
 };
 
 /* The table must have a row for every op, in the order and with the names and arities of
@@ -111,7 +113,8 @@ mt_lowering mt_op_lowering(mt_op op)
 const char *mt_lowering_name(mt_lowering k)
 {
     static const char *const names[MT_LOWER_COUNT] = {"leaf",    "elemwise", "reduction",
-                                                      "library", "view",     "other"};
+                                                      "library", "view",     "other",
+                                                      "collective"};
     return (unsigned)k < MT_LOWER_COUNT ? names[k] : "invalid";
 }
 

@@ -131,6 +131,9 @@ static void append_attrs(mt_strbuf *sb, const mt__node *n)
     case MT_OP_GRAD_CLIP:
         mt_strbuf_appendf(sb, "{%g, %g}", a->p0, a->p1);
         break;
+    case MT_OP_ALLREDUCE:
+        mt_strbuf_appendf(sb, "{bucket=%d}", (int)a->bucket);
+        break;
     case MT_OP_CONV2D: case MT_OP_CONV2D_GRAD_INPUT: case MT_OP_CONV2D_GRAD_WEIGHT:
     case MT_OP_POOL2D: case MT_OP_POOL2D_GRAD: {
         const mt_window *w = &a->win;

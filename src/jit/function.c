@@ -282,6 +282,13 @@ static mt_status copy_options(mt_function *f, const mt_function_options *o)
     f->profile = o->profile;
     f->check_rtol = o->check_rtol;
     f->check_atol = o->check_atol;
+    if (o->collectives) {
+        if (!o->collectives->start || !o->collectives->wait)
+            return mt_err_set(MT_ERR_INVALID, "function options: collective hooks need both "
+                              "start and wait");
+        f->coll = *o->collectives;
+        f->has_coll = true;
+    }
     if ((int)o->mode < 0 || o->mode >= MT_MODE_COUNT)
         return mt_err_set(MT_ERR_INVALID, "function: invalid mode %d", (int)o->mode);
     if (o->n_disabled_rewrites < 0 || (o->n_disabled_rewrites && !o->disabled_rewrites))
@@ -540,6 +547,13 @@ static mt_status build(mt_function *f, const mt_graph *g, const mt_var *inputs,
         if (nroots > 0) st = mt_graph_toposort(f->g, nroots, roots, &f->order, &f->n_order);
     }
     mt_free(roots);
+    for (int32_t i = 0; st == MT_OK && !f->has_coll && i < f->n_order; i++)
+        if (mt_graph_op(f->g, f->order[i]) == MT_OP_ALLREDUCE)
+            st = mt__node_error(f->g, f->order[i],
+                                mt_err_set(MT_ERR_INVALID, "the graph has all-reduce nodes but "
+                                           "mt_function_options.collectives is NULL (compile "
+                                           "data-parallel graphs with the options of "
+                                           "mt_dp_function_options)"));
     if (st == MT_OK) st = find_shared(f, g, updates, map);
     mt_free(map);
     if (st == MT_OK) st = upload_consts(f);
@@ -555,6 +569,8 @@ static mt_status build(mt_function *f, const mt_graph *g, const mt_var *inputs,
         }
         if (f->has_fast && f->mode == MT_MODE_FAST_RUN) prebuild_kernels(f);
     }
+    if (st == MT_OK && f->ref.broken && !f->has_fast)
+        st = mt_err_set(MT_ERR_INVALID, "%s", f->ref.broken);
     return st;
 }
 
@@ -895,11 +911,15 @@ void mt_function_get_stats(const mt_function *f, mt_function_stats *out)
     out->n_nodes = f->n_order;
     out->n_steps = p->nsteps;
     for (int32_t k = 0; k < p->nsteps; k++)
-        if (p->steps[k].kind != MT__STEP_NODE) {
+        if (p->steps[k].kind == MT__STEP_FUSED || p->steps[k].kind == MT__STEP_REDUCE) {
             out->n_fused++;
             out->n_fused_nodes += p->steps[k].nmembers;
         }
     out->peak_bytes = p->peak_bytes;
+    out->n_buckets = p->ncoll;
+    out->collective_calls = f->coll_calls;
+    out->collective_seconds = f->coll_seconds;
+    out->collective_wait_seconds = f->coll_wait_seconds;
     out->run_peak_bytes = p->run_peak_bytes;
     out->compile_seconds = f->compile_seconds;
 }
@@ -984,6 +1004,10 @@ mt_status mt_function_print_profile(const mt_function *f, mt_strbuf *sb)
         else if (s->kind == MT__STEP_REDUCE)
             mt_strbuf_appendf(sb, "fused kernel of %d nodes reduced -> v%d", (int)s->nmembers,
                               (int)s->v);
+        else if (s->kind == MT__STEP_COLL_START || s->kind == MT__STEP_COLL_WAIT)
+            mt_strbuf_appendf(sb, "%s all-reduce of bucket %d",
+                              s->kind == MT__STEP_COLL_START ? "start" : "wait for",
+                              (int)p->coll_bucket[s->coll]);
         else
             mt_graph_print_node(f->g, s->v, sb);
         mt_strbuf_append(sb, "\n");
@@ -1005,6 +1029,8 @@ void mt_function_reset_profile(mt_function *f)
         }
     f->ncalls = 0;
     f->call_seconds = 0;
+    f->coll_calls = 0;
+    f->coll_seconds = f->coll_wait_seconds = 0;
 }
 
 /* ---------------------------------------------------------------- convenience */

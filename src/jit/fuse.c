@@ -565,28 +565,29 @@ static mt_status build_units(fuse_state *s, fuse_units *u)
 
 /* ---------------------------------------------------------------- ordering */
 
-static void heap_push(int32_t *h, int32_t *n, int32_t x)
+void mt__jheap_push(int64_t *h, int32_t *n, int64_t x)
 {
     int32_t i = (*n)++;
     h[i] = x;
     while (i > 0 && h[(i - 1) / 2] > h[i]) {
-        int32_t p = (i - 1) / 2, t = h[p];
+        int32_t p = (i - 1) / 2;
+        int64_t t = h[p];
         h[p] = h[i];
         h[i] = t;
         i = p;
     }
 }
 
-static int32_t heap_pop(int32_t *h, int32_t *n)
+int64_t mt__jheap_pop(int64_t *h, int32_t *n)
 {
-    int32_t top = h[0];
+    int64_t top = h[0];
     h[0] = h[--(*n)];
     for (int32_t i = 0;;) {
         int32_t l = 2 * i + 1, r = l + 1, m = i;
         if (l < *n && h[l] < h[m]) m = l;
         if (r < *n && h[r] < h[m]) m = r;
         if (m == i) break;
-        int32_t t = h[m];
+        int64_t t = h[m];
         h[m] = h[i];
         h[i] = t;
         i = m;
@@ -603,7 +604,7 @@ static mt_status order_units(const fuse_units *u, int32_t *order)
     int32_t *start = mt_calloc((size_t)n + 2, sizeof *start);
     int32_t *adj = mt_malloc(((size_t)nedges + 1) * sizeof *adj);
     int32_t *fill = mt_calloc((size_t)n + 1, sizeof *fill);
-    int32_t *heap = mt_malloc(((size_t)n + 1) * sizeof *heap);
+    int64_t *heap = mt_malloc(((size_t)n + 1) * sizeof *heap);
     mt_status rc = indeg && start && adj && fill && heap ? MT_OK : MT_ERR_NOMEM;
     for (int32_t k = 0; rc == MT_OK && k < n; k++)
         for (int32_t j = 0; j < u->steps[k].nin; j++) {
@@ -621,12 +622,12 @@ static mt_status order_units(const fuse_units *u, int32_t *order)
         }
     int32_t nh = 0, done = 0;
     for (int32_t k = 0; rc == MT_OK && k < n; k++)
-        if (indeg[k] == 0) heap_push(heap, &nh, k);
+        if (indeg[k] == 0) mt__jheap_push(heap, &nh, k);
     while (rc == MT_OK && nh > 0) {
-        int32_t k = heap_pop(heap, &nh);
+        int32_t k = (int32_t)mt__jheap_pop(heap, &nh);
         order[done++] = k;
         for (int32_t e = start[k]; e < start[k + 1]; e++)
-            if (--indeg[adj[e]] == 0) heap_push(heap, &nh, adj[e]);
+            if (--indeg[adj[e]] == 0) mt__jheap_push(heap, &nh, adj[e]);
     }
     if (rc == MT_OK && done != n)
         rc = mt_err_set(MT_ERR_INTERNAL, "fusion produced a cycle between kernels (%d of %d "
@@ -770,6 +771,7 @@ mt_status mt__plan_fused(mt_function *f, mt__jplan *p)
         rc = order ? order_units(&u, order) : MT_ERR_NOMEM;
     }
     if (rc == MT_OK) rc = assemble(f, &u, order, p);
+    if (rc == MT_OK) rc = mt__plan_collectives(f, p, false); /* before in-place planning */
     if (rc == MT_OK) rc = plan_inplace(f, p);
     if (rc == MT_OK) rc = mt__plan_liveness(f, p);
     if (u.steps) { /* units not moved into p (on error) */

@@ -93,9 +93,13 @@ typedef struct mt__jleaf {
 typedef enum mt__step_kind {
     MT__STEP_NODE = 0, /* one graph node through mt__ref_node */
     MT__STEP_FUSED,    /* a fused elementwise kernel (mt_elemwise) with one or more outputs */
-    MT__STEP_REDUCE    /* a fused elementwise group reduced in the same pass (mt_reduce_fused):
+    MT__STEP_REDUCE,   /* a fused elementwise group reduced in the same pass (mt_reduce_fused):
                           kx is the map (one output, member out_vars[0]); v is the REDUCE
                           node and out[0] its slot */
+    MT__STEP_COLL_START, /* starts the all-reduce of one bucket (collective.c): in = the
+                            ALLREDUCE nodes' operand slots, out_vars = the nodes (nout 0:
+                            their values are written here but belong to the WAIT step) */
+    MT__STEP_COLL_WAIT   /* completes it: out = the nodes' slots, out_vars = the nodes */
 } mt__step_kind;
 
 #define MT__SRC_ONES (-1)              /* an inlined scalar constant: every size 1 */
@@ -120,6 +124,8 @@ typedef struct mt__jstep {
     mt_kexpr kx;       /* ELEMWISE node or FUSED kernel */
     bool has_kx;
     bool allocates;    /* its results are new allocations (not views) */
+    int32_t coll;      /* COLL_*: index of its bucket in the plan (mt__jplan.coll_*) */
+    int32_t ncoll_vars; /* COLL_START: number of nodes in out_vars */
     int32_t nfree;
     int32_t *free;     /* slots whose last use is this step: cleared after it */
     /* profile */
@@ -143,6 +149,15 @@ typedef struct mt__jplan {
     int64_t *slot_bytes;    /* per slot: bytes its value allocated (run-time accounting) */
     int32_t max_nin;   /* largest operand count of a step */
     const mt_array **ins; /* max_nin scratch operand pointers */
+    /* all-reduce buckets (collective.c): per bucket its id, the hook's request while in
+     * flight (NULL otherwise) and when it was started */
+    int32_t ncoll;
+    int32_t *coll_bucket;
+    void **coll_req;
+    double *coll_t0;
+    mt_array **coll_arrays; /* scratch: max_nin array pointers for the start hook */
+    char *broken; /* FAST_RUN's reference schedule when its all-reduces cannot be ordered (the
+                     literal graph; the rewritten one may be fine): the error, raised if run */
 } mt__jplan;
 
 typedef struct mt__jshared {
@@ -194,6 +209,10 @@ struct mt_function {
     const mt_array **ins; /* n_inputs argument pointers */
 
     mt_threadpool *conv_pool; /* see mt__jctx.pool */
+    mt_collective_hooks coll; /* ALLREDUCE hooks (has_coll) */
+    bool has_coll;
+    uint64_t coll_calls;      /* statistics (mt_function_stats) */
+    double coll_seconds, coll_wait_seconds;
     uint64_t rng_calls;
     uint64_t ncalls;
     double call_seconds;
@@ -214,8 +233,25 @@ mt_status mt__plan_liveness(mt_function *f, mt__jplan *p);
 /* Appends the plan's steps, one per line. */
 void mt__plan_print(const mt_function *f, const mt__jplan *p, mt_strbuf *sb);
 
+/* collective.c: replaces the plan's ALLREDUCE node steps by one COLL_START and one COLL_WAIT
+ * step per bucket and reorders the steps: a START as soon as all its operands exist, a WAIT
+ * just before the first step that needs one of its results (sync: right after its START).
+ * ERR_INVALID when a bucket's operand depends on a result of the same bucket. A no-op for
+ * plans without ALLREDUCE nodes. Run before the liveness pass. */
+mt_status mt__plan_collectives(mt_function *f, mt__jplan *p, bool sync);
+/* Runs a COLL_START / COLL_WAIT step (ins: the START's operand values). */
+mt_status mt__coll_start(mt_function *f, mt__jplan *p, const mt__jstep *s,
+                         const mt_array *const *ins, mt_array *values);
+mt_status mt__coll_wait(mt_function *f, mt__jplan *p, const mt__jstep *s);
+/* Waits for every bucket still in flight (after an error), returning st or the first error. */
+mt_status mt__coll_drain(mt_function *f, mt__jplan *p, mt_status st);
+
 /* fuse.c: builds the fused schedule for FAST_RUN. */
 mt_status mt__plan_fused(mt_function *f, mt__jplan *p);
+/* fuse.c: a binary min-heap of *n keys in h (room for every key pushed), for the orderings of
+ * the fusion and collective passes. */
+void mt__jheap_push(int64_t *h, int32_t *n, int64_t x);
+int64_t mt__jheap_pop(int64_t *h, int32_t *n);
 
 /* Runs plan p: binds the leaves, runs every step, and moves each output's and update's value
  * (new references) into results[0..n_outputs+n_updates) (empty on entry; left empty on error).

@@ -38,6 +38,11 @@ void mt__plan_free(mt__jplan *p)
     mt_free(p->upd_slot);
     mt_free(p->ins);
     mt_free(p->slot_bytes);
+    mt_free(p->coll_bucket);
+    mt_free(p->coll_req);
+    mt_free(p->coll_t0);
+    mt_free(p->coll_arrays);
+    mt_free(p->broken);
     memset(p, 0, sizeof *p);
 }
 
@@ -128,6 +133,10 @@ mt_status mt__plan_reference(mt_function *f, mt__jplan *p)
     }
     for (int32_t i = 0; i < f->n_outputs; i++) p->out_slot[i] = mt__order_pos(f, f->out_var[i]);
     for (int32_t i = 0; i < f->n_updates; i++) p->upd_slot[i] = mt__order_pos(f, f->upd_var[i]);
+    if ((st = mt__plan_collectives(f, p, true)) != MT_OK) {
+        if (st != MT_ERR_INVALID || f->mode != MT_MODE_FAST_RUN) return st;
+        if (!(p->broken = mt_strdup(mt_last_error()))) return MT_ERR_NOMEM;
+    }
     return mt__plan_liveness(f, p);
 }
 
@@ -137,7 +146,7 @@ static int64_t out_alloc_bytes(const mt_function *f, const mt__jstep *s, int32_t
 {
     if (s->kind == MT__STEP_NODE && mt_op_lowering(mt_graph_op(f->g, s->v)) == MT_LOWER_VIEW)
         return 0;
-    mt_var v = s->kind == MT__STEP_FUSED ? s->out_vars[j] : s->v;
+    mt_var v = s->kind == MT__STEP_FUSED || s->kind == MT__STEP_COLL_WAIT ? s->out_vars[j] : s->v;
     const mt_type *t = mt_graph_type(f->g, v);
     int64_t n = mt_type_numel(t);
     return n < 0 ? -1 : n * (int64_t)mt_dtype_size(t->dtype);
@@ -263,6 +272,17 @@ void mt__plan_print(const mt_function *f, const mt__jplan *p, mt_strbuf *sb)
     mt_strbuf_append(sb, "):\n");
     for (int32_t k = 0; k < p->nsteps; k++) {
         const mt__jstep *s = &p->steps[k];
+        if (s->kind == MT__STEP_COLL_START || s->kind == MT__STEP_COLL_WAIT) {
+            bool start = s->kind == MT__STEP_COLL_START;
+            int32_t nv = start ? s->ncoll_vars : s->nout;
+            mt_strbuf_appendf(sb, "  [%d] %s all-reduce of bucket %d (%d arrays):", (int)k,
+                              start ? "start" : "wait for", (int)p->coll_bucket[s->coll],
+                              (int)nv);
+            for (int32_t j = 0; j < nv; j++)
+                mt_strbuf_appendf(sb, " v%d", (int)s->out_vars[j]);
+            mt_strbuf_append(sb, "\n");
+            continue;
+        }
         if (s->kind != MT__STEP_NODE) {
             print_fused(f, k, s, sb);
             continue;
@@ -405,9 +425,11 @@ static mt_status check_step(mt_function *f, const mt__jstep *s, const mt_array *
                             const mt_array *check)
 {
     for (int32_t j = 0; j < s->nout; j++) {
-        mt_var v = s->kind == MT__STEP_FUSED ? s->out_vars[j] : s->v;
+        mt_var v = s->kind == MT__STEP_FUSED || s->kind == MT__STEP_COLL_WAIT ? s->out_vars[j]
+                                                                              : s->v;
         if (!check[s->out[j]].buf) continue;
-        mt_status st = mt__check_value(f, v, s->kind != MT__STEP_NODE ? "fused kernel result"
+        mt_status st = mt__check_value(f, v, s->kind == MT__STEP_FUSED || s->kind == MT__STEP_REDUCE
+                                                 ? "fused kernel result"
                                                                       : "node result",
                                        &values[s->out[j]], &check[s->out[j]]);
         if (st != MT_OK) return st;
@@ -418,6 +440,7 @@ static mt_status check_step(mt_function *f, const mt__jstep *s, const mt_array *
 mt_status mt__plan_run(mt_function *f, mt__jplan *p, const mt_array *const *inputs,
                        mt_array *results, bool keep, const mt_array *check)
 {
+    if (p->broken) return mt_err_set(MT_ERR_INVALID, "%s", p->broken);
     mt_array *values = p->values;
     bind_leaves(f, p, inputs);
     mt__jctx ctx = {.g = f->g, .dev = f->dev, .rng_call = f->rng_calls, .pool = &f->conv_pool};
@@ -429,6 +452,10 @@ mt_status mt__plan_run(mt_function *f, mt__jplan *p, const mt_array *const *inpu
         for (int32_t j = 0; j < s->nin; j++) p->ins[j] = &values[s->in[j]];
         if (s->kind == MT__STEP_FUSED)
             st = run_fused(f, s, p->ins, values);
+        else if (s->kind == MT__STEP_COLL_START)
+            st = mt__coll_start(f, p, s, p->ins, values);
+        else if (s->kind == MT__STEP_COLL_WAIT)
+            st = mt__coll_wait(f, p, s);
         else if (s->kind == MT__STEP_REDUCE)
             st = run_reduce(f, s, p->ins, values);
         else if (s->inplace && s->inplace[0] >= 0)
@@ -458,6 +485,7 @@ mt_status mt__plan_run(mt_function *f, mt__jplan *p, const mt_array *const *inpu
                 p->slot_bytes[s->free[j]] = 0;
             }
     }
+    if (p->ncoll > 0) st = mt__coll_drain(f, p, st); /* buckets left in flight by an error */
     if (st == MT_OK) p->run_peak_bytes = peak;
     for (int32_t i = 0; i < p->nslots; i++) p->slot_bytes[i] = 0;
     int32_t nres = f->n_outputs + f->n_updates;

@@ -23,8 +23,10 @@
  *
  * Element types: float32 and float64 natively; float16 and bfloat16 compute in float32.
  * Devices: on a host-addressable device the loops read and write the buffers in place; on any
- * other device (OpenCL) the operands are copied to the host, computed there and the result is
- * copied back. That is correct but not fast: device kernels for these ops are future work. */
+ * other device the op runs there through gpuarray's mt_conv2d_* / mt_pool2d_* (generated
+ * im2col, col2im and pooling kernels with the device's GEMM, or the backend's vendor library),
+ * which keep this file's semantics (first maximum in C order, clipped-window means); operands
+ * held on another device are copied to the function's device first. */
 #include <math.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -201,6 +203,16 @@ static void hin_release(hin *h)
     memset(h, 0, sizeof *h);
 }
 
+/* Accelerators run convolution and pooling in their own kernels (or a vendor library); devices
+ * computing on the host's cores (CPU OpenCL runtimes) go faster through the host path's
+ * OpenBLAS GEMMs with a copy each way (bench/RESULTS.md, "Device convolution"). */
+static bool use_device_path(const mt_device *dev)
+{
+    if (mt_device_is_host_addressable(dev)) return false;
+    const char *force = getenv("MLTRAIN_CONV_PATH"); /* "device": the kernels on CPU devices too */
+    return !mt_device_get_info(dev)->cpu || (force && !strcmp(force, "device"));
+}
+
 static mt_status hin_get(hin *h, const mt_array *a, mt_dtype dt)
 {
     memset(h, 0, sizeof *h);
@@ -308,6 +320,55 @@ static mt_status hout_finish(hout *h, mt_array *out)
     return MT_OK;
 }
 
+/* ---------------------------------------------------------------- other devices */
+
+/* ins[i] on dev: the array itself, or a copy into tmp. */
+static mt_status on_device(mt_array *tmp, const mt_array *a, mt_device *dev, const mt_array **out)
+{
+    *out = a;
+    if (mt_array_device(a) == dev) return MT_OK;
+    mt_status st = mt_array_copy_to(tmp, a, dev);
+    *out = tmp;
+    return st;
+}
+
+/* A CONV2D* or POOL2D* node on a device that is not host-addressable: result of shape od. */
+static mt_status run_on_device(const mt__jctx *ctx, mt_var v, const mt_array *const *ins,
+                               const int64_t *od, mt_array *out)
+{
+    const mt_graph *g = ctx->g;
+    mt_op op = mt_graph_op(g, v);
+    const mt_window *win = &mt_graph_attrs(g, v)->win;
+    int32_t nin = op == MT_OP_CONV2D_GRAD_INPUT ? 2 : mt_graph_ninputs(g, v);
+    mt_array tmp[3], r;
+    const mt_array *in[3] = {NULL, NULL, NULL};
+    memset(tmp, 0, sizeof tmp);
+    memset(&r, 0, sizeof r);
+    mt_status st = mt_array_empty(&r, ctx->dev, mt_graph_type(g, v)->dtype, 4, od, 'C');
+    for (int32_t i = 0; i < nin && st == MT_OK; i++) st = on_device(&tmp[i], ins[i], ctx->dev, &in[i]);
+    const mt_conv2d_params cp = {{win->stride[0], win->stride[1]}, {win->pad[0], win->pad[1]}};
+    const mt_pool2d_params pp = {{win->size[0], win->size[1]},
+                                 {win->stride[0], win->stride[1]},
+                                 {win->pad[0], win->pad[1]},
+                                 win->mode == MT_POOL_MAX ? MT_POOL2D_MAX : MT_POOL2D_MEAN};
+    if (st == MT_OK) {
+        switch (op) {
+        case MT_OP_CONV2D: st = mt_conv2d_forward(&r, in[0], in[1], &cp); break;
+        case MT_OP_CONV2D_GRAD_INPUT: st = mt_conv2d_backward_data(&r, in[0], in[1], &cp); break;
+        case MT_OP_CONV2D_GRAD_WEIGHT: st = mt_conv2d_backward_filter(&r, in[0], in[1], &cp); break;
+        case MT_OP_POOL2D: st = mt_pool2d_forward(&r, in[0], nin > 1 ? in[1] : NULL, &pp); break;
+        default: st = mt_pool2d_backward(&r, in[0], in[1], in[2], &pp); break;
+        }
+    }
+    for (int32_t i = 0; i < 3; i++) mt_array_clear(&tmp[i]);
+    if (st != MT_OK) {
+        mt_array_clear(&r);
+        return st;
+    }
+    *out = r;
+    return MT_OK;
+}
+
 /* ---------------------------------------------------------------- convolution */
 
 /* The geometry of node v from its operands' and its result's concrete shapes. */
@@ -410,6 +471,7 @@ mt_status mt__ref_conv2d(const mt__jctx *ctx, mt_var v, const mt_array *const *i
     conv_geom q;
     if (st == MT_OK) st = conv_geometry(g, v, ins, od, &q);
     if (st != MT_OK) return st;
+    if (use_device_path(ctx->dev)) return run_on_device(ctx, v, ins, od, out);
     hin a[2];
     memset(a, 0, sizeof a);
     hout r;
@@ -473,6 +535,7 @@ mt_status mt__ref_pool2d(const mt__jctx *ctx, mt_var v, const mt_array *const *i
     int64_t od[MT_MAX_DIMS];
     mt_status st = mt_graph_eval_shape(g, v, shapes, od);
     if (st != MT_OK) return st;
+    if (use_device_path(ctx->dev)) return run_on_device(ctx, v, ins, od, out);
     bool grad = op == MT_OP_POOL2D_GRAD;
     const int64_t *xd = ins[0]->dims, *yd = grad ? ins[1]->dims : od;
     pool_geom q = {xd[2], xd[3], yd[2], yd[3], at->win.size[0], at->win.size[1],

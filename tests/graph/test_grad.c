@@ -509,6 +509,7 @@ MT_TEST(every_op_has_a_gradient_path)
         mt_graph_mul(g, x, mt_graph_stop_gradient(g, x)),            /* STOP_GRADIENT */
         mt_graph_grad_clip(g, x, -1, 1),                             /* GRAD_CLIP */
         mt_graph_shape_assert(g, xu, 2, (int64_t[2]){3, 4}),         /* SHAPE_ASSERT */
+        mt_graph_allreduce(g, x, 0),                                 /* ALLREDUCE */
         /* CONV2D, CONV2D_GRAD_INPUT, CONV2D_GRAD_WEIGHT, POOL2D, POOL2D_GRAD (and their
          * gradients, which use the same ops) */
         mt_graph_conv2d_grad_input(

@@ -582,6 +582,7 @@ MT_TEST(every_op_built_and_verified)
         mt_graph_one_hot(g, lab, 5, MT_FLOAT32), mt_graph_arange(g, MT_INT64, 0, 4, 1),
         mt_graph_random_uniform(g, MT_FLOAT32, 1, SHAPE(3), 0, 1), mt_graph_stop_gradient(g, x),
         mt_graph_grad_clip(g, x, -1, 1), mt_graph_shape_assert(g, u, 2, SHAPE(7, 5)),
+        mt_graph_allreduce(g, x, 0),
         mt_graph_conv2d(g, ph(g, "im", MT_FLOAT32, 4, SHAPE(2, 3, 6, 6)),
                         ph(g, "ker", MT_FLOAT32, 4, SHAPE(4, 3, 3, 3)), NULL, NULL),
         mt_graph_conv2d_grad_input(g, ph(g, "dy", MT_FLOAT32, 4, SHAPE(2, 4, 4, 4)),
