@@ -46,8 +46,9 @@ typedef struct mt_dataset_info {
 } mt_dataset_info;
 
 void mt_dataset_get_info(const mt_dataset *d, mt_dataset_info *out);
-const float *mt_dataset_X(const mt_dataset *d);       /* n*dim, row-major */
-float *mt_dataset_X_mut(mt_dataset *d);               /* for preprocessors */
+/* n*dim, row-major; NULL for a lazy dataset (mt_dataset_materialize loads it). */
+const float *mt_dataset_X(const mt_dataset *d);
+float *mt_dataset_X_mut(mt_dataset *d);               /* for preprocessors; NULL when lazy */
 const int64_t *mt_dataset_labels(const mt_dataset *d); /* NULL unless labels */
 const float *mt_dataset_Y(const mt_dataset *d);       /* NULL unless float targets */
 void mt_dataset_free(mt_dataset *d);                  /* NULL ok */
@@ -62,6 +63,60 @@ mt_status mt_dataset_from_memory(mt_dataset **out, const char *name, int64_t n, 
                                  int64_t n_classes, const float *y, int64_t y_dim);
 /* Rows [start, stop) of d as a new dataset (copied); ERR_RANGE outside [0, n). */
 mt_status mt_dataset_slice(mt_dataset **out, const mt_dataset *d, int64_t start, int64_t stop);
+
+/* ---------------------------------------------------------------- load modes */
+
+/* How a reader holds X. MEMORY: the whole matrix decoded in memory. LAZY: the file stays open
+ * and mt_dataset_gather reads only the requested rows (raw IDX and .npy by byte offset with
+ * pread, runs of consecutive rows coalesced; HDF5 through a hyperslab selection, collective
+ * MPI-IO when the library is parallel and a communicator was given); the values are
+ * bit-identical to the MEMORY path's. Labels and targets are always read whole (they are
+ * small, and n_classes needs all of them). AUTO: the process default (below).
+ * Where a file cannot be read by row (gzip IDX, Fortran-ordered .npy) or a step needs the
+ * whole matrix (MNIST's center, a preprocessor), LAZY falls back to MEMORY with an info log
+ * line. */
+typedef enum mt_data_load {
+    MT_DATA_LOAD_AUTO = 0,
+    MT_DATA_LOAD_MEMORY,
+    MT_DATA_LOAD_LAZY,
+    MT_DATA_LOAD_COUNT
+} mt_data_load;
+/* "auto", "memory", "lazy" (the YAML key `load`). */
+const char *mt_data_load_name(mt_data_load m);
+mt_status mt_data_load_from_name(mt_data_load *out, const char *name);
+/* A file over this size is read lazily by AUTO when the process default is AUTO. */
+#define MT_DATA_LAZY_AUTO_BYTES ((uint64_t)2 << 30)
+/* What AUTO means in this process (default AUTO: lazy only for files over
+ * MT_DATA_LAZY_AUTO_BYTES). The training loop sets LAZY when it runs on several ranks, before
+ * the datasets are built. Not thread-safe: set it before loading. */
+void mt_data_set_default_load(mt_data_load mode);
+mt_data_load mt_data_default_load(void);
+/* The MPI communicator lazy HDF5 datasets opened afterwards use for collective reads: a
+ * pointer to an MPI_Comm (e.g. from the comm module's handle), or NULL (the default: files are
+ * opened by each process on its own). Only the pointer is kept; it is read when a file is
+ * opened (HDF5 duplicates the communicator). Ignored without a parallel HDF5.
+ * Collective datasets impose lockstep: every rank of the communicator must open, gather from
+ * (once per batch, a rank without rows passes n_rows 0), materialize and free them in the same
+ * order, or the job hangs. */
+void mt_data_set_mpi_comm(const void *mpi_comm);
+
+/* True when d reads its rows from a file at gather time. */
+bool mt_dataset_is_lazy(const mt_dataset *d);
+/* True when d's gathers are MPI collectives (lazy HDF5 over MPI-IO): every rank must gather
+ * from it once per batch, in the same order. */
+bool mt_dataset_is_collective(const mt_dataset *d);
+/* Switches the reads of a dataset opened over MPI-IO between collective (the default) and
+ * independent transfers: independent gathers need no lockstep (for example a monitoring set
+ * whose ranks read different numbers of batches); opening and freeing stay collective. The
+ * setting belongs to the file, so it applies to every slice of it. ERR_INVALID for turning
+ * collective reads on for a dataset not opened over MPI-IO; turning them off is a no-op then. */
+mt_status mt_dataset_set_collective(mt_dataset *d, bool collective);
+/* Bytes a lazy dataset has read from its file so far (shared by the slices of one file; the
+ * HDF5 count is the selected elements times their stored size); 0 for in-memory datasets. */
+uint64_t mt_dataset_bytes_read(const mt_dataset *d);
+/* Loads every row of a lazy dataset into memory and closes its file (no-op otherwise);
+ * ERR_RANGE beyond mt_data_max_bytes(). */
+mt_status mt_dataset_materialize(mt_dataset *d);
 
 /* ---------------------------------------------------------------- readers */
 
@@ -80,6 +135,7 @@ typedef struct mt_mnist_options {
     int64_t start, stop;   /* stop -1 = all */
     bool center, binarize, shuffle;
     uint64_t seed;
+    mt_data_load load; /* AUTO; gzip files and center load in memory */
 } mt_mnist_options;
 void mt_mnist_options_init(mt_mnist_options *o);
 mt_status mt_dataset_mnist(mt_dataset **out, const mt_mnist_options *o);
@@ -92,6 +148,9 @@ mt_status mt_dataset_mnist(mt_dataset **out, const mt_mnist_options *o);
  * 4-d (d1, d2, d3); labels must be >= 0, n_classes = max + 1. */
 mt_status mt_dataset_idx(mt_dataset **out, const char *images_path, const char *labels_path,
                          double scale);
+/* The same with a load mode (mt_dataset_idx is MT_DATA_LOAD_AUTO). */
+mt_status mt_dataset_idx_mode(mt_dataset **out, const char *images_path,
+                              const char *labels_path, double scale, mt_data_load load);
 /* One IDX file (raw or gzip, told apart by content) as a new host array of the file's own dtype
  * and shape, after the same checks (max_bytes > 0: limit on the array, else
  * mt_data_max_bytes()). */
@@ -115,6 +174,9 @@ mt_status mt_dataset_cifar10(mt_dataset **out, const mt_cifar10_options *o);
  * order, converted to float32; y may be NULL: integer (or bool) y of shape (n,) or (n, 1) are
  * class labels (>= 0, n_classes = max + 1), float y of shape (n,) or (n, k) are float targets. */
 mt_status mt_dataset_npy(mt_dataset **out, const char *x_path, const char *y_path);
+/* The same with a load mode (Fortran-ordered X loads in memory). */
+mt_status mt_dataset_npy_mode(mt_dataset **out, const char *x_path, const char *y_path,
+                              mt_data_load load);
 
 /* HDF5 dense design matrix: datasets x_name (2-d, 3-d or 4-d b01c, any numeric type) and
  * optional y_name (integers of shape (n,) or (n, 1): labels; floats: targets) in file.
@@ -122,6 +184,9 @@ mt_status mt_dataset_npy(mt_dataset **out, const char *x_path, const char *y_pat
  * MT_WITH_HDF5. */
 mt_status mt_dataset_hdf5(mt_dataset **out, const char *path, const char *x_name,
                           const char *y_name);
+/* The same with a load mode; LAZY reads X's rows with a hyperslab selection per gather. */
+mt_status mt_dataset_hdf5_mode(mt_dataset **out, const char *path, const char *x_name,
+                               const char *y_name, mt_data_load load);
 
 /* ---------------------------------------------------------------- iteration */
 
@@ -168,7 +233,9 @@ mt_status mt_data_iter_rows(mt_data_iter *it, int64_t epoch, int64_t b, int64_t 
  * (re)allocated on the host device when their shape, dtype or contiguity differs (the old
  * reference released), else overwritten in place: an array of the right shape on another
  * device (e.g. an OpenCL batch buffer) is filled with one upload. ERR_RANGE for a row outside
- * [0, n). */
+ * [0, n) (naming the file for a lazy dataset). Lazy datasets read the rows from their file
+ * here (rows may repeat and come in any order; each distinct row is read once); a file that
+ * shrank since it was opened is ERR_FORMAT naming the file, the row and the byte offset. */
 mt_status mt_dataset_gather(const mt_dataset *d, const int64_t *rows, int64_t n_rows,
                             mt_array *X, mt_array *y);
 
@@ -213,6 +280,8 @@ struct mt_cfg_registry;
  * PCA, Pipeline), with their Pylearn2 aliases. Built objects: mt_dataset* (kind "dataset"),
  * mt_preprocessor* (kind "preprocessor"). MNIST's dir: key `path`, else
  * $MLTRAIN_DATA_PATH/mnist, else $PYLEARN2_DATA_PATH/mnist, else an error saying what to set.
+ * The file datasets (MNIST, FashionMNIST, IDXDataset, NpyDataset, HDF5Dataset) take
+ * `load: auto|memory|lazy`; a preprocessor makes them load in memory.
  * Every key of every component is listed in docs/datasets.md. */
 mt_status mt_data_register_components(struct mt_cfg_registry *r);
 

@@ -5,7 +5,9 @@
  * cross-key rules (so `--dry-run` catches them), a build function that loads the data, selects
  * start/stop and applies the preprocessor (fitting it when fit_preprocessor says so), and a
  * destroy function. Pylearn2 keys that change nothing here (axes as a b01c/c01b permutation,
- * one_hot, mmap_mode, load_all, ...) are accepted and documented in docs/datasets.md. */
+ * one_hot, mmap_mode, load_all, ...) are accepted and documented in docs/datasets.md.
+ * The file datasets take `load` (auto, memory, lazy: mt_data_load); a preprocessor needs the
+ * whole matrix, so a dataset with one always loads in memory. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +50,11 @@
     {                                                                                              \
         "one_hot", MT_CFG_T_BOOL, false, true, NULL, false,                                        \
             "accepted and ignored: labels stay indices, the model converts"                        \
+    }
+#define K_LOAD                                                                                     \
+    {                                                                                              \
+        "load", MT_CFG_T_STRING, false, true, NULL, false,                                         \
+            "'auto' (default), 'memory' or 'lazy' (read only the rows of each batch)"              \
     }
 #define K_END                                                                                      \
     {                                                                                              \
@@ -136,11 +143,43 @@ static mt_status check_axes(const mt_cfg_node *node)
     return MT_OK;
 }
 
+/* `load` as a mode (AUTO when absent or null). */
+static mt_status parse_load(const mt_cfg_node *node, mt_data_load *mode)
+{
+    const char *v;
+    *mode = MT_DATA_LOAD_AUTO;
+    mt_status st = mt_cfg_get_string(node, "load", NULL, &v);
+    if (st != MT_OK) return st;
+    if (v && mt_data_load_from_name(mode, v) != MT_OK)
+        return mt_cfg_error(MT_ERR_INVALID, mt_cfg_key_loc(node, "load"),
+                            "'load' is '%s'; want 'auto', 'memory' or 'lazy'", v);
+    return MT_OK;
+}
+
+/* The mode a file dataset is read with: `load`, except that a preprocessor needs the whole
+ * matrix, so with one the dataset loads in memory (logged when lazy was asked for). */
+static mt_status get_load(const mt_cfg_node *node, mt_data_load *mode)
+{
+    mt_status st = parse_load(node, mode);
+    if (st != MT_OK) return st;
+    const mt_cfg_node *pn = mt_cfg_get(node, "preprocessor");
+    if (pn && pn->kind != MT_CFG_NULL) {
+        if (*mode == MT_DATA_LOAD_LAZY ||
+            (*mode == MT_DATA_LOAD_AUTO && mt_data_default_load() == MT_DATA_LOAD_LAZY))
+            mt_log(MT_LOG_INFO, "%s:%d: the preprocessor needs the whole dataset: loading it in "
+                   "memory", node->loc.file ? node->loc.file : "?", (int)node->loc.line);
+        *mode = MT_DATA_LOAD_MEMORY;
+    }
+    return MT_OK;
+}
+
 static mt_status check_dataset_common(const mt_cfg_node *node)
 {
     int64_t a, b;
+    mt_data_load load;
     mt_status st = get_range(node, &a, &b);
     if (st == MT_OK) st = check_axes(node);
+    if (st == MT_OK) st = parse_load(node, &load);
     return st;
 }
 
@@ -256,7 +295,7 @@ static const char *const fashion_aliases[] = {"Fashion_MNIST", "FashionMnist", N
          "permute the selected examples (seeded)"},                                                \
         {"seed", MT_CFG_T_INT, false, true, NULL, false, "shuffle seed (default 1)"},              \
         {"path", MT_CFG_T_STRING, false, true, NULL, false, pathdoc}, K_PRE, K_FITPRE, K_FITTEST,  \
-        K_AXES, K_ONEHOT, K_END
+        K_AXES, K_ONEHOT, K_LOAD, K_END
 
 static const mt_cfg_key mnist_keys[] = {
     MNIST_KEYS("folder with the IDX files (default $MLTRAIN_DATA_PATH/mnist, then "
@@ -286,6 +325,7 @@ static mt_status build_mnist_like(mt_cfg_builder *b, const mt_cfg_node *node, vo
     if (st == MT_OK) st = mt_cfg_get_bool(node, "shuffle", false, &o.shuffle);
     if (st == MT_OK) st = mt_cfg_get_int(node, "seed", 1, &seed);
     if (st == MT_OK) st = path_key(node, "path", dir, sizeof dir, &set);
+    if (st == MT_OK) st = get_load(node, &o.load);
     if (st != MT_OK) return st;
     o.seed = (uint64_t)seed;
     const char *probe =
@@ -335,6 +375,7 @@ static const mt_cfg_key idx_keys[] = {
     {"seed", MT_CFG_T_INT, false, true, NULL, false, "shuffle seed (default 1)"},
     K_PRE,
     K_FITPRE,
+    K_LOAD,
     K_END};
 
 static mt_status build_idx(mt_cfg_builder *b, const mt_cfg_node *node, void **out)
@@ -349,9 +390,11 @@ static mt_status build_idx(mt_cfg_builder *b, const mt_cfg_node *node, void **ou
     if (st == MT_OK) st = get_range(node, &start, &stop);
     if (st == MT_OK) st = mt_cfg_get_bool(node, "shuffle", false, &shuffle);
     if (st == MT_OK) st = mt_cfg_get_int(node, "seed", 1, &seed);
+    mt_data_load load;
+    if (st == MT_OK) st = get_load(node, &load);
     if (st != MT_OK) return st;
     mt_dataset *d;
-    if ((st = mt_dataset_idx(&d, ip, lset ? lp : NULL, scale)) != MT_OK) return st;
+    if ((st = mt_dataset_idx_mode(&d, ip, lset ? lp : NULL, scale, load)) != MT_OK) return st;
     *out = d;
     if ((st = select_rows(node, d, start, stop)) != MT_OK) return st;
     if (shuffle && (st = mt__dataset_shuffle(d, (uint64_t)seed, 0x4D4E53u)) != MT_OK) return st;
@@ -434,11 +477,12 @@ static const char *const npy_aliases[] = {"pylearn2.datasets.npy_npz.NpyDataset"
 static const mt_cfg_key npy_keys[] = {
     {"file", MT_CFG_T_STRING, true, false, NULL, false, ".npy file with X"},
     {"y_file", MT_CFG_T_STRING, false, true, NULL, false, ".npy file with labels or targets"},
-    {"mmap_mode", MT_CFG_T_ANY, false, true, NULL, false, "accepted and ignored (loaded whole)"},
+    {"mmap_mode", MT_CFG_T_ANY, false, true, NULL, false, "accepted and ignored (see 'load')"},
     K_START,
     K_STOP,
     K_PRE,
     K_FITPRE,
+    K_LOAD,
     K_END};
 
 static mt_status build_npy(mt_cfg_builder *b, const mt_cfg_node *node, void **out)
@@ -449,9 +493,11 @@ static mt_status build_npy(mt_cfg_builder *b, const mt_cfg_node *node, void **ou
     mt_status st = path_key(node, "file", xp, sizeof xp, &xs);
     if (st == MT_OK) st = path_key(node, "y_file", yp, sizeof yp, &ys);
     if (st == MT_OK) st = get_range(node, &start, &stop);
+    mt_data_load load;
+    if (st == MT_OK) st = get_load(node, &load);
     if (st != MT_OK) return st;
     mt_dataset *d;
-    if ((st = mt_dataset_npy(&d, xp, ys ? yp : NULL)) != MT_OK) return st;
+    if ((st = mt_dataset_npy_mode(&d, xp, ys ? yp : NULL, load)) != MT_OK) return st;
     *out = d;
     if ((st = select_rows(node, d, start, stop)) != MT_OK) return st;
     return apply_preprocessor(b, node, d, false);
@@ -466,7 +512,7 @@ static const mt_cfg_key h5_keys[] = {
     {"X", MT_CFG_T_STRING, false, true, NULL, false, "dataset with the design matrix"},
     {"topo_view", MT_CFG_T_STRING, false, true, NULL, false, "dataset with b01c images"},
     {"y", MT_CFG_T_STRING, false, true, NULL, false, "dataset with labels or targets"},
-    {"load_all", MT_CFG_T_BOOL, false, true, NULL, false, "accepted (always loaded whole)"},
+    {"load_all", MT_CFG_T_BOOL, false, true, NULL, false, "accepted and ignored (see 'load')"},
     {"cache_size", MT_CFG_T_INT, false, true, NULL, false, "accepted and ignored"},
     {"use_h5py", MT_CFG_T_ANY, false, true, NULL, false, "accepted and ignored"},
     K_START,
@@ -474,6 +520,7 @@ static const mt_cfg_key h5_keys[] = {
     K_AXES,
     K_PRE,
     K_FITPRE,
+    K_LOAD,
     K_END};
 
 static mt_status check_h5(const mt_cfg_node *node)
@@ -501,9 +548,11 @@ static mt_status build_h5(mt_cfg_builder *b, const mt_cfg_node *node, void **out
     if (st == MT_OK) st = mt_cfg_get_string(node, "topo_view", NULL, &t);
     if (st == MT_OK) st = mt_cfg_get_string(node, "y", NULL, &y);
     if (st == MT_OK) st = get_range(node, &start, &stop);
+    mt_data_load load;
+    if (st == MT_OK) st = get_load(node, &load);
     if (st != MT_OK) return st;
     mt_dataset *d;
-    if ((st = mt_dataset_hdf5(&d, path, x ? x : t, y)) != MT_OK) return st;
+    if ((st = mt_dataset_hdf5_mode(&d, path, x ? x : t, y, load)) != MT_OK) return st;
     *out = d;
     if ((st = select_rows(node, d, start, stop)) != MT_OK) return st;
     return apply_preprocessor(b, node, d, false);

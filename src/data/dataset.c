@@ -2,7 +2,9 @@
  * image geometry (b01c) and optional targets (int64 class labels or float32 rows), built from
  * memory or by the readers; slicing, in-place seeded shuffling, and gathering rows into batch
  * arrays (memcpy of whole rows, straight into host arrays or through one upload for device
- * arrays). Also the size checks every reader uses before allocating. */
+ * arrays). Also the size checks every reader uses before allocating. A lazy dataset (lazy.c)
+ * has no X: slicing and shuffling rewrite its view of the file's rows, and gathering reads the
+ * rows from the file into the same batch arrays. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -117,6 +119,8 @@ void mt_dataset_free(mt_dataset *d)
     mt_free(d->X);
     mt_free(d->labels);
     mt_free(d->Y);
+    mt_free(d->lazy_map);
+    mt__lazy_src_release(d->lazy);
     mt_free(d);
 }
 
@@ -246,9 +250,32 @@ mt_status mt_dataset_slice(mt_dataset **out, const mt_dataset *d, int64_t start,
     snprintf(name, sizeof name, "%s[%lld:%lld]", d->name, (long long)start, (long long)stop);
     int64_t n = stop - start;
     mt_dataset *s;
-    mt_status st = mt__dataset_new(&s, name, n, d->dim, d->labels != NULL, d->Y ? d->y_dim : 0);
+    /* A lazy slice: no X (one float allocated and dropped), a view of the same file. */
+    mt_status st = mt__dataset_new(&s, name, d->lazy ? 0 : n, d->dim, d->labels != NULL,
+                                   d->Y ? d->y_dim : 0);
     if (st != MT_OK) return st;
-    memcpy(s->X, d->X + start * d->dim, (size_t)(n * d->dim) * sizeof(float));
+    if (d->lazy) {
+        mt_free(s->X);
+        s->X = NULL;
+        mt_free(s->labels);
+        mt_free(s->Y);
+        s->labels = NULL;
+        s->Y = NULL;
+        s->n = n;
+        size_t lb = (size_t)(n ? n : 1) * sizeof(int64_t);
+        size_t yb = (size_t)(n * d->y_dim) * sizeof(float) + 1;
+        if ((d->lazy_map && !(s->lazy_map = mt_malloc(lb))) ||
+            (d->labels && !(s->labels = mt_malloc(lb))) || (d->Y && !(s->Y = mt_malloc(yb)))) {
+            mt_dataset_free(s);
+            return mt_err_set(MT_ERR_NOMEM, "dataset '%s': out of memory", name);
+        }
+        s->lazy = d->lazy;
+        s->lazy->refs++;
+        s->lazy_first = d->lazy_first + start;
+        if (d->lazy_map) memcpy(s->lazy_map, d->lazy_map + start, (size_t)n * sizeof(int64_t));
+    } else {
+        memcpy(s->X, d->X + start * d->dim, (size_t)(n * d->dim) * sizeof(float));
+    }
     if (d->labels) memcpy(s->labels, d->labels + start, (size_t)n * sizeof(int64_t));
     if (d->Y) memcpy(s->Y, d->Y + start * d->y_dim, (size_t)(n * d->y_dim) * sizeof(float));
     s->n_classes = d->n_classes;
@@ -261,8 +288,14 @@ mt_status mt_dataset_slice(mt_dataset **out, const mt_dataset *d, int64_t start,
 void mt__dataset_keep_rows(mt_dataset *d, int64_t start, int64_t stop)
 {
     int64_t n = stop - start;
+    if (start > 0 && d->lazy) {
+        if (d->lazy_map)
+            memmove(d->lazy_map, d->lazy_map + start, (size_t)n * sizeof(int64_t));
+        else
+            d->lazy_first += start;
+    }
     if (start > 0) {
-        memmove(d->X, d->X + start * d->dim, (size_t)(n * d->dim) * sizeof(float));
+        if (d->X) memmove(d->X, d->X + start * d->dim, (size_t)(n * d->dim) * sizeof(float));
         if (d->labels) memmove(d->labels, d->labels + start, (size_t)n * sizeof(int64_t));
         if (d->Y) memmove(d->Y, d->Y + start * d->y_dim, (size_t)(n * d->y_dim) * sizeof(float));
     }
@@ -302,15 +335,21 @@ mt_status mt__dataset_shuffle(mt_dataset *d, uint64_t seed, uint32_t stream)
     size_t pb, xb, yb = 0;
     mt_status st = mt__data_bytes(&pb, d->n, sizeof(int64_t), 0, d->name);
     if (st != MT_OK) return st;
-    if ((st = mt__data_bytes(&xb, d->n * d->dim, sizeof(float), 0, d->name)) != MT_OK) return st;
+    if ((st = mt__data_bytes(&xb, d->lazy ? 0 : d->n * d->dim, sizeof(float), 0, d->name)) !=
+        MT_OK)
+        return st;
     if (d->Y) yb = (size_t)(d->n * d->y_dim) * sizeof(float);
     int64_t *perm = mt_malloc(pb);
-    float *X = alloc_bytes(xb);
+    /* Lazy: X is the row map (file rows), which the permutation replaces. */
+    float *X = d->lazy ? NULL : alloc_bytes(xb);
+    int64_t *map = d->lazy ? mt_malloc(pb) : NULL;
     int64_t *labels = d->labels ? mt_malloc(pb) : NULL;
     float *Y = d->Y ? alloc_bytes(yb) : NULL;
-    if (!perm || !X || (d->labels && !labels) || (d->Y && !Y)) {
+    if (!perm || (!d->lazy && !X) || (d->lazy && !map) || (d->labels && !labels) ||
+        (d->Y && !Y)) {
         mt_free(perm);
         mt_free(X);
+        mt_free(map);
         mt_free(labels);
         mt_free(Y);
         return mt_err_set(MT_ERR_NOMEM, "shuffling '%s': out of memory", d->name);
@@ -318,12 +357,20 @@ mt_status mt__dataset_shuffle(mt_dataset *d, uint64_t seed, uint32_t stream)
     mt__data_permutation(perm, d->n, seed, 0, stream);
     size_t row = (size_t)d->dim * sizeof(float), yrow = (size_t)d->y_dim * sizeof(float);
     for (int64_t i = 0; i < d->n; i++) {
-        memcpy(X + i * d->dim, d->X + perm[i] * d->dim, row);
+        if (map)
+            map[i] = mt__lazy_file_row(d, perm[i]);
+        else
+            memcpy(X + i * d->dim, d->X + perm[i] * d->dim, row);
         if (labels) labels[i] = d->labels[perm[i]];
         if (Y) memcpy(Y + i * d->y_dim, d->Y + perm[i] * d->y_dim, yrow);
     }
-    mt_free(d->X);
-    d->X = X;
+    if (map) {
+        mt_free(d->lazy_map);
+        d->lazy_map = map;
+    } else {
+        mt_free(d->X);
+        d->X = X;
+    }
     if (labels) {
         mt_free(d->labels);
         d->labels = labels;
@@ -370,14 +417,26 @@ static mt_status batch_target(mt_array *a, mt_dtype dt, int32_t ndim, const int6
     return MT_OK;
 }
 
+/* Rows of src (or, with src NULL, of the lazy dataset `lazy`) into a. */
 static mt_status gather_rows(mt_array *a, mt_dtype dt, int32_t ndim, const int64_t *dims,
-                             const void *src, size_t row_bytes, const int64_t *rows, int64_t n_rows)
+                             const void *src, size_t row_bytes, const int64_t *rows, int64_t n_rows,
+                             const mt_dataset *lazy)
 {
     void *dst, *scratch = NULL;
     bool upload;
     size_t nbytes = (size_t)n_rows * row_bytes;
     mt_status st = batch_target(a, dt, ndim, dims, &dst, &upload, &scratch, nbytes);
-    if (st != MT_OK) return st;
+    if (st != MT_OK) {
+        /* Collective readers: the other ranks are waiting in this batch's read. */
+        if (lazy && lazy->lazy->collective) (void)lazy->lazy->ops->read(lazy->lazy, NULL, 0, NULL);
+        return st;
+    }
+    if (lazy) {
+        st = mt__lazy_gather(lazy, rows, n_rows, dst);
+        if (st == MT_OK && upload) st = mt_buffer_write(a->buf, a->offset, scratch, nbytes, NULL);
+        mt_free(scratch);
+        return st;
+    }
     const char *s = src;
     char *o = dst;
     for (int64_t i = 0; i < n_rows; i++)
@@ -393,22 +452,31 @@ mt_status mt_dataset_gather(const mt_dataset *d, const int64_t *rows, int64_t n_
     if (!d || !X || (n_rows > 0 && !rows) || n_rows < 0)
         return mt_err_set(MT_ERR_INVALID, "dataset_gather: NULL argument or negative n_rows");
     for (int64_t i = 0; i < n_rows; i++)
-        if (rows[i] < 0 || rows[i] >= d->n)
+        if (rows[i] < 0 || rows[i] >= d->n) {
+            /* Collective readers: the other ranks are waiting in this batch's read. */
+            if (d->lazy && d->lazy->collective) (void)d->lazy->ops->read(d->lazy, NULL, 0, NULL);
+            if (d->lazy)
+                return mt_err_set(MT_ERR_RANGE,
+                                  "dataset_gather '%s' (file '%s'): row %lld (position %lld) is "
+                                  "outside [0, %lld)",
+                                  d->name, d->lazy->path, (long long)rows[i], (long long)i,
+                                  (long long)d->n);
             return mt_err_set(MT_ERR_RANGE,
                               "dataset_gather '%s': row %lld (position %lld) is "
                               "outside [0, %lld)",
                               d->name, (long long)rows[i], (long long)i, (long long)d->n);
+        }
     int64_t dims[2] = {n_rows, d->dim};
-    mt_status st =
-        gather_rows(X, MT_FLOAT32, 2, dims, d->X, (size_t)d->dim * sizeof(float), rows, n_rows);
+    mt_status st = gather_rows(X, MT_FLOAT32, 2, dims, d->X, (size_t)d->dim * sizeof(float), rows,
+                               n_rows, d->lazy ? d : NULL);
     if (st != MT_OK) return mt_err_prefix(st, "dataset_gather '%s' X: ", d->name);
     if (!y) return MT_OK;
     if (d->labels) {
-        st = gather_rows(y, MT_INT64, 1, dims, d->labels, sizeof(int64_t), rows, n_rows);
+        st = gather_rows(y, MT_INT64, 1, dims, d->labels, sizeof(int64_t), rows, n_rows, NULL);
     } else if (d->Y) {
         dims[1] = d->y_dim;
         st = gather_rows(y, MT_FLOAT32, 2, dims, d->Y, (size_t)d->y_dim * sizeof(float), rows,
-                         n_rows);
+                         n_rows, NULL);
     }
     if (st != MT_OK) return mt_err_prefix(st, "dataset_gather '%s' y: ", d->name);
     return MT_OK;

@@ -4,7 +4,15 @@
  * numeric stored type to float32 / int64 while reading. Sizes are checked against the memory
  * limit before allocating, and HDF5's own error stack (not printed: the library never prints)
  * supplies the innermost cause of a failure. This is the one file of the module that depends
- * on MT_HAVE_HDF5; without HDF5 the reader answers ERR_NOT_BUILT. */
+ * on MT_HAVE_HDF5; without HDF5 the reader answers ERR_NOT_BUILT.
+ *
+ * Lazily (lazy.c drives it) the file and X stay open and each gather reads its distinct rows
+ * with one H5Dread of a hyperslab selection (a union of runs of consecutive rows; HDF5 delivers
+ * them in file order, which is the sorted order lazy.c asks in). When the library is parallel
+ * (H5_HAVE_PARALLEL) and mt_data_set_mpi_comm gave a communicator, the file is opened through
+ * MPI-IO (H5Pset_fapl_mpio) and rows are read with H5FD_MPIO_COLLECTIVE transfers: opening,
+ * every gather and closing are then collective, so all ranks call them in the same order, and
+ * a rank without rows reads an empty selection. Targets are read whole (independently). */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -205,8 +213,238 @@ out:
     return st;
 }
 
+/* ---------------------------------------------------------------- lazy */
+
+typedef struct h5_lazy {
+    hid_t file, ds, dxpl;
+    int32_t ndim;
+    hsize_t dims[4];
+    size_t esize; /* bytes of one stored element */
+    char *x_name;
+} h5_lazy;
+
+static mt_status h5_lazy_read(mt__lazy_src *s, const int64_t *u, int64_t k, float *out)
+{
+    h5_lazy *h = s->impl;
+    h5_ctx c = {.path = s->path};
+    H5Eget_auto2(H5E_DEFAULT, &c.old_fn, &c.old_data);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    mt_status st = MT_OK;
+    float dummy = 0;
+    hid_t msp = -1, fsp = H5Dget_space(h->ds);
+    if (fsp < 0) {
+        st = h5_fail(&c, MT_ERR_FORMAT, "reading the dataspace");
+        goto out;
+    }
+    if (k == 0) {
+        hsize_t one = 1;
+        msp = H5Screate_simple(1, &one, NULL);
+        if (msp < 0 || H5Sselect_none(fsp) < 0 || H5Sselect_none(msp) < 0) {
+            st = h5_fail(&c, MT_ERR_FORMAT, "building an empty selection");
+            goto out;
+        }
+    } else {
+        hsize_t start[4] = {0}, count[4];
+        memcpy(count, h->dims, sizeof count);
+        bool first = true;
+        for (int64_t i = 0; i < k;) {
+            int64_t j = i + 1;
+            while (j < k && u[j] == u[j - 1] + 1)
+                j++;
+            start[0] = (hsize_t)u[i];
+            count[0] = (hsize_t)(j - i);
+            if (H5Sselect_hyperslab(fsp, first ? H5S_SELECT_SET : H5S_SELECT_OR, start, NULL,
+                                    count, NULL) < 0) {
+                char what[200];
+                snprintf(what, sizeof what, "selecting rows %lld..%lld of '%s'", (long long)u[i],
+                         (long long)u[j - 1], h->x_name);
+                st = h5_fail(&c, MT_ERR_FORMAT, what);
+                goto out;
+            }
+            first = false;
+            i = j;
+        }
+        hsize_t m = (hsize_t)k * (hsize_t)s->dim;
+        if ((msp = H5Screate_simple(1, &m, NULL)) < 0) {
+            st = h5_fail(&c, MT_ERR_NOMEM, "creating the memory dataspace");
+            goto out;
+        }
+    }
+    if (H5Dread(h->ds, H5T_NATIVE_FLOAT, msp, fsp, h->dxpl, out ? (void *)out : &dummy) < 0) {
+        char what[300];
+        if (k)
+            snprintf(what, sizeof what, "reading %lld rows (%lld..%lld) of '%s'", (long long)k,
+                     (long long)u[0], (long long)u[k - 1], h->x_name);
+        else
+            snprintf(what, sizeof what, "reading no rows of '%s' (collective)", h->x_name);
+        st = h5_fail(&c, MT_ERR_FORMAT, what);
+        goto out;
+    }
+    s->bytes_read += (uint64_t)k * (uint64_t)s->dim * h->esize;
+out:
+    if (msp >= 0) H5Sclose(msp);
+    if (fsp >= 0) H5Sclose(fsp);
+    H5Eset_auto2(H5E_DEFAULT, c.old_fn, c.old_data);
+    return st;
+}
+
+static void h5_lazy_close(mt__lazy_src *s)
+{
+    h5_lazy *h = s->impl;
+    if (!h) return;
+    H5E_auto2_t fn;
+    void *data;
+    H5Eget_auto2(H5E_DEFAULT, &fn, &data);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    if (h->dxpl >= 0) H5Pclose(h->dxpl);
+    if (h->ds >= 0) H5Dclose(h->ds);
+    if (h->file >= 0) H5Fclose(h->file);
+    H5Eset_auto2(H5E_DEFAULT, fn, data);
+    mt_free(h->x_name);
+    mt_free(h);
+    s->impl = NULL;
+}
+
+static mt_status h5_lazy_set_collective(mt__lazy_src *s, bool on)
+{
+#ifdef H5_HAVE_PARALLEL
+    h5_lazy *h = s->impl;
+    if (H5Pset_dxpl_mpio(h->dxpl, on ? H5FD_MPIO_COLLECTIVE : H5FD_MPIO_INDEPENDENT) < 0) {
+        h5_ctx c = {.path = s->path};
+        return h5_fail(&c, MT_ERR_INVALID, "H5Pset_dxpl_mpio");
+    }
+    return MT_OK;
+#else
+    (void)on;
+    return mt_err_set(MT_ERR_NOT_BUILT, "hdf5 '%s': this HDF5 is not parallel", s->path);
+#endif
+}
+
+static const mt__lazy_ops g_h5_lazy_ops = {
+    .read = h5_lazy_read, .close = h5_lazy_close, .set_collective = h5_lazy_set_collective};
+
+/* The file access list: MPI-IO over the data module's communicator when there is one. */
+static hid_t h5_fapl(bool *collective)
+{
+    *collective = false;
+#ifdef H5_HAVE_PARALLEL
+    const MPI_Comm *comm = mt__data_mpi_comm();
+    int inited = 0;
+    if (comm && MPI_Initialized(&inited) == MPI_SUCCESS && inited) {
+        hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+        if (fapl < 0) return -1;
+        if (H5Pset_fapl_mpio(fapl, *comm, MPI_INFO_NULL) < 0) {
+            H5Pclose(fapl);
+            return -1;
+        }
+        *collective = true;
+        return fapl;
+    }
+#endif
+    return H5P_DEFAULT;
+}
+
+/* Opens X of c->file (already open) as the lazy source of a new dataset. *taken: the source
+ * owns h (and closes it with the dataset) from then on, also when a later step fails. */
+static mt_status h5_lazy_dataset(h5_ctx *c, h5_lazy *h, bool collective, const char *x_name,
+                                 const char *y_name, mt_dataset **out, bool *taken)
+{
+    *taken = false;
+    mt_status st = h5_open_dataset(c, x_name, &h->ds);
+    if (st != MT_OK) return st;
+    int64_t dims[4];
+    bool is_int;
+    if ((st = h5_shape(c, h->ds, x_name, &h->ndim, dims, &is_int)) != MT_OK) return st;
+    if (h->ndim < 2)
+        return mt_err_set(MT_ERR_SHAPE, "hdf5 '%s': X '%s' is 1-d; want 2-d (n, dim), 3-d or 4-d "
+                          "b01c", c->path, x_name);
+    hid_t ty = H5Dget_type(h->ds);
+    h->esize = ty >= 0 ? H5Tget_size(ty) : 0;
+    if (ty >= 0) H5Tclose(ty);
+    if ((h->dxpl = H5Pcreate(H5P_DATASET_XFER)) < 0)
+        return h5_fail(c, MT_ERR_NOMEM, "creating a transfer property list");
+#ifdef H5_HAVE_PARALLEL
+    if (collective && H5Pset_dxpl_mpio(h->dxpl, H5FD_MPIO_COLLECTIVE) < 0)
+        return h5_fail(c, MT_ERR_FORMAT, "H5Pset_dxpl_mpio");
+#endif
+    if (!(h->x_name = mt_strdup(x_name))) return MT_ERR_NOMEM;
+    int64_t dim = 1;
+    for (int32_t i = 0; i < h->ndim; i++) {
+        h->dims[i] = (hsize_t)dims[i];
+        if (i) dim *= dims[i];
+    }
+    mt__lazy_src *s;
+    if ((st = mt__lazy_src_new(&s, c->path, "hdf5")) != MT_OK) return st;
+    s->ops = &g_h5_lazy_ops;
+    s->n_file = dims[0];
+    s->dim = dim;
+    s->collective = collective;
+    s->mpio = collective;
+    s->impl = h; /* the source owns the handles from here */
+    *taken = true;
+    const char *base = strrchr(c->path, '/');
+    char name[300];
+    snprintf(name, sizeof name, "HDF5(%s:%s)", base ? base + 1 : c->path, x_name);
+    mt_dataset *d;
+    if ((st = mt__dataset_new_lazy(&d, name, s)) != MT_OK) return st;
+    if (h->ndim >= 3) {
+        int64_t topo[3] = {dims[1], dims[2], h->ndim == 4 ? dims[3] : 1};
+        if ((st = mt__dataset_set_topo(d, topo)) != MT_OK) goto fail;
+    }
+    if (y_name && (st = h5_targets(c, d, y_name)) != MT_OK) goto fail;
+    *out = d;
+    return MT_OK;
+fail:
+    mt_dataset_free(d);
+    return st;
+}
+
+mt_status mt__hdf5_open_lazy(mt_dataset **out, const char *path, const char *x_name,
+                             const char *y_name)
+{
+    *out = NULL;
+    h5_ctx c = {.path = path};
+    H5Eget_auto2(H5E_DEFAULT, &c.old_fn, &c.old_data);
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    mt_status st;
+    h5_lazy *h = mt_calloc(1, sizeof *h);
+    bool collective = false;
+    hid_t fapl = -1;
+    if (!h) {
+        st = MT_ERR_NOMEM;
+        goto out;
+    }
+    h->file = h->ds = h->dxpl = -1;
+    if ((fapl = h5_fapl(&collective)) < 0) {
+        st = h5_fail(&c, MT_ERR_INVALID, "setting up MPI-IO file access (H5Pset_fapl_mpio)");
+        goto out;
+    }
+    c.file = h->file = H5Fopen(path, H5F_ACC_RDONLY, fapl);
+    if (h->file < 0) {
+        st = h5_fail(&c, MT_ERR_FORMAT, collective ? "H5Fopen (MPI-IO)" : "H5Fopen");
+        goto out;
+    }
+    bool taken;
+    st = h5_lazy_dataset(&c, h, collective, x_name, y_name, out, &taken);
+    if (taken) h = NULL;
+out:
+    if (h) {
+        mt__lazy_src tmp = {.impl = h};
+        h5_lazy_close(&tmp);
+    }
+    if (fapl >= 0 && fapl != H5P_DEFAULT) H5Pclose(fapl);
+    H5Eset_auto2(H5E_DEFAULT, c.old_fn, c.old_data);
+    return st;
+}
+
 mt_status mt_dataset_hdf5(mt_dataset **out, const char *path, const char *x_name,
                           const char *y_name)
+{
+    return mt_dataset_hdf5_mode(out, path, x_name, y_name, MT_DATA_LOAD_AUTO);
+}
+
+mt_status mt_dataset_hdf5_mode(mt_dataset **out, const char *path, const char *x_name,
+                               const char *y_name, mt_data_load load)
 {
     if (!out || !path || !x_name)
         return mt_err_set(MT_ERR_INVALID, "dataset_hdf5: out, path or x_name is NULL");
@@ -225,6 +463,10 @@ mt_status mt_dataset_hdf5(mt_dataset **out, const char *path, const char *x_name
                         path);
         goto out;
     }
+    if (mt__data_want_lazy(load, path)) {
+        H5Eset_auto2(H5E_DEFAULT, c.old_fn, c.old_data);
+        return mt__hdf5_open_lazy(out, path, x_name, y_name);
+    }
     c.file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (c.file < 0) {
         st = h5_fail(&c, MT_ERR_FORMAT, "H5Fopen");
@@ -242,8 +484,15 @@ out:
 mt_status mt_dataset_hdf5(mt_dataset **out, const char *path, const char *x_name,
                           const char *y_name)
 {
+    return mt_dataset_hdf5_mode(out, path, x_name, y_name, MT_DATA_LOAD_AUTO);
+}
+
+mt_status mt_dataset_hdf5_mode(mt_dataset **out, const char *path, const char *x_name,
+                               const char *y_name, mt_data_load load)
+{
     (void)x_name;
     (void)y_name;
+    (void)load;
     if (out) *out = NULL;
     return mt_err_set(MT_ERR_NOT_BUILT,
                       "hdf5 '%s': this mltrain was built without HDF5 "

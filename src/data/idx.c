@@ -15,7 +15,9 @@
  * than the data present. Decompressed chunks are byte-swapped and converted straight into the
  * result (uint8 -> float32 x / 255 for images, as Pylearn2's read_mnist_images), without a
  * second copy of the file. Corrupt gzip data and CRC failures name the decompressed offset and
- * zlib's message. */
+ * zlib's message. Lazy datasets (lazy.c) read only the header here and then fetch rows of a
+ * raw file by offset; a gzip file cannot be read that way and is loaded whole (logged at info
+ * level). */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -153,17 +155,21 @@ static mt_status read_header(idx_src *s, const mt__idx_request *req, mt__idx_hea
     unsigned char db[16];
     if ((st = src_read(s, db, (size_t)h->ndim * 4, "dimensions", (uint64_t)h->ndim * 4)) != MT_OK)
         return st;
-    uint64_t count = 1;
+    uint64_t count = 1, nonzero = 1, nonzero_bytes;
     bool over = false;
     for (int32_t i = 0; i < h->ndim; i++) {
         h->dims[i] = be32(db + 4 * i);
         over |= __builtin_mul_overflow(count, (uint64_t)h->dims[i], &count);
+        /* the nonzero dims too (as NumPy): an empty array's strides must fit */
+        if (h->dims[i]) over |= __builtin_mul_overflow(nonzero, (uint64_t)h->dims[i], &nonzero);
     }
     char dt[64];
     dims_text(h, dt, sizeof dt);
     size_t esz = mt_dtype_size(h->dtype);
     uint64_t hdr = 4 + 4 * (uint64_t)h->ndim, total;
-    if (over || __builtin_mul_overflow(count, (uint64_t)esz, payload) ||
+    if (over || __builtin_mul_overflow(nonzero, (uint64_t)esz, &nonzero_bytes) ||
+        nonzero_bytes > (uint64_t)INT64_MAX ||
+        __builtin_mul_overflow(count, (uint64_t)esz, payload) ||
         __builtin_add_overflow(*payload, hdr, &total) || count > (uint64_t)INT64_MAX)
         return idx_fail(s, MT_ERR_FORMAT, "field dims (%s of %s) overflows 64-bit sizes", dt,
                         mt_dtype_name(h->dtype));
@@ -203,7 +209,7 @@ static int64_t gzip_isize(const char *path)
     return r;
 }
 
-static bool host_little_endian(void)
+bool mt__host_little_endian(void)
 {
     const uint16_t one = 1;
     uint8_t b;
@@ -211,7 +217,7 @@ static bool host_little_endian(void)
     return b == 1;
 }
 
-static void swap_bytes(unsigned char *p, size_t n, size_t esz)
+void mt__data_swap_bytes(unsigned char *p, size_t n, size_t esz)
 {
     for (size_t i = 0; i + esz <= n; i += esz)
         for (size_t a = 0, b = esz - 1; a < b; a++, b--) {
@@ -221,14 +227,14 @@ static void swap_bytes(unsigned char *p, size_t n, size_t esz)
         }
 }
 
-static void scale_floats(float *x, size_t n, const mt__idx_request *req)
+void mt__data_scale_floats(float *x, size_t n, float divisor, double scale)
 {
-    if (req->divisor > 0) {
-        const float d = req->divisor;
+    if (divisor > 0) {
+        const float d = divisor;
         for (size_t i = 0; i < n; i++)
             x[i] = x[i] / d;
-    } else if (req->scale != 1.0) {
-        const double sc = req->scale;
+    } else if (scale != 1.0) {
+        const double sc = scale;
         for (size_t i = 0; i < n; i++)
             x[i] = (float)((double)x[i] * sc);
     }
@@ -248,7 +254,7 @@ static mt_status read_payload(idx_src *s, const mt__idx_request *req, const mt__
         st = idx_fail(s, MT_ERR_NOMEM, "out of memory for %zu bytes", cap);
         goto done;
     }
-    bool swap = esz > 1 && host_little_endian();
+    bool swap = esz > 1 && mt__host_little_endian();
     uint64_t done_el = 0, count = (uint64_t)h->count;
     while (done_el < count) {
         size_t n_el =
@@ -266,14 +272,14 @@ static mt_status read_payload(idx_src *s, const mt__idx_request *req, const mt__
             out = o;
             cap = nc;
         }
-        if (swap) swap_bytes(chunk, n_el * esz, esz);
+        if (swap) mt__data_swap_bytes(chunk, n_el * esz, esz);
         unsigned char *o = out + (size_t)done_el * dsz;
         if (dst == h->dtype) {
             memcpy(o, chunk, n_el * esz);
         } else {
             mt_dtype_convert(o, dst, (ptrdiff_t)dsz, chunk, h->dtype, (ptrdiff_t)esz, n_el);
         }
-        if (dst == MT_FLOAT32) scale_floats((float *)o, n_el, req);
+        if (dst == MT_FLOAT32) mt__data_scale_floats((float *)o, n_el, req->divisor, req->scale);
         done_el += n_el;
     }
     /* One byte more: trailing data in a gzip member, and zlib's CRC / length check. */
@@ -301,23 +307,50 @@ done:
     return MT_OK;
 }
 
+/* Opens path (raw or gzip) and reads its header. On success s->gz is open (caller closes). */
+static mt_status idx_open(idx_src *s, const char *path, const mt__idx_request *req,
+                          mt__idx_header *h, uint64_t *payload)
+{
+    memset(h, 0, sizeof *h);
+    memset(s, 0, sizeof *s);
+    s->path = path;
+    struct stat sb;
+    if (stat(path, &sb) != 0) return mt_err_errno(errno, "idx '%s': cannot open", path);
+    if (!S_ISREG(sb.st_mode)) return idx_fail(s, MT_ERR_IO, "not a regular file");
+    s->file_size = (uint64_t)sb.st_size;
+    s->gz = gzopen(path, "rb");
+    if (!s->gz) return mt_err_errno(errno ? errno : ENOMEM, "idx '%s': cannot open", path);
+    gzbuffer(s->gz, 256 * 1024);
+    s->gzip = !gzdirect(s->gz);
+    h->gzip = s->gzip;
+    *payload = 0;
+    mt_status st = read_header(s, req, h, payload);
+    if (st != MT_OK) {
+        gzclose(s->gz);
+        s->gz = NULL;
+    }
+    return st;
+}
+
+mt_status mt__idx_read_header(const char *path, const mt__idx_request *req, mt__idx_header *h,
+                              uint64_t *data_off)
+{
+    idx_src s;
+    uint64_t payload;
+    mt_status st = idx_open(&s, path, req, h, &payload);
+    if (st != MT_OK) return st;
+    *data_off = s.off;
+    gzclose(s.gz);
+    return MT_OK;
+}
+
 mt_status mt__idx_read(const char *path, const mt__idx_request *req, mt__idx_header *h, void **data)
 {
     *data = NULL;
-    memset(h, 0, sizeof *h);
-    idx_src s = {.path = path};
-    struct stat sb;
-    if (stat(path, &sb) != 0) return mt_err_errno(errno, "idx '%s': cannot open", path);
-    if (!S_ISREG(sb.st_mode)) return idx_fail(&s, MT_ERR_IO, "not a regular file");
-    s.file_size = (uint64_t)sb.st_size;
-    s.gz = gzopen(path, "rb");
-    if (!s.gz) return mt_err_errno(errno ? errno : ENOMEM, "idx '%s': cannot open", path);
-    gzbuffer(s.gz, 256 * 1024);
-    s.gzip = !gzdirect(s.gz);
-    h->gzip = s.gzip;
+    idx_src s;
     uint64_t payload = 0;
-    mt_status st = read_header(&s, req, h, &payload);
-    if (st != MT_OK) goto out;
+    mt_status st = idx_open(&s, path, req, h, &payload);
+    if (st != MT_OK) return st;
     mt_dtype dst = req->dst_dtype == MT_DTYPE_COUNT ? h->dtype : req->dst_dtype;
     size_t max = req->max_bytes ? req->max_bytes : mt_data_max_bytes();
     size_t out_bytes;
@@ -374,13 +407,53 @@ static void float_request(mt__idx_request *req, double scale)
     req->role = "images";
 }
 
-/* Images + optional labels into a dataset (topo from 3-d / 4-d image files). */
+/* The images file as a lazy source, or *src NULL when it is gzip-compressed (logged). */
+static mt_status idx_lazy_src(mt__lazy_src **src, const char *images,
+                              const mt__idx_request *ireq, mt__idx_header *hi)
+{
+    *src = NULL;
+    uint64_t off;
+    mt_status st = mt__idx_read_header(images, ireq, hi, &off);
+    if (st != MT_OK) return st;
+    if (hi->gzip) {
+        mt_log(MT_LOG_INFO,
+               "idx '%s': gzip-compressed, so its rows cannot be read by offset: loading it "
+               "whole in memory (gunzip it to read rows lazily)",
+               images);
+        return MT_OK;
+    }
+    mt__lazy_src *s;
+    if ((st = mt__lazy_src_new(&s, images, "idx")) != MT_OK) return st;
+    s->n_file = hi->dims[0];
+    s->dim = 1;
+    for (int32_t i = 1; i < hi->ndim; i++)
+        s->dim *= hi->dims[i];
+    s->dtype = hi->dtype;
+    s->row_bytes = (size_t)s->dim * mt_dtype_size(hi->dtype);
+    s->data_off = off;
+    s->swap = mt_dtype_size(hi->dtype) > 1 && mt__host_little_endian();
+    s->divisor = ireq->divisor;
+    s->scale = ireq->scale;
+    if ((st = mt__lazy_src_open_raw(s)) != MT_OK) {
+        mt__lazy_src_release(s);
+        return st;
+    }
+    *src = s;
+    return MT_OK;
+}
+
+/* Images + optional labels into a dataset (topo from 3-d / 4-d image files); lazy: the
+ * images stay in their file when it is not compressed. */
 static mt_status idx_pair(mt_dataset **out, const char *name, const char *images,
-                          const char *labels, const mt__idx_request *ireq, int64_t n_classes)
+                          const char *labels, const mt__idx_request *ireq, int64_t n_classes,
+                          bool lazy)
 {
     mt__idx_header hi, hl;
     void *X = NULL, *L = NULL;
-    mt_status st = mt__idx_read(images, ireq, &hi, &X);
+    mt__lazy_src *src = NULL;
+    mt_status st = lazy ? idx_lazy_src(&src, images, ireq, &hi) : MT_OK;
+    if (st != MT_OK) return st;
+    if (!src) st = mt__idx_read(images, ireq, &hi, &X);
     if (st != MT_OK) return st;
     if (labels) {
         mt__idx_request lreq = {
@@ -392,8 +465,12 @@ static mt_status idx_pair(mt_dataset **out, const char *name, const char *images
             goto fail;
         }
     }
-    mt_dataset *d = mt_calloc(1, sizeof *d);
-    if (!d || !(d->name = mt_strdup(name))) {
+    mt_dataset *d;
+    if (src) {
+        st = mt__dataset_new_lazy(&d, name, src);
+        src = NULL;
+        if (st != MT_OK) goto fail;
+    } else if (!(d = mt_calloc(1, sizeof *d)) || !(d->name = mt_strdup(name))) {
         mt_free(d);
         st = MT_ERR_NOMEM;
         goto fail;
@@ -415,6 +492,7 @@ static mt_status idx_pair(mt_dataset **out, const char *name, const char *images
 fail_d:
     mt_dataset_free(d);
 fail:
+    mt__lazy_src_release(src);
     mt_free(X);
     mt_free(L);
     return st;
@@ -422,6 +500,12 @@ fail:
 
 mt_status mt_dataset_idx(mt_dataset **out, const char *images_path, const char *labels_path,
                          double scale)
+{
+    return mt_dataset_idx_mode(out, images_path, labels_path, scale, MT_DATA_LOAD_AUTO);
+}
+
+mt_status mt_dataset_idx_mode(mt_dataset **out, const char *images_path,
+                              const char *labels_path, double scale, mt_data_load load)
 {
     if (!out || !images_path)
         return mt_err_set(MT_ERR_INVALID, "dataset_idx: out or images_path is NULL");
@@ -434,7 +518,8 @@ mt_status mt_dataset_idx(mt_dataset **out, const char *images_path, const char *
     const char *base = strrchr(images_path, '/');
     char name[256];
     snprintf(name, sizeof name, "IDX(%s)", base ? base + 1 : images_path);
-    return idx_pair(out, name, images_path, labels_path, &req, 0);
+    return idx_pair(out, name, images_path, labels_path, &req, 0,
+                    mt__data_want_lazy(load, images_path));
 }
 
 void mt_mnist_options_init(mt_mnist_options *o)
@@ -505,8 +590,14 @@ mt_status mt_dataset_mnist(mt_dataset **out, const mt_mnist_options *o)
     mt__idx_request req;
     float_request(&req, 1.0 / 255.0);
     req.min_ndim = req.max_ndim = 3;
+    bool lazy = mt__data_want_lazy(o->load, ip);
+    if (lazy && o->center) {
+        mt_log(MT_LOG_INFO, "MNIST(%s): center needs the whole split: loading '%s' in memory",
+               o->which_set, ip);
+        lazy = false;
+    }
     mt_dataset *d;
-    if ((st = idx_pair(&d, "MNIST", ip, lp, &req, 10)) != MT_OK) return st;
+    if ((st = idx_pair(&d, "MNIST", ip, lp, &req, 10, lazy)) != MT_OK) return st;
     int64_t stop = o->stop < 0 ? d->n : o->stop;
     if (o->start < 0 || o->start > stop || stop > d->n) {
         st = mt_err_set(MT_ERR_RANGE,
@@ -515,7 +606,9 @@ mt_status mt_dataset_mnist(mt_dataset **out, const mt_mnist_options *o)
                         o->which_set, (long long)o->start, (long long)o->stop, (long long)d->n);
         goto fail;
     }
-    if (o->binarize) {
+    if (o->binarize && d->lazy) {
+        d->lazy->binarize = true; /* applied to each row as it is read */
+    } else if (o->binarize) {
         for (int64_t i = 0; i < d->n * d->dim; i++)
             d->X[i] = d->X[i] > 0.5f ? 1.0f : 0.0f;
     }

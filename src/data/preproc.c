@@ -475,7 +475,9 @@ mt_status mt_preproc_apply(mt_preprocessor *p, mt_dataset *d, bool can_fit)
 {
     if (!p || !d) return mt_err_set(MT_ERR_INVALID, "preproc_apply: NULL argument");
     const char *who = g_pp_names[p->kind];
-    mt_status st;
+    /* Preprocessors work on the whole matrix: a lazy dataset is loaded first. */
+    mt_status st = mt_dataset_materialize(d);
+    if (st != MT_OK) return mt_err_prefix(st, "%s: ", who);
     if (p->kind == PP_PIPELINE) {
         for (int32_t i = 0; i < p->n_items; i++)
             if ((st = mt_preproc_apply(p->items[i], d, can_fit)) != MT_OK)

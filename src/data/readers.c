@@ -11,7 +11,9 @@
  * the file); the elements are converted to float32 in C order, strided where the file is
  * Fortran-ordered. X is 2-d (n, dim), 3-d (n, rows, cols) or 4-d b01c (n, rows, cols,
  * channels); y is integer labels (1-d, or 2-d with one column), or float targets (1-d read as
- * one column, or 2-d). */
+ * one column, or 2-d). Lazily (lazy.c) X stays in the file: mt_npy_read_info gives the
+ * payload's offset and each gather reads its rows (C order only; a Fortran-ordered file is
+ * loaded whole). */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -245,12 +247,80 @@ out:
     return st;
 }
 
+/* X as a lazy dataset, or *out NULL when the file is Fortran-ordered (logged). */
+static mt_status npy_lazy(mt_dataset **out, const char *x_path, const char *name)
+{
+    *out = NULL;
+    mt_npy_info info;
+    mt_status st = mt_npy_read_info(&info, x_path, 0);
+    if (st != MT_OK) return st;
+    if (info.ndim < 2 || info.ndim > 4)
+        return mt_err_set(MT_ERR_SHAPE,
+                          "npy '%s': X has %d dimensions; want 2-d (n, dim), 3-d (n, rows, "
+                          "cols) or 4-d b01c (n, rows, cols, channels)",
+                          x_path, (int)info.ndim);
+    if (info.fortran_order) {
+        mt_log(MT_LOG_INFO,
+               "npy '%s': Fortran-ordered, so its rows are not contiguous: loading it whole in "
+               "memory",
+               x_path);
+        return MT_OK;
+    }
+    mt__lazy_src *s;
+    if ((st = mt__lazy_src_new(&s, x_path, "npy")) != MT_OK) return st;
+    s->n_file = info.dims[0];
+    s->dim = 1;
+    for (int32_t i = 1; i < info.ndim; i++)
+        s->dim *= info.dims[i];
+    s->dtype = info.dtype;
+    s->row_bytes = (size_t)s->dim * mt_dtype_size(info.dtype);
+    s->data_off = info.data_offset;
+    s->swap = info.byteswap;
+    if ((st = mt__lazy_src_open_raw(s)) != MT_OK) {
+        mt__lazy_src_release(s);
+        return st;
+    }
+    mt_dataset *d;
+    if ((st = mt__dataset_new_lazy(&d, name, s)) != MT_OK) return st;
+    if (info.ndim >= 3) {
+        int64_t topo[3] = {info.dims[1], info.dims[2], info.ndim == 4 ? info.dims[3] : 1};
+        if ((st = mt__dataset_set_topo(d, topo)) != MT_OK) {
+            mt_dataset_free(d);
+            return st;
+        }
+    }
+    *out = d;
+    return MT_OK;
+}
+
 mt_status mt_dataset_npy(mt_dataset **out, const char *x_path, const char *y_path)
+{
+    return mt_dataset_npy_mode(out, x_path, y_path, MT_DATA_LOAD_AUTO);
+}
+
+mt_status mt_dataset_npy_mode(mt_dataset **out, const char *x_path, const char *y_path,
+                              mt_data_load load)
 {
     if (!out || !x_path) return mt_err_set(MT_ERR_INVALID, "dataset_npy: out or x_path is NULL");
     *out = NULL;
+    const char *base = strrchr(x_path, '/');
+    char name[256];
+    snprintf(name, sizeof name, "Npy(%s)", base ? base + 1 : x_path);
+    mt_status st;
+    if (mt__data_want_lazy(load, x_path)) {
+        mt_dataset *ld;
+        if ((st = npy_lazy(&ld, x_path, name)) != MT_OK) return st;
+        if (ld) {
+            if (y_path && (st = npy_targets(ld, y_path, x_path)) != MT_OK) {
+                mt_dataset_free(ld);
+                return st;
+            }
+            *out = ld;
+            return MT_OK;
+        }
+    }
     mt_array x = {0};
-    mt_status st = npy_load_host(&x, x_path);
+    st = npy_load_host(&x, x_path);
     if (st != MT_OK) return st;
     mt_dataset *d = NULL;
     char b[128];
@@ -264,9 +334,6 @@ mt_status mt_dataset_npy(mt_dataset **out, const char *x_path, const char *y_pat
     int64_t dim = 1;
     for (int32_t i = 1; i < x.ndim; i++)
         dim *= x.dims[i];
-    const char *base = strrchr(x_path, '/');
-    char name[256];
-    snprintf(name, sizeof name, "Npy(%s)", base ? base + 1 : x_path);
     size_t bytes;
     if ((st = mt__data_bytes(&bytes, x.dims[0] * dim, sizeof(float), mt_data_max_bytes(), name)) !=
         MT_OK)

@@ -375,3 +375,61 @@ MT_TEST(components_conformance_dataset_nodes)
     MT_CHECK(total >= 20);
     mt_cfg_registry_free(r);
 }
+
+/* `load`: lazy datasets from YAML, start/stop and shuffle as views of the file, a preprocessor
+ * forcing the in-memory path, and a bad value caught by validation. */
+MT_TEST(components_load_key)
+{
+    expect_invalid("!obj:NpyDataset {file: a.npy, load: fast}\n", "'load' is 'fast'");
+    mt_device *host;
+    MT_CHECK_OK(mt_device_open(&host, "host"));
+    float v[40];
+    for (int i = 0; i < 40; i++)
+        v[i] = (float)i * 1.5f;
+    int64_t dims[2] = {10, 4};
+    mt_array a = {0};
+    MT_CHECK_OK(mt_array_from_host(&a, host, MT_FLOAT32, 2, dims, v));
+    char p[1024];
+    MT_CHECK_OK(mt_npy_save(tmp_file(p, sizeof p, "x.npy"), &a));
+    mt_array_clear(&a);
+    mt_device_release(host);
+    char text[4096];
+    snprintf(text, sizeof text,
+             "lazy: !obj:NpyDataset {file: '%s', start: 2, stop: 9, load: lazy}\n"
+             "mem: !obj:NpyDataset {file: '%s', load: memory}\n"
+             "pre: !obj:NpyDataset {file: '%s', load: lazy, fit_preprocessor: true,\n"
+             "  preprocessor: !obj:Standardize {}}\n"
+             "idx: !obj:IDXDataset {images: '%s/fashion_raw/t10k-images-idx3-ubyte',\n"
+             "  start: 10, stop: 20, shuffle: true, seed: 3, load: lazy}\n"
+             "idx_mem: !obj:IDXDataset {images: '%s/fashion_raw/t10k-images-idx3-ubyte',\n"
+             "  start: 10, stop: 20, shuffle: true, seed: 3}\n",
+             p, p, p, MT_DATA_REFS, MT_DATA_REFS);
+    built x;
+    mt_dataset *lz = build_ok(&x, text, "lazy"), *mem, *pre;
+    MT_CHECK(mt_dataset_is_lazy(lz));
+    MT_CHECK_OK(build_at(&x, "mem", &mem));
+    MT_CHECK(!mt_dataset_is_lazy(mem));
+    MT_CHECK_OK(build_at(&x, "pre", &pre));
+    MT_CHECK(!mt_dataset_is_lazy(pre));
+    mt_dataset_info info;
+    mt_dataset_get_info(lz, &info);
+    MT_CHECK_EQ_INT(info.n, 7);
+    const int64_t rows[2] = {0, 6};
+    mt_array X = {0};
+    MT_CHECK_OK(mt_dataset_gather(lz, rows, 2, &X, NULL));
+    const float *g = (const float *)((const char *)mt_buffer_host_ptr(X.buf) + X.offset);
+    MT_CHECK(memcmp(g, mt_dataset_X(mem) + 2 * 4, 4 * sizeof(float)) == 0);
+    MT_CHECK(memcmp(g + 4, mt_dataset_X(mem) + 8 * 4, 4 * sizeof(float)) == 0);
+    if (path_exists(MT_DATA_REFS "/fashion_raw/t10k-images-idx3-ubyte")) {
+        mt_dataset *il, *im;
+        MT_CHECK_OK(build_at(&x, "idx", &il));
+        MT_CHECK_OK(build_at(&x, "idx_mem", &im));
+        MT_CHECK(mt_dataset_is_lazy(il) && !mt_dataset_is_lazy(im));
+        const int64_t all[10] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9};
+        MT_CHECK_OK(mt_dataset_gather(il, all, 10, &X, NULL));
+        g = (const float *)((const char *)mt_buffer_host_ptr(X.buf) + X.offset);
+        MT_CHECK(memcmp(g, mt_dataset_X(im), 10 * 784 * sizeof(float)) == 0);
+    }
+    mt_array_clear(&X);
+    built_free(&x);
+}
