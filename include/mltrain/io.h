@@ -189,6 +189,75 @@ const char *mt_monitor_log_tb_path(const mt_monitor_log *l);
 uint32_t mt_crc32c(const void *data, size_t n);
 uint32_t mt_crc32c_masked(const void *data, size_t n);
 
+/* TensorBoard records built in memory: each mt_tb_record_* call appends one framed Event
+ * (TFRecord) to sb; mt_tb_append_records adds them to an event file. With these a program
+ * writes the summaries of TensorBoard's HParams dashboard (the `hparams` plugin: a summary
+ * with plugin_name "hparams" whose content is a serialized HParamsPluginData, tags
+ * "_hparams_/experiment", "_hparams_/session_start_info", "_hparams_/session_end_info"):
+ * the experiment (the hyperparameters with their types and domains, the metric tags) in the
+ * log directory's top run, and per session (a run directory) its start (the values) and end
+ * (the status). Metrics are ordinary scalars of the session's run. */
+typedef enum mt_tb_hparam_type {
+    MT_TB_HPARAM_FLOAT = 0, /* DATA_TYPE_FLOAT64 */
+    MT_TB_HPARAM_STRING,    /* DATA_TYPE_STRING */
+    MT_TB_HPARAM_BOOL,      /* DATA_TYPE_BOOL */
+} mt_tb_hparam_type;
+
+typedef struct mt_tb_hparam_info {
+    const char *name;
+    const char *display_name; /* NULL: none */
+    const char *description;  /* NULL: none */
+    mt_tb_hparam_type type;
+    bool interval;            /* FLOAT: the domain is [min, max] */
+    double min, max;
+    int32_t n_values;         /* > 0: a discrete domain: strings (STRING) or numbers (FLOAT) */
+    const char *const *strings;
+    const double *numbers;
+} mt_tb_hparam_info;
+
+typedef struct mt_tb_metric_info {
+    const char *tag;          /* the scalar's tag */
+    const char *group;        /* sub-run of the session holding it; NULL/"": the session's run */
+    const char *display_name; /* NULL: none */
+    const char *description;  /* NULL: none */
+} mt_tb_metric_info;
+
+typedef struct mt_tb_hparam_value {
+    const char *name;
+    mt_tb_hparam_type type;
+    double number;            /* FLOAT */
+    const char *string;       /* STRING */
+    bool boolean;             /* BOOL */
+} mt_tb_hparam_value;
+
+typedef enum mt_tb_session_status {
+    MT_TB_STATUS_UNKNOWN = 0,
+    MT_TB_STATUS_SUCCESS = 1,
+    MT_TB_STATUS_FAILURE = 2,
+    MT_TB_STATUS_RUNNING = 3,
+} mt_tb_session_status;
+
+/* The first event of every file: file_version "brain.Event:2". */
+mt_status mt_tb_record_file_version(mt_strbuf *sb);
+/* A scalar (simple_value) at `step`. */
+mt_status mt_tb_record_scalar(mt_strbuf *sb, int64_t step, const char *tag, double value);
+/* The HParams experiment: name and description may be NULL. ERR_INVALID for a nameless
+ * hyperparameter or metric. */
+mt_status mt_tb_record_hparams_experiment(mt_strbuf *sb, const char *name,
+                                          const char *description, double time_created,
+                                          int32_t n_hparams, const mt_tb_hparam_info *hparams,
+                                          int32_t n_metrics, const mt_tb_metric_info *metrics);
+/* A session's start: its hyperparameter values (group_name: sessions with the same group
+ * are aggregated; NULL: none, the run's name is used) at start_time (seconds since 1970). */
+mt_status mt_tb_record_hparams_session_start(mt_strbuf *sb, const char *group_name,
+                                             double start_time, int32_t n,
+                                             const mt_tb_hparam_value *values);
+mt_status mt_tb_record_hparams_session_end(mt_strbuf *sb, mt_tb_session_status status,
+                                           double end_time);
+/* Appends the records to the event file `path`, creating it (and starting it with the
+ * file_version event) when it is absent or empty. ERR_IO naming the file. */
+mt_status mt_tb_append_records(const char *path, const mt_strbuf *records);
+
 /* ---------------------------------------------------------------- pictures */
 
 /* Tiles n filters of shape [rows, cols, channels] (channels 1 or 3) into a grid image (each
@@ -212,6 +281,49 @@ void mt_png_tile_grid(int64_t n, int64_t *grid_rows, int64_t *grid_cols);
  * above 10000x10000 pixels. ERR_NOT_BUILT without cairo (libcairo2-dev at configure time). */
 mt_status mt_plot_channels(const char *path, const mt_monitor_history *h, int32_t n_channels,
                            const char *const *channels, int32_t width, int32_t height);
+/* The same with another x-axis label than "epoch" (NULL: "epoch"); the x values are still
+ * the records' epoch fields (a caller may store trial numbers there). */
+mt_status mt_plot_channels_xlabel(const char *path, const mt_monitor_history *h,
+                                  int32_t n_channels, const char *const *channels,
+                                  const char *x_label, int32_t width, int32_t height);
+
+/* Parallel coordinates: one vertical axis per column, one polyline per row. */
+typedef enum mt_plot_scale {
+    MT_PLOT_LINEAR = 0,
+    MT_PLOT_LOG,         /* values > 0; others are treated as absent */
+    MT_PLOT_CATEGORICAL, /* values are indices 0..n_labels-1, labels evenly spaced */
+} mt_plot_scale;
+
+typedef struct mt_plot_axis {
+    const char *name;
+    mt_plot_scale scale;
+    double lo, hi;              /* LINEAR/LOG: the range to show at least (NaN: the data's) */
+    int32_t n_labels;           /* CATEGORICAL */
+    const char *const *labels;
+} mt_plot_axis;
+
+typedef enum mt_plot_line_style {
+    MT_PLOT_LINE_NORMAL = 0, /* coloured by its colour value */
+    MT_PLOT_LINE_BEST,       /* coloured, thick, drawn last */
+    MT_PLOT_LINE_FAINT,      /* thin light gray, drawn first (e.g. failed or pruned) */
+} mt_plot_line_style;
+
+typedef struct mt_parallel_plot {
+    int32_t n_axes;
+    const mt_plot_axis *axes;
+    int32_t n_lines;
+    const double *values;     /* n_lines x n_axes, row-major; NaN: no value (the line breaks) */
+    const double *color;      /* per line, mapped onto a colour scale (NaN: gray); NULL: none */
+    const uint8_t *style;     /* per line mt_plot_line_style; NULL: all NORMAL */
+    bool color_low_is_good;   /* the bright (good) end of the scale is the low value */
+    const char *color_label;  /* title of the colour bar (NULL: none) */
+} mt_parallel_plot;
+
+/* Draws a parallel coordinates plot into a PNG with cairo (atomic write). ERR_INVALID for no
+ * axes, a bad size (as mt_plot_channels) or a CATEGORICAL axis without labels; ERR_NOT_BUILT
+ * without cairo. */
+mt_status mt_plot_parallel(const char *path, const mt_parallel_plot *p, int32_t width,
+                           int32_t height);
 
 #ifdef __cplusplus
 }

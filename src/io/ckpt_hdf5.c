@@ -16,6 +16,15 @@
  * instead of being loaded as numbers. Groups track link creation order, so a file lists its
  * arrays and channels in the order they were put.
  *
+ * Integrity header: the file starts with a 512-byte HDF5 user block (which HDF5 and h5py skip)
+ * holding the magic "MLTRAIN-CKPT", the header version, the file's length and the SHA-256 of
+ * every byte after the user block, filled into the image before it is published. Reading checks
+ * length and hash before HDF5 sees the file, so a truncated or corrupted mltrain checkpoint is
+ * reported by mltrain and never parsed by libhdf5 (whose parser does not survive every corrupt
+ * file). Files without the header (h5py, older mltrain) are read unverified unless
+ * MLTRAIN_CKPT_REQUIRE_VERIFIED=1. A crafted file with a recomputed hash still reaches libhdf5:
+ * the hash is against accidents, not attackers (docs/security.md).
+ *
  * Reading validates before it trusts: a missing file (ERR_IO), an empty file, a file without the
  * HDF5 signature, a file shorter than its superblock's end-of-file address (truncated), a
  * corrupt file (HDF5's own reason is quoted), an HDF5 file that is not a checkpoint (no
@@ -45,6 +54,18 @@ typedef H5L_info_t mt_h5_linfo;
 
 /* Largest chunk we let HDF5 build (its hard limit is 4 GiB). */
 #define MAX_CHUNK_BYTES ((uint64_t)1 << 30)
+
+/* The integrity header in the HDF5 user block (HDF5 data starts at UB_SIZE):
+ *   0  "MLTRAIN-CKPT"   12 bytes
+ *  12  header version   uint32 LE (UB_VERSION)
+ *  16  file length      uint64 LE, the user block included
+ *  24  SHA-256          32 bytes, of bytes [UB_SIZE, length)
+ *  56  zeros up to UB_SIZE */
+#define UB_SIZE 512
+#define UB_MAGIC "MLTRAIN-CKPT"
+#define UB_MAGIC_LEN 12
+#define UB_VERSION 1
+#define UB_HEADER_LEN 56
 
 static void h5_quiet(void)
 {
@@ -388,22 +409,31 @@ static mt_status write_contents(wr *w, const mt_ckpt *c)
     return st;
 }
 
-/* The file image of the open in-memory file (mt_free). */
+static const unsigned char hdf5_sig[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
+
+/* The file's bytes (mt_free): the user block (zeros, UB_SIZE bytes), then the file image of the
+ * open in-memory file. HDF5 1.10's image starts at the superblock, without the user block;
+ * an image that holds the user block itself is taken as it is. */
 static mt_status take_image(wr *w, void **image, size_t *len)
 {
     if (H5Fflush(w->file, H5F_SCOPE_GLOBAL) < 0)
         return h5_fail(MT_ERR_IO, "checkpoint '%s': cannot flush the in-memory file", w->path);
     ssize_t n = H5Fget_file_image(w->file, NULL, 0);
     if (n <= 0) return h5_fail(MT_ERR_IO, "checkpoint '%s': cannot take the file image", w->path);
-    *image = mt_malloc((size_t)n);
-    if (!*image) return mt_err_prefix(MT_ERR_NOMEM, "checkpoint '%s' (%zd bytes): ", w->path, n);
-    if (H5Fget_file_image(w->file, *image, (size_t)n) != n) {
+    unsigned char *buf = mt_calloc(UB_SIZE + (size_t)n, 1);
+    if (!buf) return mt_err_prefix(MT_ERR_NOMEM, "checkpoint '%s' (%zd bytes): ", w->path, n);
+    if (H5Fget_file_image(w->file, buf + UB_SIZE, (size_t)n) != n) {
         mt_status st = h5_fail(MT_ERR_IO, "checkpoint '%s': cannot copy the file image", w->path);
-        mt_free(*image);
-        *image = NULL;
+        mt_free(buf);
         return st;
     }
-    *len = (size_t)n;
+    *len = UB_SIZE + (size_t)n;
+    if (memcmp(buf + UB_SIZE, hdf5_sig, 8) != 0 && n > 2 * UB_SIZE &&
+        memcmp(buf + 2 * UB_SIZE, hdf5_sig, 8) == 0) {
+        memmove(buf, buf + UB_SIZE, (size_t)n);
+        *len = (size_t)n;
+    }
+    *image = buf;
     return MT_OK;
 }
 
@@ -418,7 +448,8 @@ static mt_status build_image(const mt_ckpt *c, const char *path, void **image, s
     if (fapl < 0 || fcpl < 0 || w.gcpl < 0 || H5Pset_link_creation_order(fcpl, order) < 0 ||
         H5Pset_attr_creation_order(fcpl, order) < 0 ||
         H5Pset_link_creation_order(w.gcpl, order) < 0 ||
-        H5Pset_attr_creation_order(w.gcpl, H5P_CRT_ORDER_TRACKED) < 0)
+        H5Pset_attr_creation_order(w.gcpl, H5P_CRT_ORDER_TRACKED) < 0 ||
+        H5Pset_userblock(fcpl, UB_SIZE) < 0)
         st = h5_fail(MT_ERR_INTERNAL, "checkpoint '%s': cannot set up HDF5 properties", path);
     if (st == MT_OK) {
         w.file = H5Fcreate(path, H5F_ACC_TRUNC, fcpl, fapl);
@@ -435,6 +466,25 @@ static mt_status build_image(const mt_ckpt *c, const char *path, void **image, s
     return st;
 }
 
+static void put_le(unsigned char *p, uint64_t v, int n)
+{
+    for (int i = 0; i < n; i++, v >>= 8)
+        p[i] = (unsigned char)(v & 0xff);
+}
+
+/* Fills the integrity header into the user block of a file image (len > UB_SIZE). */
+static void seal(unsigned char *image, size_t len)
+{
+    memset(image, 0, UB_SIZE);
+    memcpy(image, UB_MAGIC, UB_MAGIC_LEN);
+    put_le(image + 12, UB_VERSION, 4);
+    put_le(image + 16, (uint64_t)len, 8);
+    mt_sha256 h;
+    mt_sha256_init(&h);
+    mt_sha256_update(&h, image + UB_SIZE, len - UB_SIZE);
+    mt_sha256_final(&h, image + 24);
+}
+
 mt_status mt_ckpt_write(const mt_ckpt *c, const char *path)
 {
     h5_quiet();
@@ -442,6 +492,12 @@ mt_status mt_ckpt_write(const mt_ckpt *c, const char *path)
     size_t len = 0;
     mt_status st = build_image(c, path, &image, &len);
     if (st != MT_OK) return st;
+    if (len <= UB_SIZE) {
+        mt_free(image);
+        return mt_err_set(MT_ERR_INTERNAL, "checkpoint '%s': HDF5 gave a %zu-byte image", path,
+                          len);
+    }
+    seal(image, len);
     st = mt_file_write_atomic(path, image, len, 0644);
     mt_free(image);
     if (st != MT_OK) return mt_err_prefix(st, "checkpoint: ");
@@ -935,13 +991,13 @@ static uint64_t get_le(const unsigned char *p, int n)
     return v;
 }
 
-/* The file size the HDF5 superblock promises (base address + end-of-file address), or 0 when
+/* The file size the HDF5 superblock promises (its end-of-file address), or 0 when
  * it cannot be read. The signature is at 0, 512, 1024, 2048, ... (after a user block). Layouts
  * (HDF5 file format spec, "Superblock"): versions 0 and 1 keep the addresses after 24 or 28
  * bytes of version fields; versions 2 and 3 after 12 bytes. */
 static uint64_t superblock_eof(const char *path, uint64_t size)
 {
-    static const unsigned char sig[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
+    const unsigned char *sig = hdf5_sig;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return 0;
     unsigned char b[64];
@@ -957,14 +1013,98 @@ static uint64_t superblock_eof(const char *path, uint64_t size)
             need = at + addr_at + 3 * (uint64_t)off_size; /* cut inside the superblock */
             break;
         }
-        uint64_t base = get_le(b + addr_at, off_size);
-        uint64_t eof = get_le(b + addr_at + 2 * (size_t)off_size, off_size);
-        need = base + eof;
-        if (need < base) need = 0; /* overflow: let HDF5 report it */
+        /* the end-of-file address is absolute: it counts a user block (the base address) */
+        need = get_le(b + addr_at + 2 * (size_t)off_size, off_size);
         break;
     }
     close(fd);
     return need;
+}
+
+static bool require_verified(void)
+{
+    const char *v = getenv("MLTRAIN_CKPT_REQUIRE_VERIFIED");
+    return v && *v && strcmp(v, "0") != 0;
+}
+
+/* The integrity check (see the top of this file), on an open file of `size` bytes. *verified:
+ * the file carries the header and it matched. A file with the magic but a wrong length or
+ * hash, or a header version this mltrain does not know, is ERR_FORMAT and never reaches HDF5. */
+static mt_status verify_file(const char *path, int fd, uint64_t size, bool *verified)
+{
+    unsigned char ub[UB_HEADER_LEN];
+    *verified = false;
+    ssize_t n = pread(fd, ub, sizeof ub, 0);
+    if (n < UB_MAGIC_LEN || memcmp(ub, UB_MAGIC, UB_MAGIC_LEN) != 0) {
+        /* a damaged magic in front of an intact length field: ours, corrupted */
+        if (n == UB_HEADER_LEN && size > UB_SIZE && get_le(ub + 16, 8) == size &&
+            get_le(ub + 12, 4) == UB_VERSION)
+            return mt_err_set(MT_ERR_FORMAT,
+                              "checkpoint '%s' is corrupted: its mltrain integrity header is "
+                              "damaged (no magic \"" UB_MAGIC "\", but its version and length "
+                              "fields are intact); it is not handed to HDF5",
+                              path);
+        if (!require_verified()) return MT_OK;
+        return mt_err_set(MT_ERR_FORMAT,
+                          "checkpoint '%s' has no mltrain integrity header (it was written by "
+                          "h5py, another HDF5 program or an mltrain older than the header), and "
+                          "MLTRAIN_CKPT_REQUIRE_VERIFIED is set: only checkpoints written by "
+                          "mltrain are read; unset it to read this file unverified",
+                          path);
+    }
+    if (n < UB_HEADER_LEN || size < UB_SIZE)
+        return mt_err_set(MT_ERR_FORMAT,
+                          "checkpoint '%s' is truncated: it has %llu bytes, less than its "
+                          "%d-byte mltrain header (an interrupted copy or a full disk?)",
+                          path, (unsigned long long)size, UB_SIZE);
+    uint64_t ver = get_le(ub + 12, 4), want = get_le(ub + 16, 8);
+    if (ver != UB_VERSION)
+        return mt_err_set(MT_ERR_FORMAT,
+                          "checkpoint '%s' has an integrity header of version %llu; this mltrain "
+                          "reads version %d (written by a newer mltrain, or corrupted)",
+                          path, (unsigned long long)ver, UB_VERSION);
+    if (want != size)
+        return mt_err_set(MT_ERR_FORMAT,
+                          "checkpoint '%s' is %s: it has %llu bytes, its mltrain header says "
+                          "%llu (%s)",
+                          path, size < want ? "truncated" : "corrupted", (unsigned long long)size,
+                          (unsigned long long)want,
+                          size < want ? "an interrupted copy or a full disk?"
+                                      : "bytes were appended, or the header is damaged");
+    size_t cap = (size_t)1 << 20;
+    unsigned char *buf = mt_malloc(cap);
+    if (!buf) return mt_err_prefix(MT_ERR_NOMEM, "checkpoint '%s': ", path);
+    mt_sha256 h;
+    mt_sha256_init(&h);
+    mt_status st = MT_OK;
+    for (uint64_t at = UB_SIZE; at < size;) {
+        size_t take = size - at < cap ? (size_t)(size - at) : cap;
+        ssize_t got = pread(fd, buf, take, (off_t)at);
+        if (got < 0 && errno == EINTR) continue;
+        if (got <= 0) {
+            st = got < 0 ? mt_err_set(MT_ERR_IO, "cannot read checkpoint '%s': %s", path,
+                                      strerror(errno))
+                         : mt_err_set(MT_ERR_FORMAT,
+                                      "checkpoint '%s' is truncated: it shrank to %llu bytes "
+                                      "while being read",
+                                      path, (unsigned long long)at);
+            break;
+        }
+        mt_sha256_update(&h, buf, (size_t)got);
+        at += (uint64_t)got;
+    }
+    mt_free(buf);
+    if (st != MT_OK) return st;
+    unsigned char sum[32];
+    mt_sha256_final(&h, sum);
+    if (memcmp(sum, ub + 24, 32) != 0)
+        return mt_err_set(MT_ERR_FORMAT,
+                          "checkpoint '%s' is corrupted: the SHA-256 of its %llu bytes does not "
+                          "match the one mltrain recorded when writing it (changed after it was "
+                          "written: a disk, transfer or copy error?); it is not handed to HDF5",
+                          path, (unsigned long long)size);
+    *verified = true;
+    return MT_OK;
 }
 
 /* Checks the file itself before HDF5 sees it: exists, readable, non-empty, HDF5 signature. */
@@ -978,10 +1118,15 @@ static mt_status check_file(const char *path, int64_t *size)
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return mt_err_set(MT_ERR_IO, "cannot read checkpoint '%s': %s", path, strerror(errno));
-    close(fd);
     *size = (int64_t)sb.st_size;
-    if (sb.st_size == 0)
+    if (sb.st_size == 0) {
+        close(fd);
         return mt_err_set(MT_ERR_FORMAT, "checkpoint '%s' is an empty file (0 bytes)", path);
+    }
+    bool verified = false;
+    mt_status st = verify_file(path, fd, (uint64_t)sb.st_size, &verified);
+    close(fd);
+    if (st != MT_OK) return st;
     htri_t is = H5Fis_hdf5(path);
     if (is == 0)
         return mt_err_set(MT_ERR_FORMAT,
@@ -989,7 +1134,8 @@ static mt_status check_file(const char *path, int64_t *size)
                           "checkpoint",
                           path, (long long)sb.st_size);
     if (is < 0) return h5_fail(MT_ERR_FORMAT, "cannot read checkpoint '%s'", path);
-    uint64_t need = superblock_eof(path, (uint64_t)sb.st_size);
+    /* the header's length already covers a verified file */
+    uint64_t need = verified ? 0 : superblock_eof(path, (uint64_t)sb.st_size);
     if (need > (uint64_t)sb.st_size)
         return mt_err_set(MT_ERR_FORMAT,
                           "checkpoint '%s' is truncated: it has %lld bytes, its HDF5 superblock "

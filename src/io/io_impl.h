@@ -62,4 +62,16 @@ const char *mt__fmt_double(double v, char *buf, size_t len);
 /* Appends s as a JSON string literal (quotes and escapes). */
 void mt__json_append_string(mt_strbuf *sb, const char *s);
 
+/* Hand-encoded protocol buffers and TFRecord framing of TensorBoard event files
+ * (monitor_log.c; tb_hparams.c uses them too). wire: 0 varint, 1 fixed64, 2 bytes, 5 fixed32. */
+void mt__pb_varint(mt_strbuf *sb, uint64_t v);
+void mt__pb_tag(mt_strbuf *sb, uint32_t field, uint32_t wire);
+void mt__pb_bytes(mt_strbuf *sb, uint32_t field, const void *data, size_t n);
+void mt__put_le(uint8_t *p, uint64_t v, int n); /* n bytes little-endian */
+double mt__wall_time(void);                      /* seconds since the epoch */
+/* Event fields wall_time (1, now) and step (2). */
+void mt__pb_event_head(mt_strbuf *ev, int64_t step);
+/* Appends the serialized Event ev to out as one TFRecord (length, masked CRCs). */
+void mt__tb_frame(mt_strbuf *out, const mt_strbuf *ev);
+
 #endif

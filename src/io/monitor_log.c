@@ -247,7 +247,7 @@ static mt_status csv_write(mt_monitor_log *l, int64_t epoch, int64_t batches, in
 
 /* ---------------------------------------------------------------- TensorBoard */
 
-static void pb_varint(mt_strbuf *sb, uint64_t v)
+void mt__pb_varint(mt_strbuf *sb, uint64_t v)
 {
     uint8_t b[10];
     size_t n = 0;
@@ -260,25 +260,25 @@ static void pb_varint(mt_strbuf *sb, uint64_t v)
     mt_strbuf_appendn(sb, (const char *)b, n);
 }
 
-static void pb_tag(mt_strbuf *sb, uint32_t field, uint32_t wire)
+void mt__pb_tag(mt_strbuf *sb, uint32_t field, uint32_t wire)
 {
-    pb_varint(sb, ((uint64_t)field << 3) | wire);
+    mt__pb_varint(sb, ((uint64_t)field << 3) | wire);
 }
 
-static void pb_bytes(mt_strbuf *sb, uint32_t field, const void *data, size_t n)
+void mt__pb_bytes(mt_strbuf *sb, uint32_t field, const void *data, size_t n)
 {
-    pb_tag(sb, field, 2);
-    pb_varint(sb, n);
+    mt__pb_tag(sb, field, 2);
+    mt__pb_varint(sb, n);
     mt_strbuf_appendn(sb, data, n);
 }
 
-static void put_le(uint8_t *p, uint64_t v, int n)
+void mt__put_le(uint8_t *p, uint64_t v, int n)
 {
     for (int i = 0; i < n; i++)
         p[i] = (uint8_t)(v >> (8 * i));
 }
 
-static double wall_time(void)
+double mt__wall_time(void)
 {
     struct timeval tv;
     gettimeofday(&tv, NULL);
@@ -286,17 +286,28 @@ static double wall_time(void)
 }
 
 /* Event header: wall_time (field 1, fixed64 double) and step (field 2, varint). */
-static void pb_event_head(mt_strbuf *ev, int64_t step)
+void mt__pb_event_head(mt_strbuf *ev, int64_t step)
 {
-    double wt = wall_time();
+    double wt = mt__wall_time();
     uint64_t bits;
     memcpy(&bits, &wt, 8);
     uint8_t b[8];
-    put_le(b, bits, 8);
-    pb_tag(ev, 1, 1);
+    mt__put_le(b, bits, 8);
+    mt__pb_tag(ev, 1, 1);
     mt_strbuf_appendn(ev, (const char *)b, 8);
-    pb_tag(ev, 2, 0);
-    pb_varint(ev, (uint64_t)step);
+    mt__pb_tag(ev, 2, 0);
+    mt__pb_varint(ev, (uint64_t)step);
+}
+
+void mt__tb_frame(mt_strbuf *out, const mt_strbuf *ev)
+{
+    uint8_t head[12], tail[4];
+    mt__put_le(head, ev->len, 8);
+    mt__put_le(head + 8, mt_crc32c_masked(head, 8), 4);
+    mt__put_le(tail, mt_crc32c_masked(ev->data, ev->len), 4);
+    mt_strbuf_appendn(out, (const char *)head, 12);
+    mt_strbuf_appendn(out, ev->data ? ev->data : "", ev->len);
+    mt_strbuf_appendn(out, (const char *)tail, 4);
 }
 
 /* Frames one serialized Event as a TFRecord and writes it. */
@@ -304,14 +315,14 @@ static mt_status tb_write_record(mt_monitor_log *l, const mt_strbuf *ev)
 {
     mt_status st = mt_strbuf_status(ev);
     if (st != MT_OK) return st;
-    uint8_t head[12], tail[4];
-    put_le(head, ev->len, 8);
-    put_le(head + 8, mt_crc32c_masked(head, 8), 4);
-    put_le(tail, mt_crc32c_masked(ev->data, ev->len), 4);
-    if (fwrite(head, 1, 12, l->tb) != 12 || fwrite(ev->data, 1, ev->len, l->tb) != ev->len ||
-        fwrite(tail, 1, 4, l->tb) != 4 || fflush(l->tb) != 0)
-        return mt_err_errno(errno, "monitor log: cannot write '%s'", l->tb_path);
-    return MT_OK;
+    mt_strbuf rec;
+    mt_strbuf_init(&rec);
+    mt__tb_frame(&rec, ev);
+    st = mt_strbuf_status(&rec);
+    if (st == MT_OK && (fwrite(rec.data, 1, rec.len, l->tb) != rec.len || fflush(l->tb) != 0))
+        st = mt_err_errno(errno, "monitor log: cannot write '%s'", l->tb_path);
+    mt_strbuf_deinit(&rec);
+    return st;
 }
 
 static mt_status tb_write(mt_monitor_log *l, int64_t step, int32_t n, const char *const *names,
@@ -323,18 +334,18 @@ static mt_status tb_write(mt_monitor_log *l, int64_t step, int32_t n, const char
     mt_strbuf_init(&value);
     for (int32_t i = 0; i < n; i++) {
         mt_strbuf_clear(&value);
-        pb_bytes(&value, 1, names[i], strlen(names[i]));
+        mt__pb_bytes(&value, 1, names[i], strlen(names[i]));
         float f = (float)values[i];
         uint32_t bits;
         memcpy(&bits, &f, 4);
         uint8_t b[4];
-        put_le(b, bits, 4);
-        pb_tag(&value, 2, 5);
+        mt__put_le(b, bits, 4);
+        mt__pb_tag(&value, 2, 5);
         mt_strbuf_appendn(&value, (const char *)b, 4);
-        pb_bytes(&summary, 1, value.data, value.len);
+        mt__pb_bytes(&summary, 1, value.data, value.len);
     }
-    pb_event_head(&ev, step);
-    pb_bytes(&ev, 5, summary.len ? summary.data : "", summary.len);
+    mt__pb_event_head(&ev, step);
+    mt__pb_bytes(&ev, 5, summary.len ? summary.data : "", summary.len);
     mt_status st = mt_strbuf_status(&summary);
     if (st == MT_OK) st = mt_strbuf_status(&value);
     if (st == MT_OK) st = tb_write_record(l, &ev);
@@ -378,9 +389,9 @@ static mt_status tb_open(mt_monitor_log *l, const char *dir)
     }
     mt_strbuf ev;
     mt_strbuf_init(&ev);
-    pb_event_head(&ev, 0);
+    mt__pb_event_head(&ev, 0);
     static const char version[] = "brain.Event:2";
-    pb_bytes(&ev, 3, version, sizeof version - 1);
+    mt__pb_bytes(&ev, 3, version, sizeof version - 1);
     mt_status st = tb_write_record(l, &ev);
     mt_strbuf_deinit(&ev);
     return st;

@@ -2,7 +2,10 @@
  * coloured line per channel (with point markers while there are few points), axes with "nice"
  * ticks (1, 2 or 5 times a power of ten), grid lines, an x label and a legend, on white. The
  * PNG is encoded in memory (cairo_surface_write_to_png_stream) and published with
- * mt_file_write_atomic. Built only with cairo (MT_HAVE_CAIRO); otherwise ERR_NOT_BUILT. */
+ * mt_file_write_atomic. Parallel coordinates (mt_plot_parallel): one vertical axis per column
+ * (linear, log10 or evenly spaced categories), one polyline per row coloured on a viridis scale
+ * with a colour bar, faint rows first and highlighted rows last. Built only with cairo
+ * (MT_HAVE_CAIRO); otherwise ERR_NOT_BUILT. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -77,7 +80,8 @@ static bool data_ranges(frame *f, const mt_chan_history *const *ch, int32_t n)
     return true;
 }
 
-static void draw_axes(cairo_t *cr, const frame *f, int32_t width, int32_t height)
+static void draw_axes(cairo_t *cr, const frame *f, int32_t width, int32_t height,
+                      const char *x_label)
 {
     char label[64];
     cairo_text_extents_t te;
@@ -122,9 +126,9 @@ static void draw_axes(cairo_t *cr, const frame *f, int32_t width, int32_t height
     cairo_rectangle(cr, f->left + 0.5, f->top + 0.5, f->right - f->left, f->bottom - f->top);
     cairo_stroke(cr);
     cairo_set_font_size(cr, 12);
-    cairo_text_extents(cr, "epoch", &te);
+    cairo_text_extents(cr, x_label, &te);
     cairo_move_to(cr, (f->left + f->right) / 2 - te.x_advance / 2, height - 8);
-    cairo_show_text(cr, "epoch");
+    cairo_show_text(cr, x_label);
 }
 
 static void draw_lines(cairo_t *cr, const frame *f, const mt_chan_history *const *ch, int32_t n)
@@ -201,20 +205,9 @@ static cairo_status_t png_sink(void *closure, const unsigned char *data, unsigne
     return sb->failed ? CAIRO_STATUS_NO_MEMORY : CAIRO_STATUS_SUCCESS;
 }
 
-static mt_status render(const char *path, const mt_chan_history *const *ch, int32_t n,
-                        int32_t width, int32_t height)
+/* Encodes the surface as PNG and publishes it at path (atomic); destroys cr and s. */
+static mt_status finish_png(const char *path, cairo_surface_t *s, cairo_t *cr)
 {
-    cairo_surface_t *s = cairo_image_surface_create(CAIRO_FORMAT_RGB24, width, height);
-    cairo_t *cr = cairo_create(s);
-    cairo_set_source_rgb(cr, 1, 1, 1);
-    cairo_paint(cr);
-    cairo_select_font_face(cr, "sans-serif", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
-    frame f;
-    data_ranges(&f, ch, n);
-    f.left = 64, f.right = width - 16, f.top = 14, f.bottom = height - 40;
-    draw_axes(cr, &f, width, height);
-    draw_lines(cr, &f, ch, n);
-    draw_legend(cr, &f, ch, n);
     cairo_status_t cs = cairo_status(cr);
     cairo_destroy(cr);
     mt_strbuf png;
@@ -233,8 +226,33 @@ static mt_status render(const char *path, const mt_chan_history *const *ch, int3
     return st;
 }
 
-mt_status mt_plot_channels(const char *path, const mt_monitor_history *h, int32_t n_channels,
-                           const char *const *channels, int32_t width, int32_t height)
+static cairo_t *new_canvas(cairo_surface_t **s, int32_t width, int32_t height)
+{
+    *s = cairo_image_surface_create(CAIRO_FORMAT_RGB24, width, height);
+    cairo_t *cr = cairo_create(*s);
+    cairo_set_source_rgb(cr, 1, 1, 1);
+    cairo_paint(cr);
+    cairo_select_font_face(cr, "sans-serif", CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
+    return cr;
+}
+
+static mt_status render(const char *path, const mt_chan_history *const *ch, int32_t n,
+                        const char *x_label, int32_t width, int32_t height)
+{
+    cairo_surface_t *s;
+    cairo_t *cr = new_canvas(&s, width, height);
+    frame f;
+    data_ranges(&f, ch, n);
+    f.left = 64, f.right = width - 16, f.top = 14, f.bottom = height - 40;
+    draw_axes(cr, &f, width, height, x_label);
+    draw_lines(cr, &f, ch, n);
+    draw_legend(cr, &f, ch, n);
+    return finish_png(path, s, cr);
+}
+
+mt_status mt_plot_channels_xlabel(const char *path, const mt_monitor_history *h, int32_t n_channels,
+                                  const char *const *channels, const char *x_label, int32_t width,
+                                  int32_t height)
 {
     if (width < MIN_W || height < MIN_H || width > MAX_SIDE || height > MAX_SIDE)
         return mt_err_set(MT_ERR_INVALID, "plot '%s': size %dx%d is outside %dx%d..%dx%d", path,
@@ -256,15 +274,240 @@ mt_status mt_plot_channels(const char *path, const mt_monitor_history *h, int32_
                        path, h->name ? h->name : "", channels[i], h->n ? sb.data : "none");
         mt_strbuf_deinit(&sb);
     }
-    if (st == MT_OK) st = render(path, ch, n_channels, width, height);
+    if (st == MT_OK) st = render(path, ch, n_channels, x_label ? x_label : "epoch", width, height);
     mt_free(ch);
     return st;
 }
 
+/* ---------------------------------------------------------------- parallel coordinates */
+
+/* Viridis at 5 stops: 0 dark purple (bad) .. 1 yellow (good). */
+static void colormap(double t, double rgb[3])
+{
+    static const double stops[5][3] = {{0.267, 0.005, 0.329},
+                                       {0.231, 0.322, 0.545},
+                                       {0.129, 0.569, 0.549},
+                                       {0.369, 0.788, 0.384},
+                                       {0.993, 0.906, 0.144}};
+    t = fmin(1, fmax(0, t)) * 4;
+    int k = (int)fmin(3, floor(t));
+    double u = t - k;
+    for (int c = 0; c < 3; c++)
+        rgb[c] = stops[k][c] * (1 - u) + stops[k + 1][c] * u;
+}
+
+typedef struct pc_axis {
+    double lo, hi; /* in axis units (log10 for LOG, index for CATEGORICAL) */
+    bool any;
+} pc_axis;
+
+static double pc_unit(const mt_plot_axis *a, double v)
+{
+    if (!isfinite(v)) return NAN;
+    if (a->scale == MT_PLOT_LOG) return v > 0 ? log10(v) : NAN;
+    if (a->scale == MT_PLOT_CATEGORICAL) {
+        double k = round(v);
+        return k >= 0 && k < a->n_labels ? k : NAN;
+    }
+    return v;
+}
+
+static void pc_ranges(const mt_parallel_plot *p, pc_axis *r)
+{
+    for (int32_t j = 0; j < p->n_axes; j++) {
+        const mt_plot_axis *a = &p->axes[j];
+        pc_axis *x = &r[j];
+        if (a->scale == MT_PLOT_CATEGORICAL) {
+            x->lo = -0.5, x->hi = a->n_labels - 0.5, x->any = true;
+            continue;
+        }
+        x->lo = INFINITY, x->hi = -INFINITY, x->any = false;
+        double bounds[2] = {pc_unit(a, a->lo), pc_unit(a, a->hi)};
+        for (int b = 0; b < 2; b++)
+            if (isfinite(bounds[b])) x->lo = fmin(x->lo, bounds[b]), x->hi = fmax(x->hi, bounds[b]);
+        for (int32_t i = 0; i < p->n_lines; i++) {
+            double u = pc_unit(a, p->values[(size_t)i * p->n_axes + j]);
+            if (!isfinite(u)) continue;
+            x->lo = fmin(x->lo, u), x->hi = fmax(x->hi, u), x->any = true;
+        }
+        if (!isfinite(x->lo)) x->lo = 0, x->hi = 1;
+        if (x->hi == x->lo) {
+            double d = fabs(x->lo) > 0 ? fabs(x->lo) * 0.1 : 0.5;
+            x->lo -= d, x->hi += d;
+        }
+    }
+}
+
+/* Shows s at (x, y), shortened with "..." to max_w pixels; align: 0 left, 1 centre, 2 right. */
+static void pc_text(cairo_t *cr, const char *s, double x, double y, double max_w, int align)
+{
+    char buf[64];
+    snprintf(buf, sizeof buf, "%s", s);
+    cairo_text_extents_t te;
+    cairo_text_extents(cr, buf, &te);
+    for (size_t n = strlen(buf); te.x_advance > max_w && n > 4; n--) {
+        memcpy(buf + n - 4, "...", 4); /* shorten: keep the start, end with "..." */
+        cairo_text_extents(cr, buf, &te);
+    }
+    cairo_move_to(cr, align == 1 ? x - te.x_advance / 2 : align == 2 ? x - te.x_advance : x, y);
+    cairo_show_text(cr, buf);
+}
+
+/* pos: 0 the first axis (its name left-aligned), 2 the last (right-aligned), 1 others. */
+static void pc_axis_draw(cairo_t *cr, const mt_plot_axis *a, const pc_axis *r, double x, double top,
+                         double bottom, double spacing, int pos)
+{
+    char label[64];
+    cairo_set_source_rgb(cr, 0.2, 0.2, 0.2);
+    cairo_set_line_width(cr, 1.5);
+    cairo_move_to(cr, round(x) + 0.5, top);
+    cairo_line_to(cr, round(x) + 0.5, bottom);
+    cairo_stroke(cr);
+    cairo_set_font_size(cr, 12);
+    pc_text(cr, a->name ? a->name : "",
+            pos == 0   ? x - 6
+            : pos == 2 ? x + 6
+                       : x,
+            top - 10, pos == 1 ? spacing - 6 : spacing * 0.9, pos);
+    cairo_set_font_size(cr, 10);
+    cairo_set_line_width(cr, 1);
+    double h = bottom - top;
+    if (a->scale == MT_PLOT_CATEGORICAL) {
+        for (int32_t k = 0; k < a->n_labels; k++) {
+            double y = bottom - (k - r->lo) / (r->hi - r->lo) * h;
+            cairo_move_to(cr, x - 4, y);
+            cairo_line_to(cr, x + 4, y);
+            cairo_stroke(cr);
+            pc_text(cr, a->labels[k] ? a->labels[k] : "", x + 6, y + 4, spacing * 0.55, 0);
+        }
+        return;
+    }
+    double step = a->scale == MT_PLOT_LOG && r->hi - r->lo >= 2 ? ceil((r->hi - r->lo) / 6)
+                                                                : nice_step(r->hi - r->lo, 5);
+    for (double v = ceil(r->lo / step) * step; v <= r->hi + step * 1e-9; v += step) {
+        double y = bottom - (v - r->lo) / (r->hi - r->lo) * h;
+        cairo_move_to(cr, x - 4, y);
+        cairo_line_to(cr, x, y);
+        cairo_stroke(cr);
+        double shown = a->scale == MT_PLOT_LOG ? pow(10, v) : fabs(v) < step * 1e-9 ? 0 : v;
+        snprintf(label, sizeof label, "%.4g", shown);
+        pc_text(cr, label, x + 5, y + 4, spacing * 0.55, 0);
+    }
+    if (a->scale == MT_PLOT_LOG) pc_text(cr, "(log scale)", x, bottom + 14, spacing - 6, 1);
+}
+
+static void pc_line(cairo_t *cr, const mt_parallel_plot *p, const pc_axis *r, int32_t i,
+                    double left, double spacing, double top, double bottom)
+{
+    bool pen = false;
+    for (int32_t j = 0; j < p->n_axes; j++) {
+        double u = pc_unit(&p->axes[j], p->values[(size_t)i * p->n_axes + j]);
+        if (!isfinite(u)) {
+            pen = false;
+            continue;
+        }
+        double x = left + j * spacing;
+        double y = bottom - (u - r[j].lo) / (r[j].hi - r[j].lo) * (bottom - top);
+        if (pen)
+            cairo_line_to(cr, x, y);
+        else
+            cairo_move_to(cr, x, y);
+        pen = true;
+    }
+    cairo_stroke(cr);
+}
+
+static mt_status render_parallel(const char *path, const mt_parallel_plot *p, int32_t width,
+                                 int32_t height)
+{
+    pc_axis *r = mt_calloc((size_t)p->n_axes, sizeof *r);
+    if (!r) return mt_err_prefix(MT_ERR_NOMEM, "plot '%s': ", path);
+    pc_ranges(p, r);
+    double c0 = INFINITY, c1 = -INFINITY;
+    for (int32_t i = 0; p->color && i < p->n_lines; i++)
+        if (isfinite(p->color[i])) c0 = fmin(c0, p->color[i]), c1 = fmax(c1, p->color[i]);
+    bool bar = c0 <= c1;
+    double right_margin = bar ? 110 : 60;
+    double left = 40, top = 40, bottom = height - 30;
+    double spacing = p->n_axes > 1 ? (width - left - right_margin) / (p->n_axes - 1) : 0;
+    if (p->n_axes == 1) left = (width - right_margin) / 2;
+    cairo_surface_t *s;
+    cairo_t *cr = new_canvas(&s, width, height);
+    cairo_set_line_join(cr, CAIRO_LINE_JOIN_ROUND);
+    /* faint lines first, then the normal ones, then the best */
+    for (int pass = 0; pass < 3; pass++)
+        for (int32_t i = 0; i < p->n_lines; i++) {
+            uint8_t style = p->style ? p->style[i] : MT_PLOT_LINE_NORMAL;
+            if ((pass == 0) != (style == MT_PLOT_LINE_FAINT)) continue;
+            if (pass > 0 && (pass == 2) != (style == MT_PLOT_LINE_BEST)) continue;
+            double c = p->color ? p->color[i] : NAN, rgb[3] = {0.5, 0.5, 0.5};
+            if (style == MT_PLOT_LINE_FAINT) {
+                cairo_set_source_rgba(cr, 0.55, 0.55, 0.55, 0.35);
+                cairo_set_line_width(cr, 1);
+            } else {
+                if (isfinite(c) && bar) {
+                    double t = c1 > c0 ? (c - c0) / (c1 - c0) : 1;
+                    colormap(p->color_low_is_good ? 1 - t : t, rgb);
+                }
+                cairo_set_source_rgba(cr, rgb[0], rgb[1], rgb[2],
+                                      style == MT_PLOT_LINE_BEST ? 1 : 0.75);
+                cairo_set_line_width(cr, style == MT_PLOT_LINE_BEST ? 3.5 : 1.5);
+            }
+            pc_line(cr, p, r, i, left, spacing, top, bottom);
+        }
+    for (int32_t j = 0; j < p->n_axes; j++)
+        pc_axis_draw(cr, &p->axes[j], &r[j], left + j * spacing, top, bottom,
+                     p->n_axes > 1 ? spacing : width / 2.0,
+                     p->n_axes == 1       ? 1
+                     : j == 0             ? 0
+                     : j == p->n_axes - 1 ? 2
+                                          : 1);
+    if (bar) { /* colour bar: good at the top */
+        double bx = width - 40, bh = bottom - top;
+        for (int k = 0; k < (int)bh; k++) {
+            double rgb[3];
+            colormap(1 - k / bh, rgb);
+            cairo_set_source_rgb(cr, rgb[0], rgb[1], rgb[2]);
+            cairo_rectangle(cr, bx, top + k, 14, 1);
+            cairo_fill(cr);
+        }
+        char lab[64];
+        cairo_set_source_rgb(cr, 0, 0, 0);
+        cairo_set_font_size(cr, 10);
+        snprintf(lab, sizeof lab, "%.4g", p->color_low_is_good ? c0 : c1);
+        pc_text(cr, lab, bx + 7, top - 4, 60, 1);
+        snprintf(lab, sizeof lab, "%.4g", p->color_low_is_good ? c1 : c0);
+        pc_text(cr, lab, bx + 7, bottom + 12, 60, 1);
+        if (p->color_label) {
+            cairo_set_font_size(cr, 11);
+            pc_text(cr, p->color_label, bx + 7, top - 22, 100, 1);
+        }
+    }
+    mt_free(r);
+    return finish_png(path, s, cr);
+}
+
+mt_status mt_plot_parallel(const char *path, const mt_parallel_plot *p, int32_t width,
+                           int32_t height)
+{
+    if (width < MIN_W || height < MIN_H || width > MAX_SIDE || height > MAX_SIDE)
+        return mt_err_set(MT_ERR_INVALID, "plot '%s': size %dx%d is outside %dx%d..%dx%d", path,
+                          (int)width, (int)height, MIN_W, MIN_H, MAX_SIDE, MAX_SIDE);
+    if (!p || p->n_axes <= 0 || !p->axes)
+        return mt_err_set(MT_ERR_INVALID, "plot '%s': no axes to plot", path);
+    if (p->n_lines < 0 || (p->n_lines > 0 && !p->values))
+        return mt_err_set(MT_ERR_INVALID, "plot '%s': bad lines (%d)", path, (int)p->n_lines);
+    for (int32_t j = 0; j < p->n_axes; j++)
+        if (p->axes[j].scale == MT_PLOT_CATEGORICAL &&
+            (p->axes[j].n_labels <= 0 || !p->axes[j].labels))
+            return mt_err_set(MT_ERR_INVALID, "plot '%s': categorical axis '%s' has no labels",
+                              path, p->axes[j].name ? p->axes[j].name : "");
+    return render_parallel(path, p, width, height);
+}
+
 #else /* !MT_HAVE_CAIRO */
 
-mt_status mt_plot_channels(const char *path, const mt_monitor_history *h, int32_t n_channels,
-                           const char *const *channels, int32_t width, int32_t height)
+static mt_status not_built(const char *path)
 {
     return mt_err_set(MT_ERR_NOT_BUILT,
                       "plot '%s': cairo is not built into this mltrain (install libcairo2-dev "
@@ -272,4 +515,25 @@ mt_status mt_plot_channels(const char *path, const mt_monitor_history *h, int32_
                       path);
 }
 
+mt_status mt_plot_channels_xlabel(const char *path, const mt_monitor_history *h, int32_t n_channels,
+                                  const char *const *channels, const char *x_label, int32_t width,
+                                  int32_t height)
+{
+    (void)h, (void)n_channels, (void)channels, (void)x_label, (void)width, (void)height;
+    return not_built(path);
+}
+
+mt_status mt_plot_parallel(const char *path, const mt_parallel_plot *p, int32_t width,
+                           int32_t height)
+{
+    (void)p, (void)width, (void)height;
+    return not_built(path);
+}
+
 #endif
+
+mt_status mt_plot_channels(const char *path, const mt_monitor_history *h, int32_t n_channels,
+                           const char *const *channels, int32_t width, int32_t height)
+{
+    return mt_plot_channels_xlabel(path, h, n_channels, channels, "epoch", width, height);
+}

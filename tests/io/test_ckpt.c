@@ -1,6 +1,7 @@
 /* Checkpoints: the in-memory API, HDF5 round trips of every storable type, order, monitor
  * histories, atomic publication on a full disk, clear errors for missing, empty, random,
- * truncated, corrupt and foreign files, and h5py in both directions (files written by mltrain
+ * truncated, corrupt and foreign files, the integrity header (a changed byte never reaches HDF5;
+ * MLTRAIN_CKPT_REQUIRE_VERIFIED), and h5py in both directions (files written by mltrain
  * read by h5py and compared; files h5py writes in the documented layout read by mltrain). */
 #include <errno.h>
 #include <signal.h>
@@ -289,6 +290,17 @@ MT_TEST(ckpt_read_missing_empty_random)
     MT_CHECK(strstr(mt_last_error(), "4096 bytes") != NULL);
 }
 
+/* The integrity header of an mltrain checkpoint (src/io/ckpt_hdf5.c): bytes 16..23 hold the
+ * file length, 24..55 the SHA-256 of bytes 512.. . reseal() recomputes the hash after a test
+ * changed the file, as someone crafting a file would: the damage then reaches HDF5. */
+static void reseal(unsigned char *bytes, size_t len)
+{
+    mt_sha256 h;
+    mt_sha256_init(&h);
+    mt_sha256_update(&h, bytes + 512, len - 512);
+    mt_sha256_final(&h, bytes + 24);
+}
+
 /* A real checkpoint with a large array, cut at several points. */
 MT_TEST(ckpt_read_truncated)
 {
@@ -304,32 +316,129 @@ MT_TEST(ckpt_read_truncated)
     MT_CHECK_OK(mt_ckpt_write(c, full));
     mt_ckpt_free(c);
     size_t len;
-    char *bytes = slurp(full, &len);
+    unsigned char *bytes = (unsigned char *)slurp(full, &len);
     MT_CHECK(len > 80000);
     size_t cuts[5] = {len - 1, len / 2, 2000, 40, 20};
-    for (int k = 0; k < 5; k++) {
-        write_bytes(cut, bytes, cuts[k]);
-        mt_ckpt *r = (mt_ckpt *)1;
-        char want[200];
-        if (k < 3)
-            snprintf(want, sizeof want,
-                     "is truncated: it has %zu bytes, its HDF5 superblock "
-                     "says %zu",
-                     cuts[k], len);
-        else /* cut inside the superblock */
-            snprintf(want, sizeof want, "is truncated: it has %zu bytes", cuts[k]);
-        MT_CHECK_ERR(mt_ckpt_read(&r, cut), MT_ERR_FORMAT, want);
-        MT_CHECK(r == NULL);
-        MT_CHECK(strstr(mt_last_error(), cut) != NULL);
+    /* round 0: the integrity header's length catches the cut; round 1: the same file without
+     * the header (its magic zeroed, like an HDF5 file with an empty user block), where the
+     * superblock's end-of-file address does (40 and 20 bytes: no superblock left at all) */
+    for (int round = 0; round < 2; round++) {
+        if (round == 1) memset(bytes, 0, 12);
+        for (int k = 0; k < (round == 0 ? 5 : 3); k++) {
+            write_bytes(cut, bytes, cuts[k]);
+            mt_ckpt *r = (mt_ckpt *)1;
+            char want[200];
+            if (round == 0 && k < 3)
+                snprintf(want, sizeof want,
+                         "is truncated: it has %zu bytes, its mltrain header says %zu", cuts[k],
+                         len);
+            else if (round == 0)
+                snprintf(want, sizeof want,
+                         "is truncated: it has %zu bytes, less than its 512-byte mltrain header",
+                         cuts[k]);
+            else
+                snprintf(want, sizeof want,
+                         "is truncated: it has %zu bytes, its HDF5 superblock says %zu", cuts[k],
+                         len);
+            MT_CHECK_ERR(mt_ckpt_read(&r, cut), MT_ERR_FORMAT, want);
+            MT_CHECK(r == NULL);
+            MT_CHECK(strstr(mt_last_error(), cut) != NULL);
+        }
     }
-    /* a damaged superblock (the root group's object header address in a version 0 superblock)
-     * is HDF5's to diagnose: its reason is quoted */
-    MT_CHECK(bytes[8] == 0);
-    bytes[64] ^= 0x04;
+    memcpy(bytes, "MLTRAIN-CKPT", 12);
+    /* a damaged superblock (the root group's object header address in a version 0 superblock,
+     * after the 512-byte user block): the hash catches it; in a crafted file with the hash
+     * recomputed it is HDF5's to diagnose, and its reason is quoted */
+    MT_CHECK(bytes[512 + 8] == 0);
+    bytes[512 + 64] ^= 0x04;
     write_bytes(cut, bytes, len);
     mt_ckpt *r2;
+    MT_CHECK_ERR(mt_ckpt_read(&r2, cut), MT_ERR_FORMAT, "is corrupted: the SHA-256");
+    reseal(bytes, len);
+    write_bytes(cut, bytes, len);
     MT_CHECK_ERR(mt_ckpt_read(&r2, cut), MT_ERR_FORMAT, "is corrupt");
     MT_CHECK(strstr(mt_last_error(), "(HDF5: ") != NULL);
+    mt_free(bytes);
+}
+
+/* Every write carries the integrity header; a flipped byte anywhere, appended bytes, or a
+ * header from the future are ERR_FORMAT naming the file, decided before HDF5 looks at it: a
+ * file whose HDF5 part is random bytes is "corrupted", not "not an HDF5 file". */
+MT_TEST(ckpt_integrity_header)
+{
+    mt_ckpt *c = sample_ckpt();
+    char *p = tpath("sealed.h5"), *q = tpath("damaged.h5");
+    MT_CHECK_OK(mt_ckpt_write(c, p));
+    mt_ckpt_free(c);
+    size_t len;
+    unsigned char *bytes = (unsigned char *)slurp(p, &len);
+    MT_CHECK(len > 1024 && memcmp(bytes, "MLTRAIN-CKPT", 12) == 0);
+    MT_CHECK(bytes[12] == 1 && bytes[13] == 0 && bytes[14] == 0 && bytes[15] == 0);
+    uint64_t stored = 0;
+    for (int i = 7; i >= 0; i--)
+        stored = (stored << 8) | bytes[16 + i];
+    MT_CHECK_EQ_INT((int64_t)stored, (int64_t)len);
+    unsigned char sum[32];
+    mt_sha256 h;
+    mt_sha256_init(&h);
+    mt_sha256_update(&h, bytes + 512, len - 512);
+    mt_sha256_final(&h, sum);
+    MT_CHECK(memcmp(sum, bytes + 24, 32) == 0);
+    for (size_t i = 56; i < 512; i++)
+        MT_CHECK(bytes[i] == 0);
+    MT_CHECK(memcmp(bytes + 512, "\x89HDF\r\n\x1a\n", 8) == 0);
+    mt_ckpt *r0;
+    /* one flipped bit at several places: the hash field, the superblock, the middle, the end */
+    size_t at[5] = {30, 512, 600, len / 2, len - 1};
+    for (int k = 0; k < 5; k++) {
+        bytes[at[k]] ^= 0x01;
+        write_bytes(q, bytes, len);
+        bytes[at[k]] ^= 0x01;
+        mt_ckpt *r = (mt_ckpt *)1;
+        MT_CHECK_ERR(mt_ckpt_read(&r, q), MT_ERR_FORMAT, "is corrupted: the SHA-256");
+        MT_CHECK(strstr(mt_last_error(), q) != NULL);
+        MT_CHECK(strstr(mt_last_error(), "(HDF5:") == NULL); /* not HDF5's diagnosis */
+        MT_CHECK(r == NULL);
+    }
+    /* a damaged magic: still recognised by the version and length fields, not read as an
+     * unverified file (which would hand a body damaged as well to HDF5) */
+    bytes[11] ^= 0x20;
+    write_bytes(q, bytes, len);
+    bytes[11] ^= 0x20;
+    MT_CHECK_ERR(mt_ckpt_read(&r0, q), MT_ERR_FORMAT, "integrity header is damaged");
+    MT_CHECK(strstr(mt_last_error(), q) != NULL);
+    /* random bytes after a header that claims the right length */
+    unsigned char *junk = mt_malloc(len);
+    memcpy(junk, bytes, 512);
+    uint64_t s = 12345;
+    for (size_t i = 512; i < len; i++) {
+        s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+        junk[i] = (unsigned char)(s >> 56);
+    }
+    write_bytes(q, junk, len);
+    mt_ckpt *r;
+    MT_CHECK_ERR(mt_ckpt_read(&r, q), MT_ERR_FORMAT, "is corrupted");
+    mt_free(junk);
+    /* appended bytes */
+    unsigned char *more = mt_malloc(len + 100);
+    memcpy(more, bytes, len);
+    memset(more + len, 0, 100);
+    write_bytes(q, more, len + 100);
+    char want[160];
+    snprintf(want, sizeof want, "is corrupted: it has %zu bytes, its mltrain header says %zu",
+             len + 100, len);
+    MT_CHECK_ERR(mt_ckpt_read(&r, q), MT_ERR_FORMAT, want);
+    mt_free(more);
+    /* a newer header version */
+    bytes[12] = 2;
+    write_bytes(q, bytes, len);
+    MT_CHECK_ERR(mt_ckpt_read(&r, q), MT_ERR_FORMAT, "integrity header of version 2");
+    bytes[12] = 1;
+    /* the intact bytes read back */
+    write_bytes(q, bytes, len);
+    MT_CHECK_OK(mt_ckpt_read(&r, q));
+    check_sample(r);
+    mt_ckpt_free(r);
     mt_free(bytes);
 }
 
@@ -355,11 +464,16 @@ MT_TEST(ckpt_read_corrupt_payload)
     bytes[at + 17] ^= 0x10;
     write_bytes(p, bytes, len);
     mt_ckpt *r;
+    MT_CHECK_ERR(mt_ckpt_read(&r, p), MT_ERR_FORMAT, "is corrupted: the SHA-256");
+    /* with the hash recomputed (a crafted file) the Fletcher-32 filter still catches it */
+    reseal((unsigned char *)bytes, len);
+    write_bytes(p, bytes, len);
     MT_CHECK_ERR(mt_ckpt_read(&r, p), MT_ERR_FORMAT, "cannot read dataset 'params/W'");
     MT_CHECK(strstr(mt_last_error(), "(HDF5: ") != NULL);
-    /* corrupt metadata (the superblock's checksummed fields) */
+    /* corrupt metadata (the superblock's fields), hash recomputed */
     bytes[at + 17] ^= 0x10;
-    bytes[20] ^= 0x5a;
+    bytes[512 + 20] ^= 0x5a;
+    reseal((unsigned char *)bytes, len);
     write_bytes(p, bytes, len);
     MT_CHECK_ERR(mt_ckpt_read(&r, p), MT_ERR_FORMAT, p);
     mt_free(bytes);
@@ -441,6 +555,13 @@ static const char *const h5py_reads_script =
     "    assert c['seconds'][()].tolist() == [0.0, 0.5, 1.0]\n"
     "v = f['monitors/monitor_stage_0/train_objective/value'][()]\n"
     "assert v.shape == (1,) and np.isnan(v[0])\n"
+    "assert f.userblock_size == 512, f.userblock_size\n"
+    "f.close()\n"
+    "import hashlib, struct\n"
+    "raw = open(sys.argv[1], 'rb').read()\n"
+    "magic, ver, n = struct.unpack('<12sIQ', raw[:24])\n"
+    "assert magic == b'MLTRAIN-CKPT' and ver == 1 and n == len(raw), (magic, ver, n)\n"
+    "assert raw[24:56] == hashlib.sha256(raw[512:]).digest()\n"
     "print('OK')\n";
 
 MT_TEST(ckpt_h5py_reads_mltrain_file)
@@ -463,7 +584,8 @@ static const char *const h5py_writes_script =
     "import sys, h5py, numpy as np\n"
     "def x(n, k): return ((np.arange(n) * 37) % 101 - 50) / 8.0 + k\n"
     "kind = sys.argv[2]\n"
-    "with h5py.File(sys.argv[1], 'w') as f:\n"
+    "ub = 512 if kind == 'userblock' else 0\n"
+    "with h5py.File(sys.argv[1], 'w', userblock_size=ub) as f:\n"
     "    if kind != 'noformat':\n"
     "        f.attrs['format'] = 'other-thing' if kind == 'otherformat' else 'mltrain-checkpoint'\n"
     "    f.attrs['version'] = 2 if kind == 'newer' else 1\n"
@@ -496,6 +618,19 @@ MT_TEST(ckpt_reads_h5py_file)
     char *p = tpath("from_h5py.h5");
     h5py_write(p, "good");
     mt_ckpt *c;
+    /* a user block of h5py's (zeros, no mltrain header) is skipped like mltrain's own, and the
+     * truncation check counts it */
+    char *q = tpath("from_h5py_ub.h5");
+    h5py_write(q, "userblock");
+    MT_CHECK_OK(mt_ckpt_read(&c, q));
+    MT_CHECK_EQ_INT(mt_ckpt_n_arrays(c), 3);
+    mt_ckpt_free(c);
+    size_t qlen;
+    char *qb = slurp(q, &qlen);
+    MT_CHECK(qlen > 2048 && memcmp(qb + 512, "\x89HDF", 4) == 0);
+    write_bytes(q, qb, qlen - 1000);
+    MT_CHECK_ERR(mt_ckpt_read(&c, q), MT_ERR_FORMAT, "is truncated");
+    mt_free(qb);
     MT_CHECK_OK(mt_ckpt_read(&c, p));
     /* no creation order in h5py files: name order */
     MT_CHECK_EQ_INT(mt_ckpt_n_arrays(c), 3);
@@ -560,6 +695,39 @@ MT_TEST(ckpt_rejects_foreign_and_malformed_h5py_files)
         MT_CHECK(strstr(mt_last_error(), p) != NULL);
         MT_CHECK(c == NULL);
     }
+}
+
+/* MLTRAIN_CKPT_REQUIRE_VERIFIED=1 refuses files without the integrity header (h5py's) with a
+ * message that says why and how to read it anyway; mltrain's own files still read. */
+MT_TEST(ckpt_require_verified_refuses_h5py_file)
+{
+    char *p = tpath("unverified.h5"), *q = tpath("verified.h5");
+    h5py_write(p, "good");
+    mt_ckpt *c = sample_ckpt();
+    MT_CHECK_OK(mt_ckpt_write(c, q));
+    mt_ckpt_free(c);
+    MT_CHECK(setenv("MLTRAIN_CKPT_REQUIRE_VERIFIED", "1", 1) == 0);
+    mt_ckpt *r = (mt_ckpt *)1;
+    mt_status st = mt_ckpt_read(&r, p);
+    char msg[MT_ERR_MSG_MAX];
+    snprintf(msg, sizeof msg, "%s", mt_last_error());
+    mt_status st2 = mt_ckpt_read(&c, q);
+    unsetenv("MLTRAIN_CKPT_REQUIRE_VERIFIED");
+    MT_CHECK_EQ_INT(st, MT_ERR_FORMAT);
+    MT_CHECK(r == NULL);
+    MT_CHECK(strstr(msg, p) != NULL);
+    MT_CHECK(strstr(msg, "has no mltrain integrity header") != NULL);
+    MT_CHECK(strstr(msg, "MLTRAIN_CKPT_REQUIRE_VERIFIED") != NULL);
+    MT_CHECK_OK(st2);
+    check_sample(c);
+    mt_ckpt_free(c);
+    MT_CHECK(setenv("MLTRAIN_CKPT_REQUIRE_VERIFIED", "0", 1) == 0);
+    st = mt_ckpt_read(&r, p);
+    unsetenv("MLTRAIN_CKPT_REQUIRE_VERIFIED");
+    MT_CHECK_OK(st);
+    mt_ckpt_free(r);
+    MT_CHECK_OK(mt_ckpt_read(&r, p)); /* unset: read unverified */
+    mt_ckpt_free(r);
 }
 
 /* Every host allocation of a read and of a write failing in turn: ERR_NOMEM, no crash (and no

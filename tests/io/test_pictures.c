@@ -243,3 +243,51 @@ MT_TEST(plot_channels_png)
     mt_monitor_history_clear(&one);
     mt_monitor_history_clear(&h);
 }
+
+MT_TEST(plot_parallel_png)
+{
+    static const char *const acts[3] = {"relu", "tanh", "sigmoid"};
+    mt_plot_axis ax[3] = {
+        {.name = "lr", .scale = MT_PLOT_LOG, .lo = 1e-4, .hi = 1},
+        {.name = "act", .scale = MT_PLOT_CATEGORICAL, .n_labels = 3, .labels = acts},
+        {.name = "objective", .scale = MT_PLOT_LINEAR, .lo = NAN, .hi = NAN},
+    };
+    /* the best (low objective: yellow, thick), a bad one (dark purple), a faint one and one
+     * with an absent value (the line breaks) */
+    double v[4 * 3] = {1e-3, 0, 0.5, 0.3, 2, 3.0, 0.01, 1, 2.0, 0.05, NAN, 1.0};
+    double color[4] = {0.5, 3.0, NAN, 1.0};
+    uint8_t style[4] = {MT_PLOT_LINE_BEST, MT_PLOT_LINE_NORMAL, MT_PLOT_LINE_FAINT,
+                        MT_PLOT_LINE_NORMAL};
+    mt_parallel_plot pp = {3, ax, 4, v, color, style, true, "objective"};
+    char *p = tpath("parallel.png");
+    mt_status st = mt_plot_parallel(p, &pp, 640, 400);
+#if !MT_HAVE_CAIRO_TEST
+    MT_CHECK_EQ_INT(st, MT_ERR_NOT_BUILT);
+    MT_SKIP("cairo not built in (mt_plot_parallel answers ERR_NOT_BUILT, checked)");
+#endif
+    MT_CHECK_OK(st);
+    int64_t w, hh;
+    int32_t ch;
+    uint8_t *pix;
+    MT_CHECK_OK(mt_png_read(p, &pix, &w, &hh, &ch));
+    MT_CHECK(w == 640 && hh == 400 && ch >= 3);
+    int64_t n = w * hh;
+    MT_CHECK(count_colour(pix, n, ch, 255, 255, 255) > n / 2);
+    /* the best line in viridis' yellow end, thick: far more than the colour bar's top rows */
+    MT_CHECK(count_colour(pix, n, ch, 253, 231, 37) > 600);
+    mt_free(pix);
+    /* the same without the best line: only the colour bar is yellow */
+    style[0] = MT_PLOT_LINE_FAINT;
+    MT_CHECK_OK(mt_plot_parallel(p, &pp, 640, 400));
+    MT_CHECK_OK(mt_png_read(p, &pix, &w, &hh, &ch));
+    MT_CHECK(count_colour(pix, w * hh, ch, 253, 231, 37) < 300);
+    mt_free(pix);
+    MT_CHECK(!has_temp_files(mt_test_tmpdir()));
+    /* errors */
+    MT_CHECK_ERR(mt_plot_parallel(p, &pp, 100, 400), MT_ERR_INVALID, "100x400");
+    mt_parallel_plot none = {0};
+    MT_CHECK_ERR(mt_plot_parallel(p, &none, 640, 400), MT_ERR_INVALID, "no axes");
+    ax[1].labels = NULL;
+    MT_CHECK_ERR(mt_plot_parallel(p, &pp, 640, 400), MT_ERR_INVALID,
+                 "categorical axis 'act' has no labels");
+}
