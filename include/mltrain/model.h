@@ -134,6 +134,13 @@ typedef struct mt_model_graph {
                                targets */
     uint64_t seed;          /* seed of the RANDOM nodes built here (dropout, corruptors) */
     uint64_t next_stream;   /* the stream after the last RANDOM node built here (1 before) */
+    /* Mixed precision (mt_model_graph_set_compute): the dtype the forward pass computes in
+     * (MT_FLOAT32 unless set), and what the model's layers read: reads[i] = cast(params[i])
+     * for parameter i and x_read = cast(X) (owned; NULL / MT_VAR_NONE at float32: the
+     * placeholders themselves). */
+    mt_dtype compute;
+    mt_var *reads;
+    mt_var x_read;
 } mt_model_graph;
 
 /* Creates the placeholders: "X", "y" and one per parameter named as the parameter (a
@@ -148,6 +155,15 @@ typedef struct mt_model_graph {
 mt_status mt_model_graph_init(mt_model_graph *mg, const mt_model *m, mt_graph *g,
                               const mt_dataset_info *data, int64_t batch, uint64_t seed);
 void mt_model_graph_clear(mt_model_graph *mg);
+/* Mixed precision: the layers of every expression built from now on (forward passes, the
+ * default and expression costs, activation channels) read cast(p, dt) of each parameter
+ * placeholder p and cast(X, dt) of the input, so activations, products and per-example costs
+ * are dt (MT_BFLOAT16 or MT_FLOAT16); the placeholders stay float32 (the master weights: their
+ * gradients come out float32 through the cast's gradient). Costs cast per-example values to
+ * float32 before the mean over examples and stay float32 scalars; parameter norms (norm
+ * channels, weight decay, norm constraints) read the float32 masters. dt MT_FLOAT32 returns
+ * to plain float32 reads. Call before building expressions; ERR_INVALID for other dtypes. */
+mt_status mt_model_graph_set_compute(mt_model_graph *mg, mt_dtype dt);
 
 /* Output of the model for mg->X (MLP: the last layer's output, e.g. softmax probabilities;
  * autoencoder: the reconstruction). opts NULL = no dropout, no corruption. Vector outputs are

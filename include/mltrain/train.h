@@ -23,8 +23,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mltrain/comm.h"
 #include "mltrain/config.h"
 #include "mltrain/core.h"
+#include "mltrain/parallel.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -62,6 +64,19 @@ typedef void (*mt_train_progress_fn)(const mt_train_progress *p, void *user);
  * 0.412 valid_y_misclass 0.118". */
 void mt_train_progress_format(const mt_train_progress *p, mt_strbuf *sb);
 
+/* What mt_train_options.on_monitor sees after a monitor call. */
+typedef struct mt_train_monitor_report {
+    int32_t phase, n_phases;
+    int64_t epoch;        /* epochs trained so far (0: the record before training) */
+    int32_t n_channels;   /* every channel of the record */
+    const char *const *channel_names;
+    const double *channel_values;
+    double seconds;       /* wall seconds of the run (all sessions) */
+    bool resumed;         /* this session continued from a checkpoint */
+} mt_train_monitor_report;
+typedef mt_status (*mt_train_monitor_fn)(const mt_train_monitor_report *r, void *user,
+                                         bool *stop);
+
 typedef struct mt_train_options {
     int32_t n_params;           /* %(name)s template values (--param name=value) */
     const mt_cfg_var *params;
@@ -80,6 +95,37 @@ typedef struct mt_train_options {
     void *progress_user;
     bool no_environment;        /* ${VAR} from the table only (tests) */
     bool handle_signals;        /* install SIGTERM/SIGINT/SIGUSR1 handlers (default true) */
+    /* Data-parallel training (docs/parallel.md "Training on N ranks"): the ranks that train
+     * together (borrowed, must outlive the run; NULL = this process alone) and the parallel
+     * options (parallel.h; mt_train_options_init fills their defaults). A parallel run is
+     * made when comm has more than one rank, or dp.shards > 1, or dp.deterministic. Rank 0
+     * alone writes checkpoints, monitor logs and reports progress; every rank reads the
+     * checkpoint on resume; a signal on any rank stops (or checkpoints) every rank at the
+     * same step boundary. */
+    mt_comm *comm;
+    mt_dp_options dp;
+    /* Sweeps (docs/hyperopt.md "Running sweeps"): called on the main rank (rank 0 of comm)
+     * after every monitor call, the first one (epoch 0, before training) included, after the
+     * extensions' on_monitor. Setting *stop ends the run as a termination criterion would
+     * (final checkpoint written, result.stopped set); every rank stops at the same epoch. An
+     * error status fails the run. NULL = none. */
+    mt_train_monitor_fn on_monitor;
+    void *on_monitor_user;
+    /* > 0: a run whose wall time (all sessions of it) passes this many seconds stops at the
+     * next batch boundary as for SIGTERM (checkpoint written, result.interrupted = SIGTERM and
+     * result.time_limited set). */
+    double time_limit_s;
+    /* Mixed precision (docs/training.md "Mixed precision"): "float32" (NULL: the default),
+     * "bfloat16" or "float16". With a 16-bit precision the model's forward pass, its
+     * products and its per-example costs compute in that dtype from casts of the float32
+     * parameters (the master weights), the cost is averaged in float32, and gradients, updates,
+     * optimizer state, the data-parallel all-reduce and checkpoints stay float32. float16 adds
+     * dynamic loss scaling: the cost is multiplied by the scale before differentiation and the
+     * gradients divided by it; a step whose gradients are not all finite is skipped and halves
+     * the scale, 2000 good steps in a row double it. loss_scale: float16's initial scale
+     * (0 = 1024; --loss-scale); an error with another precision. */
+    const char *precision;
+    double loss_scale;
 } mt_train_options;
 void mt_train_options_init(mt_train_options *o);
 
@@ -93,6 +139,8 @@ typedef struct mt_train_result {
     bool resumed;             /* continued from a checkpoint */
     char save_path[512];      /* last checkpoint written ("" if none) */
     char run_dir[512];
+    bool stopped;             /* on_monitor asked the run to stop */
+    bool time_limited;        /* stopped by time_limit_s */
 } mt_train_result;
 
 /* A registry with every component: datasets and preprocessors (data.h), models, layers and

@@ -1,7 +1,13 @@
 /* `mltrain JOB.yaml [options]`: runs a Pylearn2-style job file (include/mltrain/train.h).
  * Prints a one-line progress display updated in place on a terminal (stderr), one line per
  * monitor record otherwise (stdout), and turns statuses into exit codes: 0 done, 1 error,
- * 2 usage, 3 (MT_TRAIN_EXIT_INTERRUPTED) stopped by a signal after writing the checkpoint. */
+ * 2 usage, 3 (MT_TRAIN_EXIT_INTERRUPTED) stopped by a signal after writing the checkpoint.
+ *
+ * Under mpirun or srun (`mpirun -np N mltrain job.yaml`) every rank runs this command: the
+ * world communicator (comm.h) makes the run data-parallel (docs/parallel.md), each rank's
+ * compute threads default to its share of the node's cores, rank 0 prints the progress and the
+ * results, the other ranks print only warnings and errors, prefixed "[rank R]". An error on any
+ * rank (a failed or timed-out collective included) stops every rank (mt_comm_abort). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +16,9 @@
 
 #include "cli.h"
 #include "cmd_train.h"
+#ifdef MT_CLI_HAVE_SWEEP
+#include "cmd_sweep.h"
+#endif
 #include "mltrain/jit.h"
 #include "mltrain/train.h"
 
@@ -18,6 +27,8 @@ typedef struct cli_progress {
     bool quiet;
     bool line_open; /* a \r line is on screen */
     double last;
+    int32_t rank;   /* this process's rank in a parallel run (0 otherwise) */
+    bool verbose;   /* MLTRAIN_LOG set: every rank logs at that level */
 } cli_progress;
 
 static cli_progress g_progress; /* read by the log callback (the library logs through it) */
@@ -33,10 +44,13 @@ static void clear_line(cli_progress *c)
 static void on_log(mt_log_level level, const char *msg, void *user)
 {
     cli_progress *c = user;
-    if (c->quiet && level < MT_LOG_WARN) return;
+    if ((c->quiet || (c->rank > 0 && !c->verbose)) && level < MT_LOG_WARN) return;
     clear_line(c);
     static const char *const names[] = {"debug", "info", "warning", "error"};
-    fprintf(stderr, "mltrain: %s: %s\n", names[level < MT_LOG_LEVEL_COUNT ? level : 3], msg);
+    char prefix[32] = "";
+    if (c->rank > 0) snprintf(prefix, sizeof(prefix), "[rank %d] ", (int)c->rank);
+    fprintf(stderr, "%smltrain: %s: %s\n", prefix, names[level < MT_LOG_LEVEL_COUNT ? level : 3],
+            msg);
 }
 
 static void on_progress(const mt_train_progress *p, void *user)
@@ -76,8 +90,26 @@ static void usage(FILE *f)
             "                         (default: JOB.run/)\n"
             "  --seed S               replace the algorithm's seed (data order, dropout)\n"
             "  --mode M               fast_run (default), fast_compile, check\n"
+            "  --precision P          float32 (default), bfloat16 or float16: the model computes\n"
+            "                         in P from float32 master weights (docs/training.md)\n"
+            "  --loss-scale S         float16's initial dynamic loss scale (default 1024)\n"
             "  --quiet                no progress output\n"
-            "exit codes: 0 done, 1 error, 2 usage, %d stopped by a signal (checkpoint written)\n",
+            "data-parallel training (mpirun -np N / srun -n N mltrain JOB.yaml; batch_size is\n"
+            "the global batch, split over the ranks; docs/parallel.md):\n"
+            "  --deterministic        reduce gradients in a fixed order: N ranks give the same\n"
+            "                         bits as one process with --shards N\n"
+            "  --shards N             one process computes each batch as N shards (the\n"
+            "                         reference of a deterministic N-rank run; implies\n"
+            "                         --deterministic)\n"
+            "  --bucket-mb X          gradient all-reduce bucket size in MiB (default 25;\n"
+            "                         MLTRAIN_BUCKET_MB)\n"
+            "  --comm-timeout S       seconds a collective may take before every rank stops\n"
+            "                         with an error naming the late ranks (default 600;\n"
+            "                         MLTRAIN_COMM_TIMEOUT)\n"
+            "  --comm-check           check that all ranks call the same collectives (slow;\n"
+            "                         MLTRAIN_COMM_CHECK=1)\n"
+            "exit codes: 0 done, 1 error, 2 usage, %d stopped by a signal (checkpoint written;\n"
+            "a job script requeues on it and continues with --resume=auto)\n",
             MT_TRAIN_EXIT_INTERRUPTED);
 }
 
@@ -109,6 +141,8 @@ static bool is_opt(const char *arg, const char *opt)
 typedef struct cli_args {
     const char *job;
     bool dry_run;
+    double comm_timeout; /* < 0: the default (MLTRAIN_COMM_TIMEOUT or 600 s) */
+    bool comm_check;
     mt_train_options o;
     int32_t n_params;
     mt_cfg_var params[64];
@@ -133,12 +167,62 @@ static int parse_param(cli_args *a, const char *v)
     return 0;
 }
 
+static int parse_double(const char *s, double *out)
+{
+    char *end = NULL;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || !end || *end || end == s) return -1;
+    *out = v;
+    return 0;
+}
+
+/* The data-parallel options; 1 = handled, 0 = not one of them, 2 = usage error. */
+static int parse_parallel_arg(int argc, char **argv, int *i, cli_args *a)
+{
+    const char *arg = argv[*i], *v;
+    double d;
+    int64_t n;
+    if (!strcmp(arg, "--deterministic")) {
+        a->o.dp.deterministic = true;
+    } else if (!strcmp(arg, "--comm-check")) {
+        a->comm_check = true;
+    } else if (is_opt(arg, "--shards")) {
+        if (!(v = opt_value(argc, argv, i, "--shards")) || parse_int64(v, &n) || n < 1 ||
+            n > 65536) {
+            fprintf(stderr, "mltrain: error: --shards wants an integer in [1, 65536]\n");
+            return 2;
+        }
+        a->o.dp.shards = (int32_t)n;
+        a->o.dp.deterministic = true;
+    } else if (is_opt(arg, "--bucket-mb")) {
+        if (!(v = opt_value(argc, argv, i, "--bucket-mb")) || parse_double(v, &d) || !(d > 0)) {
+            fprintf(stderr, "mltrain: error: --bucket-mb wants a number > 0 (MiB)\n");
+            return 2;
+        }
+        a->o.dp.bucket_bytes = (int64_t)(d * 1048576.0);
+        if (a->o.dp.bucket_bytes < 1) a->o.dp.bucket_bytes = 1;
+    } else if (is_opt(arg, "--comm-timeout")) {
+        if (!(v = opt_value(argc, argv, i, "--comm-timeout")) || parse_double(v, &d) ||
+            !(d >= 0)) {
+            fprintf(stderr, "mltrain: error: --comm-timeout wants seconds >= 0 (0: none)\n");
+            return 2;
+        }
+        a->comm_timeout = d;
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
 static int parse_args(int argc, char **argv, cli_args *a)
 {
     mt_train_options_init(&a->o);
+    a->comm_timeout = -1;
     for (int i = 0; i < argc; i++) {
         const char *arg = argv[i];
         const char *v;
+        int pr;
         if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
             usage(stdout);
             return -1;
@@ -186,6 +270,20 @@ static int parse_args(int argc, char **argv, cli_args *a)
             }
             a->o.has_seed = true;
             a->o.seed = (uint64_t)s;
+        } else if (is_opt(arg, "--precision")) {
+            if (!(a->o.precision = opt_value(argc, argv, &i, "--precision"))) goto missing;
+            if (strcmp(a->o.precision, "float32") && strcmp(a->o.precision, "bfloat16") &&
+                strcmp(a->o.precision, "float16")) {
+                fprintf(stderr, "mltrain: error: --precision wants float32, bfloat16 or "
+                                "float16, got '%s'\n", a->o.precision);
+                return 2;
+            }
+        } else if (is_opt(arg, "--loss-scale")) {
+            if (!(v = opt_value(argc, argv, &i, "--loss-scale"))) goto missing;
+            if (parse_double(v, &a->o.loss_scale) || !(a->o.loss_scale >= 1.0)) {
+                fprintf(stderr, "mltrain: error: --loss-scale wants a number >= 1, got '%s'\n", v);
+                return 2;
+            }
         } else if (is_opt(arg, "--device")) {
             if (!(a->o.device = opt_value(argc, argv, &i, "--device"))) goto missing;
         } else if (is_opt(arg, "--run-dir")) {
@@ -198,6 +296,8 @@ static int parse_args(int argc, char **argv, cli_args *a)
                 return 2;
             }
             a->o.mode = (int32_t)m;
+        } else if (arg[0] == '-' && arg[1] && (pr = parse_parallel_arg(argc, argv, &i, a))) {
+            if (pr == 2) return 2;
         } else if (arg[0] == '-' && arg[1]) {
             fprintf(stderr, "mltrain: error: unknown option '%s'\n\n", arg);
             usage(stderr);
@@ -222,11 +322,22 @@ static int parse_args(int argc, char **argv, cli_args *a)
     return 0;
 }
 
+/* A fatal error: in a parallel run every rank is stopped (a rank that fails alone would leave
+ * the others waiting in their next collective). */
+static void fatal(const cli_args *a, const char *msg)
+{
+    clear_line(&g_progress);
+    if (a->o.comm && mt_comm_size(a->o.comm) > 1) {
+        mt_comm_abort(a->o.comm, 1, msg); /* returns only for a local communicator */
+    }
+    fprintf(stderr, "mltrain: error: %s\n", msg);
+}
+
 static int run_job(cli_args *a)
 {
     mt_job *job = NULL;
     if (mt_job_load(&job, a->job, &a->o)) {
-        fprintf(stderr, "mltrain: error: %s\n", mt_last_error());
+        fatal(a, mt_last_error());
         return 1;
     }
     int rc = 0;
@@ -234,10 +345,9 @@ static int run_job(cli_args *a)
         mt_strbuf sb;
         mt_strbuf_init(&sb);
         if (mt_job_dry_run(job, &sb)) {
-            clear_line(&g_progress);
-            fprintf(stderr, "mltrain: error: %s\n", mt_last_error());
+            fatal(a, mt_last_error());
             rc = 1;
-        } else {
+        } else if (g_progress.rank == 0) {
             printf("%sdry run: OK (nothing trained)\n", sb.data ? sb.data : "");
         }
         mt_strbuf_deinit(&sb);
@@ -248,15 +358,16 @@ static int run_job(cli_args *a)
     mt_status st = mt_job_run(job, &res);
     clear_line(&g_progress);
     if (st) {
-        fprintf(stderr, "mltrain: error: %s\n", mt_last_error());
+        fatal(a, mt_last_error());
         rc = 1;
     } else if (res.interrupted) {
-        fprintf(stderr,
-                "mltrain: stopped by signal %d after %lld epochs; checkpoint %s; continue with "
-                "--resume\n",
-                res.interrupted, (long long)res.epochs_seen, res.save_path);
+        if (g_progress.rank == 0)
+            fprintf(stderr,
+                    "mltrain: stopped by signal %d after %lld epochs; checkpoint %s; continue "
+                    "with --resume\n",
+                    res.interrupted, (long long)res.epochs_seen, res.save_path);
         rc = MT_TRAIN_EXIT_INTERRUPTED;
-    } else if (!g_progress.quiet) {
+    } else if (!g_progress.quiet && g_progress.rank == 0) {
         printf("done: %d phase%s, %lld epochs, %.1f s%s%s; monitor logs in %s\n",
                (int)res.phases_run, res.phases_run == 1 ? "" : "s", (long long)res.epochs_seen,
                res.seconds, res.save_path[0] ? "; checkpoint " : "", res.save_path,
@@ -274,8 +385,53 @@ int mt_cli_is_job_file(const char *arg)
     return arg[0] != '-' && access(arg, F_OK) == 0;
 }
 
+/* The ranks of this job: compute threads per rank (before any device opens its thread pool),
+ * then the world communicator (MPI under mpirun or srun, else a local one of size 1). */
+static int open_world(cli_args *a, mt_comm **comm)
+{
+    *comm = NULL;
+#ifdef MT_CLI_HAVE_PARALLEL
+    mt_launch_info li;
+    mt_launch_info_get(&li);
+    g_progress.rank = li.rank;
+    const char *t = getenv("MLTRAIN_NUM_THREADS");
+    if (li.size > 1 && !(t && *t)) {
+        char buf[32];
+        snprintf(buf, sizeof(buf), "%d", (int)mt_dp_default_threads());
+        setenv("MLTRAIN_NUM_THREADS", buf, 1);
+    }
+    mt_comm_options co;
+    mt_comm_options_init(&co);
+    if (a->comm_timeout >= 0) co.timeout_s = a->comm_timeout;
+    if (a->comm_check) co.check = true;
+    if (mt_comm_world(comm, &co)) {
+        fprintf(stderr, "mltrain: error: starting the ranks' communicator: %s\n",
+                mt_last_error());
+        return 1;
+    }
+    g_progress.rank = mt_comm_rank(*comm);
+    a->o.comm = *comm;
+    if (g_progress.rank == 0 && mt_comm_size(*comm) > 1)
+        mt_log(MT_LOG_INFO, "data-parallel run: %d ranks (%s), %s threads per rank%s",
+               (int)mt_comm_size(*comm), mt_comm_backend(*comm), getenv("MLTRAIN_NUM_THREADS"),
+               a->o.dp.deterministic ? ", deterministic" : "");
+#else
+    if (a->comm_check || a->comm_timeout >= 0) {
+        fprintf(stderr, "mltrain: error: this mltrain was built without the comm module\n");
+        return 1;
+    }
+#endif
+    return 0;
+}
+
 int mt_cli_train(int argc, char **argv)
 {
+#ifdef MT_CLI_HAVE_SWEEP
+    /* a file whose root is !obj:Sweep is a hyperparameter sweep (cmd_sweep.c) */
+    for (int i = 0; i < argc; i++)
+        if (argv[i][0] != '-' && mt_cli_is_job_file(argv[i]) && mt_cli_is_sweep_file(argv[i]))
+            return mt_cli_sweep(argc, argv);
+#endif
     cli_args *a = calloc(1, sizeof(*a));
     if (!a) return 1;
     g_progress.tty = isatty(fileno(stderr));
@@ -285,8 +441,14 @@ int mt_cli_train(int argc, char **argv)
         a->o.progress_user = &g_progress;
         mt_log_set_callback(on_log, &g_progress);
         const char *env = getenv("MLTRAIN_LOG");
+        g_progress.verbose = env && *env;
         if (!g_progress.quiet && !(env && *env)) mt_log_set_level(MT_LOG_INFO);
-        rc = run_job(a);
+        mt_comm *comm = NULL;
+        rc = open_world(a, &comm);
+        if (rc == 0) rc = run_job(a);
+#ifdef MT_CLI_HAVE_PARALLEL
+        mt_comm_free(comm);
+#endif
         mt_log_set_callback(NULL, NULL);
     } else if (rc < 0) {
         rc = 0;

@@ -6,6 +6,9 @@
 #include "cli.h"
 #include "cmd_io.h"
 #include "cmd_train.h"
+#ifdef MT_CLI_HAVE_SWEEP
+#include "cmd_sweep.h"
+#endif
 #include "mltrain/mt_config.h"
 
 static void usage(FILE *f)
@@ -26,6 +29,8 @@ static void usage(FILE *f)
             "                     the first layer's filters as a tiled image\n"
             "  plot RUN_DIR|CKPT -o OUT.png [--channels a,b]\n"
             "                     learning curves (default: *_objective, *_misclass)\n"
+            "  sweep-report DIR [--top N] [-o PREFIX]\n"
+            "                     the best trials of a sweep directory, and its plots\n"
             "  version            print the version and the features built in\n"
             "  help               this text\n");
 }
@@ -61,6 +66,9 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "print-monitor")) return mt_cli_print_monitor(argc - 1, argv + 1);
     if (!strcmp(cmd, "show-weights")) return mt_cli_show_weights(argc - 1, argv + 1);
     if (!strcmp(cmd, "plot")) return mt_cli_plot(argc - 1, argv + 1);
+#ifdef MT_CLI_HAVE_SWEEP
+    if (!strcmp(cmd, "sweep-report")) return mt_cli_sweep_report(argc - 1, argv + 1);
+#endif
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) return cmd_version();
     if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
         usage(stdout);

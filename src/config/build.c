@@ -138,6 +138,13 @@ static mt_status find_component(const mt_cfg_builder *b, const mt_cfg_node *n,
     return mt_cfg_error(MT_ERR_NOT_FOUND, n->loc, "unknown component '%s'", n->tag);
 }
 
+/* A checkpoint loaded by !pkl: carries its model as YAML that the loader builds again, in a new
+ * builder, and that YAML may hold !pkl: itself (a pretrained layer). This per-thread count of
+ * the !pkl: builds in progress bounds that nesting, so a checkpoint that loads itself is an
+ * error instead of a recursion until the stack overflows. */
+enum { MAX_PKL_NESTING = 8 };
+static _Thread_local int g_pkl_nesting;
+
 mt_status mt_cfg_build(mt_cfg_builder *b, const mt_cfg_node *node, const char *kind, void **out,
                        const mt_component **component)
 {
@@ -167,9 +174,17 @@ mt_status mt_cfg_build(mt_cfg_builder *b, const mt_cfg_node *node, const char *k
                             "%s needs itself to be built (its build "
                             "function asked for its own node)",
                             c->name);
+    int pkl = node->kind == MT_CFG_PKL;
+    if (pkl && g_pkl_nesting >= MAX_PKL_NESTING)
+        return mt_cfg_error(MT_ERR_RANGE, node->loc,
+                            "!pkl: '%s': checkpoints load checkpoints more than %d deep (does "
+                            "one load itself?)",
+                            node->str ? node->str : "", MAX_PKL_NESTING);
     if (mt__ptrmap_put(&b->building, node, 1) != MT_OK) return MT_ERR_NOMEM;
     void *obj = NULL;
+    g_pkl_nesting += pkl;
     st = c->build(b, node, &obj);
+    g_pkl_nesting -= pkl;
     mt__ptrmap_del(&b->building, node);
     if (st != MT_OK) {
         if (obj && c->destroy) c->destroy(obj);

@@ -433,7 +433,7 @@ static mt_var expr_lookup(void *user, mt_graph *g, const char *name)
     expr_ctx *x = user;
     mt_model_graph *mg = x->mg;
     (void)g;
-    if (!strcmp(name, "X")) return mg->X;
+    if (!strcmp(name, "X")) return mt__mg_input(mg);
     if (!strcmp(name, "y")) return mg->y;
     if (!strcmp(name, "y_hat") || !strcmp(name, "output")) {
         if (!x->y_hat) {
@@ -453,7 +453,7 @@ static mt_var expr_lookup(void *user, mt_graph *g, const char *name)
         return x->default_cost;
     }
     int32_t p = mt_model_find_param(mg->m, name);
-    return p >= 0 ? mg->params[p] : MT_VAR_NONE;
+    return p >= 0 ? mt__mg_param(mg, p) : MT_VAR_NONE;
 }
 
 static mt_status expression_expr(const mt_cost *c, mt_model_graph *mg, mt_var *out)

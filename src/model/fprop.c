@@ -65,6 +65,7 @@ mt_status mt_model_graph_init(mt_model_graph *mg, const mt_model *m, mt_graph *g
     mg->m = m;
     mg->seed = seed;
     mg->next_stream = 1;
+    mg->compute = MT_FLOAT32;
     mg->n_params = m->n_params;
     mg->params = mt_calloc((size_t)(m->n_params ? m->n_params : 1), sizeof(mt_var));
     if (!mg->params) return mt_err_set(MT_ERR_NOMEM, "model graph: out of memory");
@@ -98,7 +99,29 @@ void mt_model_graph_clear(mt_model_graph *mg)
 {
     if (!mg) return;
     mt_free(mg->params);
+    mt_free(mg->reads);
     memset(mg, 0, sizeof(*mg));
+}
+
+mt_status mt_model_graph_set_compute(mt_model_graph *mg, mt_dtype dt)
+{
+    if (!mg || !mg->g || !mg->params)
+        return mt_err_set(MT_ERR_INVALID, "model graph is not initialized (mt_model_graph_init)");
+    if (dt != MT_FLOAT32 && dt != MT_BFLOAT16 && dt != MT_FLOAT16)
+        return mt_err_set(MT_ERR_INVALID, "model graph: compute dtype %s is not float32, "
+                          "bfloat16 or float16", mt_dtype_name(dt));
+    mt_free(mg->reads);
+    mg->reads = NULL;
+    mg->x_read = MT_VAR_NONE;
+    mg->compute = dt;
+    if (dt == MT_FLOAT32) return MT_OK;
+    mg->reads = mt_calloc((size_t)(mg->n_params ? mg->n_params : 1), sizeof(mt_var));
+    if (!mg->reads) return mt_err_set(MT_ERR_NOMEM, "model graph: out of memory");
+    mt__set_origin(mg->g, 0, "%s compute of the %s", mt_dtype_name(dt), mt_model_type_name(mg->m));
+    mg->x_read = mt_graph_cast(mg->g, mg->X, dt);
+    for (int32_t i = 0; i < mg->n_params; i++)
+        mg->reads[i] = mt_graph_cast(mg->g, mg->params[i], dt);
+    return mt__graph_check(mg->g, "mixed precision casts");
 }
 
 mt_var mt__random(mt_model_graph *mg, mt_random_dist dist, mt_var shape_ref, int32_t ndim,
@@ -207,9 +230,9 @@ static mt_status conv_fprop(mt_model_graph *mg, const mt__layer *L, mt__state x,
         pad[0] = (int32_t)(s->kernel_shape[0] - 1);
         pad[1] = (int32_t)(s->kernel_shape[1] - 1);
     }
-    mt_var z = mt_graph_conv2d(g, img, mg->params[L->iW], stride, pad);
+    mt_var z = mt_graph_conv2d(g, img, mt__mg_param(mg, L->iW), stride, pad);
     int64_t bshape[4] = {1, s->dim, s->tied_b ? 1 : L->det_h, s->tied_b ? 1 : L->det_w};
-    z = mt_graph_add(g, z, mt_graph_reshape(g, mg->params[L->ib], 4, bshape));
+    z = mt_graph_add(g, z, mt_graph_reshape(g, mt__mg_param(mg, L->ib), 4, bshape));
     mt_var d = act_apply(g, s->conv_act, z, s->left_slope);
     if (s->pool_type != MT__POOL_NONE) {
         int32_t pool[2] = {(int32_t)s->pool_shape[0], (int32_t)s->pool_shape[1]};
@@ -228,8 +251,8 @@ static mt_status layer_fprop(mt_model_graph *mg, const mt__layer *L, mt__state x
                              mt__layer_out *lo)
 {
     mt_graph *g = mg->g;
-    mt_var W = L->iW >= 0 ? mg->params[L->iW] : MT_VAR_NONE;
-    mt_var b = L->ib >= 0 ? mg->params[L->ib] : MT_VAR_NONE;
+    mt_var W = mt__mg_param(mg, L->iW);
+    mt_var b = mt__mg_param(mg, L->ib);
     lo->in = x;
     lo->out.image = false;
     switch (L->s.kind) {
@@ -267,6 +290,8 @@ static mt_var dropout(mt_model_graph *mg, mt_var x, double p, double scale, bool
         for (int32_t i = 1; i < t->ndim; i++) shp[i] = t->shape[i];
         mask = mt__random(mg, MT_RANDOM_BINOMIAL, MT_VAR_NONE, t->ndim, shp, 1.0, p);
     }
+    const mt_type *tx = mt_graph_type(g, x);
+    if (tx && mask) mask = mt_graph_cast(g, mask, tx->dtype); /* 0/1: exact in any float */
     return mt_graph_mul(g, mt_graph_mul(g, x, mask), mt_graph_literal_float(g, scale));
 }
 
@@ -279,7 +304,7 @@ mt_status mt__mlp_fprop(mt_model_graph *mg, const mt_fprop_options *opts, mt__la
     bool drop = opts && opts->dropout;
     if (drop && (!opts->include_prob || !opts->scale))
         return mt_err_set(MT_ERR_INVALID, "fprop: dropout needs include_prob and scale arrays");
-    mt__state st = {mg->X, false};
+    mt__state st = {mt__mg_input(mg), false};
     mt__layer_out lo;
     memset(&lo, 0, sizeof(lo));
     for (int32_t i = 0; i < m->n_layers; i++) {
@@ -307,19 +332,20 @@ mt_status mt__ae_fprop(mt_model_graph *mg, bool corrupt, mt_var *hidden, mt_var 
     const mt_model *m = mg->m;
     mt_graph *g = mg->g;
     const mt__layer *E = &m->layers[0], *D = &m->layers[1];
-    mt_var x = mg->X;
+    mt_var x = mt__mg_input(mg);
     mt__set_origin(g, 1, "%s encoder", mt_model_type_name(m));
+    mt_dtype xdt = mg->compute; /* the corruption keeps the input's compute dtype */
     if (corrupt && m->corruptor.kind == MT__CORRUPT_BINOMIAL)
-        x = mt_graph_mul(g, x, mt__random(mg, MT_RANDOM_BINOMIAL, x, 0, NULL, 1.0,
-                                          1.0 - m->corruptor.level));
+        x = mt_graph_mul(g, x, mt_graph_cast(g, mt__random(mg, MT_RANDOM_BINOMIAL, x, 0, NULL,
+                                                           1.0, 1.0 - m->corruptor.level), xdt));
     else if (corrupt && m->corruptor.kind == MT__CORRUPT_GAUSSIAN)
-        x = mt_graph_add(g, x, mt__random(mg, MT_RANDOM_NORMAL, x, 0, NULL, 0.0,
-                                          m->corruptor.level));
-    mt_var W = mg->params[E->iW];
-    mt_var h = act_apply(g, m->act_enc, affine(g, x, W, mg->params[E->ib]), 0.0);
+        x = mt_graph_add(g, x, mt_graph_cast(g, mt__random(mg, MT_RANDOM_NORMAL, x, 0, NULL, 0.0,
+                                                           m->corruptor.level), xdt));
+    mt_var W = mt__mg_param(mg, E->iW);
+    mt_var h = act_apply(g, m->act_enc, affine(g, x, W, mt__mg_param(mg, E->ib)), 0.0);
     mt__set_origin(g, 2, "%s decoder", mt_model_type_name(m));
-    mt_var Wp = D->iW >= 0 ? mg->params[D->iW] : mt_graph_transpose(g, W, NULL);
-    mt_var r = act_apply(g, m->act_dec, affine(g, h, Wp, mg->params[D->ib]), 0.0);
+    mt_var Wp = D->iW >= 0 ? mt__mg_param(mg, D->iW) : mt_graph_transpose(g, W, NULL);
+    mt_var r = act_apply(g, m->act_dec, affine(g, h, Wp, mt__mg_param(mg, D->ib)), 0.0);
     if (hidden) *hidden = h;
     if (recon) *recon = r;
     return mt__graph_check(g, mt_model_type_name(m));
@@ -377,21 +403,22 @@ mt_status mt__output_cost(mt_model_graph *mg, const mt__layer *L, const mt__laye
         /* Pylearn2 Softmax.cost: -mean(sum(Y * log_softmax(z))) from the pre-softmax z */
         c = labels ? mt_graph_softmax_crossentropy_labels(g, lo->pre, y, 1)
                    : mt_graph_softmax_crossentropy(g, lo->pre, y, 1);
-        c = mt_graph_mean(g, c, 0, NULL, false);
+        c = mt_graph_mean(g, mt_graph_cast(g, c, MT_FLOAT32), 0, NULL, false);
         break;
     case MT__LAYER_LINEAR: {
         /* Linear.cost: mean over examples of sum over outputs of (Y - Y_hat)^2 (or |.|) */
         mt_var d = mt_graph_sub(g, mt__targets_float(g, y, L->out_dim), lo->out.v);
         d = L->s.use_abs_loss ? mt_graph_abs(g, d) : mt_graph_square(g, d);
         int32_t ax = 1;
-        c = mt_graph_mean(g, mt_graph_sum(g, d, 1, &ax, false), 0, NULL, false);
+        c = mt_graph_mean(g, mt_graph_sum(g, mt_graph_cast(g, d, MT_FLOAT32), 1, &ax, false), 0,
+                          NULL, false);
         break;
     }
     case MT__LAYER_SIGMOID:
         /* Sigmoid.cost = mean over examples of the mean over units of
          * Y softplus(-z) + (1 - Y) softplus(z) (pylearn2.expr.nnet.kl) */
         c = mt_graph_sigmoid_crossentropy_logits(g, lo->pre, mt__targets_float(g, y, L->out_dim));
-        c = mt_graph_mean(g, c, 0, NULL, false);
+        c = mt_graph_mean(g, mt_graph_cast(g, c, MT_FLOAT32), 0, NULL, false);
         break;
     default:
         return mt_err_set(MT_ERR_UNSUPPORTED, "the output layer '%s' (%s) has no cost: the last "
@@ -415,7 +442,9 @@ mt_status mt_model_default_cost(mt_model_graph *mg, const mt_fprop_options *opts
         if ((st = mt__ae_fprop(mg, opts && opts->corrupt, NULL, &r))) return st;
         mt__set_origin(g, 0, "reconstruction cost of the %s", mt_model_type_name(m));
         int32_t ax = 1;
-        mt_var c = mt_graph_sum(g, mt_graph_square(g, mt_graph_sub(g, r, mg->X)), 1, &ax, false);
+        /* squared errors in the compute dtype, summed in float32 (mixed precision) */
+        mt_var d2 = mt_graph_square(g, mt_graph_sub(g, r, mt__mg_input(mg)));
+        mt_var c = mt_graph_sum(g, mt_graph_cast(g, d2, MT_FLOAT32), 1, &ax, false);
         *out = mt_graph_mean(g, c, 0, NULL, false);
         return mt__graph_check(g, "reconstruction cost");
     }

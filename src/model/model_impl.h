@@ -253,6 +253,17 @@ typedef struct mt__layer_out {
     mt__state in; /* the input as the layer saw it (after dropout) */
 } mt__layer_out;
 
+/* What the layers read for parameter i and for the input X: the compute-dtype casts of
+ * mixed precision (mt_model_graph_set_compute), else the float32 placeholders. */
+static inline mt_var mt__mg_param(const mt_model_graph *mg, int32_t i)
+{
+    return i < 0 ? MT_VAR_NONE : mg->reads ? mg->reads[i] : mg->params[i];
+}
+static inline mt_var mt__mg_input(const mt_model_graph *mg)
+{
+    return mg->x_read ? mg->x_read : mg->X;
+}
+
 /* Runs the MLP forward; outs has n_layers entries (may be NULL: only the last is kept in
  * *last). */
 mt_status mt__mlp_fprop(mt_model_graph *mg, const mt_fprop_options *opts, mt__layer_out *outs,

@@ -9,7 +9,8 @@
  *   monitors "monitor" (+ pushed ones, e.g. "monitor_stage_0")
  *   attributes model_yaml, job_yaml, job_hash, first_weights, first_weights_layout,
  *   input_rows, input_cols, input_channels, format_note.
- * Writing is atomic (mt_ckpt_write); a failed write leaves the previous file. */
+ * Writing is atomic (mt_ckpt_write); a failed write leaves the previous file. In a
+ * data-parallel run rank 0 alone writes (the ranks' states are equal). */
 #include <libgen.h>
 #include <math.h>
 #include <stdio.h>
@@ -209,6 +210,11 @@ static mt_status ensure_parent_dir(const char *path)
 mt_status mt__run_save(mt__run *run, const char *path)
 {
     if (!path) return MT_OK;
+    /* A parallel run's ranks hold the same state: rank 0 alone writes, every rank reads. */
+    if (!mt__run_is_main(run)) {
+        if (run->train->save_path && !strcmp(path, run->train->save_path)) run->saved_once = true;
+        return MT_OK;
+    }
     bool is_main = run->train->save_path && !strcmp(path, run->train->save_path);
     if (is_main && !run->saved_once && !run->train->allow_overwrite) {
         FILE *f = fopen(path, "rb");

@@ -19,6 +19,9 @@ void mt_train_options_init(mt_train_options *o)
     o->mode = MT_MODE_FAST_RUN;
     o->monitor_log = true;
     o->handle_signals = true;
+#ifdef MT__TRAIN_HAVE_PARALLEL
+    mt_dp_options_init(&o->dp);
+#endif
 }
 
 const char *mt__job_text(const mt_job *job)
@@ -93,6 +96,8 @@ mt_status mt_job_load(mt_job **out, const char *path, const mt_train_options *o)
         mt_train_options_init(&job->opts);
     mt_status st;
     size_t len = 0;
+    mt_dtype precision;
+    if ((st = mt__precision_dtype(&job->opts, &precision))) goto fail;
     job->path = mt_strdup(path);
     if (!job->path) {
         st = mt_err_set(MT_ERR_NOMEM, "job");
@@ -160,13 +165,46 @@ static mt_status run_phases(mt_job *job, bool dry_run, mt_strbuf *summary, mt_tr
     return st;
 }
 
+/* A run on several ranks reads only each rank's rows (lazy datasets, collective MPI-IO reads
+ * for HDF5): the data module's process-wide defaults while the job's datasets are built. */
+typedef struct data_defaults {
+    bool set;
+    mt_data_load load;
+} data_defaults;
+
+static void data_defaults_enter(const mt_job *job, data_defaults *d)
+{
+    d->set = false;
+#ifdef MT__TRAIN_HAVE_PARALLEL
+    mt_comm *comm = job->opts.comm;
+    if (!comm || mt_comm_size(comm) < 2) return;
+    d->set = true;
+    d->load = mt_data_default_load();
+    mt_data_set_default_load(MT_DATA_LOAD_LAZY);
+    mt_data_set_mpi_comm(mt_comm_mpi_handle(comm));
+#else
+    (void)job;
+#endif
+}
+
+static void data_defaults_leave(const data_defaults *d)
+{
+    if (!d->set) return;
+    mt_data_set_default_load(d->load);
+    mt_data_set_mpi_comm(NULL);
+}
+
 mt_status mt_job_dry_run(mt_job *job, mt_strbuf *summary)
 {
     mt_train_result res;
     memset(&res, 0, sizeof(res));
     mt_strbuf_appendf(summary, "%s: %d phase%s\n", job->path, (int)job->n_phases,
                       job->n_phases == 1 ? "" : "s");
-    return run_phases(job, true, summary, &res);
+    data_defaults dd;
+    data_defaults_enter(job, &dd);
+    mt_status st = run_phases(job, true, summary, &res);
+    data_defaults_leave(&dd);
+    return st;
 }
 
 mt_status mt_job_run(mt_job *job, mt_train_result *result)
@@ -174,7 +212,10 @@ mt_status mt_job_run(mt_job *job, mt_train_result *result)
     mt_train_result res;
     memset(&res, 0, sizeof(res));
     double t0 = mt_now_seconds();
+    data_defaults dd;
+    data_defaults_enter(job, &dd);
     mt_status st = run_phases(job, false, NULL, &res);
+    data_defaults_leave(&dd);
     res.seconds = mt_now_seconds() - t0;
     if (result) *result = res;
     return st;

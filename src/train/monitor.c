@@ -6,7 +6,9 @@
  * batch's examples, MAX / MIN over batches, NODATA from the first batch. After the datasets
  * come the algorithm's channels (learning_rate, momentum) and the loop's
  * training_seconds_this_epoch and total_seconds_last_epoch (only when there is a monitoring
- * dataset, as Pylearn2). Each monitor call appends one record to the run's history and log. */
+ * dataset, as Pylearn2). Each monitor call appends one record to the run's history and log.
+ * In a data-parallel run each rank computes every size-th monitoring batch and the batch values
+ * are gathered and combined in batch order on every rank (run_ds). */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -209,45 +211,81 @@ static mt_status read_value(const mt_array *a, double *out)
     return st;
 }
 
+/* Folds one batch value of channel k into its accumulator (first: the first batch). */
+static void fold(mt_chan_reduce r, double *acc, double v, int64_t n, bool first)
+{
+    switch (r) {
+    case MT_CHAN_MEAN: *acc = first ? v * (double)n : *acc + v * (double)n; break;
+    case MT_CHAN_MAX: *acc = first ? v : fmax(*acc, v); break;
+    case MT_CHAN_MIN: *acc = first ? v : fmin(*acc, v); break;
+    case MT_CHAN_NODATA: if (first) *acc = v; break;
+    }
+    if (isnan(v) && r != MT_CHAN_MEAN) *acc = v;
+}
+
+/* In a data-parallel run the monitoring batches are dealt round-robin to the ranks (batch b to
+ * rank b mod size), whole: many channels are statistics of a batch (the largest activation of
+ * a unit over the batch, ...) that shards of the batch would change. Each rank keeps its
+ * batches' values, the values of every batch are gathered, and every rank folds them in batch
+ * order exactly as one process does, so the channels equal the single-process values bit for
+ * bit (given the same per-batch results). */
 static mt_status run_ds(mon_ds *d, mt__run *run, mt__chanvals *out)
 {
     bool with_y = d->mg.y != MT_VAR_NONE;
-    int64_t total = 0;
-    mt_array *outs = mt_calloc((size_t)d->n_ch, sizeof(*outs));
-    if (!outs) return mt_err_set(MT_ERR_NOMEM, "monitor outputs");
-    mt_status st = MT_OK;
+    int32_t size = mt__run_size(run), rank = mt__run_rank(run), nv = d->n_ch + 1;
     int64_t nb = mt__run_epoch_batches(run, d->it.n_batches);
-    for (int64_t b = 0; b < nb && !st; b++) {
-        int64_t n = 0;
-        st = mt__run_batch(run, d->data, &d->it, 0, b, d->rows, &d->X, with_y ? &d->y : NULL, &n);
-        if (st) break;
+    int64_t per = (nb + size - 1) / size; /* batch slots per rank */
+    mt_array *outs = mt_calloc((size_t)d->n_ch + 1, sizeof(*outs));
+    double *mine = mt_calloc((size_t)(per * nv) + 1, sizeof(double));
+    double *all = mt_calloc((size_t)(per * nv * size) + 1, sizeof(double));
+    mt_status st = MT_OK;
+    if (!outs || !mine || !all) {
+        st = mt_err_set(MT_ERR_NOMEM, "monitor outputs");
+        goto done;
+    }
+    uint64_t c0 = mt_function_rng_counter(d->fn);
+    for (int64_t j = 0; j < per && !st; j++) {
+        int64_t b = j * size + rank, n = 0;
+        if (b >= nb) {
+            /* Collective (MPI-IO) reads go in lockstep: a rank without a batch in the last
+             * round still takes part, with no rows. */
+            if (mt_dataset_is_collective(d->data))
+                st = mt_dataset_gather(d->data, d->rows, 0, &d->X, with_y ? &d->y : NULL);
+            break;
+        }
+        if ((st = mt__run_batch(run, d->data, &d->it, 0, b, d->rows, &d->X,
+                                with_y ? &d->y : NULL, &n)))
+            break;
         const mt_array *in[2] = {&d->X, &d->y};
+        mt_function_set_rng_counter(d->fn, c0 + (uint64_t)b);
         st = mt_function_call(d->fn, with_y ? 2 : 1, in, d->n_ch, outs);
         if (st) {
             st = mt_err_prefix(st, "monitor '%s', batch %lld: ", d->name, (long long)b + 1);
             break;
         }
-        for (int32_t k = 0; k < d->n_ch && !st; k++) {
-            double v = 0;
-            st = read_value(&outs[k], &v);
-            mt_array_clear(&outs[k]);
-            switch (d->reduce[k]) {
-            case MT_CHAN_MEAN: d->acc[k] = b ? d->acc[k] + v * (double)n : v * (double)n; break;
-            case MT_CHAN_MAX: d->acc[k] = b ? fmax(d->acc[k], v) : v; break;
-            case MT_CHAN_MIN: d->acc[k] = b ? fmin(d->acc[k], v) : v; break;
-            case MT_CHAN_NODATA: if (!b) d->acc[k] = v; break;
-            }
-            if (isnan(v) && d->reduce[k] != MT_CHAN_MEAN) d->acc[k] = v;
-        }
+        double *v = mine + j * nv;
+        for (int32_t k = 0; k < d->n_ch && !st; k++) st = read_value(&outs[k], &v[k]);
+        v[d->n_ch] = (double)n;
         for (int32_t k = 0; k < d->n_ch; k++) mt_array_clear(&outs[k]);
+    }
+    mt_function_set_rng_counter(d->fn, c0 + (uint64_t)nb);
+    if (!st) st = mt__run_dp_allgather(run, (int32_t)(per * nv), mine, all);
+    int64_t total = 0;
+    for (int64_t b = 0; b < nb && !st; b++) {
+        const double *v = all + ((b % size) * per + b / size) * nv;
+        int64_t n = (int64_t)v[d->n_ch];
+        for (int32_t k = 0; k < d->n_ch; k++) fold(d->reduce[k], &d->acc[k], v[k], n, b == 0);
         total += n;
     }
-    mt_free(outs);
     for (int32_t k = 0; k < d->n_ch && !st; k++) {
         double v = d->acc[k];
         if (d->reduce[k] == MT_CHAN_MEAN) v = total > 0 ? v / (double)total : NAN;
         st = mt__chanvals_set(out, d->names[k], v);
     }
+done:
+    mt_free(outs);
+    mt_free(mine);
+    mt_free(all);
     return st;
 }
 
@@ -261,6 +299,8 @@ mt_status mt__monitor_run(mt__monitor *m, mt__run *run)
     if (!st && run->alg && run->alg->ops->channels) st = run->alg->ops->channels(run->alg, run, &vals);
     if (!st) st = mt__chanvals_set(&vals, "training_seconds_this_epoch", run->epoch_train_seconds);
     if (!st) st = mt__chanvals_set(&vals, "total_seconds_last_epoch", run->epoch_total_seconds);
+    /* Every rank records rank 0's values (the times differ between ranks; the rest agree). */
+    if (!st && mt__run_size(run) > 1) st = mt__run_dp_bcast(run, vals.n, vals.values);
     double secs = mt__run_seconds(run);
     for (int32_t i = 0; i < vals.n && !st; i++) {
         mt_chan_history *h = mt_monitor_history_channel(&run->history, vals.names[i], true);

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "train_impl.h"
 
@@ -110,7 +111,14 @@ mt_status mt__run_model_graph(mt__run *run, mt_graph *g, mt_model_graph *mg,
     mt_graph_set_seed(g, run->seed);
     mt_status st = mt_model_graph_init(mg, run->model, g, data, -1, run->seed);
     if (st) return mt_err_prefix(st, "model graph: ");
-    return MT_OK;
+    mt_dtype dt = mt__run_compute_dtype(run);
+    if (dt == MT_FLOAT32) return MT_OK;
+    if (run->alg && run->alg->ops && strcmp(run->alg->ops->name, "SGD") != 0)
+        st = mt_err_set(MT_ERR_UNSUPPORTED, "precision %s: only SGD trains in mixed precision "
+                        "(the algorithm is %s)", mt_dtype_name(dt), run->alg->ops->name);
+    if (!st) st = mt_model_graph_set_compute(mg, dt);
+    if (st) mt_model_graph_clear(mg);
+    return st;
 }
 
 mt_status mt__run_bind_params(mt__run *run, mt_function *f, const mt_model_graph *mg)
@@ -179,16 +187,47 @@ mt_status mt__run_after_batch(mt__run *run, int64_t n_examples, bool *stop)
     report_progress(run, run->batch_in_epoch == run->batches_this_epoch);
     mt__signal_state *sig = run->sig;
     if (!sig) return MT_OK;
-    if (sig->test_after_batches >= 0 && run->batches_seen >= sig->test_after_batches) {
+    int32_t rank = mt__run_rank(run);
+    if (sig->test_after_batches >= 0 && run->batches_seen >= sig->test_after_batches &&
+        (sig->test_rank < 0 || sig->test_rank == rank)) {
         sig->test_after_batches = -1;
         raise(sig->test_signal);
     }
-    int pending = sig->pending;
+    if (sig->stall_rank == rank && run->batches_seen >= sig->stall_after_batches) {
+        mt_log(MT_LOG_WARN, "test hook: rank %d stalls after %lld batches", (int)rank,
+               (long long)run->batches_seen);
+        for (;;) sleep(1);
+    }
+    if (run->opts && run->opts->time_limit_s > 0 && !run->time_limited &&
+        mt__run_seconds(run) > run->opts->time_limit_s) {
+        /* the time limit stops the run as SIGTERM would (every rank agrees on it) */
+        run->time_limited = true;
+        if (!sig->pending) sig->pending = SIGTERM;
+        if (mt__run_is_main(run))
+            mt_log(MT_LOG_WARN, "time limit of %g s reached: stopping at epoch %lld, batch %lld",
+                   run->opts->time_limit_s, (long long)run->epochs_seen + 1,
+                   (long long)run->batch_in_epoch);
+    }
+    int pending;
+    if (mt__run_size(run) > 1) {
+        /* Act only on what every rank agreed on at this step boundary. */
+        if (!run->signal_agreed) {
+            mt_status st = mt__run_dp_step_end(run, NULL);
+            if (st) return st;
+        }
+        pending = run->agreed_signal;
+        run->signal_agreed = false;
+        run->agreed_signal = 0;
+    } else {
+        pending = sig->pending;
+        sig->pending = 0;
+    }
     if (!pending) return MT_OK;
-    sig->pending = 0;
     if (pending == SIGUSR1) {
-        mt_log(MT_LOG_INFO, "SIGUSR1: writing checkpoint %s (epoch %lld, batch %lld)",
-               run->ckpt_path, (long long)run->epochs_seen + 1, (long long)run->batch_in_epoch);
+        if (mt__run_is_main(run))
+            mt_log(MT_LOG_INFO, "SIGUSR1: writing checkpoint %s (epoch %lld, batch %lld)",
+                   run->ckpt_path, (long long)run->epochs_seen + 1,
+                   (long long)run->batch_in_epoch);
         run->stage = 0;
         return mt__run_save(run, run->ckpt_path);
     }

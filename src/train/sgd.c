@@ -13,7 +13,18 @@
  * batch to the run (counters, progress, signals). A non-finite cost or parameter stops
  * training with an error naming the epoch, the batch and the first graph node whose value is
  * not finite: the state at the start of the epoch is restored from the run's snapshot and the
- * epoch replayed up to that batch, then the graph is evaluated node by node (nan_locate.c). */
+ * epoch replayed up to that batch, then the graph is evaluated node by node (nan_locate.c).
+ *
+ * Data-parallel runs (parallel_run.c, docs/parallel.md): each process computes its shard(s)
+ * of every global batch. Fast mode compiles the same one function with all-reduce nodes
+ * inserted after the gradients (parallel.h), so the reduction overlaps the backward pass.
+ * Deterministic mode compiles two functions instead: the gradient function (X, y -> the
+ * shard's cost and its gradients weighted by shard rows / global rows) and the update
+ * function (the reduced gradients -> the same updates), with the ordered sum of the shards'
+ * gradients between them, so N ranks and one process running N shards agree bit for bit.
+ * Random nodes draw call number (batches seen) * shards + shard, the same wherever a shard
+ * runs. The global batch's cost (each shard's mean weighted by its rows) and the signals are
+ * agreed at every step boundary (mt__run_dp_step_end). */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -43,6 +54,19 @@ typedef struct mt__sgd {
     int64_t *rows;
     mt_array X, y;
     int64_t batch_size;
+    /* data parallelism */
+    bool ordered;                /* deterministic mode: gfn per shard, ordered sum, fn */
+    mt_function *gfn;            /* X, y -> cost, weight * gradient of each trained param */
+    mt_var weight;               /* 0-d float32 shared of gfn: shard rows / global rows */
+    mt_array w_arr;
+    float w_cur;
+    int32_t n_train;             /* trained (not frozen) parameters */
+    int32_t *train_idx;          /* their indices */
+    mt_var *red_vars;            /* fn's arguments in deterministic mode: reduced gradients */
+    mt_array *red;               /* the ordered sums (n_train) */
+    mt_array *gout;              /* gfn's outputs (1 + n_train) */
+    double comm_seen, wait_seen; /* collective seconds reported at the last epoch's end */
+    mt__loss_scaler ls;          /* float16: dynamic loss scaling (precision.c) */
 } mt__sgd;
 
 static const mt__algorithm_ops sgd_ops;
@@ -50,6 +74,17 @@ static const mt__algorithm_ops sgd_ops;
 bool mt__is_sgd(const mt__algorithm *a)
 {
     return a && a->ops == &sgd_ops;
+}
+
+int32_t mt__sgd_n_state(const mt__algorithm *a)
+{
+    return mt__is_sgd(a) ? ((const mt__sgd *)a)->rc.n_state : 0;
+}
+
+mt_array *mt__sgd_state(mt__algorithm *a, int32_t i)
+{
+    mt__sgd *s = (mt__sgd *)a;
+    return mt__is_sgd(a) && i >= 0 && i < s->rc.n_state ? &s->rc.state[i].value : NULL;
 }
 
 /* ---------------------------------------------------------------- setup */
@@ -77,7 +112,7 @@ static mt_status build_updates(mt__sgd *s, mt__run *run, const mt_var *grads)
     if (!st && mt_graph_status(g))
         st = mt_err_set(mt_graph_status(g), "SGD: %s", mt_graph_last_error(g));
     if (!st) {
-        s->updates = mt_calloc((size_t)(np + s->rc.n_state) + 1, sizeof(*s->updates));
+        s->updates = mt_calloc((size_t)(np + s->rc.n_state) + 2, sizeof(*s->updates));
         if (!s->updates) st = mt_err_set(MT_ERR_NOMEM, "SGD updates");
     }
     if (!st) {
@@ -86,6 +121,11 @@ static mt_status build_updates(mt__sgd *s, mt__run *run, const mt_var *grads)
                 s->updates[s->n_updates++] = (mt_update){s->mg.params[i], values[i]};
         for (int32_t i = 0; i < s->rc.n_state; i++)
             s->updates[s->n_updates++] = (mt_update){s->rc.state[i].var, s->rc.state[i].new_value};
+        /* the finite check reads the trained parameters' gradients (frozen ones are not
+         * computed: in deterministic mode they are not even in the update function) */
+        for (int32_t i = 0; i < np; i++)
+            values[i] = mt_model_param_const(run->model, i)->frozen ? MT_VAR_NONE : grads[i];
+        st = mt__scaler_guard(&s->ls, g, np, values, s->updates, &s->n_updates);
     }
     mt_free(values);
     return st;
@@ -94,7 +134,16 @@ static mt_status build_updates(mt__sgd *s, mt__run *run, const mt_var *grads)
 static mt_status bind_all(mt__sgd *s, mt__run *run)
 {
     mt_status st = mt__run_bind_params(run, s->fn, &s->mg);
+    if (!st && s->gfn) st = mt__run_bind_params(run, s->gfn, &s->mg);
     if (st) return st;
+    if (s->gfn) {
+        s->w_cur = 1.0f;
+        if ((st = set_scalar_array(&s->w_arr, run->dev, s->w_cur)) ||
+            (st = mt_function_set_shared(s->gfn, s->weight, &s->w_arr)))
+            return mt_err_prefix(st, "SGD: shard weight: ");
+    }
+    mt_function *fns[2] = {s->fn, s->gfn};
+    if ((st = mt__scaler_bind(&s->ls, run->dev, fns, 2))) return st;
     if ((st = set_scalar_array(&s->lr_arr, run->dev, s->lr)) ||
         (st = mt_function_set_shared(s->fn, s->rc.lr, &s->lr_arr)))
         return mt_err_prefix(st, "SGD: learning_rate: ");
@@ -109,6 +158,87 @@ static mt_status bind_all(mt__sgd *s, mt__run *run)
         if (st) return mt_err_prefix(st, "SGD: %s: ", s->rc.state[i].name);
     }
     return MT_OK;
+}
+
+/* Data parallelism: replaces grads[i] of each trained parameter by what the updates read.
+ * Fast mode (and one process): the all-reduced gradient (the same gradient without a dp).
+ * Deterministic mode: a placeholder for the ordered sum (fn's argument), and *wgrads receives
+ * the weighted gradients gfn returns. */
+static mt_status parallel_grads(mt__sgd *s, mt__run *run, mt_var *grads, mt_var **wgrads)
+{
+    int32_t np = s->mg.n_params;
+    s->train_idx = mt_calloc((size_t)np + 1, sizeof(*s->train_idx));
+    mt_var *p = mt_calloc((size_t)np + 1, sizeof(*p));
+    mt_var *g = mt_calloc((size_t)np + 1, sizeof(*g));
+    mt_var *r = mt_calloc((size_t)np + 1, sizeof(*r));
+    mt_status st = MT_OK;
+    if (!s->train_idx || !p || !g || !r) {
+        st = mt_err_set(MT_ERR_NOMEM, "SGD gradients");
+        goto done;
+    }
+    s->n_train = 0;
+    for (int32_t i = 0; i < np; i++) {
+        if (mt_model_param_const(run->model, i)->frozen) continue;
+        p[s->n_train] = s->mg.params[i];
+        g[s->n_train] = grads[i];
+        s->train_idx[s->n_train++] = i;
+    }
+    s->ordered = mt__run_deterministic(run);
+    if (!s->ordered) {
+        st = mt__run_dp_insert_allreduce(run, s->g, s->n_train, p, g, r);
+    } else {
+        s->weight = mt_graph_placeholder(s->g, "dp_shard_weight", MT_FLOAT32, 0, NULL);
+        *wgrads = mt_calloc((size_t)s->n_train + 2, sizeof(**wgrads));
+        s->red_vars = mt_calloc((size_t)s->n_train + 1, sizeof(*s->red_vars));
+        s->red = mt_calloc((size_t)s->n_train + 1, sizeof(*s->red));
+        s->gout = mt_calloc((size_t)s->n_train + 2, sizeof(*s->gout));
+        if (!*wgrads || !s->red_vars || !s->red || !s->gout) {
+            st = mt_err_set(MT_ERR_NOMEM, "SGD gradients");
+            goto done;
+        }
+        (*wgrads)[0] = s->cost;
+        for (int32_t k = 0; k < s->n_train; k++) {
+            mt_type t = *mt_graph_type(s->g, p[k]);
+            char name[200];
+            snprintf(name, sizeof(name), "dp_grad_%s",
+                     mt_model_param_const(run->model, s->train_idx[k])->name);
+            (*wgrads)[k + 1] = mt_graph_mul(s->g, g[k], s->weight);
+            r[k] = mt_graph_placeholder(s->g, name, t.dtype, t.ndim, t.shape);
+            s->red_vars[k] = r[k];
+        }
+    }
+    if (!st && mt_graph_status(s->g))
+        st = mt_err_set(mt_graph_status(s->g), "SGD: %s", mt_graph_last_error(s->g));
+    for (int32_t k = 0; k < s->n_train && !st; k++) grads[s->train_idx[k]] = r[k];
+done:
+    mt_free(p);
+    mt_free(g);
+    mt_free(r);
+    return st;
+}
+
+/* The training function (fast mode, one process: X, y -> cost with the updates) or, in
+ * deterministic mode, the shard's gradient function gfn and the update function fn. */
+static mt_status compile(mt__sgd *s, mt__run *run, const mt_var *wgrads)
+{
+    mt_var inputs[2] = {s->mg.X, s->mg.y};
+    int32_t n_in = s->mg.y != MT_VAR_NONE ? 2 : 1;
+    mt_function_options fo;
+    mt_function_options_init(&fo);
+    fo.mode = (mt_mode)run->opts->mode;
+    mt_status st;
+    if (!s->ordered) {
+        mt__run_dp_function_options(run, &fo);
+        st = mt_function_new(&s->fn, s->g, n_in, inputs, 1, &s->cost, s->n_updates, s->updates,
+                             run->dev, &fo);
+        return st ? mt_err_prefix(st, "SGD: compiling the training function: ") : MT_OK;
+    }
+    st = mt_function_new(&s->gfn, s->g, n_in, inputs, 1 + s->n_train, wgrads, 0, NULL, run->dev,
+                         &fo);
+    if (st) return mt_err_prefix(st, "SGD: compiling the gradient function: ");
+    st = mt_function_new(&s->fn, s->g, s->n_train, s->red_vars, 0, NULL, s->n_updates,
+                         s->updates, run->dev, &fo);
+    return st ? mt_err_prefix(st, "SGD: compiling the update function: ") : MT_OK;
 }
 
 static mt_status sgd_setup(mt__algorithm *a, mt__run *run)
@@ -128,24 +258,38 @@ static mt_status sgd_setup(mt__algorithm *a, mt__run *run)
     mt_grad_options go;
     mt_grad_options_init(&go);
     go.disconnected = MT_GRAD_DISCONNECTED_ZERO;
-    st = mt_graph_grad(s->g, s->cost, np, s->mg.params, grads, &go);
+    /* float16: d(cost * S)/dp / S (no-ops otherwise) */
+    st = mt__scaler_init(&s->ls, run, s->g);
+    if (!st) st = mt_graph_grad(s->g, mt__scaler_scale(&s->ls, s->g, s->cost), np,
+                                s->mg.params, grads, &go);
     if (st) st = mt_err_prefix(st, "SGD: gradient of the cost: ");
+    if (!st) mt__scaler_unscale(&s->ls, s->g, np, grads);
     s->rc.g = s->g;
     s->rc.dev = run->dev;
+    mt_var *wgrads = NULL;
+    if (!st) st = parallel_grads(s, run, grads, &wgrads);
     if (!st) {
         s->rc.lr = mt_graph_placeholder(s->g, "learning_rate", MT_FLOAT32, 0, NULL);
         st = build_updates(s, run, grads);
     }
     mt_free(grads);
+    if (!st) st = compile(s, run, wgrads);
+    mt_free(wgrads);
     if (st) return st;
-    mt_var inputs[2] = {s->mg.X, s->mg.y};
-    int32_t n_in = s->mg.y != MT_VAR_NONE ? 2 : 1;
-    mt_function_options fo;
-    mt_function_options_init(&fo);
-    fo.mode = (mt_mode)run->opts->mode;
-    st = mt_function_new(&s->fn, s->g, n_in, inputs, 1, &s->cost, s->n_updates, s->updates,
-                         run->dev, &fo);
-    if (st) return mt_err_prefix(st, "SGD: compiling the training function: ");
+    if (mt__run_compute_dtype(run) != MT_FLOAT32 && mt_log_get_level() <= MT_LOG_DEBUG) {
+        /* mixed precision: the schedule shows which steps compute in 16 bits */
+        mt_strbuf sb;
+        mt_strbuf_init(&sb);
+        if (!mt_function_print(s->gfn ? s->gfn : s->fn, &sb) && sb.data) {
+            /* one message per line: a log message has a bounded length */
+            for (char *line = sb.data, *e; line && *line; line = e ? e + 1 : NULL) {
+                if ((e = strchr(line, '\n'))) *e = 0;
+                mt_log(MT_LOG_DEBUG, "SGD: %s training function: %s",
+                       mt_dtype_name(mt__run_compute_dtype(run)), line);
+            }
+        }
+        mt_strbuf_deinit(&sb);
+    }
     if ((st = bind_all(s, run))) return st;
     st = mt_data_iter_init(&s->it, run->dataset, a->c.train_iteration_mode, s->batch_size,
                            a->c.batches_per_iter, run->seed);
@@ -161,6 +305,20 @@ static void sgd_teardown(mt__algorithm *a)
     mt__sgd *s = (mt__sgd *)a;
     mt_function_free(s->fn);
     s->fn = NULL;
+    mt_function_free(s->gfn);
+    s->gfn = NULL;
+    for (int32_t k = 0; s->red && k < s->n_train; k++) mt_array_clear(&s->red[k]);
+    mt_free(s->red);
+    s->red = NULL;
+    mt_free(s->gout);
+    s->gout = NULL;
+    mt_free(s->red_vars);
+    s->red_vars = NULL;
+    mt_free(s->train_idx);
+    s->train_idx = NULL;
+    s->n_train = 0;
+    mt_array_clear(&s->w_arr);
+    mt__scaler_clear(&s->ls);
     mt__rule_ctx_clear(&s->rc);
     if (s->mg_init) mt_model_graph_clear(&s->mg);
     s->mg_init = false;
@@ -190,10 +348,77 @@ static mt_status read_scalar(const mt_array *a, double *out)
     return st;
 }
 
+/* One shard of a data-parallel step: the shard's share of the global cost into *cost. */
+static mt_status shard_step(mt__sgd *s, mt__run *run, int64_t epoch, int64_t b, int32_t shard,
+                            double *cost, int64_t *n)
+{
+    bool with_y = s->mg.y != MT_VAR_NONE;
+    int64_t nl = 0;
+    mt_status st = mt__run_shard_batch(run, run->dataset, &s->it, epoch, b, shard, s->rows,
+                                       &s->X, with_y ? &s->y : NULL, &nl, n);
+    if (st) return st;
+    const mt_array *in[2] = {&s->X, &s->y};
+    uint64_t call = (uint64_t)run->batches_seen * (uint64_t)mt__run_n_shards(run) + (uint64_t)shard;
+    double c = 0;
+    if (s->ordered) {
+        float w = (float)((double)nl / (double)*n);
+        if (w != s->w_cur && (st = mt_array_fill(&s->w_arr, mt_scalar_f64((double)w)))) return st;
+        s->w_cur = w;
+        mt_function_set_rng_counter(s->gfn, call);
+        st = mt_function_call(s->gfn, with_y ? 2 : 1, in, 1 + s->n_train, s->gout);
+        if (st) return st;
+        st = read_scalar(&s->gout[0], &c);
+        const mt_array **g = mt_calloc((size_t)s->n_train + 1, sizeof(*g));
+        if (!g && !st) st = mt_err_set(MT_ERR_NOMEM, "SGD gradients");
+        for (int32_t k = 0; g && k < s->n_train; k++) g[k] = &s->gout[k + 1];
+        if (!st) st = mt__run_dp_ordered_add(run, shard, s->n_train, g);
+        mt_free(g);
+        for (int32_t k = 0; k <= s->n_train; k++) mt_array_clear(&s->gout[k]);
+        if (st) return st;
+    } else {
+        if ((st = mt__run_dp_set_step(run, s->fn, nl, *n))) return st;
+        mt_function_set_rng_counter(s->fn, call);
+        mt_array out;
+        memset(&out, 0, sizeof(out));
+        if ((st = mt_function_call(s->fn, with_y ? 2 : 1, in, 1, &out))) return st;
+        st = read_scalar(&out, &c);
+        mt_array_clear(&out);
+        if (st) return st;
+    }
+    *cost += c * (double)nl / (double)*n;
+    return MT_OK;
+}
+
+/* A data-parallel step: this process's shards, the reduction, the updates, then the agreement
+ * on the global cost and on signals, and the periodic parameter checksum. */
+static mt_status dp_step(mt__sgd *s, mt__run *run, int64_t epoch, int64_t b, double *cost,
+                         int64_t *n)
+{
+    int32_t first, count;
+    mt__run_local_shards(run, &first, &count);
+    *cost = 0;
+    mt_status st = s->ordered ? mt__run_dp_ordered_begin(run, s->n_train) : MT_OK;
+    for (int32_t k = 0; k < count && !st; k++) st = shard_step(s, run, epoch, b, first + k, cost, n);
+    if (!st && s->ordered) {
+        st = mt__run_dp_ordered_finish(run, s->n_train, s->red);
+        const mt_array **in = mt_calloc((size_t)s->n_train + 1, sizeof(*in));
+        if (!in && !st) st = mt_err_set(MT_ERR_NOMEM, "SGD gradients");
+        for (int32_t k = 0; in && k < s->n_train; k++) in[k] = &s->red[k];
+        if (!st) st = mt_function_call(s->fn, s->n_train, in, 0, NULL);
+        mt_free(in);
+    }
+    if (!st && mt__run_size(run) > 1) st = mt__run_dp_step_end(run, cost);
+    if (!st) st = mt__run_dp_check(run, run->batches_seen + 1);
+    if (st) return mt_err_prefix(st, "epoch %lld, batch %lld: ", (long long)epoch + 1,
+                                 (long long)b + 1);
+    return MT_OK;
+}
+
 /* One step on batch b of `epoch`: *cost receives the objective before the step. */
 static mt_status sgd_step(mt__sgd *s, mt__run *run, int64_t epoch, int64_t b, double *cost,
                           int64_t *n)
 {
+    if (run->dp) return dp_step(s, run, epoch, b, cost, n);
     bool with_y = s->mg.y != MT_VAR_NONE;
     mt_status st = mt__run_batch(run, run->dataset, &s->it, epoch, b, s->rows, &s->X,
                                  with_y ? &s->y : NULL, n);
@@ -211,7 +436,9 @@ static mt_status sgd_step(mt__sgd *s, mt__run *run, int64_t epoch, int64_t b, do
 
 static mt_status after_step_callbacks(mt__sgd *s)
 {
-    if (s->n_cb == 0) return MT_OK;
+    bool skipped;
+    mt_status st = mt__scaler_after_step(&s->ls, &skipped);
+    if (st || s->n_cb == 0) return st;
     double lr = s->lr;
     for (int32_t i = 0; i < s->n_cb; i++) lr = mt__callback_apply(s->cb[i], (double)(float)lr);
     s->lr = (float)lr;
@@ -248,7 +475,7 @@ static mt_status describe_batch(mt__sgd *s, mt__run *run, int64_t epoch, int64_t
     mt_status st = mt__run_batch(run, run->dataset, &s->it, epoch, b, s->rows, &s->X,
                                  with_y ? &s->y : NULL, &n);
     if (st) return st;
-    int32_t cap = 4 + run->n_params + s->rc.n_state;
+    int32_t cap = 5 + run->n_params + s->rc.n_state;
     mt_var *vars = mt_calloc((size_t)cap, sizeof(*vars));
     const mt_array **arrs = mt_calloc((size_t)cap, sizeof(*arrs));
     mt_var *roots = mt_calloc((size_t)s->n_updates + 1, sizeof(*roots));
@@ -261,6 +488,7 @@ static mt_status describe_batch(mt__sgd *s, mt__run *run, int64_t epoch, int64_t
     if (with_y) vars[k] = s->mg.y, arrs[k++] = &s->y;
     vars[k] = s->rc.lr, arrs[k++] = &s->lr_arr;
     if (s->rc.momentum) vars[k] = s->rc.momentum, arrs[k++] = &s->mom_arr;
+    if (s->ls.on) vars[k] = s->ls.scale_var, arrs[k++] = &s->ls.scale_arr;
     for (int32_t i = 0; i < run->n_params; i++) vars[k] = s->mg.params[i], arrs[k++] = &run->params[i];
     for (int32_t i = 0; i < s->rc.n_state; i++)
         vars[k] = s->rc.state[i].var, arrs[k++] = &s->rc.state[i].value;
@@ -309,7 +537,7 @@ static mt_status nonfinite_error(mt__sgd *s, mt__run *run, int64_t epoch, int64_
     bool found = false;
     int64_t at = b;
     mt_status st = MT_OK;
-    if (run->epoch_snapshot) {
+    if (run->epoch_snapshot && !run->dp) {
         int64_t broken = -1;
         st = replay(s, run, epoch, first, cost_bad ? b : b + 1, &broken);
         if (!st && broken >= 0) {
@@ -319,7 +547,10 @@ static mt_status nonfinite_error(mt__sgd *s, mt__run *run, int64_t epoch, int64_
         if (!st) st = describe_batch(s, run, epoch, at, &desc, &found);
     }
     char where[1200];
-    if (st)
+    if (run->dp)
+        snprintf(where, sizeof(where), " (a data-parallel run does not locate the node: run the "
+                                       "job on one process to locate it)");
+    else if (st)
         snprintf(where, sizeof(where), " (locating it failed: %s)", mt_last_error());
     else if (found)
         snprintf(where, sizeof(where), "; first non-finite value: %s", desc.data);
@@ -334,6 +565,24 @@ static mt_status nonfinite_error(mt__sgd *s, mt__run *run, int64_t epoch, int64_
     return mt_err_set(MT_ERR_RANGE, "a parameter update became non-finite at epoch %lld, batch "
                                     "%lld%s",
                       (long long)epoch + 1, (long long)at + 1, where);
+}
+
+/* Fast data-parallel mode: how much of the epoch's gradient all-reduce time the backward pass
+ * hid (the jit's collective statistics of the training function), logged by rank 0. */
+static void report_overlap(mt__sgd *s, mt__run *run, int64_t epoch)
+{
+    if (!run->dp || s->ordered || mt__run_size(run) < 2 || !mt__run_is_main(run)) return;
+    mt_function_stats fs;
+    mt_function_get_stats(s->fn, &fs);
+    double total = fs.collective_seconds - s->comm_seen;
+    double wait = fs.collective_wait_seconds - s->wait_seen;
+    s->comm_seen = fs.collective_seconds;
+    s->wait_seen = fs.collective_wait_seconds;
+    if (total <= 0) return;
+    mt_log(MT_LOG_INFO, "epoch %lld: gradient all-reduce %.3f s in flight (%d bucket%s per "
+                        "step), %.3f s waited: %.0f%% hidden behind the backward pass",
+           (long long)epoch + 1, total, (int)fs.n_buckets, fs.n_buckets == 1 ? "" : "s", wait,
+           100.0 * (1.0 - wait / total));
 }
 
 static mt_status sgd_train_epoch(mt__algorithm *a, mt__run *run, bool *finished)
@@ -361,6 +610,11 @@ static mt_status sgd_train_epoch(mt__algorithm *a, mt__run *run, bool *finished)
     if (st) return st;
     if (idx >= 0)
         return nonfinite_error(s, run, epoch, first, nb - 1, false, 0.0);
+    report_overlap(s, run, epoch);
+    if (s->ls.on && mt__run_is_main(run))
+        mt_log(MT_LOG_INFO, "epoch %lld: float16 loss scale %g, %lld step%s skipped so far",
+               (long long)epoch + 1, s->ls.scale, (long long)s->ls.skipped,
+               s->ls.skipped == 1 ? "" : "s");
     *finished = true;
     return MT_OK;
 }
@@ -417,7 +671,8 @@ static mt_status sgd_save_state(const mt__algorithm *a, const mt__run *run, mt_c
     if ((st = mt_ckpt_put_double(c, "algorithm/learning_rate", (double)s->lr)) ||
         (st = mt_ckpt_put_double(c, "algorithm/momentum", (double)s->momentum)) ||
         (st = mt_ckpt_put_int(c, "algorithm/rng_counter",
-                              (int64_t)mt_function_rng_counter(s->fn))))
+                              (int64_t)mt_function_rng_counter(s->fn))) ||
+        (st = mt__scaler_save(&s->ls, c)))
         return st;
     char k[64];
     for (int32_t i = 0; i < s->n_cb; i++) {
@@ -465,6 +720,7 @@ static mt_status sgd_load_state(mt__algorithm *a, mt__run *run, const mt_ckpt *c
     if (s->mom_arr.buf && (st = mt_array_fill(&s->mom_arr, mt_scalar_f64((double)s->momentum))))
         return st;
     mt_function_set_rng_counter(s->fn, (uint64_t)rng);
+    if ((st = mt__scaler_load(&s->ls, c))) return st;
     char k[64];
     for (int32_t i = 0; i < s->n_cb; i++) {
         snprintf(k, sizeof(k), "algorithm/callback/%d", (int)i);

@@ -85,9 +85,46 @@ double mt__callback_apply(mt__update_callback *cb, double lr);
 mt_status mt__callback_save(const mt__update_callback *cb, const char *prefix, mt_ckpt *c);
 mt_status mt__callback_load(mt__update_callback *cb, const char *prefix, const mt_ckpt *c);
 
+/* ---------------------------------------------------------------- float16 loss scaling */
+
+/* precision.c: dynamic loss scaling of a float16 run (off for the other precisions: every
+ * function below is then a no-op and the graph is unchanged). */
+typedef struct mt__loss_scaler {
+    bool on;
+    double scale;        /* current scale S */
+    int64_t good;        /* finite steps since S last changed */
+    int64_t skipped;     /* steps skipped in this session */
+    mt_var scale_var;    /* 0-d float32 placeholder "loss_scale" */
+    mt_var ok_var;       /* 0-d float32 placeholder "loss_scale_ok": 1 when the last step's
+                            gradients were all finite */
+    mt_array scale_arr, ok_arr; /* their shared arrays on the run's device */
+} mt__loss_scaler;
+
+mt_status mt__scaler_init(mt__loss_scaler *ls, const mt__run *run, mt_graph *g);
+/* cost * S (what SGD differentiates). */
+mt_var mt__scaler_scale(const mt__loss_scaler *ls, mt_graph *g, mt_var cost);
+/* grads[i] / S (float32) for every grads[i] != MT_VAR_NONE. */
+void mt__scaler_unscale(const mt__loss_scaler *ls, mt_graph *g, int32_t n, mt_var *grads);
+/* Every update value becomes where(ok, value, var) with ok = all grads finite, and the update
+ * of ok_var is appended (updates needs room for one more). */
+mt_status mt__scaler_guard(const mt__loss_scaler *ls, mt_graph *g, int32_t n_grads,
+                           const mt_var *grads, mt_update *updates, int32_t *n_updates);
+/* Binds the scale and flag arrays to whichever of the functions use them. */
+mt_status mt__scaler_bind(mt__loss_scaler *ls, mt_device *dev, mt_function *const *fns,
+                          int32_t n_fns);
+/* After a step: reads the flag, halves S after a skipped step (*skipped), doubles it after
+ * 2000 finite steps in a row. */
+mt_status mt__scaler_after_step(mt__loss_scaler *ls, bool *skipped);
+mt_status mt__scaler_save(const mt__loss_scaler *ls, mt_ckpt *c);
+mt_status mt__scaler_load(mt__loss_scaler *ls, const mt_ckpt *c);
+void mt__scaler_clear(mt__loss_scaler *ls);
+
 /* ---------------------------------------------------------------- SGD access for extensions */
 
 /* True when a is an SGD (the algorithm MomentumAdjustor / LinearDecayOverEpoch need). */
 bool mt__is_sgd(const mt__algorithm *a);
+/* SGD's optimizer state arrays (for the start of a data-parallel run): count and item i. */
+int32_t mt__sgd_n_state(const mt__algorithm *a);
+mt_array *mt__sgd_state(mt__algorithm *a, int32_t i);
 
 #endif /* MT_SGD_IMPL_H */

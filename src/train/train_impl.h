@@ -57,6 +57,7 @@
 #include "mltrain/io.h"
 #include "mltrain/jit.h"
 #include "mltrain/model.h"
+#include "mltrain/parallel.h"
 #include "mltrain/train.h"
 
 #define MT__TRAIN_ABI_VERSION 1
@@ -250,13 +251,18 @@ void mt__monitor_describe(const mt__monitor *m, mt_strbuf *sb);
 
 /* ---------------------------------------------------------------- the run */
 
-/* Test hook: MLTRAIN_TEST_SIGNAL_AFTER_BATCHES=k[:SIG] makes the run raise(SIGTERM) (or the
+/* Test hooks: MLTRAIN_TEST_SIGNAL_AFTER_BATCHES=k[:SIG] makes the run raise(SIGTERM) (or the
  * named signal: TERM, INT, USR1, KILL) itself after k batches, so tests exercise the real
- * handler path. */
+ * handler path; with MLTRAIN_TEST_SIGNAL_RANK=r only rank r of a parallel run does.
+ * MLTRAIN_TEST_STALL_RANK=r with MLTRAIN_TEST_STALL_AFTER_BATCHES=k makes rank r stop making
+ * progress (sleep forever) after k batches, so tests exercise the collectives' deadline. */
 typedef struct mt__signal_state {
     volatile sig_atomic_t pending; /* last signal received (0 = none) */
     int64_t test_after_batches;    /* -1 = off */
     int test_signal;
+    int32_t test_rank;             /* -1 = every rank */
+    int32_t stall_rank;            /* -1 = off */
+    int64_t stall_after_batches;
 } mt__signal_state;
 
 struct mt__run {
@@ -320,6 +326,18 @@ struct mt__run {
     double session_start;
     mt_ckpt *epoch_snapshot;      /* algorithm state at the start of the current epoch (for
                                      locating a non-finite value by replay) */
+
+    /* Data parallelism (parallel_run.c): NULL = one process computing whole batches. */
+    mt_dp *dp;
+    mt_device *host;              /* the host device (collectives on host values; dp only) */
+    int agreed_signal;            /* signal every rank agreed on at the last step boundary */
+    bool signal_agreed;           /* agreed_signal is valid (consumed by mt__run_after_batch) */
+
+    /* Sweeps: opts->on_monitor asked to stop; opts->time_limit_s passed (a SIGTERM-like stop
+     * was raised on this rank). */
+    bool callback_stopped;
+    bool time_limited;
+    bool resumed;                 /* this session continued from a checkpoint */
 };
 
 /* Wall seconds of the whole run (all sessions). */
@@ -331,7 +349,14 @@ mt_status mt__run_load_algorithm(mt__run *run, const mt_ckpt *c);
 mt_status mt__run_build_ckpt(mt__run *run, mt_ckpt **out);
 mt_status mt__run_load_ckpt(mt__run *run, const mt_ckpt *c);
 
-/* Placeholders for the model on the run's training data (batch -1 = dynamic). */
+/* Mixed precision (precision.c): the compute dtype of the options' precision (float32,
+ * bfloat16, float16; ERR_INVALID for another name, or a loss scale without float16), and the
+ * run's (checked when the job was loaded). */
+mt_status mt__precision_dtype(const mt_train_options *o, mt_dtype *out);
+mt_dtype mt__run_compute_dtype(const mt__run *run);
+
+/* Placeholders for the model on the run's training data (batch -1 = dynamic); with a 16-bit
+ * precision the model graph computes in it (mt_model_graph_set_compute). */
 mt_status mt__run_model_graph(mt__run *run, mt_graph *g, mt_model_graph *mg,
                               const mt_dataset_info *data);
 /* Binds every parameter placeholder of mg that f uses to the run's parameter arrays. */
@@ -356,6 +381,67 @@ mt_status mt__run_channel(const mt__run *run, const char *name, double *out);
 /* The final value of a channel of a pushed monitor ("monitor_stage_0"). */
 mt_status mt__run_old_channel(const mt__run *run, const char *monitor, const char *name,
                               double *out);
+
+/* ---------------------------------------------------------------- data parallelism */
+
+/* parallel_run.c: the run's side of data-parallel training (docs/parallel.md). Without a dp
+ * (one process, the default) every helper acts as for one process computing one shard: rank
+ * 0 of 1, shard 0 = the whole batch, nothing to reduce. Every helper that communicates is
+ * collective: all ranks call it at the same point with the same counts. */
+
+/* Makes run->dp when the options ask for a parallel run (comm of more than one rank,
+ * dp.shards > 1 or dp.deterministic); ERR_UNSUPPORTED for an algorithm other than SGD. */
+mt_status mt__run_dp_init(mt__run *run);
+void mt__run_dp_clear(mt__run *run);
+/* Opens the run's device: `requested` (NULL = "host") with "cuda" / "cuda:auto" resolved to
+ * cuda:<local rank> (mt_launch_pick_device); on a communicator, binds it to that device so
+ * collectives on device buffers use NCCL where every rank can (mt_comm_use_device). */
+mt_status mt__run_open_device(mt__run *run, const char *requested);
+int32_t mt__run_rank(const mt__run *run);
+int32_t mt__run_size(const mt__run *run);
+int32_t mt__run_n_shards(const mt__run *run);
+bool mt__run_is_main(const mt__run *run); /* rank 0: writes files, reports progress */
+bool mt__run_deterministic(const mt__run *run);
+/* The shards this process computes: [*first, *first + *count). */
+void mt__run_local_shards(const mt__run *run, int32_t *first, int32_t *count);
+/* Rows [*b, *e) of a global batch of n rows that shard `shard` takes. */
+void mt__run_shard_rows(const mt__run *run, int64_t n, int32_t shard, int64_t *b, int64_t *e);
+/* Gathers shard `shard` of batch b of `epoch` into X, y (rows: room for the global batch;
+ * *n_global = the global batch's rows, *n_local = the shard's). ERR_RANGE when the global
+ * batch has fewer rows than there are shards. */
+mt_status mt__run_shard_batch(mt__run *run, const mt_dataset *d, mt_data_iter *it,
+                              int64_t epoch, int64_t b, int32_t shard, int64_t *rows,
+                              mt_array *X, mt_array *y, int64_t *n_local, int64_t *n_global);
+
+/* Fast mode (parallel.h): reduced[i] = all-reduce of the shard-weighted grads[i]; the function
+ * options that route the graph's all-reduce nodes; the shard weight before each call. Without
+ * a dp: reduced = grads, no options, nothing to bind. */
+mt_status mt__run_dp_insert_allreduce(mt__run *run, mt_graph *g, int32_t n, const mt_var *params,
+                                      const mt_var *grads, mt_var *reduced);
+void mt__run_dp_function_options(mt__run *run, mt_function_options *fo);
+mt_status mt__run_dp_set_step(mt__run *run, mt_function *f, int64_t n_local, int64_t n_global);
+/* Deterministic mode: the ordered sum of the shards' weighted gradients (parallel.h). */
+mt_status mt__run_dp_ordered_begin(mt__run *run, int32_t n);
+mt_status mt__run_dp_ordered_add(mt__run *run, int32_t shard, int32_t n,
+                                 const mt_array *const *grads);
+mt_status mt__run_dp_ordered_finish(mt__run *run, int32_t n, mt_array *out);
+
+/* Parameters and the algorithm's state arrays take rank 0's values (after setup or resume). */
+mt_status mt__run_dp_sync_state(mt__run *run);
+/* At a step boundary: sums *cost (this rank's share of the global batch's cost) over the
+ * ranks and agrees on the signals received by any rank since the last boundary (TERM beats
+ * INT beats USR1); mt__run_after_batch acts on that agreed signal. Every step of a parallel
+ * run must call it once; without a dp it only moves the pending signal. */
+mt_status mt__run_dp_step_end(mt__run *run, double *cost);
+/* The periodic cross-rank parameter checksum (parallel.h mt_dp_check_consistent). */
+mt_status mt__run_dp_check(mt__run *run, int64_t step);
+/* all[r * n + i] = local[i] of rank r (n values per rank; all has size * n). */
+mt_status mt__run_dp_allgather(mt__run *run, int32_t n, const double *local, double *all);
+/* vals take rank 0's values. */
+mt_status mt__run_dp_bcast(mt__run *run, int32_t n, double *vals);
+/* Sum of v over ranks. */
+mt_status mt__run_dp_sum(mt__run *run, int32_t n, double *v);
+mt_status mt__run_dp_barrier(mt__run *run);
 
 /* ---------------------------------------------------------------- Train objects, building */
 

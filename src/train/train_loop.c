@@ -10,7 +10,12 @@
  * (mt__run_after_batch), the loop writes the checkpoint (the position inside the epoch
  * included) and returns with result->interrupted set. SIGUSR1 writes a checkpoint and goes on.
  * The only mutable global of the module is the handler's pointer to the current signal
- * state (a signal handler cannot receive a context). */
+ * state (a signal handler cannot receive a context).
+ * Data-parallel runs (parallel_run.c): parameters and optimizer state are broadcast from rank
+ * 0 after setup or resume; a signal on any rank is agreed on at the next step boundary so all
+ * ranks stop (or checkpoint) together; rank 0 alone writes checkpoints and monitor logs; rank
+ * 0's verdict to continue is broadcast; a barrier ends the phase so no rank leaves before the
+ * last checkpoint is on disk. */
 #include <dirent.h>
 #include <errno.h>
 #include <math.h>
@@ -57,6 +62,16 @@ static void install_signals(mt__signal_state *s, saved_handlers *sv, bool handle
             if (!strcmp(c + 1, "USR1")) s->test_signal = SIGUSR1;
             if (!strcmp(c + 1, "KILL")) s->test_signal = SIGKILL;
         }
+    }
+    s->test_rank = -1;
+    s->stall_rank = -1;
+    s->stall_after_batches = -1;
+    if ((t = getenv("MLTRAIN_TEST_SIGNAL_RANK")) && *t) s->test_rank = (int32_t)strtol(t, NULL, 10);
+    const char *stall_rank = getenv("MLTRAIN_TEST_STALL_RANK");
+    const char *stall_after = getenv("MLTRAIN_TEST_STALL_AFTER_BATCHES");
+    if (stall_rank && *stall_rank && stall_after && *stall_after) {
+        s->stall_rank = (int32_t)strtol(stall_rank, NULL, 10);
+        s->stall_after_batches = strtoll(stall_after, NULL, 10);
     }
     if (!handle) return;
     g_signal_state = s;
@@ -187,10 +202,11 @@ static mt_status run_init(mt__run *run, mt_job *job, mt__build_ctx *ctx, int32_t
     mt_status st = mt_model_check_data(run->model, &run->data_info);
     if (st) return mt_cfg_error(st, t->loc, "Train: the dataset does not fit the model: %s",
                                 mt_last_error());
-    const char *dev = job->opts.device ? job->opts.device : "host";
-    if ((st = mt_device_open(&run->dev, dev))) return st;
+    if ((st = mt__run_open_device(run, job->opts.device))) return st;
     if ((st = run_params(run)) || (st = run_paths(run, job)) || (st = old_monitors(run, ctx)))
         return st;
+    if ((st = mt__run_dp_init(run))) return st;
+    if (!mt__run_is_main(run)) run->progress = NULL; /* rank 0 reports for the job */
     return MT_OK;
 }
 
@@ -208,6 +224,7 @@ static void run_clear(mt__run *run)
     mt_free(run->old_monitors);
     mt__chanvals_clear(&run->last);
     mt_ckpt_free(run->epoch_snapshot);
+    mt__run_dp_clear(run);
     mt_device_release(run->dev);
     mt_free(run->ckpt_path);
     mt_free(run->run_dir);
@@ -263,8 +280,11 @@ static void remove_old_events(const char *dir)
     if (!d) return;
     struct dirent *e;
     char path[2048];
+    size_t n;
     while ((e = readdir(d)))
-        if (!strncmp(e->d_name, "events.out.tfevents.", 20)) {
+        /* the monitor's own event files; a sweep's HParams records (*.mltrain-hparams) stay */
+        if (!strncmp(e->d_name, "events.out.tfevents.", 20) &&
+            !((n = strlen(e->d_name)) >= 16 && !strcmp(e->d_name + n - 16, ".mltrain-hparams"))) {
             snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
             unlink(path);
         }
@@ -275,7 +295,7 @@ static void remove_old_events(const char *dir)
  * exactly the records of its checkpoint, whatever the killed session had written). */
 static mt_status open_log(mt__run *run)
 {
-    if (!run->opts->monitor_log) return MT_OK;
+    if (!run->opts->monitor_log || !mt__run_is_main(run)) return MT_OK;
     mt_status st = mt_mkdirs(run->run_dir, 0755);
     if (st) return st;
     remove_old_events(run->run_dir);
@@ -323,7 +343,20 @@ static mt_status find_resume(mt__run *run, mt_ckpt **out)
     *out = NULL;
     mt_resume_mode mode = run->opts->resume;
     if (mode == MT_RESUME_NO) return MT_OK;
-    if (!file_exists(run->ckpt_path)) {
+    bool exists = file_exists(run->ckpt_path);
+    if (mt__run_size(run) > 1) {
+        /* Every rank reads the checkpoint rank 0 wrote: they must all see it, or none. */
+        double seen = exists;
+        mt_status st = mt__run_dp_sum(run, 1, &seen);
+        if (st) return st;
+        if (seen != 0 && seen != mt__run_size(run))
+            return mt_err_set(MT_ERR_IO,
+                              "--resume: %s is visible on %d of the %d ranks (rank %d %s it): "
+                              "checkpoints need a file system shared by every rank",
+                              run->ckpt_path, (int)seen, (int)mt__run_size(run),
+                              (int)mt__run_rank(run), exists ? "sees" : "does not see");
+    }
+    if (!exists) {
         if (mode == MT_RESUME_YES)
             return mt_err_set(MT_ERR_NOT_FOUND, "--resume: no checkpoint %s to resume from",
                               run->ckpt_path);
@@ -344,9 +377,10 @@ static mt_status find_resume(mt__run *run, mt_ckpt **out)
                               "--resume: %s was written by another job (or another phase, "
                               "or other --param values); use --resume=no to start over",
                               run->ckpt_path);
-        mt_log(MT_LOG_WARN, "%s belongs to another job: starting from scratch (it will be "
-                            "overwritten)",
-               run->ckpt_path);
+        if (mt__run_is_main(run))
+            mt_log(MT_LOG_WARN, "%s belongs to another job: starting from scratch (it will be "
+                                "overwritten)",
+                   run->ckpt_path);
         return MT_OK;
     }
     *out = c;
@@ -365,6 +399,24 @@ static mt_status monitor_and_extensions(mt__run *run)
         bool cont = true;
         if (e->ops->on_monitor && (st = e->ops->on_monitor(e, run, &cont))) return st;
         if (!cont) run->ext_continue = false;
+    }
+    if (run->opts->on_monitor && mt__run_is_main(run)) {
+        mt_train_monitor_report r;
+        memset(&r, 0, sizeof(r));
+        r.phase = run->phase;
+        r.n_phases = run->job ? run->job->n_phases : 1;
+        r.epoch = run->epochs_seen;
+        r.n_channels = run->last.n;
+        r.channel_names = (const char *const *)run->last.names;
+        r.channel_values = run->last.values;
+        r.seconds = mt__run_seconds(run);
+        r.resumed = run->resumed;
+        bool stop = false;
+        if ((st = run->opts->on_monitor(&r, run->opts->on_monitor_user, &stop))) return st;
+        if (stop) {
+            run->callback_stopped = true;
+            run->ext_continue = false; /* decide() gives rank 0's verdict to every rank */
+        }
     }
     if (run->progress) {
         mt_train_progress p;
@@ -397,6 +449,12 @@ static mt_status decide(mt__run *run, bool *cont)
     if (st) return st;
     c = c && run->ext_continue;
     if (run->opts->max_epochs >= 0 && run->epochs_seen >= run->opts->max_epochs) c = false;
+    if (mt__run_size(run) > 1) {
+        /* The ranks' channels are equal, so are their verdicts; rank 0's is taken anyway. */
+        double v = c;
+        if ((st = mt__run_dp_bcast(run, 1, &v))) return st;
+        c = v != 0;
+    }
     *cont = c;
     return MT_OK;
 }
@@ -405,9 +463,18 @@ static mt_status decide(mt__run *run, bool *cont)
 static mt_status pending_signal(mt__run *run, bool *stop)
 {
     *stop = false;
-    int p = run->sig ? run->sig->pending : 0;
+    int p = 0;
+    if (mt__run_size(run) > 1) { /* every rank acts on the signals any rank received */
+        mt_status st = mt__run_dp_step_end(run, NULL);
+        if (st) return st;
+        p = run->agreed_signal;
+        run->agreed_signal = 0;
+        run->signal_agreed = false;
+    } else if (run->sig) {
+        p = run->sig->pending;
+        run->sig->pending = 0;
+    }
     if (!p) return MT_OK;
-    run->sig->pending = 0;
     mt_status st = mt__run_save(run, run->ckpt_path);
     if (st) return st;
     if (p == SIGUSR1) return MT_OK;
@@ -446,9 +513,11 @@ static mt_status epoch_loop(mt__run *run, bool resume_decide, mt_train_result *r
                 run->stage = 0;
                 if ((st = mt__run_save(run, run->ckpt_path))) return st;
                 res->interrupted = run->stop_signal;
-                mt_log(MT_LOG_WARN, "signal %d: checkpoint %s written at epoch %lld, batch %lld",
-                       run->stop_signal, run->ckpt_path, (long long)run->epochs_seen + 1,
-                       (long long)run->batch_in_epoch);
+                if (mt__run_is_main(run))
+                    mt_log(MT_LOG_WARN, "signal %d: checkpoint %s written at epoch %lld, batch "
+                                        "%lld",
+                           run->stop_signal, run->ckpt_path, (long long)run->epochs_seen + 1,
+                           (long long)run->batch_in_epoch);
                 return MT_OK;
             }
             run->epochs_seen++;
@@ -510,6 +579,16 @@ static mt_status dry_check(mt__run *run, mt_strbuf *summary)
         mt_strbuf_append(summary, "  algorithm: ");
         if (run->alg->ops->describe) run->alg->ops->describe(run->alg, summary);
         mt_strbuf_append(summary, "\n");
+        if (run->dp)
+            mt_strbuf_appendf(summary, "  data parallel: %d rank%s, %d shard%s per global batch "
+                                       "(batch_size), %s mode\n",
+                              (int)mt__run_size(run), mt__run_size(run) == 1 ? "" : "s",
+                              (int)mt__run_n_shards(run), mt__run_n_shards(run) == 1 ? "" : "s",
+                              mt__run_deterministic(run) ? "deterministic" : "fast");
+        if (mt__run_compute_dtype(run) != MT_FLOAT32)
+            mt_strbuf_appendf(summary, "  precision: %s compute, float32 master weights, "
+                                       "gradients and all-reduce\n",
+                              mt_dtype_name(mt__run_compute_dtype(run)));
         mt__monitor_describe(run->monitor, summary);
         mt_strbuf_appendf(summary, "  channels (%d):", (int)known.n);
         for (int32_t i = 0; i < known.n; i++)
@@ -574,8 +653,10 @@ mt_status mt__phase_run(mt_job *job, mt_cfg_builder *b, mt__build_ctx *ctx, int3
     bool resumed = false;
     st = setup_fresh_or_resume(&run, ck, &resumed);
     mt_ckpt_free(ck);
+    if (!st) st = mt__run_dp_sync_state(&run);
     if (st) goto done;
     res->resumed |= resumed;
+    run.resumed = resumed;
     snprintf(res->save_path, sizeof(res->save_path), "%s", run.train->save_path ? run.train->save_path : "");
     snprintf(res->run_dir, sizeof(res->run_dir), "%s", run.run_dir);
     if ((st = open_log(&run))) goto done;
@@ -585,11 +666,11 @@ mt_status mt__phase_run(mt_job *job, mt_cfg_builder *b, mt__build_ctx *ctx, int3
         mt_log(MT_LOG_INFO, "%s: the run already finished (epoch %lld); nothing to do",
                run.ckpt_path, (long long)run.epochs_seen);
     } else {
-        if (resumed)
+        if (!resumed)
+            st = monitor_and_extensions(&run);
+        else if (mt__run_is_main(&run))
             mt_log(MT_LOG_INFO, "resuming from %s at epoch %lld, batch %lld", run.ckpt_path,
                    (long long)run.epochs_seen + (run.stage == 0), (long long)run.batch_in_epoch);
-        else
-            st = monitor_and_extensions(&run);
         if (!st) st = epoch_loop(&run, resumed && run.stage == 1, res);
     }
     if (!st && run.stop_signal == 0 && run.train->save_path && run.train->save_freq > 0)
@@ -599,6 +680,10 @@ mt_status mt__phase_run(mt_job *job, mt_cfg_builder *b, mt__build_ctx *ctx, int3
     res->epochs_seen = run.epochs_seen;
     res->batches_seen = run.batches_seen;
     res->seconds = mt__run_seconds(&run);
+    res->stopped |= run.callback_stopped;
+    res->time_limited |= run.time_limited && res->interrupted != 0;
+    /* No rank leaves before rank 0's last checkpoint is written. */
+    if (!st) st = mt__run_dp_barrier(&run);
 done:
     restore_signals(&sv);
     run_clear(&run);

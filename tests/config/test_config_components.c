@@ -509,6 +509,54 @@ MT_TEST(builder_memoizes_aliases_and_destroys_in_reverse)
     mt_cfg_registry_free(r);
 }
 
+/* A checkpoint loader that, like the real one, builds the checkpoint's model text in a new
+ * builder; here that text loads the same checkpoint again. */
+static const mt_cfg_registry *g_loop_reg;
+static int g_loop_depth, g_loop_max;
+
+static mt_status t_build_loop(mt_cfg_builder *b, const mt_cfg_node *n, void **out)
+{
+    (void)b;
+    (void)n;
+    if (++g_loop_depth > g_loop_max) g_loop_max = g_loop_depth;
+    static const char text[] = "!pkl: 'self.pkl'\n";
+    mt_cfg_doc *doc = NULL;
+    mt_cfg_builder *nb = NULL;
+    mt_status st = mt_cfg_load_string(&doc, text, strlen(text), "<model>", NULL);
+    if (st == MT_OK) st = mt_cfg_builder_new(&nb, g_loop_reg);
+    if (st == MT_OK) st = mt_cfg_build(nb, mt_cfg_doc_root(doc), NULL, out, NULL);
+    if (st == MT_OK) st = mt_cfg_builder_release(nb, *out);
+    mt_cfg_builder_free(nb);
+    mt_cfg_doc_free(doc);
+    g_loop_depth--;
+    return st;
+}
+
+MT_TEST(builder_bounds_checkpoints_that_load_themselves)
+{
+    static const mt_component loop_pkl = {
+        .name = "!pkl", .kind = "pkl", .build = t_build_loop, .destroy = t_destroy};
+    mt_cfg_registry *r = NULL;
+    MT_CHECK_OK(mt_cfg_registry_new(&r));
+    MT_CHECK_OK(mt_cfg_registry_add(r, &loop_pkl));
+    g_loop_reg = r;
+    const mt_cfg_node *root = load_root("m: !pkl: 'self.pkl'\n");
+    mt_cfg_builder *b = NULL;
+    MT_CHECK_OK(mt_cfg_builder_new(&b, r));
+    for (int i = 0; i < 2; i++) { /* the count is restored after the failure */
+        void *p = NULL;
+        g_loop_max = 0;
+        MT_CHECK_ERR(mt_cfg_build(b, NODE(root, "m"), "model", &p, NULL), MT_ERR_RANGE,
+                     "checkpoints load checkpoints more than 8 deep");
+        MT_CHECK(p == NULL);
+        MT_CHECK_EQ_INT(g_loop_max, 8);
+        MT_CHECK_EQ_INT(g_loop_depth, 0);
+    }
+    mt_cfg_builder_free(b);
+    mt_cfg_doc_free(g_doc);
+    mt_cfg_registry_free(r);
+}
+
 MT_TEST(builder_release_pkl_and_errors)
 {
     mt_cfg_registry *r = make_registry(true);
