@@ -1,6 +1,7 @@
 /* Shared helpers of the mltrain benchmarks: option parsing, interleaved timing (median of N
  * repetitions after warm-up), the memcpy bandwidth reference measured in the same process,
- * deterministic data and the common output table. See bench_common.h. */
+ * deterministic data, the common output table, and the direct CUDA driver / cuBLAS calls that
+ * are the baselines on CUDA devices. See bench_common.h. */
 #include "bench_common.h"
 
 #include <errno.h>
@@ -360,3 +361,309 @@ void bench_table_row(const char *bench, const char *impl, const char *threads,
            c->median * 1e3, c->min * 1e3, c->max * 1e3, rate, ratio_text ? ratio_text : "");
     fflush(stdout);
 }
+
+/* --------------------------------------------------------------- CUDA baselines */
+
+#if MT_BENCH_HAVE_CUDA
+#include <cublas_api.h>
+#include <cuda.h>
+#include <dlfcn.h>
+
+/* The driver and cuBLAS entry points the baselines call (the versioned symbol names that
+ * cuda.h's macros map the plain names to). */
+typedef struct bench_cu_api {
+    __typeof__(&cuInit) Init;
+    __typeof__(&cuDriverGetVersion) DriverGetVersion;
+    __typeof__(&cuGetErrorName) GetErrorName;
+    __typeof__(&cuDeviceGet) DeviceGet;
+    __typeof__(&cuDevicePrimaryCtxRetain) PrimaryCtxRetain;
+    __typeof__(&cuDevicePrimaryCtxRelease_v2) PrimaryCtxRelease;
+    __typeof__(&cuCtxSetCurrent) CtxSetCurrent;
+    __typeof__(&cuStreamCreate) StreamCreate;
+    __typeof__(&cuStreamDestroy_v2) StreamDestroy;
+    __typeof__(&cuStreamSynchronize) StreamSynchronize;
+    __typeof__(&cuMemAlloc_v2) MemAlloc;
+    __typeof__(&cuMemFree_v2) MemFree;
+    __typeof__(&cuMemcpyHtoD_v2) MemcpyHtoD;
+    __typeof__(&cuMemcpyDtoH_v2) MemcpyDtoH;
+    __typeof__(&cuMemcpyDtoDAsync_v2) MemcpyDtoDAsync;
+    __typeof__(&cublasCreate_v2) BlasCreate;
+    __typeof__(&cublasDestroy_v2) BlasDestroy;
+    __typeof__(&cublasSetStream_v2) BlasSetStream;
+    __typeof__(&cublasGetVersion_v2) BlasGetVersion;
+    __typeof__(&cublasSgemm_v2) Sgemm;
+    __typeof__(&cublasDgemm_v2) Dgemm;
+} bench_cu_api;
+
+struct bench_cuda {
+    bench_cu_api f;
+    void *lib_cuda, *lib_blas;
+    CUdevice dev;
+    CUcontext ctx;
+    CUstream stream;
+    cublasHandle_t blas;
+    char versions[128];
+};
+
+static void cu_check(const bench_cuda *c, CUresult r, const char *what)
+{
+    if (r == CUDA_SUCCESS) return;
+    const char *name = NULL;
+    if (c->f.GetErrorName) c->f.GetErrorName(r, &name);
+    bench_fail("CUDA baseline: %s failed: %s (%d)", what, name ? name : "?", (int)r);
+}
+
+static void blas_check(cublasStatus_t r, const char *what)
+{
+    if (r != CUBLAS_STATUS_SUCCESS)
+        bench_fail("CUDA baseline: %s failed: cuBLAS status %d", what, (int)r);
+}
+
+static void *bench_dlopen_first(const char *const *names, int n, char *why, size_t why_len)
+{
+    for (int i = 0; i < n; i++) {
+        if (!names[i]) continue;
+        void *h = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
+        if (h) return h;
+    }
+    const char *e = dlerror();
+    snprintf(why, why_len, "cannot load %s: %s", names[0], e ? e : "not found");
+    return NULL;
+}
+
+#define BENCH_SYM(c, lib, field, sym)                                               \
+    do {                                                                             \
+        *(void **)&(c)->f.field = dlsym((lib), sym);                                 \
+        if (!(c)->f.field) {                                                         \
+            snprintf(why, why_len, "symbol %s missing", sym);                        \
+            bench_cuda_close(c);                                                     \
+            return NULL;                                                             \
+        }                                                                            \
+    } while (0)
+
+bench_cuda *bench_cuda_open(const char *device_name, bool need_blas, char *why, size_t why_len)
+{
+    int ordinal = -1;
+    char rest = 0;
+    if (!device_name || sscanf(device_name, "cuda:%d%c", &ordinal, &rest) != 1 || ordinal < 0) {
+        snprintf(why, why_len, "'%s' is not a CUDA device name", device_name ? device_name : "");
+        return NULL;
+    }
+    bench_cuda *c = bench_xmalloc(sizeof *c);
+    memset(c, 0, sizeof *c);
+    const char *cuda_names[] = {"libcuda.so.1", "libcuda.so"};
+    c->lib_cuda = bench_dlopen_first(cuda_names, 2, why, why_len);
+    if (!c->lib_cuda) {
+        bench_cuda_close(c);
+        return NULL;
+    }
+    BENCH_SYM(c, c->lib_cuda, Init, "cuInit");
+    BENCH_SYM(c, c->lib_cuda, DriverGetVersion, "cuDriverGetVersion");
+    BENCH_SYM(c, c->lib_cuda, GetErrorName, "cuGetErrorName");
+    BENCH_SYM(c, c->lib_cuda, DeviceGet, "cuDeviceGet");
+    BENCH_SYM(c, c->lib_cuda, PrimaryCtxRetain, "cuDevicePrimaryCtxRetain");
+    BENCH_SYM(c, c->lib_cuda, PrimaryCtxRelease, "cuDevicePrimaryCtxRelease_v2");
+    BENCH_SYM(c, c->lib_cuda, CtxSetCurrent, "cuCtxSetCurrent");
+    BENCH_SYM(c, c->lib_cuda, StreamCreate, "cuStreamCreate");
+    BENCH_SYM(c, c->lib_cuda, StreamDestroy, "cuStreamDestroy_v2");
+    BENCH_SYM(c, c->lib_cuda, StreamSynchronize, "cuStreamSynchronize");
+    BENCH_SYM(c, c->lib_cuda, MemAlloc, "cuMemAlloc_v2");
+    BENCH_SYM(c, c->lib_cuda, MemFree, "cuMemFree_v2");
+    BENCH_SYM(c, c->lib_cuda, MemcpyHtoD, "cuMemcpyHtoD_v2");
+    BENCH_SYM(c, c->lib_cuda, MemcpyDtoH, "cuMemcpyDtoH_v2");
+    BENCH_SYM(c, c->lib_cuda, MemcpyDtoDAsync, "cuMemcpyDtoDAsync_v2");
+    CUresult r = c->f.Init(0);
+    if (r == CUDA_SUCCESS) r = c->f.DeviceGet(&c->dev, ordinal);
+    if (r != CUDA_SUCCESS) {
+        const char *name = NULL;
+        c->f.GetErrorName(r, &name);
+        snprintf(why, why_len, "no CUDA device %d: %s", ordinal, name ? name : "?");
+        c->f.GetErrorName = NULL;
+        bench_cuda_close(c);
+        return NULL;
+    }
+    cu_check(c, c->f.PrimaryCtxRetain(&c->ctx, c->dev), "cuDevicePrimaryCtxRetain");
+    cu_check(c, c->f.CtxSetCurrent(c->ctx), "cuCtxSetCurrent");
+    cu_check(c, c->f.StreamCreate(&c->stream, CU_STREAM_NON_BLOCKING), "cuStreamCreate");
+    int drv = 0;
+    c->f.DriverGetVersion(&drv);
+    int len = snprintf(c->versions, sizeof c->versions, "CUDA driver %d.%d", drv / 1000,
+                       (drv % 1000) / 10);
+    if (need_blas) {
+        char dir_lib[512] = "";
+        const char *home = getenv("CUDA_HOME");
+        if (home && *home) snprintf(dir_lib, sizeof dir_lib, "%s/lib64/libcublas.so.13", home);
+        const char *blas_names[] = {"libcublas.so.13", "libcublas.so", dir_lib[0] ? dir_lib : NULL,
+                                    "/usr/local/cuda/lib64/libcublas.so.13"};
+        c->lib_blas = bench_dlopen_first(blas_names, 4, why, why_len);
+        if (!c->lib_blas) {
+            bench_cuda_close(c);
+            return NULL;
+        }
+        BENCH_SYM(c, c->lib_blas, BlasCreate, "cublasCreate_v2");
+        BENCH_SYM(c, c->lib_blas, BlasDestroy, "cublasDestroy_v2");
+        BENCH_SYM(c, c->lib_blas, BlasSetStream, "cublasSetStream_v2");
+        BENCH_SYM(c, c->lib_blas, BlasGetVersion, "cublasGetVersion_v2");
+        BENCH_SYM(c, c->lib_blas, Sgemm, "cublasSgemm_v2");
+        BENCH_SYM(c, c->lib_blas, Dgemm, "cublasDgemm_v2");
+        blas_check(c->f.BlasCreate(&c->blas), "cublasCreate");
+        blas_check(c->f.BlasSetStream(c->blas, (cudaStream_t)c->stream), "cublasSetStream");
+        int v = 0;
+        c->f.BlasGetVersion(c->blas, &v);
+        snprintf(c->versions + len, sizeof c->versions - (size_t)len, ", cuBLAS %d.%d.%d",
+                 v / 10000, (v / 100) % 100, v % 100);
+    }
+    return c;
+}
+
+void bench_cuda_close(bench_cuda *c)
+{
+    if (!c) return;
+    if (c->ctx && c->f.CtxSetCurrent) c->f.CtxSetCurrent(c->ctx);
+    if (c->blas && c->f.BlasDestroy) c->f.BlasDestroy(c->blas);
+    if (c->stream && c->f.StreamDestroy) c->f.StreamDestroy(c->stream);
+    if (c->ctx && c->f.PrimaryCtxRelease) c->f.PrimaryCtxRelease(c->dev);
+    /* The libraries stay loaded: mltrain's backend may hold the same handles. */
+    mt_free(c);
+}
+
+const char *bench_cuda_versions(const bench_cuda *c)
+{
+    return c->versions;
+}
+
+/* Every call binds the primary context first: mltrain's backend may have left another one
+ * current on this thread. */
+static void cu_bind(bench_cuda *c)
+{
+    cu_check(c, c->f.CtxSetCurrent(c->ctx), "cuCtxSetCurrent");
+}
+
+uint64_t bench_cuda_alloc(bench_cuda *c, size_t nbytes)
+{
+    CUdeviceptr p = 0;
+    cu_bind(c);
+    cu_check(c, c->f.MemAlloc(&p, nbytes ? nbytes : 1), "cuMemAlloc");
+    return (uint64_t)p;
+}
+
+void bench_cuda_free(bench_cuda *c, uint64_t p)
+{
+    cu_bind(c);
+    if (p) cu_check(c, c->f.MemFree((CUdeviceptr)p), "cuMemFree");
+}
+
+void bench_cuda_upload(bench_cuda *c, uint64_t dst, const void *src, size_t nbytes)
+{
+    cu_bind(c);
+    cu_check(c, c->f.MemcpyHtoD((CUdeviceptr)dst, src, nbytes), "cuMemcpyHtoD");
+}
+
+void bench_cuda_download(bench_cuda *c, void *dst, uint64_t src, size_t nbytes)
+{
+    cu_bind(c);
+    bench_cuda_sync(c);
+    cu_check(c, c->f.MemcpyDtoH(dst, (CUdeviceptr)src, nbytes), "cuMemcpyDtoH");
+}
+
+void bench_cuda_copy(bench_cuda *c, uint64_t dst, uint64_t src, size_t nbytes)
+{
+    cu_bind(c);
+    cu_check(c, c->f.MemcpyDtoDAsync((CUdeviceptr)dst, (CUdeviceptr)src, nbytes, c->stream),
+             "cuMemcpyDtoDAsync");
+}
+
+void bench_cuda_sync(bench_cuda *c)
+{
+    cu_check(c, c->f.StreamSynchronize(c->stream), "cuStreamSynchronize");
+}
+
+void bench_cuda_gemm(bench_cuda *c, bool f64, bool trans_a, bool trans_b, int n, uint64_t a,
+                     uint64_t b, uint64_t cc)
+{
+    if (!c->blas) bench_fail("CUDA baseline: opened without cuBLAS");
+    cu_bind(c);
+    /* Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: swap the operands, keep
+     * the transpose flags (a row-major matrix read column-major is its transpose). */
+    cublasOperation_t ta = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+    cublasOperation_t tb = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
+    if (f64) {
+        const double one = 1.0, zero = 0.0;
+        blas_check(c->f.Dgemm(c->blas, tb, ta, n, n, n, &one, (const double *)(uintptr_t)b, n,
+                              (const double *)(uintptr_t)a, n, &zero, (double *)(uintptr_t)cc, n),
+                   "cublasDgemm");
+    } else {
+        const float one = 1.0f, zero = 0.0f;
+        blas_check(c->f.Sgemm(c->blas, tb, ta, n, n, n, &one, (const float *)(uintptr_t)b, n,
+                              (const float *)(uintptr_t)a, n, &zero, (float *)(uintptr_t)cc, n),
+                   "cublasSgemm");
+    }
+}
+
+#else /* !MT_BENCH_HAVE_CUDA */
+
+bench_cuda *bench_cuda_open(const char *device_name, bool need_blas, char *why, size_t why_len)
+{
+    (void)device_name, (void)need_blas;
+    snprintf(why, why_len, "mltrain was built without CUDA");
+    return NULL;
+}
+
+void bench_cuda_close(bench_cuda *c)
+{
+    (void)c;
+}
+
+const char *bench_cuda_versions(const bench_cuda *c)
+{
+    (void)c;
+    return "";
+}
+
+static _Noreturn void no_cuda(void)
+{
+    bench_fail("CUDA baseline: built without CUDA");
+}
+
+uint64_t bench_cuda_alloc(bench_cuda *c, size_t nbytes)
+{
+    (void)c, (void)nbytes;
+    no_cuda();
+}
+
+void bench_cuda_free(bench_cuda *c, uint64_t p)
+{
+    (void)c, (void)p;
+}
+
+void bench_cuda_upload(bench_cuda *c, uint64_t dst, const void *src, size_t nbytes)
+{
+    (void)c, (void)dst, (void)src, (void)nbytes;
+    no_cuda();
+}
+
+void bench_cuda_download(bench_cuda *c, void *dst, uint64_t src, size_t nbytes)
+{
+    (void)c, (void)dst, (void)src, (void)nbytes;
+    no_cuda();
+}
+
+void bench_cuda_copy(bench_cuda *c, uint64_t dst, uint64_t src, size_t nbytes)
+{
+    (void)c, (void)dst, (void)src, (void)nbytes;
+    no_cuda();
+}
+
+void bench_cuda_sync(bench_cuda *c)
+{
+    (void)c;
+}
+
+void bench_cuda_gemm(bench_cuda *c, bool f64, bool trans_a, bool trans_b, int n, uint64_t a,
+                     uint64_t b, uint64_t cc)
+{
+    (void)c, (void)f64, (void)trans_a, (void)trans_b, (void)n, (void)a, (void)b, (void)cc;
+    no_cuda();
+}
+
+#endif /* MT_BENCH_HAVE_CUDA */

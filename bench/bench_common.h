@@ -120,4 +120,34 @@ double bench_rate(const bench_case *c, double work);
 /* The number of threads mltrain's host pool uses (MLTRAIN_NUM_THREADS, else CPUs). */
 int bench_mltrain_threads(void);
 
+/* --------------------------------------------------------------- CUDA baselines */
+
+/* Direct CUDA driver and cuBLAS calls: the baselines of the benchmarks on "cuda:N" (a device-to-
+ * device copy for the elementwise bandwidth, cublasSgemm/Dgemm for GEMM). Built when mltrain is
+ * built with CUDA (MT_BENCH_HAVE_CUDA); libcuda and libcublas are dlopen'ed like mltrain's
+ * backend does, and the calls run in the device's primary context (the one mltrain uses) on a
+ * stream of their own. Device pointers are passed as uint64_t (CUdeviceptr). Failed calls exit 1
+ * with the driver's or cuBLAS's error name. */
+typedef struct bench_cuda bench_cuda;
+
+/* Opens the baseline on the device of `device_name` ("cuda:N"); need_blas also loads cuBLAS.
+ * Returns NULL and a reason in why when it is unavailable (not built with CUDA, not a CUDA
+ * device name, library or device missing). */
+bench_cuda *bench_cuda_open(const char *device_name, bool need_blas, char *why, size_t why_len);
+void bench_cuda_close(bench_cuda *c); /* NULL ok */
+/* "CUDA driver 13.0, cuBLAS 13.1.0" */
+const char *bench_cuda_versions(const bench_cuda *c);
+uint64_t bench_cuda_alloc(bench_cuda *c, size_t nbytes);
+void bench_cuda_free(bench_cuda *c, uint64_t p);
+void bench_cuda_upload(bench_cuda *c, uint64_t dst, const void *src, size_t nbytes);
+void bench_cuda_download(bench_cuda *c, void *dst, uint64_t src, size_t nbytes);
+/* Queues a device-to-device copy on the baseline's stream. */
+void bench_cuda_copy(bench_cuda *c, uint64_t dst, uint64_t src, size_t nbytes);
+/* Waits for the baseline's stream. */
+void bench_cuda_sync(bench_cuda *c);
+/* Queues C = op(A) op(B) for row-major square n x n matrices on the baseline's stream (cuBLAS,
+ * default math mode: no TF32); f64 selects Dgemm. */
+void bench_cuda_gemm(bench_cuda *c, bool f64, bool trans_a, bool trans_b, int n, uint64_t a,
+                     uint64_t b, uint64_t cc);
+
 #endif /* MT_BENCH_COMMON_H */

@@ -6,7 +6,13 @@
  *     tanh(x)*sigmoid(x) + exp(-x*x)*0.5 - log1p(abs(x))
  * on 16M float32 (ms), against a scalar glibc C loop in the same process (peers.md lists
  * numpy/torch/Theano at ~480-740 ms on a Zen 3 VM; numpy_baseline.py measures them on the
- * machine at hand), with the maximum absolute error against float64. */
+ * machine at hand), with the maximum absolute error against float64.
+ *
+ * On a CUDA device ("cuda:N") the reference of a*b+c is the device's own device-to-device copy
+ * bandwidth (cuMemcpyDtoDAsync between two buffers of the same size, on the same GPU, in the same
+ * process; issue 6 target: mltrain >= 0.85 of it), and a sample is --inner calls (default 10)
+ * followed by one synchronization, so the launch and sync latency is amortized alike on both
+ * sides. The host C loops are not run there. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +23,7 @@
 static int64_t g_n = 16777216;
 static int g_long_reps = -1;
 static bool g_skip_long = false;
+static int g_inner = 10; /* CUDA: calls per sample */
 
 static int extra_opt(int argc, char **argv, int i)
 {
@@ -28,6 +35,11 @@ static int extra_opt(int argc, char **argv, int i)
     if (!strcmp(argv[i], "--long-reps") && i + 1 < argc) {
         g_long_reps = atoi(argv[i + 1]);
         if (g_long_reps < 1) bench_fail("--long-reps must be >= 1");
+        return 2;
+    }
+    if (!strcmp(argv[i], "--inner") && i + 1 < argc) {
+        g_inner = atoi(argv[i + 1]);
+        if (g_inner < 1) bench_fail("--inner must be >= 1");
         return 2;
     }
     if (!strcmp(argv[i], "--skip-long")) {
@@ -45,12 +57,14 @@ typedef struct elem_ctx {
     const mt_array *in[3];
     mt_array *out[1];
     mt_device *dev;
+    int inner; /* calls per sample (0 counts as 1) */
 } elem_ctx;
 
 static void run_elem(void *p)
 {
     elem_ctx *c = p;
-    BENCH_CHECK(mt_elemwise(c->expr, c->nin, c->in, c->out, 0, NULL));
+    for (int k = 0; k < (c->inner > 1 ? c->inner : 1); k++)
+        BENCH_CHECK(mt_elemwise(c->expr, c->nin, c->in, c->out, 0, NULL));
     BENCH_CHECK(mt_device_sync(c->dev));
 }
 
@@ -178,32 +192,129 @@ static double max_err_long(const float *o, const float *x, int64_t n)
 
 /* ------------------------------------------------------------ the two benchmarks */
 
+/* The operands of a*b+c: seeded host inputs, their device copies, the output and the kernel. */
+typedef struct fma_data {
+    int64_t n;
+    size_t nb;
+    float *ha, *hb, *hc, *ho;
+    mt_array A, B, C, O;
+    mt_kexpr e;
+} fma_data;
+
+static void fma_setup(fma_data *d, mt_device *dev)
+{
+    memset(d, 0, sizeof *d);
+    d->n = g_n;
+    d->nb = (size_t)d->n * sizeof(float);
+    d->ha = bench_xmalloc(d->nb), d->hb = bench_xmalloc(d->nb), d->hc = bench_xmalloc(d->nb);
+    d->ho = bench_xmalloc(d->nb);
+    bench_fill_uniform_f32(d->ha, (size_t)d->n, 1, -1.0f, 1.0f);
+    bench_fill_uniform_f32(d->hb, (size_t)d->n, 2, -1.0f, 1.0f);
+    bench_fill_uniform_f32(d->hc, (size_t)d->n, 3, -1.0f, 1.0f);
+    memset(d->ho, 0, d->nb);
+    upload(&d->A, dev, d->ha, d->n);
+    upload(&d->B, dev, d->hb, d->n);
+    upload(&d->C, dev, d->hc, d->n);
+    BENCH_CHECK(mt_array_zeros(&d->O, dev, MT_FLOAT32, 1, &d->n));
+    build_fma(&d->e);
+}
+
+/* The output's max abs error against float64. */
+static double fma_error(fma_data *d)
+{
+    double err;
+    BENCH_CHECK(mt_array_to_host(d->ho, d->nb, &d->O));
+    max_err_fma(d->ho, d->ha, d->hb, d->hc, d->n, &err);
+    return err;
+}
+
+static void fma_free(fma_data *d)
+{
+    mt_kexpr_deinit(&d->e);
+    mt_array_clear(&d->A);
+    mt_array_clear(&d->B);
+    mt_array_clear(&d->C);
+    mt_array_clear(&d->O);
+    mt_free(d->ha);
+    mt_free(d->hb);
+    mt_free(d->hc);
+    mt_free(d->ho);
+}
+
+/* CUDA: inner device-to-device copies of nbytes on the baseline's stream, then a sync. */
+typedef struct dcopy_ctx {
+    bench_cuda *cu;
+    uint64_t src, dst;
+    size_t nbytes;
+    int inner;
+} dcopy_ctx;
+
+static void run_dcopy(void *p)
+{
+    dcopy_ctx *c = p;
+    for (int k = 0; k < c->inner; k++) bench_cuda_copy(c->cu, c->dst, c->src, c->nbytes);
+    bench_cuda_sync(c->cu);
+}
+
+/* a*b+c on a CUDA device against the device's copy bandwidth. */
+static void bench_fma_cuda(const bench_opts *o, mt_device *dev, bench_cuda *cu)
+{
+    fma_data d;
+    fma_setup(&d, dev);
+    const int64_t n = d.n;
+    const size_t nb = d.nb;
+    elem_ctx ec = {.expr = &d.e, .nin = 3, .in = {&d.A, &d.B, &d.C}, .out = {&d.O}, .dev = dev,
+                   .inner = g_inner};
+    dcopy_ctx dc = {.cu = cu, .nbytes = nb, .inner = g_inner};
+    dc.src = bench_cuda_alloc(cu, nb);
+    dc.dst = bench_cuda_alloc(cu, nb);
+    bench_cuda_upload(cu, dc.src, d.ha, nb);
+    bench_cuda_upload(cu, dc.dst, d.hb, nb);
+
+    bench_case cases[] = {
+        {.name = "device copy", .fn = run_dcopy, .ctx = &dc},
+        {.name = "mltrain", .fn = run_elem, .ctx = &ec},
+    };
+    bench_run(cases, 2, o->reps, o->warmup);
+    double err = fma_error(&d);
+
+    const double cp = 2.0 * (double)nb * g_inner, traffic = 4.0 * (double)nb * g_inner;
+    char r_mt[128], bname[64];
+    snprintf(r_mt, sizeof r_mt, "**%.3f** of the device copy (target >= 0.85)",
+             bench_paired_ratio(&cases[1], traffic, &cases[0], cp));
+    printf("a*b+c: float32, n = %lld (%zu MiB per array), %d calls per sample then one sync; "
+           "rate counts 4 x %zu MiB per call (3 reads + 1 write); the device copy counts 2 x %zu "
+           "MiB (read + write); %s\n\n",
+           (long long)n, nb / BENCH_MIB, g_inner, nb / BENCH_MIB, nb / BENCH_MIB,
+           bench_cuda_versions(cu));
+    bench_table_header();
+    snprintf(bname, sizeof bname, "copy %zu MiB", nb / BENCH_MIB);
+    bench_table_row(bname, "cuMemcpyDtoDAsync (driver), device to device", "device", &cases[0],
+                    cp, "GB/s", "reference");
+    bench_table_row("a*b+c f32", "mltrain mt_elemwise", "device", &cases[1], traffic, "GB/s",
+                    r_mt);
+    printf("\nmltrain a*b+c max abs error vs float64: %.3g\n\n", err);
+
+    for (int i = 0; i < 2; i++) bench_case_free(&cases[i]);
+    bench_cuda_free(cu, dc.src);
+    bench_cuda_free(cu, dc.dst);
+    fma_free(&d);
+}
+
 static void bench_fma(const bench_opts *o, mt_device *dev, bool host)
 {
-    const int64_t n = g_n;
-    const size_t nb = (size_t)n * sizeof(float);
-    float *ha = bench_xmalloc(nb), *hb = bench_xmalloc(nb), *hc = bench_xmalloc(nb);
-    float *ho = bench_xmalloc(nb);
-    bench_fill_uniform_f32(ha, (size_t)n, 1, -1.0f, 1.0f);
-    bench_fill_uniform_f32(hb, (size_t)n, 2, -1.0f, 1.0f);
-    bench_fill_uniform_f32(hc, (size_t)n, 3, -1.0f, 1.0f);
-    memset(ho, 0, nb);
-
-    mt_array A = {0}, B = {0}, C = {0}, O = {0};
-    upload(&A, dev, ha, n);
-    upload(&B, dev, hb, n);
-    upload(&C, dev, hc, n);
-    BENCH_CHECK(mt_array_zeros(&O, dev, MT_FLOAT32, 1, &n));
-    mt_kexpr e;
-    build_fma(&e);
-    elem_ctx ec = {.expr = &e, .nin = 3, .in = {&A, &B, &C}, .out = {&O}, .dev = dev};
+    fma_data d;
+    fma_setup(&d, dev);
+    const int64_t n = d.n;
+    const size_t nb = d.nb;
+    elem_ctx ec = {.expr = &d.e, .nin = 3, .in = {&d.A, &d.B, &d.C}, .out = {&d.O}, .dev = dev};
 
     /* On the host the C loops read the very arrays mltrain reads; elsewhere host copies. */
-    loop_ctx lc = {.a = ha, .b = hb, .c = hc, .o = ho, .n = n};
+    loop_ctx lc = {.a = d.ha, .b = d.hb, .c = d.hc, .o = d.ho, .n = n};
     if (host) {
-        lc.a = host_f32(&A);
-        lc.b = host_f32(&B);
-        lc.c = host_f32(&C);
+        lc.a = host_f32(&d.A);
+        lc.b = host_f32(&d.B);
+        lc.c = host_f32(&d.C);
     }
     bench_memcpy m;
     bench_memcpy_init(&m, nb);
@@ -217,10 +328,7 @@ static void bench_fma(const bench_opts *o, mt_device *dev, bool host)
     };
     const int ncases = (int)(sizeof cases / sizeof cases[0]);
     bench_run(cases, ncases, o->reps, o->warmup);
-
-    double err;
-    BENCH_CHECK(mt_array_to_host(ho, nb, &O));
-    max_err_fma(ho, ha, hb, hc, n, &err);
+    double err = fma_error(&d);
 
     const double cp = 2.0 * (double)nb, traffic = 4.0 * (double)nb;
     char thr[32], r_mt[128], r_c1[96], r_c2[96];
@@ -249,15 +357,7 @@ static void bench_fma(const bench_opts *o, mt_device *dev, bool host)
 
     for (int i = 0; i < ncases; i++) bench_case_free(&cases[i]);
     bench_memcpy_deinit(&m);
-    mt_kexpr_deinit(&e);
-    mt_array_clear(&A);
-    mt_array_clear(&B);
-    mt_array_clear(&C);
-    mt_array_clear(&O);
-    mt_free(ha);
-    mt_free(hb);
-    mt_free(hc);
-    mt_free(ho);
+    fma_free(&d);
 }
 
 static void bench_long(const bench_opts *o, mt_device *dev, bool host)
@@ -315,12 +415,25 @@ static void bench_long(const bench_opts *o, mt_device *dev, bool host)
 int main(int argc, char **argv)
 {
     bench_opts o;
-    bench_parse_args(&o, argc, argv, 15, "[--n N] [--long-reps N] [--skip-long]", extra_opt);
+    bench_parse_args(&o, argc, argv, 15,
+                     "[--n N] [--long-reps N] [--skip-long] [--inner N (CUDA: calls per sample)]",
+                     extra_opt);
     mt_device *dev = bench_open_device(&o);
     bool host = mt_device_is_host_addressable(dev) && !strcmp(mt_device_name(dev), "host");
+    const mt_device_info *info = mt_device_get_info(dev);
+    bench_cuda *cu = NULL;
+    if (info && !strcmp(info->backend, "cuda")) {
+        char why[512];
+        cu = bench_cuda_open(mt_device_name(dev), false, why, sizeof why);
+        if (!cu) bench_fail("the CUDA copy baseline is not available: %s", why);
+    }
     bench_print_context("bench_elemwise", &o, dev);
-    bench_fma(&o, dev, host);
+    if (cu)
+        bench_fma_cuda(&o, dev, cu);
+    else
+        bench_fma(&o, dev, host);
     if (!g_skip_long) bench_long(&o, dev, host);
+    bench_cuda_close(cu);
     mt_device_release(dev);
     return 0;
 }

@@ -27,6 +27,15 @@
  * spinning worker threads of the previous block are asleep. A round's sample is the median
  * step of its block; ratios are the median over rounds of the per-round ratios.
  *
+ * --device D runs the mltrain side on another device (e.g. cuda:0: parameters and the
+ * compiled function on the GPU, batches gathered on the host and copied in, the cost read back
+ * every step) and, for CUDA devices, PyTorch on the same GPU (torch_mlp.py's DEVICE argument:
+ * the same host-side batches copied in, the loss read back every step, TF32 off); the cblas
+ * row is a host reference and runs on the host device only. --compile-only times building the
+ * function (graph, rewrites, kernel code generation and compilation: NVRTC on CUDA) and its
+ * first step, then stops: run twice with the same MLTRAIN_CACHE_DIR, first empty, it gives
+ * the cold compile and the warm-cache load time.
+ *
  * BENCH_PROFILE=1 compiles the mltrain function with profiling and prints
  * mt_function_print_profile after the rounds (profiling synchronizes after every step, so
  * the timed rows of such a run are slower). */
@@ -131,8 +140,10 @@ static const train_case cases[] = {
 typedef struct opts {
     const char *only;
     int rounds, steps, threads;
-    bool torch, job, diag;
+    bool torch, job, diag, compile_only;
     const char *python, *script;
+    const char *device;       /* mltrain's device (--device, default host) */
+    const char *torch_device; /* PyTorch's: "cpu", or the same "cuda:N" */
 } opts;
 
 /* ---------------------------------------------------------------- mltrain: the SGD graph */
@@ -390,7 +401,8 @@ static bool torch_start(torch_proc *t, const opts *o, const train_case *tc)
         /* Torch's BLAS (Debian: OpenBLAS, pthreads) gets the same thread count. */
         setenv("OPENBLAS_NUM_THREADS", thr, 1);
         setenv("OMP_NUM_THREADS", thr, 1);
-        execl(o->python, o->python, o->script, "--serve", tc->torch_spec, batch, thr, (char *)NULL);
+        execl(o->python, o->python, o->script, "--serve", tc->torch_spec, batch, thr,
+              o->torch_device, (char *)NULL);
         fprintf(stderr, "exec %s: %s\n", o->python, strerror(errno));
         _exit(127);
     }
@@ -446,7 +458,7 @@ static void write_text(const char *path, const char *text)
 
 /* Seconds of mt_job_load + mt_job_run of the case's model trained by SGD + Momentum for n
  * batches of Fashion-MNIST rows (no monitoring dataset, nothing saved). */
-static double job_seconds(const train_case *tc, const char *dir, int n)
+static double job_seconds(const train_case *tc, const char *dir, const char *device, int n)
 {
     char path[512], text[8192];
     snprintf(path, sizeof(path), "%s/%s_%d.yaml", dir, tc->name, n);
@@ -472,6 +484,7 @@ static double job_seconds(const train_case *tc, const char *dir, int n)
     o.monitor_log = false;
     o.handle_signals = false;
     o.run_dir = dir;
+    o.device = device;
     double t0 = bench_now();
     mt_job *job = NULL;
     BENCH_CHECK(mt_job_load(&job, path, &o));
@@ -515,8 +528,11 @@ static bool have_fashion(void)
 static void print_rows(const train_case *tc, const opts *o, bench_case *c, bool *on,
                        const gemm_ref *gr, const torch_proc *tp)
 {
-    char thr[32], ratio[256], impl[512];
-    snprintf(thr, sizeof(thr), "%d", o->threads);
+    char thr[64], ratio[256], impl[512];
+    if (strcmp(o->device, "host"))
+        snprintf(thr, sizeof(thr), "%s (host %d)", o->device, o->threads);
+    else
+        snprintf(thr, sizeof(thr), "%d", o->threads);
     double flops = on[IMPL_GEMM] ? gr->flops : 0;
     char *p = ratio;
     p[0] = 0;
@@ -553,7 +569,8 @@ static void print_rows(const train_case *tc, const opts *o, bench_case *c, bool 
                         on[IMPL_TORCH] ? ratio : NULL);
     }
     if (on[IMPL_TORCH]) {
-        snprintf(impl, sizeof(impl), "PyTorch %s (eager, SGD momentum)", tp->version);
+        snprintf(impl, sizeof(impl), "PyTorch %s (eager, SGD momentum, %s)", tp->version,
+                 o->torch_device);
         bench_table_row(tc->name, impl, thr, &c[IMPL_TORCH], flops, "GFLOP/s", "reference");
     }
     if (on[IMPL_GEMM]) {
@@ -614,7 +631,8 @@ static void one_round(case_run *cr, int r)
     }
     if (cr->on[IMPL_JOB]) {
         pause_ms(300);
-        double a = job_seconds(tc, cr->dir, tc->job_n1), b = job_seconds(tc, cr->dir, tc->job_n2);
+        double a = job_seconds(tc, cr->dir, o->device, tc->job_n1),
+               b = job_seconds(tc, cr->dir, o->device, tc->job_n2);
         c[IMPL_JOB].samples[c[IMPL_JOB].nsamples++] = (b - a) / (tc->job_n2 - tc->job_n1);
     }
     static const char *const nm[IMPL_COUNT] = {"mltrain", "no-dup", "torch", "cblas", "job"};
@@ -646,12 +664,19 @@ static void setup_case(case_run *cr, mt_device *dev, bool profile)
     const train_case *tc = cr->tc;
     double t0 = bench_now();
     sgd_bench_init(&cr->sb, tc, dev, profile, NULL);
+    double t1 = bench_now();
     sgd_bench_step(&cr->sb);
+    double t2 = bench_now();
     mt_function_stats fs;
     mt_function_get_stats(cr->sb.f, &fs);
-    printf("mltrain: function compiled + first step %.1f ms; %d graph nodes, %d steps (%d fused "
-           "kernels)\n",
-           (bench_now() - t0) * 1e3, (int)fs.n_nodes, (int)fs.n_steps, (int)fs.n_fused);
+    printf("mltrain: function compiled + first step %.1f ms (model, graph and function %.1f ms, "
+           "first step %.1f ms) on %s; %d graph nodes, %d steps (%d fused kernels)\n",
+           (t2 - t0) * 1e3, (t1 - t0) * 1e3, (t2 - t1) * 1e3, mt_device_name(dev), (int)fs.n_nodes,
+           (int)fs.n_steps, (int)fs.n_fused);
+    if (cr->o->compile_only) {
+        fflush(stdout);
+        return;
+    }
     if (getenv("BENCH_PRINT")) print_function(cr->sb.f, false);
     for (int i = 0; i < 5; i++)
         sgd_bench_step(&cr->sb);
@@ -665,7 +690,7 @@ static void setup_case(case_run *cr, mt_device *dev, bool profile)
                (int)fs.n_steps, (int)fs.n_fused);
         cr->on[IMPL_NODUP] = true;
     }
-    cr->on[IMPL_GEMM] = tc->n_layers > 0;
+    cr->on[IMPL_GEMM] = tc->n_layers > 0 && !strcmp(cr->o->device, "host");
     if (cr->on[IMPL_GEMM]) {
         gemm_ref_init(&cr->gr, tc->sizes, tc->n_layers, tc->batch);
         gemm_ref_step(&cr->gr);
@@ -688,6 +713,12 @@ static void run_case(const train_case *tc, const opts *o, mt_device *dev)
     cr->tc = tc;
     cr->o = o;
     setup_case(cr, dev, profile);
+    if (o->compile_only) {
+        printf("\n");
+        sgd_bench_free(&cr->sb);
+        mt_free(cr);
+        return;
+    }
     for (int r = 0; r < o->rounds; r++)
         one_round(cr, r);
     for (int k = 0; k < IMPL_COUNT; k++)
@@ -723,6 +754,7 @@ static void usage(void)
     fprintf(stderr,
             "usage: bench_train [--case mlp_big|mlp_small|conv|all] [--rounds R] [--steps S]\n"
             "                   [--threads T] [--no-torch] [--no-job] [--no-diag]\n"
+            "                   [--device host|cuda:N|...] [--compile-only]\n"
             "                   [--python PATH]\n"
             "                   [--script bench/torch_mlp.py]\n");
     exit(2);
@@ -730,14 +762,26 @@ static void usage(void)
 
 int main(int argc, char **argv)
 {
-    opts o = {
-        "all", 7, 30, 0, true, true, true, "/usr/bin/python3", MT_BENCH_SRC_DIR "/torch_mlp.py"};
+    opts o = {.only = "all",
+              .rounds = 7,
+              .steps = 30,
+              .torch = true,
+              .job = true,
+              .diag = true,
+              .python = "/usr/bin/python3",
+              .script = MT_BENCH_SRC_DIR "/torch_mlp.py",
+              .device = "host",
+              .torch_device = "cpu"};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--no-torch"))
             o.torch = false;
         else if (!strcmp(a, "--no-job"))
             o.job = false;
+        else if (!strcmp(a, "--no-diag"))
+            o.diag = false;
+        else if (!strcmp(a, "--compile-only"))
+            o.compile_only = true;
         else if (!v)
             usage();
         else if (!strcmp(a, "--case"))
@@ -752,6 +796,8 @@ int main(int argc, char **argv)
             o.python = v, i++;
         else if (!strcmp(a, "--script"))
             o.script = v, i++;
+        else if (!strcmp(a, "--device"))
+            o.device = v, i++;
         else
             usage();
     }
@@ -765,8 +811,11 @@ int main(int argc, char **argv)
     o.threads = bench_mltrain_threads();
     if (access(o.python, X_OK) != 0) o.torch = false;
     signal(SIGPIPE, SIG_IGN);
-    bench_opts bo = {"host", o.rounds, 1};
+    if (o.compile_only) o.torch = o.job = o.diag = false;
+    bench_opts bo = {o.device, o.rounds, 1};
     mt_device *dev = bench_open_device(&bo);
+    const mt_device_info *info = mt_device_get_info(dev);
+    if (info && !strcmp(info->backend, "cuda")) o.torch_device = mt_device_name(dev);
     bench_print_context("bench_train: one training step, mltrain vs PyTorch", &bo, dev);
     printf("threads: %d (mltrain pool; torch.set_num_threads) | %d rounds x %d steps, median "
            "step per round, ratios = median of per-round ratios | PyTorch: %s\n\n",

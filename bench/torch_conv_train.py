@@ -6,8 +6,9 @@ Softmax layer on the 64x4x4 features; cost = cross-entropy + WeightDecay(5e-5 ea
 coeff * sum(W^2)); after every update the max_kernel_norm / max_col_norm constraints
 (Pylearn2: W *= clip(norm, 0, limit) / (1e-7 + norm) per kernel / per output unit).
 
-build() returns (model, constrain, weight_decay). Run alone it times STEPS steps:
-    torch_conv_train.py BATCH THREADS STEPS"""
+build() returns (model, constrain, weight_decay). Run alone it times STEPS steps, on the CPU or
+on DEVICE (cuda:N; see torch_mlp.py for what a GPU step includes):
+    torch_conv_train.py BATCH THREADS STEPS [DEVICE]"""
 import sys
 
 import torch
@@ -51,12 +52,12 @@ def build():
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 4:
+    if len(sys.argv) not in (4, 5):
         sys.exit(__doc__)
     import os
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import torch_mlp
-    t = torch_mlp.Trainer("conv", int(sys.argv[1]), int(sys.argv[2]))
+    t = torch_mlp.Trainer("conv", int(sys.argv[1]), int(sys.argv[2]), *sys.argv[4:])
     for _ in range(3):
         t.step()
     times = sorted(t.timed(int(sys.argv[3])))

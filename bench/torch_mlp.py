@@ -1,18 +1,25 @@
 #!/usr/bin/env python3
 """PyTorch baselines for bench_train: one SGD+momentum training step of an MLP (ReLU hidden
 layers, softmax cross-entropy with integer labels) or of the convnet of
-jobs/fashion_mnist_conv.yaml (bench/torch_conv_train.py builds it), float32, CPU.
+jobs/fashion_mnist_conv.yaml (bench/torch_conv_train.py builds it), float32, on the CPU or, with
+DEVICE = cuda:N, on a GPU.
 
 Each step does what mltrain's training loop does per batch: take the next minibatch of a
 shuffled epoch from an in-memory dataset (index_select of rows), forward, backward, update
 (Pylearn2's Momentum rule: v = mu v - lr g; p = p + v, written as torch.optim.SGD's
 equivalent buf = mu buf + g; p -= lr buf), and, for the convnet, its norm constraints.
 
+On a GPU the model and the optimizer state live on the device; the dataset stays in (pinned) host
+memory and each step copies its batch in, as mltrain's training loop does, and reads the loss
+back (.item(), a synchronization: mltrain reads the cost of every step). TF32 is off for
+matrix products and cuDNN convolutions, so both sides compute in float32.
+
 usage:
-  torch_mlp.py SIZES BATCH THREADS STEPS       e.g. torch_mlp.py 784,1024,1024,10 128 2 50
+  torch_mlp.py SIZES BATCH THREADS STEPS [DEVICE]     e.g. torch_mlp.py 784,1024,1024,10 128 2 50
       one process: 5 warm-up steps, then one line per timed step "step_ms <value>" and
       "median_ms <value>";
-  torch_mlp.py --serve MODEL BATCH THREADS     MODEL = SIZES or "conv"
+  torch_mlp.py --serve MODEL BATCH THREADS [DEVICE]     MODEL = SIZES or "conv"; DEVICE = cpu
+                                                       (default) or cuda:N
       coprocess of bench_train: prints "ready" after warm-up, then for every line "run N"
       on stdin runs N steps and prints "times t1 ... tN" (milliseconds); exits on EOF."""
 import os
@@ -34,9 +41,15 @@ def mlp(sizes):
 class Trainer:
     """The model, a synthetic dataset of 64 batches and the per-step work."""
 
-    def __init__(self, model_spec, batch, threads):
+    def __init__(self, model_spec, batch, threads, device="cpu"):
         torch.set_num_threads(threads)
         torch.manual_seed(0)
+        self.device = torch.device(device)
+        self.cuda = self.device.type == "cuda"
+        if self.cuda:
+            torch.cuda.set_device(self.device)
+            torch.backends.cuda.matmul.allow_tf32 = False
+            torch.backends.cudnn.allow_tf32 = False
         self.batch = batch
         self.constrain = None
         if model_spec == "conv":
@@ -51,6 +64,10 @@ class Trainer:
         n = 64 * batch
         self.X = torch.rand((n,) + shape)
         self.Y = torch.randint(0, classes, (n,))
+        if self.cuda:
+            self.model.to(self.device)
+            self.X = self.X.pin_memory()
+            self.Y = self.Y.pin_memory()
         self.opt = torch.optim.SGD(self.model.parameters(), lr=0.01, momentum=0.5)
         self.lossf = torch.nn.CrossEntropyLoss()
         self.perm = torch.randperm(n)
@@ -64,6 +81,9 @@ class Trainer:
         self.pos += self.batch
         x = self.X.index_select(0, idx)
         y = self.Y.index_select(0, idx)
+        if self.cuda:
+            x = x.to(self.device, non_blocking=True)
+            y = y.to(self.device, non_blocking=True)
         self.opt.zero_grad(set_to_none=True)
         loss = self.lossf(self.model(x), y)
         if self.weight_decay is not None:
@@ -72,6 +92,8 @@ class Trainer:
         self.opt.step()
         if self.constrain is not None:
             self.constrain()
+        if self.cuda:
+            return loss.item()
         return loss
 
     def timed(self, steps):
@@ -83,11 +105,17 @@ class Trainer:
         return times
 
 
-def serve(model_spec, batch, threads):
-    t = Trainer(model_spec, batch, threads)
+def describe(t):
+    if t.cuda:
+        return "torch %s on %s" % (torch.__version__, torch.cuda.get_device_name(t.device))
+    return "torch %s threads %d" % (torch.__version__, torch.get_num_threads())
+
+
+def serve(model_spec, batch, threads, device="cpu"):
+    t = Trainer(model_spec, batch, threads, device)
     for _ in range(5):
         t.step()
-    print("ready torch %s threads %d" % (torch.__version__, torch.get_num_threads()), flush=True)
+    print("ready " + describe(t), flush=True)
     for line in sys.stdin:
         parts = line.split()
         if len(parts) != 2 or parts[0] != "run":
@@ -98,12 +126,12 @@ def serve(model_spec, batch, threads):
 
 
 def main():
-    if len(sys.argv) == 5 and sys.argv[1] == "--serve":
-        serve(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+    if len(sys.argv) in (5, 6) and sys.argv[1] == "--serve":
+        serve(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), *sys.argv[5:])
         return
-    if len(sys.argv) != 5:
+    if len(sys.argv) not in (5, 6):
         sys.exit(__doc__)
-    t = Trainer(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))
+    t = Trainer(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), *sys.argv[5:])
     for _ in range(5):
         t.step()
     times = t.timed(int(sys.argv[4]))
