@@ -67,9 +67,11 @@ static void put_quoted(mt_strbuf *sb, const char *s)
     mt_strbuf_append(sb, "\"");
 }
 
-/* A key written plain when it reads back as the same string. */
+/* A key written plain when it reads back as the same string. YAML limits implicit keys to
+ * 1024 characters, so a longer one is written as an explicit key ("? KEY : "). */
 static void put_key(mt_strbuf *sb, const char *k)
 {
+    size_t start = sb->len;
     bool plain =
         k && *k && (k[0] == '_' || (k[0] >= 'A' && k[0] <= 'Z') || (k[0] >= 'a' && k[0] <= 'z'));
     for (const char *p = k; plain && *p; p++)
@@ -79,6 +81,12 @@ static void put_key(mt_strbuf *sb, const char *k)
         mt_strbuf_append(sb, k);
     } else {
         put_quoted(sb, k);
+    }
+    if (sb->len - start > 1000 && mt_strbuf_status(sb) == MT_OK) {
+        mt_strbuf_append(sb, "  "); /* room for "? " in front of the key */
+        memmove(sb->data + start + 2, sb->data + start, sb->len - start - 2);
+        memcpy(sb->data + start, "? ", 2);
+        sb->data[sb->len] = '\0';
     }
 }
 
@@ -134,7 +142,7 @@ static mt_status dump_items(dctx *d, const mt_cfg_node *n, bool map, int32_t dep
             indent(sb, depth + 1);
         if (map) {
             put_key(sb, n->keys ? n->keys[i] : "?");
-            mt_strbuf_append(sb, ": ");
+            mt_strbuf_append(sb, ": "); /* after an explicit key: " : ", still valid YAML */
         }
         mt_status st = dump_node(d, n->items ? n->items[i] : NULL, depth + 1);
         if (st != MT_OK) return st;

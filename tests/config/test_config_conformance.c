@@ -718,4 +718,15 @@ MT_TEST(dump_round_trips)
     MT_CHECK_STR_EQ(sb.data, "[\n  &a1 {\n    deep: &a2 [1, 2]\n  },\n  *a2,\n  *a1\n]\n");
     mt_strbuf_deinit(&sb);
     mt_cfg_doc_free(doc);
+    /* a key longer than YAML's 1024-character limit for implicit keys (found by fuzzing):
+     * written as an explicit "? KEY" */
+    mt_strbuf big;
+    mt_strbuf_init(&big);
+    mt_strbuf_append(&big, "{? \"");
+    for (int k = 0; k < 1500; k++) mt_strbuf_append(&big, k % 7 ? "x" : " ");
+    mt_strbuf_append(&big, "\": 1, short: 2}\n");
+    MT_CHECK_OK(mt_cfg_load_string(&doc, big.data, big.len, "long.yaml", &keep));
+    round_trip(mt_cfg_doc_root(doc), &keep);
+    mt_cfg_doc_free(doc);
+    mt_strbuf_deinit(&big);
 }
