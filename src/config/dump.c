@@ -58,7 +58,15 @@ static void put_quoted(mt_strbuf *sb, const char *s)
             mt_strbuf_append(sb, "\\x25");
             break;
         default:
-            if (*p < 0x20 || *p == 0x7f)
+            /* YAML also breaks lines at NEL (U+0085), LS (U+2028) and PS (U+2029): escape them
+             * so the scalar stays on its line (found by fuzzing) */
+            if (p[0] == 0xc2 && p[1] == 0x85) {
+                mt_strbuf_append(sb, "\\N");
+                p++;
+            } else if (p[0] == 0xe2 && p[1] == 0x80 && (p[2] == 0xa8 || p[2] == 0xa9)) {
+                mt_strbuf_append(sb, p[2] == 0xa8 ? "\\L" : "\\P");
+                p += 2;
+            } else if (*p < 0x20 || *p == 0x7f)
                 mt_strbuf_appendf(sb, "\\x%02x", *p);
             else
                 mt_strbuf_appendn(sb, (const char *)p, 1);

@@ -729,4 +729,9 @@ MT_TEST(dump_round_trips)
     round_trip(mt_cfg_doc_root(doc), &keep);
     mt_cfg_doc_free(doc);
     mt_strbuf_deinit(&big);
+    /* YAML's other line breaks (NEL, LS, PS) inside keys and values (found by fuzzing) */
+    doc = LOAD_OK("{\"a\\Lb\": \"c\\Pd\\Ne\", f: [\"\\L\", 1]}\n", &keep);
+    MT_CHECK_STR_EQ(NODE(mt_cfg_doc_root(doc), "f.0")->str, "\xe2\x80\xa8");
+    round_trip(mt_cfg_doc_root(doc), &keep);
+    mt_cfg_doc_free(doc);
 }
