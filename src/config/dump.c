@@ -98,6 +98,23 @@ static void put_key(mt_strbuf *sb, const char *k)
     }
 }
 
+/* A tag "!PREFIX" + NAME + " ": characters a tag cannot hold as they are (flow indicators,
+ * spaces, '%', bytes outside ASCII) are written %XX, which the loader decodes back (found by
+ * fuzzing: a name holding ']' ended the tag early). */
+static void put_tag(mt_strbuf *sb, const char *prefix, const char *name)
+{
+    mt_strbuf_append(sb, prefix);
+    for (const unsigned char *p = (const unsigned char *)(name ? name : "?"); *p; p++) {
+        bool ok = (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+                  (*p >= '0' && *p <= '9') || (*p && strchr("-_.~:/;?@&=+$!*'()", *p));
+        if (ok)
+            mt_strbuf_appendn(sb, (const char *)p, 1);
+        else
+            mt_strbuf_appendf(sb, "%%%02X", *p);
+    }
+    mt_strbuf_append(sb, " ");
+}
+
 static void put_float(mt_strbuf *sb, double f)
 {
     if (isnan(f)) {
@@ -207,10 +224,10 @@ static mt_status dump_node(dctx *d, const mt_cfg_node *n, int32_t depth)
     case MT_CFG_MAP:
         return dump_items(d, n, true, depth);
     case MT_CFG_OBJ:
-        mt_strbuf_appendf(sb, "!obj:%s ", n->tag ? n->tag : "?");
+        put_tag(sb, "!obj:", n->tag);
         return dump_items(d, n, true, depth);
     case MT_CFG_TAGGED:
-        mt_strbuf_appendf(sb, "!%s ", n->tag ? n->tag : "?");
+        put_tag(sb, "!", n->tag);
         return dump_node(d, n->n > 0 && n->items ? n->items[0] : NULL, depth);
     default:
         return mt_cfg_error(MT_ERR_INVALID, n->loc, "cannot write a node of kind %d", (int)n->kind);

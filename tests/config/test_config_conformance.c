@@ -734,4 +734,8 @@ MT_TEST(dump_round_trips)
     MT_CHECK_STR_EQ(NODE(mt_cfg_doc_root(doc), "f.0")->str, "\xe2\x80\xa8");
     round_trip(mt_cfg_doc_root(doc), &keep);
     mt_cfg_doc_free(doc);
+    /* a tag name holding a flow indicator (%5D in the file) is written escaped */
+    doc = LOAD_OK("!obj:a%5Db {x: [!obj:c%2Cd {}]}\n", &keep);
+    round_trip(mt_cfg_doc_root(doc), &keep);
+    mt_cfg_doc_free(doc);
 }
