@@ -28,19 +28,15 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cudaemu.h"
 #include "gpuarray_impl.h"
 #include "nvrtc.h"
-
-extern char **environ;
 
 static const int k_archs[] = {80, 90};
 #define N_ARCHS ((int)(sizeof k_archs / sizeof k_archs[0]))
@@ -96,55 +92,18 @@ static char g_cxx_version[256];
 static char g_cxx_why[700];
 static bool g_cxx_ok;
 
-static int split_words(char *buf, char **words, int max)
-{
-    int n = 0;
-    for (char *p = buf; *p && n < max;) {
-        while (*p == ' ' || *p == '\t') *p++ = 0;
-        if (!*p) break;
-        words[n++] = p;
-        while (*p && *p != ' ' && *p != '\t') p++;
-    }
-    return n;
-}
-
-/* Runs argv (no shell) with stdin from /dev/null and stdout+stderr into out_fd. */
-static mt_status run_program(char *const *argv, int out_fd, int *exit_code)
-{
-    posix_spawn_file_actions_t fa;
-    if (posix_spawn_file_actions_init(&fa) != 0)
-        return mt_err_set(MT_ERR_NOMEM, "cannot start '%s': posix_spawn setup failed", argv[0]);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&fa, out_fd, 1);
-    posix_spawn_file_actions_adddup2(&fa, out_fd, 2);
-    pid_t pid;
-    int rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    if (rc != 0) return mt_err_set(MT_ERR_NOT_FOUND, "cannot run '%s': %s", argv[0], strerror(rc));
-    int status = 0;
-    for (;;) {
-        pid_t w = waitpid(pid, &status, 0);
-        if (w == pid) break;
-        if (w < 0 && errno == EINTR) continue;
-        return mt_err_errno(errno, "waiting for '%s'", argv[0]);
-    }
-    *exit_code = WIFEXITED(status) ? WEXITSTATUS(status)
-                                   : 128 + (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
-    return MT_OK;
-}
-
 /* First line of `cmd --version`; false when it cannot be run. */
 static bool cxx_version(const char *cmd, char *out, size_t len)
 {
     char buf[512], *words[MAX_CMD_WORDS + 2];
     snprintf(buf, sizeof buf, "%s", cmd);
-    int nw = split_words(buf, words, MAX_CMD_WORDS);
+    int nw = mt__split_words(buf, words, MAX_CMD_WORDS);
     int fds[2];
     if (nw == 0 || pipe2(fds, O_CLOEXEC) != 0) return false;
     words[nw] = "--version";
     words[nw + 1] = NULL;
     int code = -1;
-    mt_status st = run_program(words, fds[1], &code);
+    mt_status st = mt__run_program(words, fds[1], &code);
     close(fds[1]);
     char line[256] = {0};
     ssize_t got = st == MT_OK && code == 0 ? read(fds[0], line, sizeof line - 1) : -1;
@@ -509,7 +468,7 @@ static mt_status cxx_compile(const mt_kcache *kc, const char *text, const char *
     }
     char buf[512], *argv[MAX_CMD_WORDS + N_FLAGS + 6];
     snprintf(buf, sizeof buf, "%s", g_cxx_cmd);
-    int n = split_words(buf, argv, MAX_CMD_WORDS);
+    int n = mt__split_words(buf, argv, MAX_CMD_WORDS);
     for (size_t i = 0; i < N_FLAGS; i++) argv[n++] = (char *)cxx_flags[i];
     argv[n++] = "-o";
     argv[n++] = so;
@@ -518,7 +477,7 @@ static mt_status cxx_compile(const mt_kcache *kc, const char *text, const char *
     argv[n] = NULL;
     int code = -1;
     double t0 = mt_now_seconds();
-    st = run_program(argv, lfd, &code);
+    st = mt__run_program(argv, lfd, &code);
     close(lfd);
     if (st == MT_OK && code != 0) {
         char head[3000], kept[4200];

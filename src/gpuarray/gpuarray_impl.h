@@ -156,6 +156,13 @@ void mt__alloc_deinit(mt_device *dev);
 mt_status mt__buffer_wrap(mt_buffer **out, mt_device *dev, void *handle, size_t size,
                           void (*deleter)(void *), void *ctx);
 
+/* hostcc.c: splits a compiler command on blanks (words point into buf; at most max), and runs
+ * argv (no shell) with stdin from /dev/null and stdout+stderr into out_fd; *exit_code gets the
+ * exit status (128+signal when killed). ERR_NOT_FOUND when the program cannot be started.
+ * Shared by the host compiler driver and the cudaemu device's C++ compiles. */
+int mt__split_words(char *buf, char **words, int max);
+mt_status mt__run_program(char *const *argv, int out_fd, int *exit_code);
+
 /* device.c: whether a device computes on the host's CPU cores (sets mt_device_info.cpu). */
 bool mt__device_info_is_cpu(const mt_device_ops *ops, const mt_device_info *info);
 

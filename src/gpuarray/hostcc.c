@@ -61,7 +61,7 @@ static const char *cc_command(void)
 }
 
 /* Splits the compiler command on blanks ("ccache gcc" works); words point into buf. */
-static int split_words(char *buf, char **words, int max)
+int mt__split_words(char *buf, char **words, int max)
 {
     int n = 0;
     for (char *p = buf; *p && n < max;) {
@@ -75,7 +75,7 @@ static int split_words(char *buf, char **words, int max)
 
 /* Runs argv with stdin from /dev/null and stdout+stderr into out_fd. *exit_code gets the exit
  * status (128+signal when killed). ERR_NOT_FOUND when the program cannot be started. */
-static mt_status run_program(char *const *argv, int out_fd, int *exit_code)
+mt_status mt__run_program(char *const *argv, int out_fd, int *exit_code)
 {
     posix_spawn_file_actions_t fa;
     if (posix_spawn_file_actions_init(&fa) != 0)
@@ -144,7 +144,7 @@ static bool ident_name(const char *cmd, char *out, size_t len)
     if (len < 40) return false;
     char buf[512], *words[MAX_CC_WORDS + 2];
     snprintf(buf, sizeof buf, "%s", cmd);
-    int nw = split_words(buf, words, MAX_CC_WORDS);
+    int nw = mt__split_words(buf, words, MAX_CC_WORDS);
     if (nw == 0) return false;
     mt_sha256 s;
     mt_sha256_init(&s);
@@ -227,7 +227,7 @@ static bool cc_identify(const char *cmd, char *version, size_t vlen, char *why, 
 
     char buf[512], *words[MAX_CC_WORDS + 2];
     snprintf(buf, sizeof buf, "%s", cmd);
-    int nw = split_words(buf, words, MAX_CC_WORDS);
+    int nw = mt__split_words(buf, words, MAX_CC_WORDS);
     version[0] = 0;
     bool ok = ident_read(cmd, version, vlen), cached = ok;
     int fds[2];
@@ -237,7 +237,7 @@ static bool cc_identify(const char *cmd, char *version, size_t vlen, char *why, 
         int code = -1;
         /* read after the wait: the version text fits the pipe buffer (a longer output would
          * only make the child see EPIPE, and the first line is all we read) */
-        mt_status st = run_program(words, fds[1], &code);
+        mt_status st = mt__run_program(words, fds[1], &code);
         close(fds[1]);
         char line[256] = {0};
         ssize_t got = st == MT_OK && code == 0 ? read(fds[0], line, sizeof line - 1) : -1;
@@ -777,7 +777,7 @@ static mt_status compile_publish(const mt_kcache *kc, const char *key, const cha
     }
     char buf[512], *argv[MAX_CC_WORDS + N_FLAGS + 6];
     snprintf(buf, sizeof buf, "%s", cmd);
-    int n = split_words(buf, argv, MAX_CC_WORDS);
+    int n = mt__split_words(buf, argv, MAX_CC_WORDS);
     for (size_t i = 0; i < N_FLAGS; i++) argv[n++] = (char *)cc_flags[i];
     argv[n++] = "-o";
     argv[n++] = so_path;
@@ -789,7 +789,7 @@ static mt_status compile_publish(const mt_kcache *kc, const char *key, const cha
     argv[n] = NULL;
     int code = -1;
     double t0 = mt_now_seconds();
-    st = run_program(argv, lfd, &code);
+    st = mt__run_program(argv, lfd, &code);
     close(lfd);
     if (st != MT_OK) {
         unlink(src_path);
