@@ -560,18 +560,8 @@ static mt_status format_json(const mt_array *a, mt_strbuf *sb)
 {
     int64_t n = mt_array_size(a);
     char k = mt_dtype_kind(a->dtype);
-    mt_dtype hd = k == 'f' ? MT_FLOAT64 : k == 'i' ? MT_INT64 : k == 'u' ? MT_UINT64 : MT_BOOL;
-    mt_array conv = {0};
-    mt_status st = mt_array_astype(&conv, a, hd);
-    if (st) return st;
-    size_t bytes = (size_t)n * mt_dtype_size(hd);
-    void *vals = malloc(bytes ? bytes : 1);
-    if (!vals) {
-        mt_array_clear(&conv);
-        return mt_err_set(MT_ERR_NOMEM, "json: out of memory");
-    }
-    st = mt_array_to_host(vals, bytes, &conv);
-    mt_array_clear(&conv);
+    void *vals;
+    mt_status st = mt_cli_array_values(a, &vals);
     if (st == MT_OK) {
         mt_strbuf_appendf(sb, "{\"dtype\":\"%s\",\"shape\":[", mt_dtype_name(a->dtype));
         for (int32_t d = 0; d < a->ndim; d++)
@@ -591,7 +581,7 @@ static mt_status format_json(const mt_array *a, mt_strbuf *sb)
         mt_strbuf_append(sb, "]}");
         st = mt_strbuf_status(sb);
     }
-    free(vals);
+    mt_free(vals);
     return st;
 }
 

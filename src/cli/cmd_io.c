@@ -21,6 +21,17 @@ static int usage_error(const char *cmd, const char *usage, const char *fmt, cons
     return 2;
 }
 
+/* The command's one positional argument: an option it does not know (`unknown`, the message with
+ * '%s' for it) or a second argument is a usage error (exit code 2); 0 when arg became *out. */
+static int positional(const char *cmd, const char *usage, const char *unknown, const char *arg,
+                      const char **out)
+{
+    if (arg[0] == '-') return usage_error(cmd, usage, unknown, arg);
+    if (*out) return usage_error(cmd, usage, "unexpected argument '%s'", arg);
+    *out = arg;
+    return 0;
+}
+
 /* ---------------------------------------------------------------- print-monitor */
 
 static const char PRINT_USAGE[] = "mltrain print-monitor CKPT [--all]";
@@ -142,12 +153,10 @@ int mt_cli_print_monitor(int argc, char **argv)
                    "every record.\n",
                    PRINT_USAGE);
             return 0;
-        } else if (argv[i][0] == '-') {
-            return usage_error("print-monitor", PRINT_USAGE, "unknown option '%s'", argv[i]);
-        } else if (path) {
-            return usage_error("print-monitor", PRINT_USAGE, "unexpected argument '%s'", argv[i]);
         } else {
-            path = argv[i];
+            int rc =
+                positional("print-monitor", PRINT_USAGE, "unknown option '%s'", argv[i], &path);
+            if (rc) return rc;
         }
     }
     if (!path) return usage_error("print-monitor", PRINT_USAGE, "%s", "missing CKPT");
@@ -310,13 +319,10 @@ int mt_cli_show_weights(int argc, char **argv)
                    "first_weights attributes) into a PNG.\n",
                    SHOW_USAGE);
             return 0;
-        } else if (argv[i][0] == '-') {
-            return usage_error("show-weights", SHOW_USAGE, "unknown option or missing value '%s'",
-                               argv[i]);
-        } else if (path) {
-            return usage_error("show-weights", SHOW_USAGE, "unexpected argument '%s'", argv[i]);
         } else {
-            path = argv[i];
+            int rc = positional("show-weights", SHOW_USAGE, "unknown option or missing value '%s'",
+                                argv[i], &path);
+            if (rc) return rc;
         }
     }
     if (!path) return usage_error("show-weights", SHOW_USAGE, "%s", "missing CKPT");
@@ -404,12 +410,10 @@ int mt_cli_plot(int argc, char **argv)
                    "ending in _objective and _misclass).\n",
                    PLOT_USAGE);
             return 0;
-        } else if (argv[i][0] == '-') {
-            return usage_error("plot", PLOT_USAGE, "unknown option or missing value '%s'", argv[i]);
-        } else if (src) {
-            return usage_error("plot", PLOT_USAGE, "unexpected argument '%s'", argv[i]);
         } else {
-            src = argv[i];
+            int rc = positional("plot", PLOT_USAGE, "unknown option or missing value '%s'", argv[i],
+                                &src);
+            if (rc) return rc;
         }
     }
     if (!src) return usage_error("plot", PLOT_USAGE, "%s", "missing RUN_DIR or CKPT");

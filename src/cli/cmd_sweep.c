@@ -4,16 +4,14 @@
  * directory. Under mpirun every rank runs this command; rank 0 coordinates and prints. Exit
  * codes: 0 done, 1 error, 2 usage, 3 stopped by a signal (running trials wrote their
  * checkpoints; the same command continues). */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "cli.h"
 #include "cmd_sweep.h"
+#include "cmd_train.h"
 #include "mltrain/hyperopt_run.h"
-#include "mltrain/parallel.h"
 #include "mltrain/train.h"
 
 static bool g_quiet;
@@ -26,11 +24,7 @@ static void on_log(mt_log_level level, const char *msg, void *user)
     /* the table shows the trials' progress: their own info lines (checkpoints saved, ...)
      * only with MLTRAIN_LOG set */
     if (level < MT_LOG_WARN && strncmp(msg, "sweep", 5) != 0 && !getenv("MLTRAIN_LOG")) return;
-    static const char *const names[] = {"debug", "info", "warning", "error"};
-    char prefix[32] = "";
-    if (g_rank > 0) snprintf(prefix, sizeof prefix, "[rank %d] ", (int)g_rank);
-    fprintf(stderr, "%smltrain: %s: %s\n", prefix, names[level < MT_LOG_LEVEL_COUNT ? level : 3],
-            msg);
+    mt_cli_log_line(level, g_rank, msg);
 }
 
 static void on_table(const char *line, bool header, void *user)
@@ -89,47 +83,37 @@ static void usage(FILE *f)
             MT_TRAIN_EXIT_INTERRUPTED);
 }
 
-static int parse_i64(const char *s, int64_t *out)
-{
-    char *end = NULL;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || !end || *end || end == s) return -1;
-    *out = v;
-    return 0;
-}
-
-static const char *value_of(int argc, char **argv, int *i, const char *opt)
-{
-    size_t n = strlen(opt);
-    if (!strncmp(argv[*i], opt, n) && argv[*i][n] == '=') return argv[*i] + n + 1;
-    if (!strcmp(argv[*i], opt) && *i + 1 < argc) return argv[++*i];
-    return NULL;
-}
-
-static bool is_opt(const char *arg, const char *opt)
-{
-    size_t n = strlen(opt);
-    return !strncmp(arg, opt, n) && (arg[n] == 0 || arg[n] == '=');
-}
-
 typedef struct sweep_args {
     const char *file;
     bool dry_run, sbatch;
     double comm_timeout;
     mt_sweep_options o;
-    int32_t n_params;
-    mt_cfg_var params[64];
-    char *store[64];
+    mt_cli_params params;
 } sweep_args;
+
+/* The integer options (all >= 0): the field that arg sets, with the option's name, or NULL. */
+static int64_t *int_option(const char *arg, mt_sweep_options *o, const char **name)
+{
+    static const char *const names[] = {"--max-trials", "--max-epochs", "--limit-batches",
+                                        "--array-task"};
+    int64_t *const fields[] = {&o->max_trials, &o->max_epochs, &o->limit_batches,
+                               &o->array_task};
+    for (int k = 0; k < 4; k++)
+        if (mt_cli_is_opt(arg, names[k])) {
+            *name = names[k];
+            return fields[k];
+        }
+    return NULL;
+}
 
 static int parse(int argc, char **argv, sweep_args *a)
 {
     mt_sweep_options_init(&a->o);
     a->comm_timeout = -1;
     for (int i = 0; i < argc; i++) {
-        const char *arg = argv[i], *v;
-        int64_t n;
+        const char *arg = argv[i], *opt;
+        int64_t *field;
+        int rc;
         if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
             usage(stdout);
             return -1;
@@ -139,61 +123,26 @@ static int parse(int argc, char **argv, sweep_args *a)
             a->sbatch = true;
         } else if (!strcmp(arg, "--quiet") || !strcmp(arg, "-q")) {
             g_quiet = true;
-        } else if (is_opt(arg, "--param") || !strcmp(arg, "-p")) {
-            if (!(v = value_of(argc, argv, &i, arg[1] == 'p' ? "-p" : "--param"))) goto missing;
-            const char *eq = strchr(v, '=');
-            if (!eq || eq == v || a->n_params == 64) {
-                fprintf(stderr, "mltrain: error: --param wants NAME=VALUE, got '%s'\n", v);
-                return 2;
-            }
-            char *name = strndup(v, (size_t)(eq - v));
-            if (!name) return 1;
-            a->store[a->n_params] = name;
-            a->params[a->n_params++] = (mt_cfg_var){name, eq + 1};
-        } else if (is_opt(arg, "--dir")) {
-            if (!(a->o.dir = value_of(argc, argv, &i, "--dir"))) goto missing;
-        } else if (is_opt(arg, "--device")) {
-            if (!(a->o.device = value_of(argc, argv, &i, "--device"))) goto missing;
-        } else if (is_opt(arg, "--max-trials") || is_opt(arg, "--max-epochs") ||
-                   is_opt(arg, "--limit-batches") || is_opt(arg, "--array-task")) {
-            const char *opt = is_opt(arg, "--max-trials")    ? "--max-trials"
-                              : is_opt(arg, "--max-epochs")  ? "--max-epochs"
-                              : is_opt(arg, "--array-task")  ? "--array-task"
-                                                             : "--limit-batches";
-            if (!(v = value_of(argc, argv, &i, opt))) goto missing;
-            if (parse_i64(v, &n) || n < 0) {
-                fprintf(stderr, "mltrain: error: %s wants an integer >= 0, got '%s'\n", opt, v);
-                return 2;
-            }
-            if (!strcmp(opt, "--max-trials")) a->o.max_trials = n;
-            if (!strcmp(opt, "--max-epochs")) a->o.max_epochs = n;
-            if (!strcmp(opt, "--array-task")) a->o.array_task = n;
-            if (!strcmp(opt, "--limit-batches")) a->o.limit_batches = n;
-        } else if (is_opt(arg, "--comm-timeout")) {
-            if (!(v = value_of(argc, argv, &i, "--comm-timeout"))) goto missing;
-            a->comm_timeout = atof(v);
-        } else if (arg[0] == '-' && arg[1]) {
-            fprintf(stderr, "mltrain: error: unknown sweep option '%s'\n\n", arg);
-            usage(stderr);
-            return 2;
-        } else if (!a->file) {
-            a->file = arg;
-        } else {
-            fprintf(stderr, "mltrain: error: one sweep file at a time ('%s' and '%s')\n", a->file,
-                    arg);
-            return 2;
+        } else if (mt_cli_is_opt(arg, "--param") || !strcmp(arg, "-p")) {
+            if ((rc = mt_cli_opt_param(argc, argv, &i, &a->params))) return rc;
+        } else if (mt_cli_is_opt(arg, "--dir")) {
+            if (mt_cli_opt_str(argc, argv, &i, "--dir", &a->o.dir)) return 2;
+        } else if (mt_cli_is_opt(arg, "--device")) {
+            if (mt_cli_opt_str(argc, argv, &i, "--device", &a->o.device)) return 2;
+        } else if ((field = int_option(arg, &a->o, &opt))) {
+            if (mt_cli_opt_int64(argc, argv, &i, opt, 0, field)) return 2;
+        } else if (mt_cli_is_opt(arg, "--comm-timeout")) {
+            if (mt_cli_opt_comm_timeout(argc, argv, &i, &a->comm_timeout)) return 2;
+        } else if ((rc = mt_cli_file_arg(arg, &a->file, "sweep", usage))) {
+            return rc;
         }
-        continue;
-    missing:
-        fprintf(stderr, "mltrain: error: %s needs a value\n", arg);
-        return 2;
     }
     if (!a->file) {
         usage(stderr);
         return 2;
     }
-    a->o.n_params = a->n_params;
-    a->o.params = a->params;
+    a->o.n_params = a->params.n;
+    a->o.params = a->params.vars;
     return 0;
 }
 
@@ -213,21 +162,9 @@ static int run(sweep_args *a)
         return rc;
     }
     mt_strbuf_deinit(&sb);
-    mt_launch_info li;
-    mt_launch_info_get(&li);
-    g_rank = li.rank;
-    const char *t = getenv("MLTRAIN_NUM_THREADS");
-    if (li.size > 1 && !(t && *t)) {
-        char buf[32];
-        snprintf(buf, sizeof buf, "%d", (int)mt_dp_default_threads());
-        setenv("MLTRAIN_NUM_THREADS", buf, 1);
-    }
-    mt_comm_options co;
-    mt_comm_options_init(&co);
-    if (a->comm_timeout >= 0) co.timeout_s = a->comm_timeout;
     mt_comm *world = NULL;
-    if (mt_comm_world(&world, &co)) return mt_cli_fail("starting the ranks' communicator");
-    g_rank = mt_comm_rank(world);
+    if (mt_cli_comm_world(&world, a->comm_timeout, false, &g_rank))
+        return mt_cli_fail("starting the ranks' communicator");
     a->o.comm = world;
     a->o.table = on_table;
     mt_sweep_result res;
@@ -285,7 +222,7 @@ int mt_cli_sweep(int argc, char **argv)
     } else if (rc < 0) {
         rc = 0;
     }
-    for (int32_t i = 0; i < a->n_params; i++) free(a->store[i]);
+    mt_cli_params_deinit(&a->params);
     free(a);
     return rc;
 }
@@ -296,7 +233,6 @@ int mt_cli_sweep_report(int argc, char **argv)
     bool plots = true;
     int64_t top = 10;
     for (int i = 1; i < argc; i++) {
-        const char *v;
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             printf("usage: mltrain sweep-report DIR [--top N] [-o PREFIX] [--no-plots]\n"
                    "  the best trials of a sweep directory, and PREFIX_history.png (objective per\n"
@@ -307,11 +243,8 @@ int mt_cli_sweep_report(int argc, char **argv)
             return 0;
         } else if (!strcmp(argv[i], "--no-plots")) {
             plots = false;
-        } else if (is_opt(argv[i], "--top")) {
-            if (!(v = value_of(argc, argv, &i, "--top")) || parse_i64(v, &top) || top < 1) {
-                fprintf(stderr, "mltrain: error: --top wants an integer >= 1\n");
-                return 2;
-            }
+        } else if (mt_cli_is_opt(argv[i], "--top")) {
+            if (mt_cli_opt_int64(argc, argv, &i, "--top", 1, &top)) return 2;
         } else if (!strcmp(argv[i], "-o")) {
             if (++i >= argc) {
                 fprintf(stderr, "mltrain: error: -o needs a value\n");

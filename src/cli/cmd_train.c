@@ -8,7 +8,6 @@
  * compute threads default to its share of the node's cores, rank 0 prints the progress and the
  * results, the other ranks print only warnings and errors, prefixed "[rank R]". An error on any
  * rank (a failed or timed-out collective included) stops every rank (mt_comm_abort). */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,11 +45,7 @@ static void on_log(mt_log_level level, const char *msg, void *user)
     cli_progress *c = user;
     if ((c->quiet || (c->rank > 0 && !c->verbose)) && level < MT_LOG_WARN) return;
     clear_line(c);
-    static const char *const names[] = {"debug", "info", "warning", "error"};
-    char prefix[32] = "";
-    if (c->rank > 0) snprintf(prefix, sizeof(prefix), "[rank %d] ", (int)c->rank);
-    fprintf(stderr, "%smltrain: %s: %s\n", prefix, names[level < MT_LOG_LEVEL_COUNT ? level : 3],
-            msg);
+    mt_cli_log_line(level, c->rank, msg);
 }
 
 static void on_progress(const mt_train_progress *p, void *user)
@@ -114,69 +109,14 @@ static void usage(FILE *f)
             MT_TRAIN_EXIT_INTERRUPTED);
 }
 
-static int parse_int64(const char *s, int64_t *out)
-{
-    char *end = NULL;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || !end || *end || end == s) return -1;
-    *out = v;
-    return 0;
-}
-
-/* Value of "--opt VALUE" or "--opt=VALUE"; advances *i. NULL if missing. */
-static const char *opt_value(int argc, char **argv, int *i, const char *opt)
-{
-    size_t n = strlen(opt);
-    if (!strncmp(argv[*i], opt, n) && argv[*i][n] == '=') return argv[*i] + n + 1;
-    if (!strcmp(argv[*i], opt) && *i + 1 < argc) return argv[++*i];
-    return NULL;
-}
-
-static bool is_opt(const char *arg, const char *opt)
-{
-    size_t n = strlen(opt);
-    return !strncmp(arg, opt, n) && (arg[n] == 0 || arg[n] == '=');
-}
-
 typedef struct cli_args {
     const char *job;
     bool dry_run;
     double comm_timeout; /* < 0: the default (MLTRAIN_COMM_TIMEOUT or 600 s) */
     bool comm_check;
     mt_train_options o;
-    int32_t n_params;
-    mt_cfg_var params[64];
-    char *param_store[64];
+    mt_cli_params params;
 } cli_args;
-
-static int parse_param(cli_args *a, const char *v)
-{
-    const char *eq = strchr(v, '=');
-    if (!eq || eq == v || a->n_params == 64) {
-        fprintf(stderr, "mltrain: error: --param wants NAME=VALUE, got '%s'\n", v);
-        return 2;
-    }
-    char *name = malloc((size_t)(eq - v) + 1);
-    if (!name) return 1;
-    memcpy(name, v, (size_t)(eq - v));
-    name[eq - v] = 0;
-    a->param_store[a->n_params] = name;
-    a->params[a->n_params].name = name;
-    a->params[a->n_params].value = eq + 1;
-    a->n_params++;
-    return 0;
-}
-
-static int parse_double(const char *s, double *out)
-{
-    char *end = NULL;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || !end || *end || end == s) return -1;
-    *out = v;
-    return 0;
-}
 
 /* The data-parallel options; 1 = handled, 0 = not one of them, 2 = usage error. */
 static int parse_parallel_arg(int argc, char **argv, int *i, cli_args *a)
@@ -188,28 +128,24 @@ static int parse_parallel_arg(int argc, char **argv, int *i, cli_args *a)
         a->o.dp.deterministic = true;
     } else if (!strcmp(arg, "--comm-check")) {
         a->comm_check = true;
-    } else if (is_opt(arg, "--shards")) {
-        if (!(v = opt_value(argc, argv, i, "--shards")) || parse_int64(v, &n) || n < 1 ||
-            n > 65536) {
+    } else if (mt_cli_is_opt(arg, "--shards")) {
+        if (!(v = mt_cli_opt_value(argc, argv, i, "--shards")) || mt_cli_parse_int64(v, &n) ||
+            n < 1 || n > 65536) {
             fprintf(stderr, "mltrain: error: --shards wants an integer in [1, 65536]\n");
             return 2;
         }
         a->o.dp.shards = (int32_t)n;
         a->o.dp.deterministic = true;
-    } else if (is_opt(arg, "--bucket-mb")) {
-        if (!(v = opt_value(argc, argv, i, "--bucket-mb")) || parse_double(v, &d) || !(d > 0)) {
+    } else if (mt_cli_is_opt(arg, "--bucket-mb")) {
+        if (!(v = mt_cli_opt_value(argc, argv, i, "--bucket-mb")) || mt_cli_parse_double(v, &d) ||
+            !(d > 0)) {
             fprintf(stderr, "mltrain: error: --bucket-mb wants a number > 0 (MiB)\n");
             return 2;
         }
         a->o.dp.bucket_bytes = (int64_t)(d * 1048576.0);
         if (a->o.dp.bucket_bytes < 1) a->o.dp.bucket_bytes = 1;
-    } else if (is_opt(arg, "--comm-timeout")) {
-        if (!(v = opt_value(argc, argv, i, "--comm-timeout")) || parse_double(v, &d) ||
-            !(d >= 0)) {
-            fprintf(stderr, "mltrain: error: --comm-timeout wants seconds >= 0 (0: none)\n");
-            return 2;
-        }
-        a->comm_timeout = d;
+    } else if (mt_cli_is_opt(arg, "--comm-timeout")) {
+        if (mt_cli_opt_comm_timeout(argc, argv, i, &a->comm_timeout)) return 2;
     } else {
         return 0;
     }
@@ -223,7 +159,7 @@ static int parse_args(int argc, char **argv, cli_args *a)
     for (int i = 0; i < argc; i++) {
         const char *arg = argv[i];
         const char *v;
-        int pr;
+        int rc;
         if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
             usage(stdout);
             return -1;
@@ -245,81 +181,56 @@ static int parse_args(int argc, char **argv, cli_args *a)
                 fprintf(stderr, "mltrain: error: --resume=%s: expected yes, auto or no\n", m);
                 return 2;
             }
-        } else if (is_opt(arg, "--param") || !strcmp(arg, "-p")) {
-            if (!(v = opt_value(argc, argv, &i, arg[1] == 'p' ? "-p" : "--param"))) goto missing;
-            int rc = parse_param(a, v);
-            if (rc) return rc;
-        } else if (is_opt(arg, "--max-epochs")) {
-            if (!(v = opt_value(argc, argv, &i, "--max-epochs"))) goto missing;
-            if (parse_int64(v, &a->o.max_epochs) || a->o.max_epochs < 0) {
-                fprintf(stderr, "mltrain: error: --max-epochs wants an integer >= 0, got '%s'\n", v);
+        } else if (mt_cli_is_opt(arg, "--param") || !strcmp(arg, "-p")) {
+            if ((rc = mt_cli_opt_param(argc, argv, &i, &a->params))) return rc;
+        } else if (mt_cli_is_opt(arg, "--max-epochs")) {
+            if (mt_cli_opt_int64(argc, argv, &i, "--max-epochs", 0, &a->o.max_epochs)) return 2;
+        } else if (mt_cli_is_opt(arg, "--limit-batches")) {
+            if (mt_cli_opt_int64(argc, argv, &i, "--limit-batches", 1, &a->o.limit_batches))
                 return 2;
-            }
-        } else if (is_opt(arg, "--limit-batches")) {
-            if (!(v = opt_value(argc, argv, &i, "--limit-batches"))) goto missing;
-            if (parse_int64(v, &a->o.limit_batches) || a->o.limit_batches < 1) {
-                fprintf(stderr, "mltrain: error: --limit-batches wants an integer >= 1, got '%s'\n",
-                        v);
-                return 2;
-            }
-        } else if (is_opt(arg, "--seed")) {
+        } else if (mt_cli_is_opt(arg, "--seed")) {
             int64_t s;
-            if (!(v = opt_value(argc, argv, &i, "--seed"))) goto missing;
-            if (parse_int64(v, &s)) {
-                fprintf(stderr, "mltrain: error: --seed wants an integer, got '%s'\n", v);
-                return 2;
-            }
+            if (mt_cli_opt_int64(argc, argv, &i, "--seed", INT64_MIN, &s)) return 2;
             a->o.has_seed = true;
             a->o.seed = (uint64_t)s;
-        } else if (is_opt(arg, "--precision")) {
-            if (!(a->o.precision = opt_value(argc, argv, &i, "--precision"))) goto missing;
+        } else if (mt_cli_is_opt(arg, "--precision")) {
+            if (mt_cli_opt_str(argc, argv, &i, "--precision", &a->o.precision)) return 2;
             if (strcmp(a->o.precision, "float32") && strcmp(a->o.precision, "bfloat16") &&
                 strcmp(a->o.precision, "float16")) {
                 fprintf(stderr, "mltrain: error: --precision wants float32, bfloat16 or "
                                 "float16, got '%s'\n", a->o.precision);
                 return 2;
             }
-        } else if (is_opt(arg, "--loss-scale")) {
-            if (!(v = opt_value(argc, argv, &i, "--loss-scale"))) goto missing;
-            if (parse_double(v, &a->o.loss_scale) || !(a->o.loss_scale >= 1.0)) {
+        } else if (mt_cli_is_opt(arg, "--loss-scale")) {
+            if (mt_cli_opt_str(argc, argv, &i, "--loss-scale", &v)) return 2;
+            if (mt_cli_parse_double(v, &a->o.loss_scale) || !(a->o.loss_scale >= 1.0)) {
                 fprintf(stderr, "mltrain: error: --loss-scale wants a number >= 1, got '%s'\n", v);
                 return 2;
             }
-        } else if (is_opt(arg, "--device")) {
-            if (!(a->o.device = opt_value(argc, argv, &i, "--device"))) goto missing;
-        } else if (is_opt(arg, "--run-dir")) {
-            if (!(a->o.run_dir = opt_value(argc, argv, &i, "--run-dir"))) goto missing;
-        } else if (is_opt(arg, "--mode")) {
+        } else if (mt_cli_is_opt(arg, "--device")) {
+            if (mt_cli_opt_str(argc, argv, &i, "--device", &a->o.device)) return 2;
+        } else if (mt_cli_is_opt(arg, "--run-dir")) {
+            if (mt_cli_opt_str(argc, argv, &i, "--run-dir", &a->o.run_dir)) return 2;
+        } else if (mt_cli_is_opt(arg, "--mode")) {
             mt_mode m;
-            if (!(v = opt_value(argc, argv, &i, "--mode"))) goto missing;
+            if (mt_cli_opt_str(argc, argv, &i, "--mode", &v)) return 2;
             if (mt_mode_from_name(&m, v)) {
                 fprintf(stderr, "mltrain: error: --mode: %s\n", mt_last_error());
                 return 2;
             }
             a->o.mode = (int32_t)m;
-        } else if (arg[0] == '-' && arg[1] && (pr = parse_parallel_arg(argc, argv, &i, a))) {
-            if (pr == 2) return 2;
-        } else if (arg[0] == '-' && arg[1]) {
-            fprintf(stderr, "mltrain: error: unknown option '%s'\n\n", arg);
-            usage(stderr);
-            return 2;
-        } else if (!a->job) {
-            a->job = arg;
-        } else {
-            fprintf(stderr, "mltrain: error: one job file at a time ('%s' and '%s')\n", a->job, arg);
-            return 2;
+        } else if (arg[0] == '-' && arg[1] && (rc = parse_parallel_arg(argc, argv, &i, a))) {
+            if (rc == 2) return 2;
+        } else if ((rc = mt_cli_file_arg(arg, &a->job, NULL, usage))) {
+            return rc;
         }
-        continue;
-    missing:
-        fprintf(stderr, "mltrain: error: %s needs a value\n", arg);
-        return 2;
     }
     if (!a->job) {
         usage(stderr);
         return 2;
     }
-    a->o.n_params = a->n_params;
-    a->o.params = a->params;
+    a->o.n_params = a->params.n;
+    a->o.params = a->params.vars;
     return 0;
 }
 
@@ -386,31 +297,38 @@ int mt_cli_is_job_file(const char *arg)
     return arg[0] != '-' && access(arg, F_OK) == 0;
 }
 
-/* The ranks of this job: compute threads per rank (before any device opens its thread pool),
- * then the world communicator (MPI under mpirun or srun, else a local one of size 1). */
-static int open_world(cli_args *a, mt_comm **comm)
-{
-    *comm = NULL;
 #ifdef MT_CLI_HAVE_PARALLEL
+mt_status mt_cli_comm_world(mt_comm **out, double timeout_s, bool check, int32_t *rank)
+{
     mt_launch_info li;
     mt_launch_info_get(&li);
-    g_progress.rank = li.rank;
+    *rank = li.rank;
     const char *t = getenv("MLTRAIN_NUM_THREADS");
     if (li.size > 1 && !(t && *t)) {
         char buf[32];
-        snprintf(buf, sizeof(buf), "%d", (int)mt_dp_default_threads());
+        snprintf(buf, sizeof buf, "%d", (int)mt_dp_default_threads());
         setenv("MLTRAIN_NUM_THREADS", buf, 1);
     }
     mt_comm_options co;
     mt_comm_options_init(&co);
-    if (a->comm_timeout >= 0) co.timeout_s = a->comm_timeout;
-    if (a->comm_check) co.check = true;
-    if (mt_comm_world(comm, &co)) {
+    if (timeout_s >= 0) co.timeout_s = timeout_s;
+    if (check) co.check = true;
+    mt_status st = mt_comm_world(out, &co);
+    if (st == MT_OK) *rank = mt_comm_rank(*out);
+    return st;
+}
+#endif
+
+/* The ranks of this job (mt_cli_comm_world); the communicator becomes the job's. */
+static int open_world(cli_args *a, mt_comm **comm)
+{
+    *comm = NULL;
+#ifdef MT_CLI_HAVE_PARALLEL
+    if (mt_cli_comm_world(comm, a->comm_timeout, a->comm_check, &g_progress.rank)) {
         fprintf(stderr, "mltrain: error: starting the ranks' communicator: %s\n",
                 mt_last_error());
         return 1;
     }
-    g_progress.rank = mt_comm_rank(*comm);
     a->o.comm = *comm;
     if (g_progress.rank == 0 && mt_comm_size(*comm) > 1)
         mt_log(MT_LOG_INFO, "data-parallel run: %d ranks (%s), %s threads per rank%s",
@@ -454,7 +372,7 @@ int mt_cli_train(int argc, char **argv)
     } else if (rc < 0) {
         rc = 0;
     }
-    for (int32_t i = 0; i < a->n_params; i++) free(a->param_store[i]);
+    mt_cli_params_deinit(&a->params);
     free(a);
     return rc;
 }

@@ -213,29 +213,40 @@ static void emit(const fmt_ctx *c, const mt_array *a, int32_t axis, int64_t base
     mt_strbuf_append(sb, "]");
 }
 
+mt_status mt_cli_array_values(const mt_array *a, void **vals)
+{
+    *vals = NULL;
+    char kind = mt_dtype_kind(a->dtype);
+    mt_dtype host_dt = kind == 'f' ? MT_FLOAT64
+                       : kind == 'i' ? MT_INT64
+                       : kind == 'u' ? MT_UINT64
+                                     : MT_BOOL;
+    mt_array conv = {0};
+    mt_status st = mt_array_astype(&conv, a, host_dt);
+    if (st) return st;
+    size_t bytes = (size_t)mt_array_size(a) * mt_dtype_size(host_dt);
+    void *v = mt_malloc(bytes ? bytes : 1);
+    if (!v) {
+        mt_array_clear(&conv);
+        return mt_err_set(MT_ERR_NOMEM, "array values: out of memory (%zu bytes)", bytes);
+    }
+    st = mt_array_to_host(v, bytes, &conv);
+    mt_array_clear(&conv);
+    if (st) {
+        mt_free(v);
+        return st;
+    }
+    *vals = v;
+    return MT_OK;
+}
+
 mt_status mt_cli_format_array(const mt_array *a, mt_strbuf *sb)
 {
     int64_t n = mt_array_size(a);
     fmt_ctx c = {.dt = a->dtype, .kind = mt_dtype_kind(a->dtype), .n = n};
-    mt_dtype host_dt = c.kind == 'f' ? MT_FLOAT64
-                       : c.kind == 'i' ? MT_INT64
-                       : c.kind == 'u' ? MT_UINT64
-                                       : MT_BOOL;
-    mt_array conv = {0};
-    mt_status st = mt_array_astype(&conv, a, host_dt);
+    void *vals;
+    mt_status st = mt_cli_array_values(a, &vals);
     if (st) return st;
-    size_t bytes = (size_t)n * mt_dtype_size(host_dt);
-    void *vals = mt_malloc(bytes ? bytes : 1);
-    if (!vals) {
-        mt_array_clear(&conv);
-        return MT_ERR_NOMEM;
-    }
-    st = mt_array_to_host(vals, bytes, &conv);
-    mt_array_clear(&conv);
-    if (st) {
-        mt_free(vals);
-        return st;
-    }
     c.f = vals;
     c.i = vals;
     c.u = vals;

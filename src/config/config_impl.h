@@ -13,23 +13,23 @@
 
 /* ---------------------------------------------------------------- maps */
 
-/* Open-addressing map from pointer to int64 (memo tables, visited sets). */
-typedef struct mt__ptrmap {
+/* The open-addressing table (linear probing, power-of-two capacity, at most half full) behind
+ * both maps below; a zeroed struct is an empty map. */
+typedef struct mt__hmap {
     const void **keys;
     int64_t *vals;
     size_t cap, n;
-} mt__ptrmap;
+} mt__hmap;
+
+/* Map from pointer to int64 (memo tables, visited sets). */
+typedef mt__hmap mt__ptrmap;
 bool mt__ptrmap_get(const mt__ptrmap *m, const void *key, int64_t *val);
 mt_status mt__ptrmap_put(mt__ptrmap *m, const void *key, int64_t val);
 bool mt__ptrmap_del(mt__ptrmap *m, const void *key);
 void mt__ptrmap_deinit(mt__ptrmap *m);
 
-/* Open-addressing map from a NUL-terminated string (not copied) to int64. */
-typedef struct mt__strmap {
-    const char **keys;
-    int64_t *vals;
-    size_t cap, n;
-} mt__strmap;
+/* Map from a NUL-terminated string (not copied) to int64. */
+typedef mt__hmap mt__strmap;
 bool mt__strmap_get(const mt__strmap *m, const char *key, int64_t *val);
 mt_status mt__strmap_put(mt__strmap *m, const char *key, int64_t val);
 void mt__strmap_deinit(mt__strmap *m);

@@ -1,25 +1,28 @@
 /* Small building blocks of the config module (a document's nodes and strings live in a core
- * mt_arena, freed at once): two open-addressing hash maps (pointer -> int64 for memo tables
- * and visited sets, string -> int64 for anchors and duplicate-key checks), the "did you mean"
- * suggestion (case-insensitive Levenshtein distance) and helpers that describe nodes in error
- * messages. */
+ * mt_arena, freed at once): two hash maps on one open-addressing table (pointer -> int64 for
+ * memo tables and visited sets, string -> int64 for anchors and duplicate-key checks), the
+ * "did you mean" suggestion (case-insensitive Levenshtein distance) and helpers that describe
+ * nodes in error messages. */
 #include <ctype.h>
 #include <string.h>
 
 #include "config_impl.h"
 
-/* ---------------------------------------------------------------- pointer map */
+/* ---------------------------------------------------------------- the table */
 
-static size_t ptr_hash(const void *p)
+typedef size_t (*key_hash_fn)(const void *key);
+typedef bool (*key_eq_fn)(const void *a, const void *b);
+
+/* The slot holding key, or the empty slot where it goes (cap > 0). */
+static size_t table_slot(const mt__hmap *m, const void *key, key_hash_fn hash, key_eq_fn eq)
 {
-    uint64_t x = (uint64_t)(uintptr_t)p;
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdULL;
-    x ^= x >> 33;
-    return (size_t)x;
+    size_t j = hash(key) & (m->cap - 1);
+    while (m->keys[j] && !eq(m->keys[j], key))
+        j = (j + 1) & (m->cap - 1);
+    return j;
 }
 
-static mt_status ptrmap_grow(mt__ptrmap *m)
+static mt_status table_grow(mt__hmap *m, key_hash_fn hash)
 {
     size_t cap = m->cap ? m->cap * 2 : 32;
     const void **keys = mt_calloc(cap, sizeof *keys);
@@ -31,7 +34,7 @@ static mt_status ptrmap_grow(mt__ptrmap *m)
     }
     for (size_t i = 0; i < m->cap; i++) {
         if (!m->keys[i]) continue;
-        size_t j = ptr_hash(m->keys[i]) & (cap - 1);
+        size_t j = hash(m->keys[i]) & (cap - 1);
         while (keys[j])
             j = (j + 1) & (cap - 1);
         keys[j] = m->keys[i];
@@ -45,37 +48,65 @@ static mt_status ptrmap_grow(mt__ptrmap *m)
     return MT_OK;
 }
 
-bool mt__ptrmap_get(const mt__ptrmap *m, const void *key, int64_t *val)
+static bool table_get(const mt__hmap *m, const void *key, int64_t *val, key_hash_fn hash,
+                      key_eq_fn eq)
 {
-    if (!m->cap || !key) return false;
-    for (size_t j = ptr_hash(key) & (m->cap - 1);; j = (j + 1) & (m->cap - 1)) {
-        if (!m->keys[j]) return false;
-        if (m->keys[j] == key) {
-            if (val) *val = m->vals[j];
-            return true;
-        }
-    }
+    if (!m->cap) return false;
+    size_t j = table_slot(m, key, hash, eq);
+    if (!m->keys[j]) return false;
+    if (val) *val = m->vals[j];
+    return true;
 }
 
-mt_status mt__ptrmap_put(mt__ptrmap *m, const void *key, int64_t val)
+static mt_status table_put(mt__hmap *m, const void *key, int64_t val, key_hash_fn hash,
+                           key_eq_fn eq)
 {
-    if (!key) return mt_err_set(MT_ERR_INTERNAL, "config: NULL key in a pointer map");
-    if ((m->n + 1) * 2 > m->cap && ptrmap_grow(m) != MT_OK) return MT_ERR_NOMEM;
-    size_t j = ptr_hash(key) & (m->cap - 1);
-    while (m->keys[j] && m->keys[j] != key)
-        j = (j + 1) & (m->cap - 1);
+    if ((m->n + 1) * 2 > m->cap && table_grow(m, hash) != MT_OK) return MT_ERR_NOMEM;
+    size_t j = table_slot(m, key, hash, eq);
     if (!m->keys[j]) m->n++;
     m->keys[j] = key;
     m->vals[j] = val;
     return MT_OK;
 }
 
+static void table_deinit(mt__hmap *m)
+{
+    mt_free(m->keys);
+    mt_free(m->vals);
+    memset(m, 0, sizeof *m);
+}
+
+/* ---------------------------------------------------------------- pointer map */
+
+static size_t ptr_hash(const void *p)
+{
+    uint64_t x = (uint64_t)(uintptr_t)p;
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    return (size_t)x;
+}
+
+static bool ptr_eq(const void *a, const void *b)
+{
+    return a == b;
+}
+
+bool mt__ptrmap_get(const mt__ptrmap *m, const void *key, int64_t *val)
+{
+    return key && table_get(m, key, val, ptr_hash, ptr_eq);
+}
+
+mt_status mt__ptrmap_put(mt__ptrmap *m, const void *key, int64_t val)
+{
+    if (!key) return mt_err_set(MT_ERR_INTERNAL, "config: NULL key in a pointer map");
+    return table_put(m, key, val, ptr_hash, ptr_eq);
+}
+
 bool mt__ptrmap_del(mt__ptrmap *m, const void *key)
 {
     if (!m->cap || !key) return false;
-    size_t j = ptr_hash(key) & (m->cap - 1);
-    while (m->keys[j] && m->keys[j] != key)
-        j = (j + 1) & (m->cap - 1);
+    size_t j = table_slot(m, key, ptr_hash, ptr_eq);
     if (!m->keys[j]) return false;
     /* Backward-shift deletion keeps probe chains intact. */
     m->keys[j] = NULL;
@@ -96,73 +127,34 @@ bool mt__ptrmap_del(mt__ptrmap *m, const void *key)
 
 void mt__ptrmap_deinit(mt__ptrmap *m)
 {
-    mt_free(m->keys);
-    mt_free(m->vals);
-    memset(m, 0, sizeof *m);
+    table_deinit(m);
 }
 
 /* ---------------------------------------------------------------- string map */
 
-static size_t str_hash(const char *s)
+static size_t str_hash(const void *s)
 {
     return (size_t)mt_hash64(s, strlen(s), 0x5bd1e995);
 }
 
-static mt_status strmap_grow(mt__strmap *m)
+static bool str_eq(const void *a, const void *b)
 {
-    size_t cap = m->cap ? m->cap * 2 : 32;
-    const char **keys = mt_calloc(cap, sizeof *keys);
-    int64_t *vals = mt_calloc(cap, sizeof *vals);
-    if (!keys || !vals) {
-        mt_free(keys);
-        mt_free(vals);
-        return MT_ERR_NOMEM;
-    }
-    for (size_t i = 0; i < m->cap; i++) {
-        if (!m->keys[i]) continue;
-        size_t j = str_hash(m->keys[i]) & (cap - 1);
-        while (keys[j])
-            j = (j + 1) & (cap - 1);
-        keys[j] = m->keys[i];
-        vals[j] = m->vals[i];
-    }
-    mt_free(m->keys);
-    mt_free(m->vals);
-    m->keys = keys;
-    m->vals = vals;
-    m->cap = cap;
-    return MT_OK;
+    return strcmp(a, b) == 0;
 }
 
 bool mt__strmap_get(const mt__strmap *m, const char *key, int64_t *val)
 {
-    if (!m->cap) return false;
-    for (size_t j = str_hash(key) & (m->cap - 1);; j = (j + 1) & (m->cap - 1)) {
-        if (!m->keys[j]) return false;
-        if (strcmp(m->keys[j], key) == 0) {
-            if (val) *val = m->vals[j];
-            return true;
-        }
-    }
+    return table_get(m, key, val, str_hash, str_eq);
 }
 
 mt_status mt__strmap_put(mt__strmap *m, const char *key, int64_t val)
 {
-    if ((m->n + 1) * 2 > m->cap && strmap_grow(m) != MT_OK) return MT_ERR_NOMEM;
-    size_t j = str_hash(key) & (m->cap - 1);
-    while (m->keys[j] && strcmp(m->keys[j], key) != 0)
-        j = (j + 1) & (m->cap - 1);
-    if (!m->keys[j]) m->n++;
-    m->keys[j] = key;
-    m->vals[j] = val;
-    return MT_OK;
+    return table_put(m, key, val, str_hash, str_eq);
 }
 
 void mt__strmap_deinit(mt__strmap *m)
 {
-    mt_free(m->keys);
-    mt_free(m->vals);
-    memset(m, 0, sizeof *m);
+    table_deinit(m);
 }
 
 /* ---------------------------------------------------------------- suggestions */

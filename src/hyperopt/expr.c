@@ -1,8 +1,9 @@
 /* Expression objectives: a loss written in mltrain's expression language over the sweep's
  * parameters (e.g. the Branin or Hartmann6 function), so samplers and the sweep machinery run
  * and are benchmarked without training. The text is parsed once into a graph whose float64
- * scalar placeholders are the parameters it names (mt_hpo_param.name), compiled once with the
- * reference executor (no C compiler needed), and called per point. */
+ * scalar placeholders are the parameters it names (mt_hpo_param.name) and, for the sweep's
+ * trials, extra scalars the caller names (`epoch`), compiled once with the reference executor
+ * (no C compiler needed), and called per point. */
 #include <string.h>
 
 #include "hyperopt_impl.h"
@@ -14,25 +15,36 @@ struct mt_hpo_expr {
     mt_graph *g;
     mt_device *dev;
     mt_function *fn;
+    int32_t n_extra;
+    const char *const *extra; /* names of the extra scalars (borrowed) */
     int32_t n_used;
-    int32_t *param; /* parameter index of argument j */
+    int32_t *param; /* argument j: parameter index, or -1 - k for extra scalar k */
     mt_var *vars;
 };
 
+static const char *arg_name(const mt_hpo_expr *e, int32_t j)
+{
+    int32_t i = e->param[j];
+    return i >= 0 ? e->space->params[i].name : e->extra[-1 - i];
+}
+
+/* A name of the text: a parameter, else an extra scalar; one placeholder per name. */
 static mt_var lookup(void *user, mt_graph *g, const char *name)
 {
     mt_hpo_expr *e = user;
     for (int32_t j = 0; j < e->n_used; j++)
-        if (strcmp(e->space->params[e->param[j]].name, name) == 0) return e->vars[j];
-    for (int32_t i = 0; i < e->space->n; i++) {
-        if (strcmp(e->space->params[i].name, name) != 0) continue;
-        mt_var v = mt_graph_placeholder(g, name, MT_FLOAT64, 0, NULL);
-        if (v == MT_VAR_NONE) return MT_VAR_NONE;
-        e->param[e->n_used] = i;
-        e->vars[e->n_used++] = v;
-        return v;
-    }
-    return MT_VAR_NONE;
+        if (strcmp(arg_name(e, j), name) == 0) return e->vars[j];
+    int32_t found = INT32_MIN;
+    for (int32_t i = 0; i < e->space->n && found == INT32_MIN; i++)
+        if (strcmp(e->space->params[i].name, name) == 0) found = i;
+    for (int32_t k = 0; k < e->n_extra && found == INT32_MIN; k++)
+        if (strcmp(e->extra[k], name) == 0) found = -1 - k;
+    if (found == INT32_MIN) return MT_VAR_NONE;
+    mt_var v = mt_graph_placeholder(g, name, MT_FLOAT64, 0, NULL);
+    if (v == MT_VAR_NONE) return MT_VAR_NONE;
+    e->param[e->n_used] = found;
+    e->vars[e->n_used++] = v;
+    return v;
 }
 
 void mt_hpo_expr_free(mt_hpo_expr *e)
@@ -46,14 +58,17 @@ void mt_hpo_expr_free(mt_hpo_expr *e)
     mt_free(e);
 }
 
-mt_status mt_hpo_expr_new(mt_hpo_expr **out, const mt_hpo_space *s, const char *text)
+mt_status mt__hpo_expr_new_ex(mt_hpo_expr **out, const mt_hpo_space *s, const char *text,
+                              int32_t n_extra, const char *const *extra)
 {
     *out = NULL;
     if (!text) return mt_err_set(MT_ERR_INVALID, "expression: no text");
     mt_hpo_expr *e = mt_calloc(1, sizeof *e);
     if (!e) return mt_err_set(MT_ERR_NOMEM, "expression");
     e->space = s;
-    int32_t n = s->n ? s->n : 1;
+    e->n_extra = n_extra;
+    e->extra = extra;
+    int32_t n = (s->n + n_extra) ? (s->n + n_extra) : 1;
     e->param = mt_calloc((size_t)n, sizeof *e->param);
     e->vars = mt_calloc((size_t)n, sizeof *e->vars);
     mt_status st = e->param && e->vars ? MT_OK : mt_err_set(MT_ERR_NOMEM, "expression");
@@ -94,7 +109,27 @@ mt_status mt_hpo_expr_new(mt_hpo_expr **out, const mt_hpo_space *s, const char *
     return MT_OK;
 }
 
-mt_status mt_hpo_expr_eval(mt_hpo_expr *e, const mt_hpo_point *p, double *out)
+mt_status mt_hpo_expr_new(mt_hpo_expr **out, const mt_hpo_space *s, const char *text)
+{
+    return mt__hpo_expr_new_ex(out, s, text, 0, NULL);
+}
+
+bool mt__hpo_expr_uses_extra(const mt_hpo_expr *e, int32_t k)
+{
+    for (int32_t j = 0; j < e->n_used; j++)
+        if (e->param[j] == -1 - k) return true;
+    return false;
+}
+
+static const char *const objective_extra[] = {"epoch"};
+
+mt_status mt__hpo_objective_new(mt_hpo_expr **out, const mt_hpo_space *s, const char *text)
+{
+    return mt__hpo_expr_new_ex(out, s, text, 1, objective_extra);
+}
+
+mt_status mt__hpo_expr_eval_ex(mt_hpo_expr *e, const mt_hpo_point *p, const double *extra,
+                               double *out)
 {
     *out = NAN;
     if (p->n != e->space->n)
@@ -107,10 +142,11 @@ mt_status mt_hpo_expr_eval(mt_hpo_expr *e, const mt_hpo_point *p, double *out)
     int32_t made = 0;
     for (int32_t j = 0; j < e->n_used && st == MT_OK; j++) {
         int32_t i = e->param[j];
-        const mt_hpo_param *prm = &e->space->params[i];
-        double v = NAN;
-        if (p->active[i])
+        double v = i < 0 ? extra[-1 - i] : NAN;
+        if (i >= 0 && p->active[i]) {
+            const mt_hpo_param *prm = &e->space->params[i];
             v = prm->options ? mt__hpo_option_number(prm, (int32_t)p->values[i]) : p->values[i];
+        }
         memset(&a[j], 0, sizeof a[j]);
         st = mt_array_from_host(&a[j], e->dev, MT_FLOAT64, 0, NULL, &v);
         if (st == MT_OK) made++, ins[j] = &a[j];
@@ -123,6 +159,11 @@ mt_status mt_hpo_expr_eval(mt_hpo_expr *e, const mt_hpo_point *p, double *out)
     mt_free(big);
     mt_free(ins);
     return st;
+}
+
+mt_status mt_hpo_expr_eval(mt_hpo_expr *e, const mt_hpo_point *p, double *out)
+{
+    return mt__hpo_expr_eval_ex(e, p, NULL, out);
 }
 
 mt_status mt_sweep_eval_expression(const char *text, const mt_hpo_space *s, const mt_hpo_point *p,

@@ -52,6 +52,20 @@ const char *mt__hpo_fmt(double v, char buf[40]);
 /* The number of values a parameter takes in a grid (0: continuous). */
 int64_t mt__hpo_grid_count(const mt_hpo_param *prm);
 
+/* ---- expressions with extra scalars (expr.c): mt_hpo_expr_new / mt_hpo_expr_eval, where the
+ * text may also name n_extra float64 scalars extra[k] (names borrowed: they must outlive the
+ * expression; a parameter of the same name wins), valued per call from extra[k] (NULL when
+ * n_extra is 0). */
+mt_status mt__hpo_expr_new_ex(mt_hpo_expr **out, const mt_hpo_space *s, const char *text,
+                              int32_t n_extra, const char *const *extra);
+mt_status mt__hpo_expr_eval_ex(mt_hpo_expr *e, const mt_hpo_point *p, const double *extra,
+                               double *out);
+/* True when the text names extra scalar k (and no parameter of that name exists). */
+bool mt__hpo_expr_uses_extra(const mt_hpo_expr *e, int32_t k);
+/* A sweep's expression objective: the parameters and `epoch` (extra scalar 0), as the Sweep
+ * file's check and the trials compile it. */
+mt_status mt__hpo_objective_new(mt_hpo_expr **out, const mt_hpo_space *s, const char *text);
+
 /* ---- TPE pieces (tpe.c) */
 
 /* linear_forgetting_weights(N, LF) into w[N]. */

@@ -242,13 +242,22 @@ static mt_status parse_tag(mt_hpo_space *s, const mt_cfg_node *tag, mt_hpo_param
     case MT_HPO_UNIFORM:
     case MT_HPO_LOGUNIFORM:
     case MT_HPO_QUNIFORM:
-    case MT_HPO_QLOGUNIFORM: {
-        bool q = p->dist == MT_HPO_QUNIFORM || p->dist == MT_HPO_QLOGUNIFORM;
-        if ((st = numeric_args(tag, arg, q ? 3 : 2, true, v, isint))) return st;
+    case MT_HPO_QLOGUNIFORM:
+    case MT_HPO_NORMAL:
+    case MT_HPO_LOGNORMAL:
+    case MT_HPO_QNORMAL:
+    case MT_HPO_QLOGNORMAL: {
+        bool normal = p->dist == MT_HPO_NORMAL || p->dist == MT_HPO_LOGNORMAL ||
+                      p->dist == MT_HPO_QNORMAL || p->dist == MT_HPO_QLOGNORMAL;
+        bool q = p->dist == MT_HPO_QUNIFORM || p->dist == MT_HPO_QLOGUNIFORM ||
+                 p->dist == MT_HPO_QNORMAL || p->dist == MT_HPO_QLOGNORMAL;
+        if ((st = numeric_args(tag, arg, q ? 3 : 2, !normal, v, isint))) return st;
         p->a = v[0];
         p->b = v[1];
         p->q = q ? v[2] : 0;
-        if (!(v[0] < v[1]))
+        if (normal && !(v[1] > 0))
+            return mt_cfg_error(MT_ERR_INVALID, tag->loc, "!%s needs sigma > 0, got %g", t, v[1]);
+        if (!normal && !(v[0] < v[1]))
             return mt_cfg_error(MT_ERR_INVALID, tag->loc, "!%s needs low < high, got [%g, %g]", t,
                                 v[0], v[1]);
         if ((p->dist == MT_HPO_LOGUNIFORM || p->dist == MT_HPO_QLOGUNIFORM) && !(v[0] > 0))
@@ -257,23 +266,9 @@ static mt_status parse_tag(mt_hpo_space *s, const mt_cfg_node *tag, mt_hpo_param
                                 v[0]);
         if (q && !(v[2] > 0))
             return mt_cfg_error(MT_ERR_INVALID, tag->loc, "!%s needs q > 0, got %g", t, v[2]);
-        p->is_int = q && isint[2] && (p->dist == MT_HPO_QLOGUNIFORM || (isint[0] && isint[1]));
-        return MT_OK;
-    }
-    case MT_HPO_NORMAL:
-    case MT_HPO_LOGNORMAL:
-    case MT_HPO_QNORMAL:
-    case MT_HPO_QLOGNORMAL: {
-        bool q = p->dist == MT_HPO_QNORMAL || p->dist == MT_HPO_QLOGNORMAL;
-        if ((st = numeric_args(tag, arg, q ? 3 : 2, false, v, isint))) return st;
-        p->a = v[0];
-        p->b = v[1];
-        p->q = q ? v[2] : 0;
-        if (!(v[1] > 0))
-            return mt_cfg_error(MT_ERR_INVALID, tag->loc, "!%s needs sigma > 0, got %g", t, v[1]);
-        if (q && !(v[2] > 0))
-            return mt_cfg_error(MT_ERR_INVALID, tag->loc, "!%s needs q > 0, got %g", t, v[2]);
-        p->is_int = q && isint[2];
+        /* integer values: an integer q, and for quniform integer bounds too */
+        p->is_int =
+            q && isint[2] && (normal || p->dist == MT_HPO_QLOGUNIFORM || (isint[0] && isint[1]));
         return MT_OK;
     }
     case MT_HPO_RANDINT:

@@ -426,7 +426,7 @@ static mt_status check_with_space(mt_sweep_config *c, const mt_cfg_node *root)
     mt_status st = mt_hpo_space_from_sweep(&s, root);
     if (st == MT_OK && c->objective.expression) {
         mt_hpo_expr *e = NULL;
-        st = mt_hpo_expr_new(&e, s, c->objective.expression);
+        st = mt__hpo_objective_new(&e, s, c->objective.expression);
         mt_hpo_expr_free(e);
         if (st) {
             char msg[MT_ERR_MSG_MAX];

@@ -132,10 +132,10 @@ mt_status mt__sw_open(mt__sweep *sw, const char *path, const mt_sweep_options *o
     if ((st = mt_hpo_pruner_new(&sw->pruner, &sw->cfg.pruner))) return st;
     if ((st = mt_hpo_history_new(&sw->hist, sw->space))) return st;
     if (sw->cfg.objective.expression &&
-        (st = mt__sw_expr_new(&sw->expr, sw->space, sw->cfg.objective.expression))) {
+        (st = mt__hpo_objective_new(&sw->expr, sw->space, sw->cfg.objective.expression))) {
         char msg[MT_ERR_MSG_MAX];
         snprintf(msg, sizeof msg, "%s", mt_last_error());
-        return mt_cfg_error(st, mt_cfg_key_loc(obj, "expression"), "%s", msg);
+        return mt_cfg_error(st, mt_cfg_key_loc(obj, "expression"), "objective %s", msg);
     }
     sw->dir = sw->o.dir ? mt_strdup(sw->o.dir)
               : sw->cfg.storage.dir ? mt_strdup(sw->cfg.storage.dir)
@@ -159,7 +159,7 @@ void mt__sw_close(mt__sweep *sw)
     mt__sw_journal_close(sw);
     for (int64_t i = 0; i < sw->n_trials; i++) mt_free(sw->trials[i].message);
     mt_free(sw->trials);
-    mt__sw_expr_free(sw->expr);
+    mt_hpo_expr_free(sw->expr);
     mt_hpo_history_free(sw->hist);
     mt_hpo_pruner_free(sw->pruner);
     mt_hpo_sampler_free(sw->sampler);
@@ -995,7 +995,8 @@ mt_status mt_sweep_dry_run(const char *path, const mt_sweep_options *o, mt_strbu
                           j ? "has a journal: running it continues the sweep" : "new");
         if (sw->expr)
             mt_strbuf_appendf(out, "objective expression%s: no training\n",
-                              sw->expr->uses_epoch ? " of the parameters and epoch" : "");
+                              mt__hpo_expr_uses_extra(sw->expr, 0) ? " of the parameters and epoch"
+                                                                   : "");
     }
     mt__sw_close(sw);
     mt_free(sw);

@@ -32,18 +32,6 @@ typedef struct mt__sw_trial {
     double last_value;
 } mt__sw_trial;
 
-/* An objective written as an expression of the parameters and, optionally, `epoch`. */
-typedef struct mt__sw_expr {
-    const mt_hpo_space *space;
-    mt_graph *g;
-    mt_device *dev;
-    struct mt_function *fn;
-    int32_t n_used;
-    int32_t *param; /* parameter index of argument j; -1: epoch */
-    mt_var *vars;
-    bool uses_epoch;
-} mt__sw_expr;
-
 typedef struct mt__sweep {
     mt_sweep_options o;
     char *path;
@@ -55,7 +43,7 @@ typedef struct mt__sweep {
     mt_hpo_sampler *sampler;
     mt_hpo_pruner *pruner;
     mt_hpo_history *hist;
-    mt__sw_expr *expr;   /* expression objective, else NULL */
+    mt_hpo_expr *expr;   /* expression objective (mt__hpo_objective_new), else NULL */
     char *dir;           /* the sweep directory */
     char *journal_path;
     int jfd;             /* -1: closed */
@@ -127,10 +115,11 @@ typedef struct mt__sw_outcome {
     double *values;
 } mt__sw_outcome;
 void mt__sw_outcome_clear(mt__sw_outcome *oc);
+/* Appends (step, v) to a series of increasing steps (*n of *cap entries), first dropping the
+ * entries at or after step (a resumed run repeats or rewinds). Out of memory: not appended. */
+void mt__sw_series_add(int64_t **steps, double **values, int32_t *n, int32_t *cap, int64_t step,
+                       double v);
 
-mt_status mt__sw_expr_new(mt__sw_expr **out, const mt_hpo_space *s, const char *text);
-void mt__sw_expr_free(mt__sw_expr *e);
-mt_status mt__sw_expr_eval(mt__sw_expr *e, const mt_hpo_point *p, double epoch, double *out);
 
 /* Writes trial_dir/resolved.yaml for the point (the coordinator, before the trial starts). */
 mt_status mt__sw_write_resolved(mt__sweep *sw, int64_t id, const mt_hpo_point *p);

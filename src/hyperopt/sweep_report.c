@@ -240,19 +240,7 @@ static char *point_text(const mt_cfg_node *p)
 
 static void add_report(rep_trial *t, int64_t step, double v)
 {
-    while (t->n > 0 && t->steps[t->n - 1] >= step)
-        t->n--;
-    if (t->n == t->cap) {
-        int32_t cap = t->cap ? 2 * t->cap : 16;
-        int64_t *s = mt_realloc(t->steps, (size_t)cap * sizeof *s);
-        if (s) t->steps = s;
-        double *d = mt_realloc(t->values, (size_t)cap * sizeof *d);
-        if (d) t->values = d;
-        if (!s || !d) return;
-        t->cap = cap;
-    }
-    t->steps[t->n] = step;
-    t->values[t->n++] = v;
+    mt__sw_series_add(&t->steps, &t->values, &t->n, &t->cap, step, v);
 }
 
 static void set_finished(rep_trial *t, const mt_cfg_node *m)

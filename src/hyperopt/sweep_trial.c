@@ -26,118 +26,10 @@
 #include <unistd.h>
 
 #include "hyperopt_impl.h"
-#include "mltrain/graph_parse.h"
 #include "mltrain/io.h"
 #include "mltrain/jit.h"
 #include "mltrain/train.h"
 #include "sweep_impl.h"
-
-/* ---------------------------------------------------------------- expressions with epoch */
-
-static mt_var expr_lookup(void *user, mt_graph *g, const char *name)
-{
-    mt__sw_expr *e = user;
-    for (int32_t j = 0; j < e->n_used; j++) {
-        const char *nm = e->param[j] < 0 ? "epoch" : mt_hpo_space_param(e->space, e->param[j])->name;
-        if (strcmp(nm, name) == 0) return e->vars[j];
-    }
-    int32_t found = -2;
-    for (int32_t i = 0; i < mt_hpo_space_count(e->space); i++)
-        if (strcmp(mt_hpo_space_param(e->space, i)->name, name) == 0) found = i;
-    if (found == -2 && strcmp(name, "epoch") == 0) found = -1;
-    if (found == -2) return MT_VAR_NONE;
-    mt_var v = mt_graph_placeholder(g, name, MT_FLOAT64, 0, NULL);
-    if (v == MT_VAR_NONE) return MT_VAR_NONE;
-    e->param[e->n_used] = found;
-    e->vars[e->n_used++] = v;
-    if (found == -1) e->uses_epoch = true;
-    return v;
-}
-
-void mt__sw_expr_free(mt__sw_expr *e)
-{
-    if (!e) return;
-    mt_function_free(e->fn);
-    mt_graph_free(e->g);
-    mt_device_release(e->dev);
-    mt_free(e->param);
-    mt_free(e->vars);
-    mt_free(e);
-}
-
-mt_status mt__sw_expr_new(mt__sw_expr **out, const mt_hpo_space *s, const char *text)
-{
-    *out = NULL;
-    mt__sw_expr *e = mt_calloc(1, sizeof *e);
-    if (!e) return mt_err_set(MT_ERR_NOMEM, "expression");
-    e->space = s;
-    int32_t n = mt_hpo_space_count(s) + 1;
-    e->param = mt_calloc((size_t)n, sizeof *e->param);
-    e->vars = mt_calloc((size_t)n, sizeof *e->vars);
-    mt_status st = e->param && e->vars ? MT_OK : mt_err_set(MT_ERR_NOMEM, "expression");
-    if (!st) st = mt_graph_new(&e->g);
-    mt_var y = MT_VAR_NONE;
-    if (!st) {
-        mt_parse_options po;
-        mt_parse_options_init(&po);
-        po.lookup = expr_lookup;
-        po.lookup_user = e;
-        po.no_placeholders = true;
-        mt_parse_error err;
-        st = mt_graph_parse_ex(e->g, text, &po, &y, &err);
-        if (st)
-            st = mt_err_set(MT_ERR_INVALID, "objective expression: %d:%d: %s", (int)err.line,
-                            (int)err.col, err.message);
-    }
-    if (!st) {
-        const mt_type *t = mt_graph_type(e->g, y);
-        if (!t || t->ndim != 0)
-            st = mt_err_set(MT_ERR_INVALID, "objective expression must give a scalar");
-        else if (t->dtype != MT_FLOAT64)
-            y = mt_graph_cast(e->g, y, MT_FLOAT64);
-    }
-    if (!st) st = mt_device_open(&e->dev, "host");
-    if (!st) {
-        mt_function_options fo;
-        mt_function_options_init(&fo);
-        fo.mode = MT_MODE_FAST_COMPILE;
-        st = mt_function_new(&e->fn, e->g, e->n_used, e->vars, 1, &y, 0, NULL, e->dev, &fo);
-    }
-    if (st) {
-        mt__sw_expr_free(e);
-        return st;
-    }
-    *out = e;
-    return MT_OK;
-}
-
-mt_status mt__sw_expr_eval(mt__sw_expr *e, const mt_hpo_point *p, double epoch, double *out)
-{
-    *out = NAN;
-    mt_array a[65], res = {0};
-    const mt_array *ins[65] = {0};
-    if (e->n_used > 64) return mt_err_set(MT_ERR_RANGE, "expression: more than 64 names");
-    mt_status st = MT_OK;
-    int32_t made = 0;
-    for (int32_t j = 0; j < e->n_used && !st; j++) {
-        int32_t i = e->param[j];
-        double v = epoch;
-        if (i >= 0) {
-            const mt_hpo_param *prm = mt_hpo_space_param(e->space, i);
-            v = NAN;
-            if (p->active[i])
-                v = prm->options ? mt__hpo_option_number(prm, (int32_t)p->values[i]) : p->values[i];
-        }
-        memset(&a[j], 0, sizeof a[j]);
-        st = mt_array_from_host(&a[j], e->dev, MT_FLOAT64, 0, NULL, &v);
-        if (!st) made++, ins[j] = &a[j];
-    }
-    if (!st) st = mt_function_call(e->fn, e->n_used, ins, 1, &res);
-    if (!st) st = mt_array_to_host(out, sizeof *out, &res);
-    mt_array_clear(&res);
-    for (int32_t j = 0; j < made; j++) mt_array_clear(&a[j]);
-    return st;
-}
 
 /* ---------------------------------------------------------------- resolved trials */
 
@@ -210,23 +102,27 @@ void mt__sw_outcome_clear(mt__sw_outcome *oc)
     memset(oc, 0, sizeof *oc);
 }
 
+void mt__sw_series_add(int64_t **steps, double **values, int32_t *n, int32_t *cap, int64_t step,
+                       double v)
+{
+    /* a resumed run repeats or rewinds: keep the steps increasing */
+    while (*n > 0 && (*steps)[*n - 1] >= step) (*n)--;
+    if (*n == *cap) {
+        int32_t c = *cap ? *cap * 2 : 16;
+        int64_t *s = mt_realloc(*steps, (size_t)c * sizeof *s);
+        if (s) *steps = s;
+        double *d = mt_realloc(*values, (size_t)c * sizeof *d);
+        if (d) *values = d;
+        if (!s || !d) return;
+        *cap = c;
+    }
+    (*steps)[*n] = step;
+    (*values)[(*n)++] = v;
+}
+
 static void outcome_add(mt__sw_outcome *oc, int64_t step, double v)
 {
-    if (oc->n_reports > 0 && oc->steps[oc->n_reports - 1] >= step) {
-        /* a resumed run repeats or rewinds: keep the reports increasing */
-        while (oc->n_reports > 0 && oc->steps[oc->n_reports - 1] >= step) oc->n_reports--;
-    }
-    if (oc->n_reports == oc->cap_reports) {
-        int32_t cap = oc->cap_reports ? oc->cap_reports * 2 : 16;
-        int64_t *s = mt_realloc(oc->steps, (size_t)cap * sizeof *s);
-        if (s) oc->steps = s;
-        double *v2 = mt_realloc(oc->values, (size_t)cap * sizeof *v2);
-        if (v2) oc->values = v2;
-        if (!s || !v2) return;
-        oc->cap_reports = cap;
-    }
-    oc->steps[oc->n_reports] = step;
-    oc->values[oc->n_reports++] = v;
+    mt__sw_series_add(&oc->steps, &oc->values, &oc->n_reports, &oc->cap_reports, step, v);
 }
 
 static bool better(const mt__sweep *sw, double a, double b)
@@ -284,9 +180,9 @@ static mt_status run_expression(mt__sweep *sw, int64_t id, int32_t attempt,
     double t0 = mono();
     double limit = sw->cfg.distributed.trial_time_limit_s;
     maybe_stall(id, attempt);
-    mt__sw_expr *e = sw->expr;
-    if (!e->uses_epoch) {
-        mt_status st = mt__sw_expr_eval(e, p, 0, &oc->value);
+    mt_hpo_expr *e = sw->expr;
+    if (!mt__hpo_expr_uses_extra(e, 0)) { /* no `epoch` */
+        mt_status st = mt__hpo_expr_eval_ex(e, p, (const double[]){0}, &oc->value);
         if (st) {
             oc->status = MT_HPO_FAILED;
             snprintf(oc->message, sizeof oc->message, "%s", mt_last_error());
@@ -322,7 +218,7 @@ static mt_status run_expression(mt__sweep *sw, int64_t id, int32_t attempt,
     oc->status = MT_HPO_OK;
     for (int64_t ep = 1; ep <= E; ep++) {
         double v;
-        mt_status st = mt__sw_expr_eval(e, p, (double)ep, &v);
+        mt_status st = mt__hpo_expr_eval_ex(e, p, (const double[]){(double)ep}, &v);
         if (st) {
             oc->status = MT_HPO_FAILED;
             snprintf(oc->message, sizeof oc->message, "%s", mt_last_error());

@@ -27,6 +27,21 @@ static const double palette[10][3] = {
     {0.737, 0.741, 0.133}, {0.090, 0.745, 0.812},
 };
 
+/* One point of a polyline that breaks at gaps (a missing or non-finite value): the first point
+ * after a gap starts a new piece. */
+static void pen_to(cairo_t *cr, bool *pen, bool gap, double x, double y)
+{
+    if (gap) {
+        *pen = false;
+        return;
+    }
+    if (*pen)
+        cairo_line_to(cr, x, y);
+    else
+        cairo_move_to(cr, x, y);
+    *pen = true;
+}
+
 typedef struct frame {
     double x0, x1, y0, y1;           /* data ranges */
     double left, right, top, bottom; /* plot area in pixels */
@@ -144,16 +159,7 @@ static void draw_lines(cairo_t *cr, const frame *f, const mt_chan_history *const
         bool pen = false;
         for (int32_t k = 0; k < ch[i]->n; k++) {
             const mt_chan_record *r = &ch[i]->records[k];
-            if (!isfinite(r->value)) {
-                pen = false;
-                continue;
-            }
-            double x = px(f, (double)r->epoch), y = py(f, r->value);
-            if (pen)
-                cairo_line_to(cr, x, y);
-            else
-                cairo_move_to(cr, x, y);
-            pen = true;
+            pen_to(cr, &pen, !isfinite(r->value), px(f, (double)r->epoch), py(f, r->value));
         }
         cairo_stroke(cr);
         if (ch[i]->n <= 60)
@@ -402,17 +408,8 @@ static void pc_line(cairo_t *cr, const mt_parallel_plot *p, const pc_axis *r, in
     bool pen = false;
     for (int32_t j = 0; j < p->n_axes; j++) {
         double u = pc_unit(&p->axes[j], p->values[(size_t)i * p->n_axes + j]);
-        if (!isfinite(u)) {
-            pen = false;
-            continue;
-        }
-        double x = left + j * spacing;
-        double y = bottom - (u - r[j].lo) / (r[j].hi - r[j].lo) * (bottom - top);
-        if (pen)
-            cairo_line_to(cr, x, y);
-        else
-            cairo_move_to(cr, x, y);
-        pen = true;
+        pen_to(cr, &pen, !isfinite(u), left + j * spacing,
+               bottom - (u - r[j].lo) / (r[j].hi - r[j].lo) * (bottom - top));
     }
     cairo_stroke(cr);
 }

@@ -111,6 +111,24 @@ static mt_status append_hparams(mt_strbuf *sb, const char *tag, uint32_t data_fi
     return st;
 }
 
+/* The end of every hparams record: appends the summary of `data` (HParamsPluginData field
+ * data_field) when the scratch buffers a and b it was built with (either may be NULL) hold no
+ * failure, else fails with the prefix `what`; frees data, a and b. */
+static mt_status finish_hparams(mt_strbuf *sb, const char *tag, uint32_t data_field,
+                                mt_strbuf *data, mt_strbuf *a, mt_strbuf *b, const char *what)
+{
+    mt_status st = a ? mt_strbuf_status(a) : MT_OK;
+    if (st == MT_OK && b) st = mt_strbuf_status(b);
+    if (st == MT_OK)
+        st = append_hparams(sb, tag, data_field, data);
+    else
+        st = mt_err_prefix(st, "%s", what);
+    mt_strbuf_deinit(data);
+    if (a) mt_strbuf_deinit(a);
+    if (b) mt_strbuf_deinit(b);
+    return st;
+}
+
 mt_status mt_tb_record_file_version(mt_strbuf *sb)
 {
     mt_strbuf ev;
@@ -226,16 +244,7 @@ mt_status mt_tb_record_hparams_experiment(mt_strbuf *sb, const char *name, const
         pb_message(&ex, 5, &item);
     }
     pb_string(&ex, 6, name);
-    mt_status st = mt_strbuf_status(&item);
-    if (st == MT_OK) st = mt_strbuf_status(&mn);
-    if (st == MT_OK)
-        st = append_hparams(sb, TAG_EXPERIMENT, 2, &ex);
-    else
-        st = mt_err_prefix(st, "hparams experiment: ");
-    mt_strbuf_deinit(&ex);
-    mt_strbuf_deinit(&item);
-    mt_strbuf_deinit(&mn);
-    return st;
+    return finish_hparams(sb, TAG_EXPERIMENT, 2, &ex, &item, &mn, "hparams experiment: ");
 }
 
 mt_status mt_tb_record_hparams_session_start(mt_strbuf *sb, const char *group_name,
@@ -260,16 +269,7 @@ mt_status mt_tb_record_hparams_session_start(mt_strbuf *sb, const char *group_na
     }
     pb_string(&info, 4, group_name);
     pb_double(&info, 5, start_time);
-    mt_status st = mt_strbuf_status(&entry);
-    if (st == MT_OK) st = mt_strbuf_status(&v);
-    if (st == MT_OK)
-        st = append_hparams(sb, TAG_SESSION_START, 3, &info);
-    else
-        st = mt_err_prefix(st, "hparams session: ");
-    mt_strbuf_deinit(&info);
-    mt_strbuf_deinit(&entry);
-    mt_strbuf_deinit(&v);
-    return st;
+    return finish_hparams(sb, TAG_SESSION_START, 3, &info, &entry, &v, "hparams session: ");
 }
 
 mt_status mt_tb_record_hparams_session_end(mt_strbuf *sb, mt_tb_session_status status,
@@ -282,9 +282,7 @@ mt_status mt_tb_record_hparams_session_end(mt_strbuf *sb, mt_tb_session_status s
     mt__pb_tag(&info, 1, 0);
     mt__pb_varint(&info, (uint64_t)status);
     pb_double(&info, 2, end_time);
-    mt_status st = append_hparams(sb, TAG_SESSION_END, 4, &info);
-    mt_strbuf_deinit(&info);
-    return st;
+    return finish_hparams(sb, TAG_SESSION_END, 4, &info, NULL, NULL, "hparams session: ");
 }
 
 mt_status mt_tb_append_records(const char *path, const mt_strbuf *records)

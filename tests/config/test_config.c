@@ -2,10 +2,12 @@
  * of nodes and keys, anchors and aliases (same pointer), duplicate keys, tags, templates
  * (%(name)i, @file, missing names), ${VAR} substitution (table, environment, MLTRAIN_/PYLEARN2_
  * stand-ins, unknown-variable suggestions), includes and include cycles, limits (alias bombs,
- * depth, file size), syntax errors with positions, the typed getters, job variables and the
- * suggestion function. Files are written under the build directory. */
+ * depth, file size), syntax errors with positions, the typed getters, job variables, the
+ * suggestion function and the module's hash maps. Files are written under the build
+ * directory. */
 #include <time.h>
 
+#include "config_impl.h"
 #include "config_test_util.h"
 
 /* ================================================================ scalar typing */
@@ -883,4 +885,48 @@ MT_TEST(suggest)
     const char *long_names[] = {"termination_criterion"};
     MT_CHECK_STR_EQ(mt_cfg_suggest("terminaton_critrion", 1, long_names), "termination_criterion");
     MT_CHECK(mt_cfg_suggest("terminate", 1, long_names) == NULL);
+}
+
+/* The two maps share one open-addressing table: growth past the first 32 slots, overwriting,
+ * backward-shift deletion in the pointer map (every other key still found after it), string
+ * keys compared by content, and zeroed maps as empty ones. Checked against plain arrays. */
+MT_TEST(hash_maps)
+{
+    enum { N = 300 };
+    static char objs[N];
+    mt__ptrmap pm = {0};
+    int64_t v = -1;
+    MT_CHECK(!mt__ptrmap_get(&pm, &objs[0], &v));
+    MT_CHECK(!mt__ptrmap_del(&pm, &objs[0]));
+    for (int i = 0; i < N; i++) MT_CHECK_OK(mt__ptrmap_put(&pm, &objs[i], i));
+    MT_CHECK_OK(mt__ptrmap_put(&pm, &objs[7], 1007)); /* overwrite: no new entry */
+    MT_CHECK(pm.n == N);
+    MT_CHECK_ERR(mt__ptrmap_put(&pm, NULL, 1), MT_ERR_INTERNAL, "NULL key");
+    for (int i = 0; i < N; i += 3) MT_CHECK(mt__ptrmap_del(&pm, &objs[i]));
+    MT_CHECK(!mt__ptrmap_del(&pm, &objs[0]));
+    for (int i = 0; i < N; i++) {
+        bool kept = i % 3 != 0;
+        v = -1;
+        MT_CHECK(mt__ptrmap_get(&pm, &objs[i], &v) == kept);
+        if (kept) MT_CHECK(v == (i == 7 ? 1007 : i));
+    }
+    MT_CHECK(pm.n == N - (N + 2) / 3);
+    mt__ptrmap_deinit(&pm);
+    MT_CHECK(pm.cap == 0 && pm.n == 0 && !mt__ptrmap_get(&pm, &objs[1], NULL));
+
+    mt__strmap sm = {0};
+    char names[N][16], probe[16];
+    for (int i = 0; i < N; i++) {
+        snprintf(names[i], sizeof names[i], "key%d", i);
+        MT_CHECK_OK(mt__strmap_put(&sm, names[i], 10 * i));
+    }
+    MT_CHECK(sm.n == N);
+    for (int i = 0; i < N; i++) {
+        snprintf(probe, sizeof probe, "key%d", i); /* another copy of the text */
+        MT_CHECK(mt__strmap_get(&sm, probe, &v) && v == 10 * i);
+    }
+    MT_CHECK_OK(mt__strmap_put(&sm, "key5", -5));
+    MT_CHECK(sm.n == N && mt__strmap_get(&sm, "key5", &v) && v == -5);
+    MT_CHECK(!mt__strmap_get(&sm, "key", NULL) && !mt__strmap_get(&sm, "", NULL));
+    mt__strmap_deinit(&sm);
 }

@@ -1,12 +1,13 @@
 /* Spaces from YAML (labels, nested conditional choices, integer parameters, tag errors with
  * file:line:column), deterministic prior sampling, grid enumeration, points as JSON and from
  * config nodes, resolution of a Train tree (integers stay integers, choices become values),
- * expression objectives (Branin, Hartmann6 at their optima), and the pruners on crafted
- * histories. */
+ * expression objectives (Branin, Hartmann6 at their optima, extra scalars such as `epoch`),
+ * and the pruners on crafted histories. */
 #include <math.h>
 #include <string.h>
 
 #include "mltrain/hyperopt.h"
+#include "hyperopt_impl.h"
 #include "hpo_objectives.h"
 #include "hpo_test.h"
 #include "mt_test.h"
@@ -344,6 +345,49 @@ MT_TEST(expression_objectives)
     MT_CHECK_ERR(mt_sweep_eval_expression("x + w", s, &p, &v), MT_ERR_INVALID,
                  "expression: 1:5: name 'w' is not defined");
     MT_CHECK_ERR(mt_sweep_eval_expression("x +", s, &p, &v), MT_ERR_INVALID, "expression: 1:");
+    mt_hpo_point_clear(&p);
+    mt_hpo_space_free(s);
+    mt_cfg_doc_free(d);
+}
+
+/* Extra scalars next to the parameters (the sweep's `epoch`): valued per call, a parameter of
+ * the same name wins, unnamed extras are not arguments, errors as for parameters. */
+MT_TEST(expression_extra_scalars)
+{
+    mt_cfg_doc *d = load("params: {x: !uniform [0, 1], t: !uniform [0, 1]}");
+    mt_hpo_space *s = NULL;
+    MT_CHECK_OK(mt_hpo_space_extract(&s, mt_cfg_get(mt_cfg_doc_root(d), "params"), NULL, NULL));
+    mt_hpo_point p;
+    MT_CHECK_OK(mt_hpo_point_init(&p, s));
+    p.values[0] = 0.25, p.values[1] = 0.5;
+    mt_hpo_point_update_active(s, &p);
+    static const char *const extra[] = {"epoch", "t", "unused"};
+    mt_hpo_expr *e = NULL;
+    MT_CHECK_OK(mt__hpo_expr_new_ex(&e, s, "x * 100 + epoch + t * 1000", 3, extra));
+    MT_CHECK(mt__hpo_expr_uses_extra(e, 0));
+    MT_CHECK(!mt__hpo_expr_uses_extra(e, 1)); /* the parameter t */
+    MT_CHECK(!mt__hpo_expr_uses_extra(e, 2));
+    double v;
+    for (int ep = 1; ep <= 3; ep++) {
+        const double vals[] = {ep, -1e9, -1e9};
+        MT_CHECK_OK(mt__hpo_expr_eval_ex(e, &p, vals, &v));
+        MT_CHECK(v == 25 + ep + 500);
+    }
+    mt_hpo_expr_free(e);
+    /* the sweep objective's extra is `epoch`; without it `epoch` is an unknown name */
+    MT_CHECK_OK(mt__hpo_objective_new(&e, s, "x / epoch"));
+    MT_CHECK(mt__hpo_expr_uses_extra(e, 0));
+    MT_CHECK_OK(mt__hpo_expr_eval_ex(e, &p, (const double[]){4}, &v));
+    MT_CHECK(v == 0.0625);
+    mt_hpo_expr_free(e);
+    MT_CHECK_OK(mt__hpo_objective_new(&e, s, "x"));
+    MT_CHECK(!mt__hpo_expr_uses_extra(e, 0));
+    mt_hpo_expr_free(e);
+    MT_CHECK_ERR(mt_hpo_expr_new(&e, s, "x / epoch"), MT_ERR_INVALID,
+                 "expression: 1:5: name 'epoch' is not defined");
+    MT_CHECK_ERR(mt__hpo_objective_new(&e, s, "x / epochs"), MT_ERR_INVALID,
+                 "expression: 1:5: name 'epochs' is not defined");
+    MT_CHECK(e == NULL);
     mt_hpo_point_clear(&p);
     mt_hpo_space_free(s);
     mt_cfg_doc_free(d);

@@ -145,6 +145,15 @@ static void expect(const char *text, const char *needle)
     mt_cfg_registry_free(r);
 }
 
+static void expect_ok(const char *text)
+{
+    mt_cfg_registry *r = registry();
+    mt_cfg_doc *d = load(text);
+    MT_CHECK_OK(mt_sweep_validate(r, mt_cfg_doc_root(d)));
+    mt_cfg_doc_free(d);
+    mt_cfg_registry_free(r);
+}
+
 MT_TEST(sweep_validation_errors)
 {
     expect(patched("seed: 1234", "sed: 1234"),
@@ -197,6 +206,10 @@ MT_TEST(sweep_validation_errors)
            "sweep.yaml:14:51: 'bs': the value matches none of the 2 options");
     expect(patched("tpe: { n_startup: 10,", "tpe: { multivariate: true, n_startup: 10,"),
            "multivariate TPE is not implemented");
+    /* an expression objective may name `epoch` (the trials evaluate it per epoch) */
+    expect_ok(patched("channel: 'valid_y_misclass'", "expression: 'lr * dim / epoch'"));
+    expect(patched("channel: 'valid_y_misclass'", "expression: 'lr * dim / epochs'"),
+           "sweep.yaml:11:16: objective expression: 1:12: name 'epochs' is not defined");
     /* not a Sweep root */
     mt_cfg_registry *r = registry();
     mt_cfg_doc *d = load("!obj:Train { model: !obj:MLP { nvis: 1, layers: [] } }");
