@@ -12,11 +12,23 @@
  * (H5_HAVE_PARALLEL) and mt_data_set_mpi_comm gave a communicator, the file is opened through
  * MPI-IO (H5Pset_fapl_mpio) and rows are read with H5FD_MPIO_COLLECTIVE transfers: opening,
  * every gather and closing are then collective, so all ranks call them in the same order, and
- * a rank without rows reads an empty selection. Targets are read whole (independently). */
+ * a rank without rows reads an empty selection. Targets are read whole (independently).
+ *
+ * Before any of that, a forked child probes the file (see "isolation probe" below), so that a
+ * file on which libhdf5 crashes or hangs while reading its metadata is an error naming it. */
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "data_impl.h"
 #include "mltrain/mt_config.h"
@@ -437,6 +449,239 @@ out:
     return st;
 }
 
+/* ---------------------------------------------------------------- isolation probe */
+
+/* Before this process gives a file to libhdf5 (whose parser crashes or hangs on some crafted
+ * files, docs/security.md "HDF5 datasets"), a forked child opens it and does what the reader
+ * will do with its metadata: open the file (plain POSIX driver, never MPI-IO: the child does
+ * not touch MPI), look the datasets up (listing the root group when one is missing, as the
+ * error message does), read their types, shapes and creation properties (layout, chunk
+ * shape, filters), walk the chunk index, and read the first row of each. A crash, an abnormal
+ * exit or no answer within MLTRAIN_HDF5_PROBE_TIMEOUT seconds (default 60) is an error naming
+ * the file; an error the child finds comes back as it is; MLTRAIN_HDF5_PROBE=0 skips the
+ * probe. The child leaves with _exit (no atexit handlers, no stdio flush), without core dump,
+ * and dies with its parent. The same fork-and-deadline scheme protects checkpoints
+ * (src/io/ckpt_isolate.c, which the data module cannot link: it is kept short here). */
+
+#define PROBE_ROW_MAX ((uint64_t)64 << 20) /* bytes: larger first rows are not read */
+
+static mt_status h5_probe_dataset(h5_ctx *c, const char *name)
+{
+    hid_t ds, dcpl = -1, fsp = -1, msp = -1;
+    mt_status st = h5_open_dataset(c, name, &ds);
+    if (st != MT_OK) return st;
+    int32_t nd;
+    int64_t dims[4];
+    bool is_int;
+    void *row = NULL;
+    if ((st = h5_shape(c, ds, name, &nd, dims, &is_int)) != MT_OK) goto out;
+    if ((dcpl = H5Dget_create_plist(ds)) < 0) {
+        st = h5_fail(c, MT_ERR_FORMAT, "reading the creation properties");
+        goto out;
+    }
+    if (H5Pget_layout(dcpl) == H5D_CHUNKED) {
+        hsize_t chunk[H5S_MAX_RANK];
+        int nf = H5Pget_nfilters(dcpl);
+        bool bad = H5Pget_chunk(dcpl, H5S_MAX_RANK, chunk) < 0 || nf < 0;
+        for (int f = 0; !bad && f < nf; f++) {
+            unsigned flags, conf;
+            size_t ncd = 0;
+            char fname[64];
+            bad = H5Pget_filter2(dcpl, (unsigned)f, &flags, &ncd, NULL, sizeof fname, fname,
+                                 &conf) < 0;
+        }
+#if H5_VERSION_GE(1, 10, 5)
+        hsize_t nchunks = 0;
+        hid_t sp = bad ? -1 : H5Dget_space(ds);
+        bad = bad || sp < 0 || H5Dget_num_chunks(ds, sp, &nchunks) < 0;
+        if (sp >= 0) H5Sclose(sp);
+#endif
+        if (bad) {
+            st = h5_fail(c, MT_ERR_FORMAT, "reading the chunk layout and index");
+            goto out;
+        }
+    }
+    uint64_t n = 1;
+    for (int32_t i = 1; i < nd; i++)
+        n *= (uint64_t)dims[i];
+    if (dims[0] == 0 || n * sizeof(float) > PROBE_ROW_MAX) goto out;
+    hsize_t start[4] = {0}, count[4], m = n;
+    for (int32_t i = 0; i < nd; i++)
+        count[i] = i ? (hsize_t)dims[i] : 1;
+    if ((fsp = H5Dget_space(ds)) < 0 ||
+        H5Sselect_hyperslab(fsp, H5S_SELECT_SET, start, NULL, count, NULL) < 0 ||
+        (msp = H5Screate_simple(1, &m, NULL)) < 0 || !(row = mt_malloc(n * sizeof(float))) ||
+        H5Dread(ds, H5T_NATIVE_FLOAT, msp, fsp, H5P_DEFAULT, row) < 0) {
+        char what[300];
+        snprintf(what, sizeof what, "reading the first row of '%s'", name);
+        st = h5_fail(c, row ? MT_ERR_FORMAT : MT_ERR_NOMEM, what);
+    }
+out:
+    mt_free(row);
+    if (msp >= 0) H5Sclose(msp);
+    if (fsp >= 0) H5Sclose(fsp);
+    if (dcpl >= 0) H5Pclose(dcpl);
+    H5Dclose(ds);
+    return st;
+}
+
+/* The child's work: open the file as the reader will, probe X and y. */
+static mt_status h5_probe_file(const char *path, const char *x_name, const char *y_name)
+{
+    h5_ctx c = {.path = path};
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    if ((c.file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT)) < 0)
+        return h5_fail(&c, MT_ERR_FORMAT, "H5Fopen");
+    mt_status st = h5_probe_dataset(&c, x_name);
+    if (st == MT_OK && y_name) st = h5_probe_dataset(&c, y_name);
+    H5Fclose(c.file);
+    return st;
+}
+
+static double probe_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static _Noreturn void probe_child(int wfd, const char *path, const char *x_name, const char *y_name)
+{
+    static const int fatal[] = {SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL, SIGTRAP, SIGSYS};
+    for (size_t i = 0; i < sizeof fatal / sizeof fatal[0]; i++)
+        signal(fatal[i], SIG_DFL);
+    signal(SIGPIPE, SIG_IGN);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    struct rlimit no_core = {0, 0};
+    setrlimit(RLIMIT_CORE, &no_core);
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (wfd != 3 && dup2(wfd, 3) < 0) _exit(125);
+    close_range(4, ~0u, 0);
+    const char *tm = getenv("MLTRAIN_ISOLATE_TEST_CHILD"); /* test hook: a child that hangs */
+    if (tm && !strcmp(tm, "hang"))
+        for (;;)
+            pause();
+    mt_status st = h5_probe_file(path, x_name, y_name);
+    char msg[MT_ERR_MSG_MAX + 8];
+    int32_t code = (int32_t)st;
+    memcpy(msg, &code, 4);
+    size_t len = st == MT_OK ? 0 : strlen(mt_last_error());
+    if (len > MT_ERR_MSG_MAX) len = MT_ERR_MSG_MAX;
+    memcpy(msg + 4, mt_last_error(), len);
+    for (size_t done = 0; done < len + 4;) {
+        ssize_t w = write(3, msg + done, len + 4 - done);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) break;
+        done += (size_t)w;
+    }
+    _exit(0);
+}
+
+/* Runs h5_probe_file in a child (see above); the child's status and message, or an error of
+ * its abnormal end. */
+static mt_status h5_probe(const char *path, const char *x_name, const char *y_name)
+{
+    const char *sw = getenv("MLTRAIN_HDF5_PROBE");
+    if (sw && !strcmp(sw, "0")) return MT_OK;
+    const char *tv = getenv("MLTRAIN_HDF5_PROBE_TIMEOUT");
+    char *end = NULL;
+    double limit = tv && *tv ? strtod(tv, &end) : 60.0;
+    if (end && (*end || !(limit > 0) || limit > 1e7)) limit = 60.0;
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0) return mt_err_errno(errno, "hdf5 '%s': probe pipe", path);
+    double deadline = probe_now() + limit;
+    pid_t pid = fork();
+    if (pid < 0) {
+        int e = errno;
+        close(fds[0]);
+        close(fds[1]);
+        return mt_err_set(MT_ERR_IO,
+                          "hdf5 '%s': cannot start the process that probes it (fork: %s); "
+                          "MLTRAIN_HDF5_PROBE=0 skips the probe",
+                          path, strerror(e));
+    }
+    if (pid == 0) {
+        close(fds[0]);
+        probe_child(fds[1], path, x_name, y_name);
+    }
+    close(fds[1]);
+    char buf[MT_ERR_MSG_MAX + 8];
+    size_t got = 0;
+    bool late = false, eof = false;
+    int ws = 0, w = 0;
+    while (!eof && !late) {
+        double left = deadline - probe_now();
+        struct pollfd p = {.fd = fds[0], .events = POLLIN};
+        int r = left <= 0 ? 0 : poll(&p, 1, left > 1e6 ? 1000000000 : (int)(left * 1000.0) + 1);
+        if (r < 0 && errno == EINTR) continue;
+        if (r == 0 && left <= 0) late = true;
+        if (r <= 0) continue;
+        ssize_t n = read(fds[0], buf + got, sizeof buf - 1 - got);
+        if (n < 0 && errno == EINTR) continue;
+        eof = n <= 0 || got + (size_t)n == sizeof buf - 1;
+        if (n > 0) got += (size_t)n;
+    }
+    close(fds[0]);
+    for (long nap = 20000; !late;) { /* the child may close the pipe and go on */
+        pid_t r = waitpid(pid, &ws, WNOHANG);
+        if (r == pid) w = 1;
+        if (r == pid || (r < 0 && errno != EINTR)) break;
+        if (probe_now() >= deadline) late = true;
+        struct timespec ts = {0, nap};
+        if (!late) nanosleep(&ts, NULL);
+        if (nap < 10000000) nap *= 2;
+    }
+    if (late) {
+        kill(pid, SIGKILL);
+        while (waitpid(pid, &ws, 0) < 0 && errno == EINTR) {
+        }
+        return mt_err_set(MT_ERR_TIMEOUT,
+                          "hdf5 '%s': the HDF5 library did not finish probing it within %g s "
+                          "(MLTRAIN_HDF5_PROBE_TIMEOUT); the file is corrupt or not an HDF5 "
+                          "dataset file",
+                          path, limit);
+    }
+    if (w && WIFSIGNALED(ws))
+        return mt_err_set(MT_ERR_FORMAT,
+                          "hdf5 '%s': the HDF5 library crashed (SIG%s) while probing it; the file "
+                          "is corrupt",
+                          path, sigabbrev_np(WTERMSIG(ws)) ? sigabbrev_np(WTERMSIG(ws)) : "?");
+    if ((w && (!WIFEXITED(ws) || WEXITSTATUS(ws) != 0)) || got < 4)
+        return mt_err_set(MT_ERR_FORMAT,
+                          "hdf5 '%s': the process probing it with the HDF5 library ended "
+                          "abnormally (exit status %d, %zu bytes of result); the file is corrupt",
+                          path, w && WIFEXITED(ws) ? WEXITSTATUS(ws) : -1, got);
+    int32_t code;
+    memcpy(&code, buf, 4);
+    if (code == MT_OK) return MT_OK;
+    buf[got] = '\0';
+    if (code >= 0 || code <= -MT_STATUS_COUNT) code = MT_ERR_INTERNAL;
+    return mt_err_set((mt_status)code, "%s", buf + 4);
+}
+
+/* With MPI-IO every rank must take the same branch: the probe's outcome is agreed on (any
+ * failure fails every rank) before the collective open. */
+static mt_status h5_probe_agree(const char *path, mt_status st)
+{
+#ifdef H5_HAVE_PARALLEL
+    const MPI_Comm *comm = mt__data_mpi_comm();
+    int inited = 0, bad = st != MT_OK, any = 0;
+    if (!comm || MPI_Initialized(&inited) != MPI_SUCCESS || !inited) return st;
+    if (MPI_Allreduce(&bad, &any, 1, MPI_INT, MPI_MAX, *comm) != MPI_SUCCESS)
+        return mt_err_set(MT_ERR_COMM, "hdf5 '%s': agreeing on the probe's outcome failed", path);
+    if (any && !bad)
+        return mt_err_set(MT_ERR_FORMAT,
+                          "hdf5 '%s': probing the file with the HDF5 library failed on another "
+                          "rank (its error names the cause)",
+                          path);
+#else
+    (void)path;
+#endif
+    return st;
+}
+
 mt_status mt_dataset_hdf5(mt_dataset **out, const char *path, const char *x_name,
                           const char *y_name)
 {
@@ -463,7 +708,11 @@ mt_status mt_dataset_hdf5_mode(mt_dataset **out, const char *path, const char *x
                         path);
         goto out;
     }
-    if (mt__data_want_lazy(load, path)) {
+    bool lazy = mt__data_want_lazy(load, path);
+    st = h5_probe(path, x_name, y_name);
+    if (lazy) st = h5_probe_agree(path, st);
+    if (st != MT_OK) goto out;
+    if (lazy) {
         H5Eset_auto2(H5E_DEFAULT, c.old_fn, c.old_data);
         return mt__hdf5_open_lazy(out, path, x_name, y_name);
     }

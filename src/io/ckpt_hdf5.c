@@ -25,6 +25,13 @@
  * MLTRAIN_CKPT_REQUIRE_VERIFIED=1. A crafted file with a recomputed hash still reaches libhdf5:
  * the hash is against accidents, not attackers (docs/security.md).
  *
+ * Isolation: the file is read into memory once; the checks above and HDF5 (core driver, a file
+ * image opened in place) see those bytes, never the file again. Unless MLTRAIN_CKPT_ISOLATE=0,
+ * the parse below runs in a forked child (ckpt_isolate.c) that streams the checkpoint back, so
+ * libhdf5 never parses the file inside this process: a crash of libhdf5 in the child (SIGSEGV,
+ * a wild free, an abort) or a parse that does not end within MLTRAIN_CKPT_ISOLATE_TIMEOUT
+ * seconds becomes ERR_FORMAT / ERR_TIMEOUT naming the file.
+ *
  * Reading validates before it trusts: a missing file (ERR_IO), an empty file, a file without the
  * HDF5 signature, a file shorter than its superblock's end-of-file address (truncated), a
  * corrupt file (HDF5's own reason is quoted), an HDF5 file that is not a checkpoint (no
@@ -991,34 +998,30 @@ static uint64_t get_le(const unsigned char *p, int n)
     return v;
 }
 
-/* The file size the HDF5 superblock promises (its end-of-file address), or 0 when
- * it cannot be read. The signature is at 0, 512, 1024, 2048, ... (after a user block). Layouts
- * (HDF5 file format spec, "Superblock"): versions 0 and 1 keep the addresses after 24 or 28
- * bytes of version fields; versions 2 and 3 after 12 bytes. */
-static uint64_t superblock_eof(const char *path, uint64_t size)
+/* Where the HDF5 signature is in the image (0, 512, 1024, 2048, ...: after a user block), or
+ * -1. */
+static int64_t find_signature(const unsigned char *img, uint64_t size)
 {
-    const unsigned char *sig = hdf5_sig;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return 0;
-    unsigned char b[64];
-    uint64_t need = 0;
-    for (uint64_t at = 0; at + 8 <= size && !need; at = at ? at * 2 : 512) {
-        ssize_t n = pread(fd, b, sizeof b, (off_t)at);
-        if (n < 8 || memcmp(b, sig, 8) != 0) continue;
-        int ver = b[8];
-        int off_size = ver <= 1 ? b[13] : b[9];
-        size_t addr_at = ver == 0 ? 24 : ver == 1 ? 28 : 12;
-        if (off_size != 4 && off_size != 8) break;
-        if ((size_t)n < addr_at + 3 * (size_t)off_size) {
-            need = at + addr_at + 3 * (uint64_t)off_size; /* cut inside the superblock */
-            break;
-        }
-        /* the end-of-file address is absolute: it counts a user block (the base address) */
-        need = get_le(b + addr_at + 2 * (size_t)off_size, off_size);
-        break;
-    }
-    close(fd);
-    return need;
+    for (uint64_t at = 0; at + 8 <= size; at = at ? at * 2 : 512)
+        if (memcmp(img + at, hdf5_sig, 8) == 0) return (int64_t)at;
+    return -1;
+}
+
+/* The file size the HDF5 superblock at `at` promises (its end-of-file address), or 0 when it
+ * cannot be read. Layouts (HDF5 file format spec, "Superblock"): versions 0 and 1 keep the
+ * addresses after 24 or 28 bytes of version fields; versions 2 and 3 after 12 bytes. */
+static uint64_t superblock_eof(const unsigned char *img, uint64_t size, uint64_t at)
+{
+    const unsigned char *b = img + at;
+    uint64_t n = size - at < 64 ? size - at : 64;
+    if (n < 14) return at + 14; /* cut inside the superblock */
+    int ver = b[8];
+    int off_size = ver <= 1 ? b[13] : b[9];
+    uint64_t addr_at = ver == 0 ? 24 : ver == 1 ? 28 : 12;
+    if (off_size != 4 && off_size != 8) return 0;
+    if (n < addr_at + 3 * (uint64_t)off_size) return at + addr_at + 3 * (uint64_t)off_size;
+    /* the end-of-file address is absolute: it counts a user block (the base address) */
+    return get_le(b + addr_at + 2 * (uint64_t)off_size, off_size);
 }
 
 static bool require_verified(void)
@@ -1027,14 +1030,15 @@ static bool require_verified(void)
     return v && *v && strcmp(v, "0") != 0;
 }
 
-/* The integrity check (see the top of this file), on an open file of `size` bytes. *verified:
- * the file carries the header and it matched. A file with the magic but a wrong length or
- * hash, or a header version this mltrain does not know, is ERR_FORMAT and never reaches HDF5. */
-static mt_status verify_file(const char *path, int fd, uint64_t size, bool *verified)
+/* The integrity check (see the top of this file) on the file's bytes. *verified: the file
+ * carries the header and it matched. A file with the magic but a wrong length or hash, or a
+ * header version this mltrain does not know, is ERR_FORMAT and never reaches HDF5. */
+static mt_status verify_image(const char *path, const unsigned char *img, uint64_t size,
+                              bool *verified)
 {
-    unsigned char ub[UB_HEADER_LEN];
+    const unsigned char *ub = img;
+    uint64_t n = size < UB_HEADER_LEN ? size : UB_HEADER_LEN;
     *verified = false;
-    ssize_t n = pread(fd, ub, sizeof ub, 0);
     if (n < UB_MAGIC_LEN || memcmp(ub, UB_MAGIC, UB_MAGIC_LEN) != 0) {
         /* a damaged magic in front of an intact length field: ours, corrupted */
         if (n == UB_HEADER_LEN && size > UB_SIZE && get_le(ub + 16, 8) == size &&
@@ -1071,30 +1075,9 @@ static mt_status verify_file(const char *path, int fd, uint64_t size, bool *veri
                           (unsigned long long)want,
                           size < want ? "an interrupted copy or a full disk?"
                                       : "bytes were appended, or the header is damaged");
-    size_t cap = (size_t)1 << 20;
-    unsigned char *buf = mt_malloc(cap);
-    if (!buf) return mt_err_prefix(MT_ERR_NOMEM, "checkpoint '%s': ", path);
     mt_sha256 h;
     mt_sha256_init(&h);
-    mt_status st = MT_OK;
-    for (uint64_t at = UB_SIZE; at < size;) {
-        size_t take = size - at < cap ? (size_t)(size - at) : cap;
-        ssize_t got = pread(fd, buf, take, (off_t)at);
-        if (got < 0 && errno == EINTR) continue;
-        if (got <= 0) {
-            st = got < 0 ? mt_err_set(MT_ERR_IO, "cannot read checkpoint '%s': %s", path,
-                                      strerror(errno))
-                         : mt_err_set(MT_ERR_FORMAT,
-                                      "checkpoint '%s' is truncated: it shrank to %llu bytes "
-                                      "while being read",
-                                      path, (unsigned long long)at);
-            break;
-        }
-        mt_sha256_update(&h, buf, (size_t)got);
-        at += (uint64_t)got;
-    }
-    mt_free(buf);
-    if (st != MT_OK) return st;
+    mt_sha256_update(&h, img + UB_SIZE, (size_t)(size - UB_SIZE));
     unsigned char sum[32];
     mt_sha256_final(&h, sum);
     if (memcmp(sum, ub + 24, 32) != 0)
@@ -1107,60 +1090,158 @@ static mt_status verify_file(const char *path, int fd, uint64_t size, bool *veri
     return MT_OK;
 }
 
-/* Checks the file itself before HDF5 sees it: exists, readable, non-empty, HDF5 signature. */
-static mt_status check_file(const char *path, int64_t *size)
+/* Reads the whole file into memory, once: every later check and the parse (in the isolated
+ * child or in this process) see these bytes, whatever happens to the file meanwhile. */
+static mt_status load_file(const char *path, unsigned char **img, uint64_t *size)
 {
-    struct stat sb;
-    if (stat(path, &sb) != 0)
-        return mt_err_set(MT_ERR_IO, "cannot read checkpoint '%s': %s", path, strerror(errno));
-    if (S_ISDIR(sb.st_mode))
-        return mt_err_set(MT_ERR_IO, "cannot read checkpoint '%s': it is a directory", path);
+    *img = NULL;
+    *size = 0;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return mt_err_set(MT_ERR_IO, "cannot read checkpoint '%s': %s", path, strerror(errno));
-    *size = (int64_t)sb.st_size;
-    if (sb.st_size == 0) {
-        close(fd);
-        return mt_err_set(MT_ERR_FORMAT, "checkpoint '%s' is an empty file (0 bytes)", path);
+    struct stat sb;
+    mt_status st = MT_OK;
+    if (fstat(fd, &sb) != 0)
+        st = mt_err_set(MT_ERR_IO, "cannot read checkpoint '%s': %s", path, strerror(errno));
+    else if (S_ISDIR(sb.st_mode))
+        st = mt_err_set(MT_ERR_IO, "cannot read checkpoint '%s': it is a directory", path);
+    else if (sb.st_size == 0)
+        st = mt_err_set(MT_ERR_FORMAT, "checkpoint '%s' is an empty file (0 bytes)", path);
+    else if ((uint64_t)sb.st_size > SIZE_MAX / 2)
+        st = mt_err_set(MT_ERR_NOMEM, "checkpoint '%s' has %lld bytes: too large to read", path,
+                        (long long)sb.st_size);
+    unsigned char *buf = NULL;
+    uint64_t n = (uint64_t)sb.st_size;
+    if (st == MT_OK && !(buf = mt_malloc((size_t)n)))
+        st = mt_err_prefix(MT_ERR_NOMEM, "checkpoint '%s' (%llu bytes): ", path,
+                           (unsigned long long)n);
+    for (uint64_t at = 0; st == MT_OK && at < n;) {
+        size_t take = n - at < ((size_t)1 << 30) ? (size_t)(n - at) : (size_t)1 << 30;
+        ssize_t got = pread(fd, buf + at, take, (off_t)at);
+        if (got < 0 && errno == EINTR) continue;
+        if (got < 0)
+            st = mt_err_set(MT_ERR_IO, "cannot read checkpoint '%s': %s", path, strerror(errno));
+        else if (got == 0)
+            st = mt_err_set(MT_ERR_FORMAT,
+                            "checkpoint '%s' is truncated: it shrank to %llu bytes while being "
+                            "read",
+                            path, (unsigned long long)at);
+        else
+            at += (uint64_t)got;
     }
-    bool verified = false;
-    mt_status st = verify_file(path, fd, (uint64_t)sb.st_size, &verified);
     close(fd);
-    if (st != MT_OK) return st;
-    htri_t is = H5Fis_hdf5(path);
-    if (is == 0)
-        return mt_err_set(MT_ERR_FORMAT,
-                          "'%s' is not an HDF5 file (no HDF5 signature in its %lld bytes); not a "
-                          "checkpoint",
-                          path, (long long)sb.st_size);
-    if (is < 0) return h5_fail(MT_ERR_FORMAT, "cannot read checkpoint '%s'", path);
-    /* the header's length already covers a verified file */
-    uint64_t need = verified ? 0 : superblock_eof(path, (uint64_t)sb.st_size);
-    if (need > (uint64_t)sb.st_size)
-        return mt_err_set(MT_ERR_FORMAT,
-                          "checkpoint '%s' is truncated: it has %lld bytes, its HDF5 superblock "
-                          "says %llu (an interrupted copy or a full disk?)",
-                          path, (long long)sb.st_size, (unsigned long long)need);
+    if (st != MT_OK) {
+        mt_free(buf);
+        return st;
+    }
+    *img = buf;
+    *size = n;
     return MT_OK;
 }
 
-mt_status mt_ckpt_read(mt_ckpt **out, const char *path)
+/* Checks the bytes before HDF5 sees them: integrity header, HDF5 signature, and for an
+ * unverified file the superblock's end-of-file address against the size. */
+static mt_status check_image(const char *path, const unsigned char *img, uint64_t size)
+{
+    bool verified = false;
+    mt_status st = verify_image(path, img, size, &verified);
+    if (st != MT_OK) return st;
+    int64_t at = find_signature(img, size);
+    if (at < 0)
+        return mt_err_set(MT_ERR_FORMAT,
+                          "'%s' is not an HDF5 file (no HDF5 signature in its %llu bytes); not a "
+                          "checkpoint",
+                          path, (unsigned long long)size);
+    /* the header's length already covers a verified file */
+    uint64_t need = verified ? 0 : superblock_eof(img, size, (uint64_t)at);
+    if (need > size)
+        return mt_err_set(MT_ERR_FORMAT,
+                          "checkpoint '%s' is truncated: it has %llu bytes, its HDF5 superblock "
+                          "says %llu (an interrupted copy or a full disk?)",
+                          path, (unsigned long long)size, (unsigned long long)need);
+    return MT_OK;
+}
+
+/* HDF5 opens the bytes in place (core driver, file image callbacks that hand out the caller's
+ * buffer instead of copying it: the file is opened read-only, so nothing writes into it). */
+typedef struct img_ud {
+    void *buf;
+    size_t size;
+} img_ud;
+
+static void *img_malloc(size_t size, H5FD_file_image_op_t op, void *ud)
+{
+    img_ud *u = ud;
+    (void)op;
+    return size <= u->size ? u->buf : NULL;
+}
+
+static void *img_memcpy(void *dest, const void *src, size_t size, H5FD_file_image_op_t op, void *ud)
+{
+    (void)size, (void)op, (void)ud;
+    return dest == src ? dest : NULL; /* NULL fails the call: no copy is ever needed */
+}
+
+static void *img_realloc(void *p, size_t size, H5FD_file_image_op_t op, void *ud)
+{
+    (void)p, (void)size, (void)op, (void)ud;
+    return NULL;
+}
+
+static herr_t img_free(void *p, H5FD_file_image_op_t op, void *ud)
+{
+    (void)p, (void)op, (void)ud;
+    return 0;
+}
+
+static void *img_udata_copy(void *ud)
+{
+    return ud;
+}
+
+static herr_t img_udata_free(void *ud)
+{
+    (void)ud;
+    return 0;
+}
+
+static hid_t image_fapl(img_ud *ud)
+{
+    H5FD_file_image_callbacks_t cb = {img_malloc,     img_memcpy,     img_realloc, img_free,
+                                      img_udata_copy, img_udata_free, ud};
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    if (fapl < 0) return -1;
+    if (H5Pset_fapl_core(fapl, 1 << 16, 0) < 0 || H5Pset_file_image_callbacks(fapl, &cb) < 0 ||
+        H5Pset_file_image(fapl, ud->buf, ud->size) < 0) {
+        H5Pclose(fapl);
+        return -1;
+    }
+    return fapl;
+}
+
+mt_status mt__ckpt_parse_image(const char *path, unsigned char *img, uint64_t size, mt_ckpt **out)
 {
     *out = NULL;
-    h5_quiet();
-    rd r = {path, 0, NULL};
-    mt_status st = check_file(path, &r.file_size);
-    if (st != MT_OK) return st;
-    hid_t fapl = make_fapl(false);
-    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, fapl);
+    rd r = {path, (int64_t)size, NULL};
+    img_ud ud = {img, (size_t)size};
+    hid_t fapl = image_fapl(&ud);
+    if (fapl < 0)
+        return h5_fail(MT_ERR_INTERNAL, "checkpoint '%s': cannot set up an HDF5 file image", path);
+    /* The core driver refuses a name that exists as a file, and takes two open images of one
+     * name for the same file: a name that can never exist, unique per open. */
+    static _Atomic unsigned long serial;
+    char name[96];
+    snprintf(name, sizeof name, "/dev/null/mltrain-checkpoint-image-%ld-%lu", (long)getpid(),
+             ++serial);
+    hid_t f = H5Fopen(name, H5F_ACC_RDONLY, fapl);
     if (f < 0) { /* before any other HDF5 call: each one clears the error stack */
-        st = h5_fail(MT_ERR_FORMAT, "checkpoint '%s' (%lld bytes) is corrupt", path,
-                     (long long)r.file_size);
+        mt_status st = h5_fail(MT_ERR_FORMAT, "checkpoint '%s' (%lld bytes) is corrupt", path,
+                               (long long)r.file_size);
         close_id(fapl);
         return st;
     }
     close_id(fapl);
-    st = mt_ckpt_new(&r.c);
+    mt_status st = mt_ckpt_new(&r.c);
     if (st == MT_OK && !(r.c->path = mt_strdup(path)))
         st = mt_err_prefix(MT_ERR_NOMEM, "checkpoint '%s': ", path);
     if (st == MT_OK) st = read_attrs(&r, f);
@@ -1179,6 +1260,38 @@ mt_status mt_ckpt_read(mt_ckpt **out, const char *path)
     }
     *out = r.c;
     return MT_OK;
+}
+
+/* The deadline of the isolated read: MLTRAIN_CKPT_ISOLATE_TIMEOUT seconds, by default a minute
+ * plus a second per 32 MiB (HDF5 reads a checkpoint from memory at hundreds of MB/s; the margin
+ * is for loaded machines). */
+static double isolate_timeout(uint64_t size)
+{
+    const char *v = getenv("MLTRAIN_CKPT_ISOLATE_TIMEOUT");
+    char *end;
+    double s = v && *v ? strtod(v, &end) : 0;
+    if (v && *v && *end == '\0' && s > 0 && s <= 1e7) return s;
+    return 60.0 + (double)(size >> 25);
+}
+
+mt_status mt_ckpt_read(mt_ckpt **out, const char *path)
+{
+    *out = NULL;
+    h5_quiet(); /* also initialises HDF5 here, before a child copies this process */
+    unsigned char *img = NULL;
+    uint64_t size = 0;
+    mt_status st = load_file(path, &img, &size);
+    if (st == MT_OK) st = check_image(path, img, size);
+    if (st != MT_OK) {
+        mt_free(img);
+        return st;
+    }
+    const char *iso = getenv("MLTRAIN_CKPT_ISOLATE");
+    if (!iso || strcmp(iso, "0") != 0)
+        return mt__ckpt_read_isolated(out, path, img, size, isolate_timeout(size));
+    st = mt__ckpt_parse_image(path, img, size, out);
+    mt_free(img);
+    return st;
 }
 
 #else /* !MT_HAVE_HDF5 */

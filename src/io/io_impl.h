@@ -56,6 +56,15 @@ mt_status mt__ckpt_put_monitor_move(mt_ckpt *c, mt_monitor_history *h);
 /* Whether the dtype can be stored in a checkpoint file. */
 bool mt__ckpt_dtype_ok(mt_dtype dt);
 
+/* Parses a checked checkpoint file image (the whole file's bytes) in this process with
+ * libhdf5 (ckpt_hdf5.c); path is for messages. */
+mt_status mt__ckpt_parse_image(const char *path, unsigned char *img, uint64_t size, mt_ckpt **out);
+/* The same in a forked child, the result streamed back and rebuilt here (ckpt_isolate.c): a
+ * crash, an abnormal exit or no result within timeout_s seconds is an error naming the file.
+ * Takes img (mt_free'd, also on failure). */
+mt_status mt__ckpt_read_isolated(mt_ckpt **out, const char *path, unsigned char *img, uint64_t size,
+                                 double timeout_s);
+
 /* Formats a double with the fewest digits that read back to the same value ("0.1", "1e-07"),
  * non-finite as "nan", "inf", "-inf". buf holds at least 32 bytes. */
 const char *mt__fmt_double(double v, char *buf, size_t len);

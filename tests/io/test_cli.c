@@ -1,11 +1,15 @@
 /* The io commands of the mltrain binary on checkpoints and run logs written here through the io
  * API: print-monitor (last values and --all), show-weights (dense and conv layouts, checked
  * pixel by pixel against the weights), plot (checkpoint and RUN_DIR, default and named
- * channels) and their error messages and exit codes. */
+ * channels) and their error messages and exit codes, and print-monitor on every hostile
+ * checkpoint of fuzz/crashes/ckpt/ (an error naming the file, never a crash). */
 #include "io_test_util.h"
 
 #ifndef MT_MLTRAIN_EXE
 #error "MT_MLTRAIN_EXE must name the mltrain binary"
+#endif
+#ifndef MT_CKPT_HOSTILE_DIR
+#error "MT_CKPT_HOSTILE_DIR must name fuzz/crashes/ckpt"
 #endif
 
 /* Runs `mltrain ARGS 2>&1`; returns the exit code, output in *out (mt_free). */
@@ -307,4 +311,43 @@ MT_TEST(cli_plot)
     MT_CHECK_EQ_INT(run_mltrain(args, &out), 2);
     CHECK_HAS(out, "--size: expected WxH");
     mt_free(out);
+}
+
+/* Every hostile input of fuzz/crashes/ckpt/ (files on which libhdf5 crashes, hangs or allocates
+ * gigabytes, docs/security.md "Checkpoints"): `print-monitor` exits 1 with an error naming the
+ * file, never with a signal. want_timeouts picks the inputs named timeout-* (0.5 s each). */
+static void print_monitor_hostile(bool want_timeouts)
+{
+    setenv("MLTRAIN_CKPT_ISOLATE_TIMEOUT", "0.5", 0);
+    DIR *d = opendir(MT_CKPT_HOSTILE_DIR);
+    MT_CHECK(d != NULL);
+    struct dirent *e;
+    int n = 0;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.') continue;
+        if ((strncmp(e->d_name, "timeout", 7) == 0) != want_timeouts) continue;
+        char path[2048], args[2200], *out;
+        snprintf(path, sizeof path, "%s/%s", MT_CKPT_HOSTILE_DIR, e->d_name);
+        snprintf(args, sizeof args, "print-monitor '%s'", path);
+        int rc = run_mltrain(args, &out);
+        if (rc != 1)
+            mt_test_fail(__FILE__, __LINE__,
+                         "print-monitor '%s' exited with %d (128: a signal):\n%s", path, rc, out);
+        CHECK_HAS(out, "mltrain: error: print-monitor: ERR_");
+        CHECK_HAS(out, path);
+        mt_free(out);
+        n++;
+    }
+    closedir(d);
+    MT_CHECK(n >= (want_timeouts ? 10 : 30));
+}
+
+MT_TEST(cli_print_monitor_hostile_inputs)
+{
+    print_monitor_hostile(false);
+}
+
+MT_TEST(cli_print_monitor_hostile_timeouts)
+{
+    print_monitor_hostile(true);
 }
