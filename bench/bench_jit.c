@@ -15,7 +15,8 @@
  * one kernel per node) and FAST_RUN (fused schedule), and the time of mt_function_new.
  *   mlp_train    an MLP 784-1024-1024-10 training step (relu, softmax crossentropy with integer
  *                labels, gradients by mt_graph_grad, SGD updates) on a batch of 128: compile
- *                time, schedule size, peak temporaries and step time. */
+ *                time, schedule size, peak temporaries, step time, and the host kernels
+ *                compiled by mt_function_new and by the first step (with compiler runs). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -204,9 +205,12 @@ static void mlp_train(mt_device *dev, int steps)
         o.profile = getenv("BENCH_PROFILE") != NULL;
         mt_function *f = NULL;
         mt_var vars[2] = {x, y};
+        int64_t k0, r0, k1, r1, k2, r2; /* host kernels compiled and compiler runs */
+        mt_host_kernel_counts(&k0, &r0);
         double t0 = mt_now_seconds();
         CHECK(mt_function_new(&f, g, 2, vars, 1, &cost, 6, ups, dev, &o));
         double tc = mt_now_seconds() - t0;
+        mt_host_kernel_counts(&k1, &r1);
         for (int i = 0; i < 6; i++) {
             const mt_type *t = mt_graph_type(g, params[i]);
             CHECK(mt_array_empty(&P[i], dev, MT_FLOAT32, t->ndim, t->shape, 'C'));
@@ -221,7 +225,10 @@ static void mlp_train(mt_device *dev, int steps)
             t0 = mt_now_seconds();
             CHECK(mt_function_call(f, 2, in, 1, &out));
             double dt = mt_now_seconds() - t0;
-            if (k == 0) first = dt;
+            if (k == 0) {
+                first = dt;
+                mt_host_kernel_counts(&k2, &r2);
+            }
             else tstep[k - 1] = dt;
             mt_array_clear(&out);
         }
@@ -232,6 +239,9 @@ static void mlp_train(mt_device *dev, int steps)
                "  first step %8.3f ms  step %8.3f ms\n", "mlp_train", mt_mode_name(modes[m]),
                (int)st.n_nodes, (int)st.n_steps, (int)st.n_fused, (int)st.n_fused_nodes,
                (double)(st.peak_bytes >= 0 ? st.peak_bytes : st.run_peak_bytes) / 1e6, tc * 1e3, first * 1e3, tstep[ns / 2] * 1e3);
+        printf("%-10s %-12s host kernels compiled: %lld in new (%lld compiler runs), %lld in "
+               "the first step (%lld runs)\n", "", "", (long long)(k1 - k0),
+               (long long)(r1 - r0), (long long)(k2 - k1), (long long)(r2 - r1));
         if (o.profile) {
             mt_strbuf sb;
             mt_strbuf_init(&sb);

@@ -300,6 +300,23 @@ mt_status mt_elemwise_prebuild(mt_device *dev, const mt_kexpr *expr, int32_t nin
                                const mt_dtype *in_dtypes, const int32_t *in_ndim,
                                const int64_t (*in_dims)[MT_MAX_DIMS], int32_t out_ndim,
                                const int64_t *out_dims, int32_t nparams);
+/* Batched ahead-of-time builds of host kernels (mt_function_new predicts a function's kernels
+ * and compiles them this way). mt_kernel_batch_begin opens a batch on the calling thread: until
+ * mt_kernel_batch_end, a host kernel requested on this thread that is in neither the device's
+ * nor the disk cache is not compiled; its source is recorded and the request fails with
+ * MT_ERR_NOT_BUILT (mt_elemwise and the reductions then interpret it, mt_elemwise_prebuild
+ * returns the error). Cached kernels load as usual; other devices build as usual.
+ * mt_kernel_batch_end closes the batch and compiles the recorded kernels into the disk cache,
+ * several per compiler run (one shared object holding a group, published under each kernel's
+ * own cache entry), with up to nworkers runs at once (<= 0: one per CPU); the next request of
+ * each kernel loads it from there. *nbuilt (may be NULL) gets the number of kernels compiled.
+ * A kernel that does not compile is not reported here; its request reports the error.
+ * ERR_INVALID when a batch is already open (begin) or none is (end). */
+mt_status mt_kernel_batch_begin(void);
+mt_status mt_kernel_batch_end(int32_t nworkers, int32_t *nbuilt);
+/* Host kernels compiled by the C compiler in this process so far, and the compiler runs that
+ * compiled them (a batch compiles several kernels per run). Either pointer may be NULL. */
+void mt_host_kernel_counts(int64_t *compiled, int64_t *runs);
 
 
 /* out = op over `axes` of src (naxes 0: all axes). New array on src's device. Float sums are
@@ -379,6 +396,30 @@ mt_status mt_pool2d_forward(mt_array *y, const mt_array *x, const mt_array *v,
  * vendor libraries). */
 mt_status mt_pool2d_backward(mt_array *dx, const mt_array *x, const mt_array *y,
                              const mt_array *dy, const mt_pool2d_params *p);
+
+/* ---------------------------------------------------------------- advanced indexing */
+
+/* Integer-array indexing along one axis on any device, with generated kernels (no host copy of
+ * the operands). New C-contiguous results on x's device; indices may have any integer dtype,
+ * any strides, and live on another device (they are copied over). axis may be negative. An
+ * index out of range is ERR_RANGE "index I is out of range for axis A of size N (at flat
+ * position P)", naming the first bad entry in C order; no result is produced then. */
+
+/* out = np.take(x, idx, axis): shape x.shape[:axis] + idx.shape + x.shape[axis+1:], negative
+ * indices counting from the end; elements are copied bit for bit (every dtype). */
+mt_status mt_array_take(mt_array *out, const mt_array *x, const mt_array *idx, int32_t axis);
+/* out = a copy of x with np.add.at(out, (:, ..., idx), y) along axis: y broadcasts to the
+ * shape of take(x, idx, axis) and is converted to x's dtype; repeated indices add in the order
+ * of their flat positions, without atomics, so results are the same on every run and equal to
+ * a sequential loop's (integers wrap, bool ORs, float16 / bfloat16 round after each sum). */
+mt_status mt_array_scatter_add(mt_array *out, const mt_array *x, const mt_array *idx,
+                               const mt_array *y, int32_t axis);
+/* out[pre..., post...] = x[pre..., labels[pre..., post...], post...]: np.take_along_axis with
+ * the axis removed, for integer class labels (labels has x's shape without axis, ERR_SHAPE
+ * otherwise). Labels must be in [0, n): a negative one is an error too ("label L is out of
+ * range ..."). */
+mt_status mt_array_take_labels(mt_array *out, const mt_array *x, const mt_array *labels,
+                               int32_t axis);
 
 /* ---------------------------------------------------------------- files and exchange */
 

@@ -734,7 +734,8 @@ static mt_status dispatch(ew_plan *p, mt_device *dev, const mt_scalar *params)
     void *kernel = NULL;
     mt_status st = get_kernel(p, dev, &kernel);
     if (st == MT_ERR_NOT_BUILT && host && mt_device_is_host_addressable(dev)) {
-        if (atomic_exchange(&g_warned_interp, 1) == 0)
+        /* no warning for a kernel left to an open batch (mt_kernel_batch_begin) */
+        if (!mt__hostcc_batch_open() && atomic_exchange(&g_warned_interp, 1) == 0)
             mt_log(MT_LOG_WARN, "elemwise: host kernels are interpreted (%s)", mt_last_error());
         return run_interp(p, dev, params);
     }

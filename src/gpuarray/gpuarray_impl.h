@@ -253,6 +253,12 @@ int32_t mt__collapse_dims(int32_t ndim, int64_t *dims, int32_t nsets, int64_t **
  * of output and the kept source path when the source does not compile. Thread-safe. */
 mt_status mt__hostcc_build(const char *source, const char *entry, void **fn, void **dl_handle);
 bool mt__hostcc_available(void);
+/* hostcc.c: whether a kernel batch (mt_kernel_batch_begin) is open on this thread, and pausing
+ * its recording (nested pairs): while paused, kernels missing from the caches are reported as
+ * MT_ERR_NOT_BUILT without being recorded (for the helper kernels of an interpreted fallback,
+ * which the real run never needs). */
+bool mt__hostcc_batch_open(void);
+void mt__hostcc_batch_pause(bool pause);
 
 /* hostcc.c: the kernel disk cache, shared by every backend that stores compiled code.
  * mt__kcache_open resolves MLTRAIN_CACHE_DIR (else $XDG_CACHE_HOME/mltrain, else

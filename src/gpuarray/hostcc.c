@@ -14,6 +14,9 @@
  * dlopens a complete file. No locks, no partial entries. A compile error keeps the source as
  * <dir>/<key>-failed.c and reports the compiler's first lines; MLTRAIN_KEEP_KERNEL_SOURCE=1 keeps
  * the source of every compiled entry as <dir>/<key>.c.
+ * Batches (section "batches" below; mt_kernel_batch_begin/_end): kernels requested on a thread
+ * while it has a batch open are recorded instead of compiled, then compiled together, several
+ * kernels per compiler run into one shared object whose file every member's entry names.
  * Trust and integrity (section "the kernel disk cache" below, docs/security.md): the directory
  * must be the user's own and writable by the user alone, else it is refused and kernels are
  * compiled in a private temporary directory; every entry ends in a trailer with its checksum,
@@ -28,6 +31,7 @@
 #include <pthread.h>
 #include <pwd.h>
 #include <spawn.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -644,16 +648,23 @@ static mt_status append_trailer(int fd, const char *path)
     return MT_OK;
 }
 
-mt_status mt__kcache_publish_file(const mt_kcache *kc, const char *tmp_path, const char *name)
+/* Makes the temporary file tmp_path a complete entry: trailer, mode 0600, on disk. */
+static mt_status seal_file(const char *tmp_path)
 {
-    char path[4200];
-    snprintf(path, sizeof path, "%s/%s", kc->dir, name);
     int fd = open(tmp_path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
     mt_status st = fd < 0 ? mt_err_errno(errno, "opening '%s'", tmp_path) : MT_OK;
     if (st == MT_OK) st = append_trailer(fd, tmp_path);
     if (st == MT_OK && fchmod(fd, 0600) != 0) st = mt_err_errno(errno, "chmod '%s'", tmp_path);
     if (st == MT_OK) fsync(fd);
     if (fd >= 0) close(fd);
+    return st;
+}
+
+mt_status mt__kcache_publish_file(const mt_kcache *kc, const char *tmp_path, const char *name)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", kc->dir, name);
+    mt_status st = seal_file(tmp_path);
     if (st == MT_OK && rename(tmp_path, path) != 0)
         st = mt_err_errno(errno, "publishing '%s' in the kernel cache", path);
     if (st != MT_OK) unlink(tmp_path);
@@ -750,18 +761,31 @@ static mt_status write_all(int fd, const char *data, size_t n, const char *path)
     return MT_OK;
 }
 
-/* Compiles source into the cache as <key>.so via temporaries in kc->dir. */
-static mt_status compile_publish(const mt_kcache *kc, const char *key, const char *source,
-                                 const char *cmd, const char *entry, const char *name)
+static atomic_llong g_kernels_compiled, g_cc_runs; /* mt_host_kernel_counts */
+
+static bool env_flag(const char *name)
+{
+    const char *v = getenv(name);
+    return v && *v && strcmp(v, "0") != 0;
+}
+
+/* Compiles source into a temporary shared object in kc->dir: on success *so_path and
+ * *src_path name the object and the source (the caller publishes or removes both). On a
+ * compiler error the source is kept as <failed_key>-failed.c (removed when failed_key is NULL)
+ * and the error names `what` with the compiler's first lines. tag: 16 characters or less of the
+ * temporaries' names. */
+static mt_status compile_tmp(const mt_kcache *kc, const char *tag, const char *source,
+                             const char *cmd, const char *what, const char *failed_key,
+                             char *src_path, char *so_path)
 {
     const char *dir = kc->dir;
     sweep_stale(dir);
-    char src_path[4096], so_path[4200], log_path[4200];
-    snprintf(src_path, sizeof src_path, "%s/.tmp-%.16s-XXXXXX.c", dir, key);
+    char log_path[4200];
+    snprintf(src_path, 4096, "%s/.tmp-%.16s-XXXXXX.c", dir, tag);
     int fd = mkostemps(src_path, 2, O_CLOEXEC);
     if (fd < 0) return mt_err_errno(errno, "creating a temporary file in kernel cache '%s'", dir);
     size_t stem = strlen(src_path) - 2;
-    snprintf(so_path, sizeof so_path, "%.*s.so", (int)stem, src_path);
+    snprintf(so_path, 4200, "%.*s.so", (int)stem, src_path);
     snprintf(log_path, sizeof log_path, "%.*s.log", (int)stem, src_path);
     mt_status st = write_all(fd, source, strlen(source), src_path);
     close(fd);
@@ -788,7 +812,7 @@ static mt_status compile_publish(const mt_kcache *kc, const char *key, const cha
     argv[n++] = "-lm";
     argv[n] = NULL;
     int code = -1;
-    double t0 = mt_now_seconds();
+    atomic_fetch_add(&g_cc_runs, 1);
     st = mt__run_program(argv, lfd, &code);
     close(lfd);
     if (st != MT_OK) {
@@ -799,22 +823,396 @@ static mt_status compile_publish(const mt_kcache *kc, const char *key, const cha
     if (code != 0) {
         char head[3000], kept[4200];
         log_head(log_path, head, sizeof head);
-        snprintf(kept, sizeof kept, "%s/%s-failed.c", dir, key);
-        if (rename(src_path, kept) != 0) snprintf(kept, sizeof kept, "%s", src_path);
+        snprintf(kept, sizeof kept, "%s/%s-failed.c", dir, failed_key ? failed_key : "");
+        if (!failed_key) {
+            unlink(src_path);
+            snprintf(kept, sizeof kept, "(removed)");
+        } else if (rename(src_path, kept) != 0) {
+            snprintf(kept, sizeof kept, "%s", src_path);
+        }
         unlink(so_path);
         unlink(log_path);
-        return mt_err_set(MT_ERR_COMPILE, "host compiler '%s' failed (exit status %d) on kernel "
-                          "'%s'; source kept at %s:\n%s", cmd, code, entry, kept, head);
+        return mt_err_set(MT_ERR_COMPILE, "host compiler '%s' failed (exit status %d) on %s; "
+                          "source kept at %s:\n%s", cmd, code, what, kept, head);
     }
-    st = mt__kcache_publish_file(kc, so_path, name); /* trailer, 0600, fsync, rename */
-    /* MLTRAIN_KEEP_KERNEL_SOURCE=1 keeps <key>.c beside the entry, for reading generated code */
-    const char *keep = getenv("MLTRAIN_KEEP_KERNEL_SOURCE");
-    char kept[4200];
-    snprintf(kept, sizeof kept, "%s/%s.c", dir, key);
-    if (!(keep && *keep && strcmp(keep, "0") != 0 && st == MT_OK && rename(src_path, kept) == 0))
-        unlink(src_path);
     unlink(log_path);
+    return MT_OK;
+}
+
+/* MLTRAIN_KEEP_KERNEL_SOURCE=1 keeps <key>.c beside the entry, for reading generated code:
+ * the temporary source src_path is moved there (consumed either way). */
+static void keep_source(const mt_kcache *kc, const char *key, const char *src_path, bool ok)
+{
+    char kept[4200];
+    snprintf(kept, sizeof kept, "%s/%s.c", kc->dir, key);
+    if (!(ok && env_flag("MLTRAIN_KEEP_KERNEL_SOURCE") && rename(src_path, kept) == 0))
+        unlink(src_path);
+}
+
+/* Compiles source into the cache as <key>.so via temporaries in kc->dir. */
+static mt_status compile_publish(const mt_kcache *kc, const char *key, const char *source,
+                                 const char *cmd, const char *entry, const char *name)
+{
+    char src_path[4096], so_path[4200], what[200];
+    snprintf(what, sizeof what, "kernel '%s'", entry);
+    double t0 = mt_now_seconds();
+    mt_status st = compile_tmp(kc, key, source, cmd, what, key, src_path, so_path);
+    if (st != MT_OK) return st;
+    atomic_fetch_add(&g_kernels_compiled, 1);
+    st = mt__kcache_publish_file(kc, so_path, name); /* trailer, 0600, fsync, rename */
+    keep_source(kc, key, src_path, st == MT_OK);
     mt_log(MT_LOG_DEBUG, "hostcc: compiled %s in %.3f s", entry, mt_now_seconds() - t0);
+    return st;
+}
+
+void mt_host_kernel_counts(int64_t *compiled, int64_t *runs)
+{
+    if (compiled) *compiled = (int64_t)atomic_load(&g_kernels_compiled);
+    if (runs) *runs = (int64_t)atomic_load(&g_cc_runs);
+}
+
+/* ---------------------------------------------------------------- batches */
+
+/* A batch (mt_kernel_batch_begin .. _end, one per thread) records the kernels that missed the
+ * caches instead of compiling them one by one, then compiles them together: the kernels that
+ * start with the common C prelude (every generated kernel) are split into one group per
+ * worker, balanced by size, and each group is compiled as ONE source (the prelude once, then
+ * each kernel's own part) by one compiler run into one shared object. The compiler's fixed
+ * cost per run (driver, cc1 start and the prelude, assembler, linker: about half of a small
+ * kernel's ~80 ms) is paid once per group instead of once per kernel.
+ * Each kernel keeps its own content-addressed entry <key>.so (key: its own source, as for a
+ * single compile): the group's object is sealed once (trailer, 0600) and published under every
+ * member's name as a hard link (a temporary link, then rename(), so publication stays atomic
+ * and the last writer wins); where the file system has no hard links, as a copy. A file thus
+ * holds several kernels, each found by its own symbol; every name passes the same checks
+ * (owner, mode, checksum) and dlopen maps the object once, whichever names load it. A group
+ * that does not compile (e.g. two kernels with one symbol name) is compiled kernel by kernel,
+ * so a faulty kernel keeps its error message and failed source. */
+
+typedef struct batch_item {
+    char key[65];
+    char name[80];
+    char entry[128];
+    char *source;
+    size_t body; /* where its own part starts after the C prelude; 0: it has no such prelude */
+} batch_item;
+
+typedef struct hc_batch {
+    batch_item *items;
+    int32_t n, cap;
+    int paused; /* > 0: misses are reported but not recorded */
+} hc_batch;
+
+static _Thread_local hc_batch *t_batch;
+
+static void batch_free(hc_batch *b)
+{
+    if (!b) return;
+    for (int32_t i = 0; i < b->n; i++) mt_free(b->items[i].source);
+    mt_free(b->items);
+    mt_free(b);
+}
+
+mt_status mt_kernel_batch_begin(void)
+{
+    if (t_batch) return mt_err_set(MT_ERR_INVALID, "kernel batch: one is already open on this "
+                                   "thread");
+    t_batch = mt_calloc(1, sizeof *t_batch);
+    return t_batch ? MT_OK : mt_err_set(MT_ERR_NOMEM, "kernel batch: out of memory");
+}
+
+bool mt__hostcc_batch_open(void)
+{
+    return t_batch != NULL;
+}
+
+void mt__hostcc_batch_pause(bool pause)
+{
+    if (t_batch) t_batch->paused += pause ? 1 : -1;
+}
+
+/* Records a kernel that missed the caches (once per key); MT_ERR_NOT_BUILT, or ERR_NOMEM. */
+static mt_status batch_record(hc_batch *b, const char *key, const char *name, const char *source,
+                              const char *entry)
+{
+    bool seen = b->paused > 0;
+    for (int32_t i = 0; i < b->n && !seen; i++) seen = strcmp(b->items[i].key, key) == 0;
+    if (!seen) {
+        if (b->n == b->cap) {
+            int32_t cap = b->cap ? 2 * b->cap : 16;
+            batch_item *it = mt_realloc(b->items, (size_t)cap * sizeof *it);
+            if (!it) return mt_err_set(MT_ERR_NOMEM, "kernel batch: out of memory");
+            b->items = it;
+            b->cap = cap;
+        }
+        batch_item *it = &b->items[b->n];
+        memset(it, 0, sizeof *it);
+        it->source = mt_strdup(source);
+        if (!it->source) return mt_err_set(MT_ERR_NOMEM, "kernel batch: out of memory");
+        snprintf(it->key, sizeof it->key, "%s", key);
+        snprintf(it->name, sizeof it->name, "%s", name);
+        snprintf(it->entry, sizeof it->entry, "%s", entry);
+        b->n++;
+    }
+    return mt_err_set(MT_ERR_NOT_BUILT, "kernel '%s' is left to the open kernel batch", entry);
+}
+
+/* Publishes the sealed file `sealed` (kept) as kc->dir/name: a hard link under a temporary
+ * name renamed over the entry, or a copy where links are not supported. */
+static mt_status publish_link(const mt_kcache *kc, const char *sealed, const char *name)
+{
+    static atomic_uint serial;
+    char tmp[4200], path[4200];
+    snprintf(path, sizeof path, "%s/%s", kc->dir, name);
+    snprintf(tmp, sizeof tmp, "%s/.tmp-ln-%ld-%u-%.16s", kc->dir, (long)getpid(),
+             atomic_fetch_add(&serial, 1), name);
+    if (link(sealed, tmp) != 0) {
+        if (errno != EPERM && errno != ENOTSUP && errno != EMLINK && errno != ENOSYS)
+            return mt_err_errno(errno, "linking '%s' in the kernel cache", tmp);
+        /* no hard links here: a copy of the sealed file */
+        int in = open(sealed, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        snprintf(tmp, sizeof tmp, "%s/.tmp-cp-XXXXXX", kc->dir);
+        int out = in >= 0 ? mkostemp(tmp, O_CLOEXEC) : -1;
+        mt_status st = out < 0 ? mt_err_errno(errno, "copying '%s'", sealed) : MT_OK;
+        char buf[65536];
+        for (ssize_t got; st == MT_OK && (got = read(in, buf, sizeof buf)) != 0;) {
+            if (got < 0 && errno == EINTR) continue;
+            st = got < 0 ? mt_err_errno(errno, "reading '%s'", sealed)
+                         : write_all(out, buf, (size_t)got, tmp);
+        }
+        if (st == MT_OK && fchmod(out, 0600) != 0) st = mt_err_errno(errno, "chmod '%s'", tmp);
+        if (st == MT_OK) fsync(out);
+        if (in >= 0) close(in);
+        if (out >= 0) close(out);
+        if (st != MT_OK) {
+            if (out >= 0) unlink(tmp);
+            return st;
+        }
+    }
+    if (rename(tmp, path) != 0) {
+        mt_status st = mt_err_errno(errno, "publishing '%s' in the kernel cache", path);
+        unlink(tmp);
+        return st;
+    }
+    return MT_OK;
+}
+
+/* Writes a source file kept beside its entry (MLTRAIN_KEEP_KERNEL_SOURCE); best effort. */
+static void keep_item_source(const mt_kcache *kc, const batch_item *it)
+{
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s/.tmp-src-XXXXXX.c", kc->dir);
+    int fd = mkostemps(tmp, 2, O_CLOEXEC);
+    if (fd < 0) return;
+    mt_status st = write_all(fd, it->source, strlen(it->source), tmp);
+    close(fd);
+    if (st != MT_OK) mt_err_clear();
+    keep_source(kc, it->key, tmp, st == MT_OK);
+}
+
+/* Compiles the group items[0..n) as one source and publishes every member; the number of
+ * kernels published in *done. */
+static mt_status compile_group(const mt_kcache *kc, batch_item *const *items, int32_t n,
+                               const char *prelude, const char *cmd, int32_t *done)
+{
+    *done = 0;
+    mt_strbuf src;
+    mt_strbuf_init(&src);
+    mt_strbuf_append(&src, prelude);
+    for (int32_t i = 0; i < n; i++) {
+        mt_strbuf_appendf(&src, "\n/* kernel %s: %s */\n", items[i]->key, items[i]->entry);
+        mt_strbuf_append(&src, items[i]->source + items[i]->body);
+    }
+    mt_status st = mt_strbuf_status(&src);
+    char src_path[4096], so_path[4200], what[200];
+    snprintf(what, sizeof what, "a group of %d kernels ('%s', ...)", (int)n, items[0]->entry);
+    double t0 = mt_now_seconds();
+    if (st == MT_OK)
+        st = compile_tmp(kc, items[0]->key, src.data, cmd, what, NULL, src_path, so_path);
+    mt_strbuf_deinit(&src);
+    if (st != MT_OK) return st;
+    unlink(src_path);
+    st = seal_file(so_path);
+    for (int32_t i = 0; i < n && st == MT_OK; i++) {
+        st = publish_link(kc, so_path, items[i]->name);
+        if (st == MT_OK) {
+            (*done)++;
+            if (env_flag("MLTRAIN_KEEP_KERNEL_SOURCE")) keep_item_source(kc, items[i]);
+        }
+    }
+    unlink(so_path);
+    atomic_fetch_add(&g_kernels_compiled, *done);
+    mt_log(MT_LOG_DEBUG, "hostcc: compiled %d kernels in one run in %.3f s", (int)n,
+           mt_now_seconds() - t0);
+    return st;
+}
+
+/* A unit of work of a batch: a group (several kernels with the prelude) or one kernel. */
+typedef struct batch_job {
+    batch_item **items;
+    int32_t n;
+    size_t weight; /* bytes to compile */
+} batch_job;
+
+typedef struct batch_ctx {
+    const mt_kcache *kc;
+    const char *cmd;
+    const char *prelude;
+    batch_job *jobs;
+    int32_t njobs;
+    atomic_int next;
+    atomic_int built;
+} batch_ctx;
+
+static void batch_run_job(batch_ctx *c, const batch_job *j)
+{
+    int32_t done = 0;
+    mt_status st = MT_ERR_INVALID;
+    if (j->n > 1) {
+        st = compile_group(c->kc, j->items, j->n, c->prelude, c->cmd, &done);
+        if (st != MT_OK)
+            mt_log(MT_LOG_DEBUG, "hostcc: %s; compiling its kernels one by one", mt_last_error());
+    }
+    if (st != MT_OK) { /* one kernel, or a group that failed: each on its own */
+        for (int32_t i = done; i < j->n; i++) {
+            const batch_item *it = j->items[i];
+            if (compile_publish(c->kc, it->key, it->source, c->cmd, it->entry, it->name) == MT_OK)
+                done++;
+        }
+    }
+    mt_err_clear(); /* a kernel that fails reports its error again when it is requested */
+    atomic_fetch_add(&c->built, done);
+}
+
+static void batch_worker(void *vctx, int64_t begin, int64_t end, int thread)
+{
+    (void)begin, (void)end, (void)thread;
+    batch_ctx *c = vctx;
+    for (int k; (k = atomic_fetch_add(&c->next, 1)) < c->njobs;) batch_run_job(c, &c->jobs[k]);
+}
+
+static int cmp_job(const void *a, const void *b)
+{
+    const batch_job *x = a, *y = b;
+    return x->weight < y->weight ? 1 : x->weight > y->weight ? -1 : 0;
+}
+
+static int cmp_item_size(const void *a, const void *b)
+{
+    const batch_item *x = *(batch_item *const *)a, *y = *(batch_item *const *)b;
+    size_t nx = strlen(x->source + x->body), ny = strlen(y->source + y->body);
+    return nx < ny ? 1 : nx > ny ? -1 : 0;
+}
+
+/* Splits the recorded kernels into jobs: the ones with the prelude into at most `workers`
+ * groups (largest first, each into the lightest group), the others one job each. */
+static mt_status batch_plan(hc_batch *b, const mt_kcache *kc, const char *prelude, size_t plen,
+                            int32_t workers, batch_ctx *c, batch_item ***order_out)
+{
+    batch_item **order = mt_calloc((size_t)b->n + 1, sizeof *order);
+    c->jobs = mt_calloc((size_t)b->n + 1, sizeof *c->jobs);
+    if (!order || !c->jobs) {
+        mt_free(order);
+        return mt_err_set(MT_ERR_NOMEM, "kernel batch: out of memory");
+    }
+    *order_out = order;
+    int32_t ng = 0, ns = 0; /* kernels with and without the prelude */
+    for (int pass = 0; pass < 2; pass++)
+        for (int32_t i = 0; i < b->n; i++) {
+            batch_item *it = &b->items[i];
+            it->body = strncmp(it->source, prelude, plen) == 0 ? plen : 0;
+            if ((pass == 0) != (it->body > 0)) continue;
+            char path[4200];
+            snprintf(path, sizeof path, "%s/%s", kc->dir, it->name);
+            if (access(path, F_OK) == 0) continue; /* another process built it meanwhile */
+            if (pass == 0)
+                order[ng++] = it;
+            else
+                order[ng + ns++] = it;
+        }
+    qsort(order, (size_t)ng, sizeof *order, cmp_item_size);
+    int32_t groups = ng < workers ? ng : workers;
+    int32_t *of = mt_calloc((size_t)ng + 1, sizeof *of); /* group of each kernel */
+    if (!of) return mt_err_set(MT_ERR_NOMEM, "kernel batch: out of memory");
+    for (int32_t i = 0; i < ng; i++) {
+        int32_t best = 0;
+        for (int32_t g = 1; g < groups; g++)
+            if (c->jobs[g].weight < c->jobs[best].weight) best = g;
+        of[i] = best;
+        c->jobs[best].weight += strlen(order[i]->source + order[i]->body);
+        c->jobs[best].n++;
+    }
+    /* reorder so that each group's kernels are contiguous */
+    batch_item **tmp = mt_calloc((size_t)ng + 1, sizeof *tmp);
+    if (!tmp) {
+        mt_free(of);
+        return mt_err_set(MT_ERR_NOMEM, "kernel batch: out of memory");
+    }
+    int32_t at = 0;
+    for (int32_t g = 0; g < groups; g++) {
+        c->jobs[g].items = order + at;
+        for (int32_t i = 0; i < ng; i++)
+            if (of[i] == g) tmp[at++] = order[i];
+    }
+    if (ng) memcpy(order, tmp, (size_t)ng * sizeof *order);
+    mt_free(tmp);
+    mt_free(of);
+    c->njobs = groups;
+    for (int32_t i = 0; i < ns; i++) {
+        batch_job *j = &c->jobs[c->njobs++];
+        j->items = order + ng + i;
+        j->n = 1;
+        j->weight = strlen(order[ng + i]->source);
+    }
+    qsort(c->jobs, (size_t)c->njobs, sizeof *c->jobs, cmp_job); /* longest first */
+    return MT_OK;
+}
+
+static mt_status batch_build(hc_batch *b, int32_t nworkers, int32_t *nbuilt)
+{
+    const char *cmd = cc_command();
+    char version[256], why[700];
+    if (env_no_cc() || !cc_identify(cmd, version, sizeof version, why, sizeof why))
+        return MT_OK; /* nothing is compiled: requests interpret or fail as they would */
+    mt_kcache kc;
+    mt_status st = mt__kcache_open(&kc);
+    if (st != MT_OK) return st;
+    mt_strbuf pre;
+    mt_strbuf_init(&pre);
+    mt__kgen_prelude(&pre, MT_KLANG_C);
+    st = mt_strbuf_status(&pre);
+    int32_t workers = nworkers > 0 ? nworkers : mt_cpu_count();
+    if (workers < 1) workers = 1;
+    batch_ctx c = {.kc = &kc, .cmd = cmd, .prelude = pre.data};
+    batch_item **order = NULL;
+    if (st == MT_OK) st = batch_plan(b, &kc, pre.data, pre.len, workers, &c, &order);
+    if (st == MT_OK && c.njobs > 0) {
+        int nthreads = c.njobs < workers ? c.njobs : workers;
+        mt_threadpool *tp = NULL;
+        if (nthreads > 1 && mt_threadpool_new(&tp, nthreads) == MT_OK) {
+            mt_threadpool_run(tp, mt_threadpool_size(tp), 1, batch_worker, &c);
+            mt_threadpool_free(tp);
+        } else {
+            mt_err_clear();
+            batch_worker(&c, 0, 1, 0);
+        }
+        if (nbuilt) *nbuilt = atomic_load(&c.built);
+    }
+    mt_free(order);
+    mt_free(c.jobs);
+    mt_strbuf_deinit(&pre);
+    mt__kcache_close(&kc);
+    return st;
+}
+
+mt_status mt_kernel_batch_end(int32_t nworkers, int32_t *nbuilt)
+{
+    if (nbuilt) *nbuilt = 0;
+    hc_batch *b = t_batch;
+    if (!b) return mt_err_set(MT_ERR_INVALID, "kernel batch: none is open on this thread");
+    t_batch = NULL;
+    mt_status st = b->n > 0 ? batch_build(b, nworkers, nbuilt) : MT_OK;
+    batch_free(b);
     return st;
 }
 
@@ -861,7 +1259,10 @@ mt_status mt__hostcc_build(const char *source, const char *entry, void **fn, voi
         snprintf(path, sizeof path, "%s/%s", kc.dir, name);
         unlink(path);
     }
-    if (st != MT_OK) {
+    if (st != MT_OK && t_batch && !kc.temp) { /* left to the batch (see "batches") */
+        mt_err_clear();
+        st = batch_record(t_batch, key, name, source, entry);
+    } else if (st != MT_OK) {
         mt_err_clear();
         st = compile_publish(&kc, key, source, cmd, entry, name);
         if (st == MT_OK) st = open_entry(&kc, name, MT_KCACHE_OWN, entry, fn, dl_handle);

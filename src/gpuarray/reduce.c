@@ -780,9 +780,14 @@ static mt_status reduce_dispatch(const rjob *job)
     if (mt__kexpr_uses_index(job->map)) return run_materialized(job, false);
     mt_status st = run_compiled(job);
     if (st == MT_ERR_NOT_BUILT && host) { /* the compiler vanished: interpret instead */
-        mt_log(MT_LOG_DEBUG, "reduce: no host compiler (%s); using the generic loop",
+        mt_log(MT_LOG_DEBUG, "reduce: kernel not built (%s); using the generic loop",
                mt_last_error());
+        mt_err_clear();
+        /* or the kernel is left to an open batch: then the helper kernel of a materialised
+         * map is not one the real run needs, so it is not recorded */
+        mt__hostcc_batch_pause(true);
         st = run_host_generic(job);
+        mt__hostcc_batch_pause(false);
     }
     return st;
 }

@@ -11,7 +11,6 @@
  * would alias function-owned memory or be read-only) and only then writes the updates back, so
  * every output and update is computed from the values before the call. */
 #include <math.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -426,27 +425,40 @@ static mt_status optimize_graph(mt_function *f)
     return st;
 }
 
-/* ---------------------------------------------------------------- kernel prebuild */
+/* ---------------------------------------------------------------- kernel prediction */
 
-/* Cold start: every fused kernel would otherwise be compiled (one `cc` run each) lazily at its
- * first use, one after another. Predicting each FUSED step's kernel for C-contiguous operands
- * (arguments and temporaries are, in practice) lets them compile concurrently now (so do the
- * single ELEMWISE nodes left unfused; fused reductions are not predicted). A wrong
- * prediction only means that kernel is built at first use, as without this; errors are
+/* Cold start: without this, every kernel would be compiled lazily at its first use, one `cc`
+ * run (~80 ms) after another. At mt_function_new (FAST_RUN, host) the function's kernels are
+ * predicted inside a kernel batch (mt_kernel_batch_begin): predicting compiles nothing, the
+ * kernels missing from the caches are recorded, and mt_kernel_batch_end then compiles them
+ * together, several per compiler run and one run per CPU at a time.
+ * 1. Each elementwise step's kernel (FUSED steps, unfused ELEMWISE nodes) is predicted for
+ *    C-contiguous operands by mt_elemwise_prebuild (unknown sizes taken as > 1); steps with
+ *    the same expression and operand types once. Cached kernels are loaded by this.
+ * 2. When one of them was missing (a cold cache) or there was none, a dry run of the fused
+ *    schedule on stand-in values (zeros of each argument's and shared variable's type, every
+ *    unknown size PREDICT_DIM) through the executor a call uses: every kernel a call would
+ *    request is requested with the layout a call gives it -- fused kernels and reductions, the
+ *    kernels inside the nnet ops (softmax, crossentropies and their gradients), on views and
+ *    broadcasts alike. While the batch is open, the missing kernels run interpreted on the
+ *    tiny stand-ins. Not done with collectives (their hooks must only see real calls) or when
+ *    the stand-ins would be large; it stops at a shape the stand-ins cannot satisfy.
+ * When every kernel of step 1 was cached, the function was compiled before with this cache:
+ * the dry run (a few ms: stand-ins as large as the parameters, a small step) is skipped, and
+ * the remaining kernels load from the disk cache at their first use. The kernels of step 1
+ * that the dry run shows to be mispredicted are still compiled, so that this test holds warm.
+ * After the batch, step 1 runs again to load its kernels (the first call then finds them in
+ * memory, as after a warm start).
+ * A wrong prediction only means that kernel is built at first use, as without this; errors are
  * ignored (a real problem shows up again, with its message, when the step runs). */
-#define PREBUILD_MAX_IN 64 /* mt_elemwise takes at most 64 arguments */
-
-typedef struct prebuild_ctx {
-    mt_function *f;
-    int32_t n;
-    const mt__jstep **steps;
-    _Atomic int32_t next;
-} prebuild_ctx;
+#define PREBUILD_MAX_IN 64             /* mt_elemwise takes at most 64 arguments */
+#define PREDICT_DIM 8                  /* stand-in for unknown sizes (> 1, and >= the 8 outputs
+                                          from which a host reduction over a strided axis tiles) */
+#define PREDICT_MAX_BYTES (64 << 20)   /* larger stand-ins: no dry run */
 
 /* What decides a step's predicted kernel: the expression and, per operand, its dtype and
  * which sizes are 1 (the stand-ins' sizes). Steps with equal signatures share their kernel,
- * which is then built once instead of twice at the same time. A hash collision only drops a
- * prediction. */
+ * which is then predicted once. A hash collision only drops a prediction. */
 static uint64_t step_signature(const mt_function *f, const mt__jstep *s)
 {
     uint64_t h = mt_kexpr_hash(&s->kx);
@@ -461,15 +473,14 @@ static uint64_t step_signature(const mt_function *f, const mt__jstep *s)
     return h;
 }
 
-static void prebuild_step(mt_function *f, const mt__jstep *s)
+/* MT_ERR_NOT_BUILT when the kernel is missing (left to the batch). */
+static mt_status prebuild_step(mt_function *f, const mt__jstep *s)
 {
     mt_dtype dt[PREBUILD_MAX_IN];
     int32_t nd[PREBUILD_MAX_IN];
+    if (s->nin > PREBUILD_MAX_IN) return MT_ERR_RANGE;
     int64_t (*dims)[MT_MAX_DIMS] = mt_calloc((size_t)s->nin + 1, sizeof *dims);
-    if (!dims || s->nin > PREBUILD_MAX_IN) {
-        mt_free(dims);
-        return;
-    }
+    if (!dims) return MT_ERR_NOMEM;
     for (int32_t i = 0; i < s->nin; i++) {
         const mt_type *t = mt_graph_type(f->g, f->order[s->in[i]]);
         dt[i] = t->dtype;
@@ -477,49 +488,114 @@ static void prebuild_step(mt_function *f, const mt__jstep *s)
         memcpy(dims[i], t->shape, sizeof dims[i]);
     }
     const mt_type *o = mt_graph_type(f->g, s->kind == MT__STEP_FUSED ? s->out_vars[0] : s->v);
-    (void)mt_elemwise_prebuild(f->dev, &s->kx, s->nin, dt, nd, (const int64_t(*)[MT_MAX_DIMS])dims,
-                               o->ndim, o->shape, 0);
+    mt_status st = mt_elemwise_prebuild(f->dev, &s->kx, s->nin, dt, nd,
+                                        (const int64_t(*)[MT_MAX_DIMS])dims, o->ndim, o->shape, 0);
     mt_free(dims);
+    mt_err_clear();
+    return st;
 }
 
-static void prebuild_worker(void *vctx, int64_t begin, int64_t end, int thread)
+/* Step 1 above: the elementwise steps' kernels for C-contiguous operands. *missing (may be
+ * NULL) gets the number of them missing from the caches; returns the number predicted. */
+static int32_t prebuild_elementwise(mt_function *f, int32_t *missing)
 {
-    (void)begin, (void)end, (void)thread;
-    prebuild_ctx *c = vctx;
-    for (int32_t k; (k = atomic_fetch_add(&c->next, 1)) < c->n;) prebuild_step(c->f, c->steps[k]);
-}
-
-static void prebuild_kernels(mt_function *f)
-{
-    const mt_device_info *info = mt_device_get_info(f->dev);
-    if (!f->has_fast || !info || strcmp(info->backend, "host") != 0) return;
-    prebuild_ctx c = {.f = f};
-    c.steps = mt_calloc((size_t)f->fast.nsteps + 1, sizeof *c.steps);
-    if (!c.steps) return;
+    if (missing) *missing = 0;
     uint64_t *sigs = mt_calloc((size_t)f->fast.nsteps + 1, sizeof *sigs);
-    if (!sigs) {
-        mt_free(c.steps);
-        return;
-    }
+    if (!sigs) return 0;
+    int32_t n = 0;
     for (int32_t k = 0; k < f->fast.nsteps; k++) {
         const mt__jstep *s = &f->fast.steps[k];
         if (s->kind == MT__STEP_REDUCE || !s->has_kx) continue;
         uint64_t sig = step_signature(f, s);
         bool seen = false;
-        for (int32_t j = 0; j < c.n && !seen; j++) seen = sigs[j] == sig;
+        for (int32_t j = 0; j < n && !seen; j++) seen = sigs[j] == sig;
         if (seen) continue;
-        sigs[c.n] = sig;
-        c.steps[c.n++] = s;
+        sigs[n++] = sig;
+        if (prebuild_step(f, s) == MT_ERR_NOT_BUILT && missing) (*missing)++;
     }
     mt_free(sigs);
-    mt_threadpool *tp = NULL;
-    if (c.n > 1 && mt_cpu_count() > 1 && mt_threadpool_new(&tp, mt_cpu_count()) == MT_OK) {
-        mt_threadpool_run(tp, mt_threadpool_size(tp), 1, prebuild_worker, &c);
-        mt_threadpool_free(tp);
-    } else {
-        prebuild_worker(&c, 0, 1, 0);
+    return n;
+}
+
+/* A zero array of type t, unknown sizes PREDICT_DIM; *bytes grows by its size. */
+static mt_status standin(mt_array *a, mt_device *dev, const mt_type *t, int64_t *bytes)
+{
+    int64_t dims[MT_MAX_DIMS], n = (int64_t)mt_dtype_size(t->dtype);
+    for (int32_t d = 0; d < t->ndim; d++) {
+        dims[d] = t->shape[d] >= 0 ? t->shape[d] : PREDICT_DIM;
+        n *= dims[d];
     }
-    mt_free(c.steps);
+    *bytes += n;
+    if (*bytes > PREDICT_MAX_BYTES)
+        return mt_err_set(MT_ERR_RANGE, "stand-ins over %d MB", PREDICT_MAX_BYTES >> 20);
+    return mt_array_zeros(a, dev, t->dtype, t->ndim, dims);
+}
+
+/* Step 2 above: true when the whole schedule ran. Shared variables have no values yet at
+ * compile time: they hold stand-ins during the run (in-place updates write into those). */
+static bool dry_run(mt_function *f)
+{
+    if (f->has_coll) return false;
+    int32_t nres = f->n_outputs + f->n_updates;
+    mt_array *ins = mt_calloc((size_t)f->n_inputs + 1, sizeof *ins);
+    const mt_array **inp = mt_calloc((size_t)f->n_inputs + 1, sizeof *inp);
+    mt_array *res = mt_calloc((size_t)nres + 1, sizeof *res);
+    bool *mine = mt_calloc((size_t)f->n_shared + 1, sizeof *mine); /* stand-in given here */
+    mt_status st = ins && inp && res && mine ? MT_OK : MT_ERR_NOMEM;
+    int64_t bytes = 0;
+    double t0 = mt_now_seconds(), t1 = t0;
+    for (int32_t i = 0; i < f->n_inputs && st == MT_OK; i++) {
+        st = standin(&ins[i], f->dev, mt_graph_type(f->g, f->in_var[i]), &bytes);
+        inp[i] = &ins[i];
+    }
+    for (int32_t i = 0; i < f->n_shared && st == MT_OK; i++) {
+        if (f->shared[i].value.buf) continue;
+        st = standin(&f->shared[i].value, f->dev, mt_graph_type(f->g, f->shared[i].var), &bytes);
+        mine[i] = true;
+    }
+    if (st == MT_OK) {
+        t1 = mt_now_seconds();
+        bool profile = f->profile;
+        int64_t peak = f->fast.run_peak_bytes;
+        f->profile = false;
+        st = mt__plan_run(f, &f->fast, inp, res, false, NULL);
+        f->profile = profile;
+        f->fast.run_peak_bytes = peak;
+        if (st == MT_OK) st = mt_device_sync(f->dev);
+    }
+    if (st != MT_OK) {
+        mt_log(MT_LOG_DEBUG, "jit: dry run for kernel prediction stopped: %s", mt_last_error());
+        mt_err_clear();
+    } else {
+        mt_log(MT_LOG_DEBUG, "jit: dry run for kernel prediction: stand-ins %.3f ms (%.1f MB), "
+               "run %.3f ms", (t1 - t0) * 1e3, (double)bytes / 1e6, (mt_now_seconds() - t1) * 1e3);
+    }
+    for (int32_t i = 0; res && i < nres; i++) mt_array_clear(&res[i]);
+    for (int32_t i = 0; ins && i < f->n_inputs; i++) mt_array_clear(&ins[i]);
+    for (int32_t i = 0; mine && i < f->n_shared; i++)
+        if (mine[i]) mt_array_clear(&f->shared[i].value);
+    mt_free(mine);
+    mt_free(ins);
+    mt_free(inp);
+    mt_free(res);
+    return st == MT_OK;
+}
+
+static void predict_kernels(mt_function *f)
+{
+    const mt_device_info *info = mt_device_get_info(f->dev);
+    if (!f->has_fast || !info || strcmp(info->backend, "host") != 0) return;
+    if (mt_kernel_batch_begin() != MT_OK) { /* one is open already: nothing to add here */
+        mt_err_clear();
+        return;
+    }
+    int32_t missing = 0, n = prebuild_elementwise(f, &missing);
+    if (missing > 0 || n == 0) dry_run(f);
+    int32_t built = 0;
+    if (mt_kernel_batch_end(0, &built) != MT_OK) mt_err_clear();
+    mt_log(MT_LOG_DEBUG, "jit: %d predicted kernels compiled", (int)built);
+    /* load the elementwise ones now, as a warm start does (the others load at first use) */
+    if (built > 0 && n > 0) prebuild_elementwise(f, NULL);
 }
 
 /* Everything after the argument checks; f is freed by the caller on error. */
@@ -567,7 +643,7 @@ static mt_status build(mt_function *f, const mt_graph *g, const mt_var *inputs,
             mt__plan_free(&f->fast);
             st = MT_OK;
         }
-        if (f->has_fast && f->mode == MT_MODE_FAST_RUN) prebuild_kernels(f);
+        if (f->has_fast && f->mode == MT_MODE_FAST_RUN) predict_kernels(f);
     }
     if (st == MT_OK && f->ref.broken && !f->has_fast)
         st = mt_err_set(MT_ERR_INVALID, "%s", f->ref.broken);

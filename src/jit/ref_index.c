@@ -3,12 +3,16 @@
  * set/inc_subtensor, and the random generators.
  *
  * Basic indexing (subtensors, concatenation) needs no loops of its own: a slice view of the
- * result plus mt_array_copy / mt_elemwise works on every device. Advanced indexing with a
- * run-time index array is done by host loops: on host-addressable devices directly on the
- * buffers, elsewhere through a host copy of the operands and a copy of the result back to the
- * device (correct but slow; the fused path is expected to provide device kernels for these).
- * Indices are validated before anything is written: an index out of range is an ERR_RANGE
- * error naming the index, the axis, its size and the position. */
+ * result plus mt_array_copy / mt_elemwise works on every device; so does one_hot (an
+ * elementwise kernel). Advanced indexing with a run-time index array (gather, scatter-add,
+ * take-along-axis) runs as host loops directly on the buffers of host-addressable devices, and
+ * on other devices (OpenCL, CUDA) in gpuarray's generated indexing kernels (mt_array_take,
+ * mt_array_scatter_add, mt_array_take_labels), so the operands stay on the device. Both paths
+ * give the same values (scatter-add adds repeated indices in the same order, bit for bit) and
+ * the same errors: an index out of range is an ERR_RANGE error naming the index, the axis, its
+ * size and the position, and nothing is returned. MLTRAIN_INDEX_PATH=host makes non-host
+ * devices use the host loops through copies of the operands (for comparisons and benchmarks). */
+#include <stdlib.h>
 #include <string.h>
 
 #include "jit_impl.h"
@@ -128,6 +132,16 @@ static mt_status check_indices(int64_t *idx, int64_t m, int64_t n, int32_t axis,
     return MT_OK;
 }
 
+/* Whether the op runs in gpuarray's indexing kernels: x lives on the node's device and the
+ * host cannot address it, unless MLTRAIN_INDEX_PATH=host. */
+static bool use_device_path(const mt__jctx *ctx, const mt_array *x)
+{
+    if (!ctx->dev || mt_array_device(x) != ctx->dev || mt_device_is_host_addressable(ctx->dev))
+        return false;
+    const char *force = getenv("MLTRAIN_INDEX_PATH");
+    return !(force && strcmp(force, "host") == 0);
+}
+
 /* ---------------------------------------------------------------- gather / scatter_add */
 
 mt_status mt__ref_gather(const mt__jctx *ctx, mt_var v, const mt_array *x,
@@ -136,6 +150,10 @@ mt_status mt__ref_gather(const mt__jctx *ctx, mt_var v, const mt_array *x,
     if (axis < 0 || axis >= x->ndim || x->ndim - 1 + idx->ndim > MT_MAX_DIMS)
         return mt_err_set(MT_ERR_INTERNAL, "gather: axis %d of a %d-d array with %d-d indices",
                           (int)axis, (int)x->ndim, (int)idx->ndim);
+    if (use_device_path(ctx, x)) {
+        mt_status dst = mt_array_take(out, x, idx, axis);
+        if (dst != MT_ERR_UNSUPPORTED) return dst; /* else: a device without kernels */
+    }
     int64_t n = x->dims[axis], outer = prod(x->dims, 0, axis);
     int64_t inner = prod(x->dims, axis + 1, x->ndim), m = mt_array_size(idx);
     int64_t dims[MT_MAX_DIMS];
@@ -219,6 +237,10 @@ mt_status mt__ref_scatter_add(const mt__jctx *ctx, mt_var v, const mt_array *x,
     if (axis < 0 || axis >= x->ndim || x->ndim - 1 + idx->ndim > MT_MAX_DIMS)
         return mt_err_set(MT_ERR_INTERNAL, "scatter_add: axis %d of a %d-d array", (int)axis,
                           (int)x->ndim);
+    if (use_device_path(ctx, x)) {
+        mt_status dst = mt_array_scatter_add(out, x, idx, y, axis);
+        if (dst != MT_ERR_UNSUPPORTED) return dst;
+    }
     int64_t n = x->dims[axis], outer = prod(x->dims, 0, axis);
     int64_t inner = prod(x->dims, axis + 1, x->ndim), m = mt_array_size(idx);
     int64_t gdims[MT_MAX_DIMS];
@@ -272,6 +294,10 @@ mt_status mt__ref_take_along(const mt__jctx *ctx, const mt_array *x, const mt_ar
                           "without axis %d", mt_shape_str(labels->ndim, labels->dims, b1,
                           sizeof b1), mt_shape_str(x->ndim, x->dims, b2, sizeof b2),
                           (int)axis);
+    }
+    if (use_device_path(ctx, x)) {
+        mt_status dst = mt_array_take_labels(out, x, labels, axis);
+        if (dst != MT_ERR_UNSUPPORTED) return dst;
     }
     int64_t n = x->dims[axis], outer = prod(x->dims, 0, axis);
     int64_t inner = prod(x->dims, axis + 1, x->ndim);

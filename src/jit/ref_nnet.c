@@ -10,7 +10,7 @@
  * so softmax([1000, 1000]) = [0.5, 0.5] and logsoftmax([0, 1000, -1000]) = [-1000, 0, -2000].
  * The sums run through mt_reduce_fused, so exp(x - m) is never stored; float sums accumulate
  * in float64 inside gpuarray. Crossentropies with integer labels pick the labelled entry with a
- * host-side take-along-axis (ref_index.c). */
+ * take-along-axis (ref_index.c: host loops on the host, indexing kernels on other devices). */
 #include <math.h>
 #include <string.h>
 
