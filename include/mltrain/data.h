@@ -43,6 +43,11 @@ typedef struct mt_dataset_info {
     int64_t n_classes;  /* labels: number of classes (max label + 1, or the format's count) */
     int64_t y_dim;      /* float targets: columns */
     const char *name;   /* e.g. "MNIST(train, 0:50000)", for messages */
+    /* Several sources (CompositeDataset): X is their features side by side, source i taking
+     * source_dims[i] columns (a model's CompositeSpace input splits them the same way);
+     * n_sources 0 for a single source. */
+    int32_t n_sources;
+    const int64_t *source_dims; /* n_sources entries, owned by the dataset */
 } mt_dataset_info;
 
 void mt_dataset_get_info(const mt_dataset *d, mt_dataset_info *out);
@@ -56,6 +61,12 @@ void mt_dataset_free(mt_dataset *d);                  /* NULL ok */
 /* Largest decoded array a reader allocates: $MLTRAIN_DATA_MAX_BYTES (bytes, optional K/M/G/T
  * suffix, binary units) or 16 GiB. Read at every call. */
 size_t mt_data_max_bytes(void);
+
+/* Replaces the examples of an in-memory dataset by images of another size: X holds n images
+ * of topo (rows, cols, channels) in b01c order, allocated with mt_malloc; the dataset takes X
+ * (freed also on failure). For extensions that crop images (WindowAndFlip). ERR_INVALID for a
+ * lazy dataset (mt_dataset_materialize it first), ERR_SHAPE for sizes < 1 or overflowing. */
+mt_status mt_dataset_take_images(mt_dataset *d, const int64_t topo[3], float *X);
 
 /* A dataset from host data (copied). y_labels or y (n*y_dim) may be NULL. topo NULL = none. */
 mt_status mt_dataset_from_memory(mt_dataset **out, const char *name, int64_t n, int64_t dim,
@@ -195,9 +206,15 @@ typedef enum mt_iter_mode {
     MT_ITER_SHUFFLED_SEQUENTIAL, /* a fresh permutation per epoch; last batch may be short */
     MT_ITER_RANDOM_SLICE,       /* each batch a random contiguous slice */
     MT_ITER_RANDOM_UNIFORM,     /* each batch rows drawn uniformly with replacement */
+    MT_ITER_BATCHWISE_SHUFFLED_SEQUENTIAL, /* sequential's batches in a fresh order per epoch */
+    MT_ITER_EVEN_SEQUENTIAL,    /* sequential without the short batch: n mod bs rows dropped */
+    MT_ITER_EVEN_SHUFFLED_SEQUENTIAL, /* shuffled_sequential without the short batch */
+    MT_ITER_EVEN_BATCHWISE_SHUFFLED_SEQUENTIAL, /* batchwise_shuffled_sequential, no short one */
     MT_ITER_MODE_COUNT
 } mt_iter_mode;
-/* Pylearn2 names: "sequential", "shuffled_sequential", "random_slice", "random_uniform". */
+/* Pylearn2 names: "sequential", "shuffled_sequential", "random_slice", "random_uniform",
+ * "batchwise_shuffled_sequential", "even_sequential", "even_shuffled_sequential",
+ * "even_batchwise_shuffled_sequential". An unknown name is ERR_INVALID listing them all. */
 const char *mt_iter_mode_name(mt_iter_mode m);
 mt_status mt_iter_mode_from_name(mt_iter_mode *out, const char *name);
 
@@ -208,21 +225,22 @@ typedef struct mt_data_iter {
     int64_t n_batches;   /* batches in one epoch */
     uint64_t seed;
     int64_t epoch;       /* the epoch whose order `perm` holds */
-    int64_t *perm;       /* SHUFFLED_SEQUENTIAL: the permutation (owned) */
+    int64_t *perm;       /* the shuffled modes: the permutation of rows or batches (owned) */
 } mt_data_iter;
 
-/* num_batches 0 = ceil(n / batch_size) (all examples); otherwise that many batches (the
- * examples they cover wrap around: sequential and shuffled_sequential batch b is batch
- * b mod ceil(n / batch_size) of the epoch's order, so every pass ends with a short batch when
- * batch_size does not divide n; random_* batches always have batch_size rows). ERR_INVALID for
- * batch_size < 1, an empty dataset, or random_slice with batch_size > n. Only d's size is
- * used; the iterator does not keep d. */
+/* num_batches 0 = ceil(n / batch_size) (all examples; floor(n / batch_size) for the even_*
+ * modes, as Pylearn2 counts them); otherwise that many batches (the examples they cover wrap
+ * around: sequential and shuffled_sequential batch b is batch b mod ceil(n / batch_size) of the
+ * epoch's order, so every pass ends with a short batch when batch_size does not divide n; the
+ * even_* modes wrap over floor(n / batch_size) full batches; random_* batches always have
+ * batch_size rows). ERR_INVALID for batch_size < 1, an empty dataset, or random_slice or an
+ * even_* mode with batch_size > n. Only d's size is used; the iterator does not keep d. */
 mt_status mt_data_iter_init(mt_data_iter *it, const mt_dataset *d, mt_iter_mode mode,
                             int64_t batch_size, int64_t num_batches, uint64_t seed);
 void mt_data_iter_clear(mt_data_iter *it);
 /* Rows of batch b (0 <= b < n_batches) of `epoch` (>= 0): writes *n_rows (<= batch_size)
  * indices into rows (room for batch_size). Deterministic in (mode, seed, epoch, b), whatever
- * was asked before; shuffled_sequential keeps the permutation of the last epoch asked (so
+ * was asked before; the shuffled modes keep the permutation of the last epoch asked (so
  * asking batches epoch by epoch costs one permutation per epoch). ERR_RANGE for b or epoch
  * outside. The exact draws are documented at the top of src/data/iter.c. */
 mt_status mt_data_iter_rows(mt_data_iter *it, int64_t epoch, int64_t b, int64_t *rows,
@@ -276,8 +294,8 @@ void mt_preproc_free(mt_preprocessor *p);
 struct mt_cfg_registry;
 /* Registers MNIST (alias pylearn2.datasets.mnist.MNIST), FashionMNIST (MNIST whose dir
  * defaults to MT_FASHION_MNIST_DIR), IDXDataset, CIFAR10, NpyDataset, HDF5Dataset /
- * DenseDesignMatrix, and the preprocessors (Standardize, GlobalContrastNormalization, ZCA,
- * PCA, Pipeline), with their Pylearn2 aliases. Built objects: mt_dataset* (kind "dataset"),
+ * DenseDesignMatrix, CompositeDataset (several sources side by side, n_sources), and the
+ * preprocessors (Standardize, GlobalContrastNormalization, ZCA, PCA, Pipeline), with their Pylearn2 aliases. Built objects: mt_dataset* (kind "dataset"),
  * mt_preprocessor* (kind "preprocessor"). MNIST's dir: key `path`, else
  * $MLTRAIN_DATA_PATH/mnist, else $PYLEARN2_DATA_PATH/mnist, else an error saying what to set.
  * The file datasets (MNIST, FashionMNIST, IDXDataset, NpyDataset, HDF5Dataset) take

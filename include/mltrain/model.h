@@ -11,7 +11,10 @@
  *
  * Spaces: the input arrives as the dataset gives it, a float32 [batch, dim] design matrix whose
  * rows are images in b01c order when the input space is a Conv2DSpace; the model reshapes and
- * transposes as its layers need (Pylearn2's automatic space conversion). Targets arrive as int64
+ * transposes as its layers need (Pylearn2's automatic space conversion). An IndexSpace input
+ * holds integer ids as float32 columns (read by a ProjectionLayer); a CompositeSpace input
+ * holds its components side by side (a CompositeDataset's sources), and so does any
+ * composite value inside the graph (a CompositeLayer's output). Targets arrive as int64
  * labels [batch] (IndexSpace) or float32 [batch, k]; costs convert labels to one-hot where
  * they need it.
  *
@@ -58,8 +61,10 @@ typedef enum mt_norm_constraint {
  * autoencoders W [nvis, nhid], hb [nhid], vb [nvis], Wprime [nhid, nvis]. */
 typedef struct mt_model_param {
     const char *name;      /* "<layer>_W", "<layer>_b" (Pylearn2 names), unique in the model;
-                              autoencoders: "W", "hb", "vb", "Wprime" */
-    int32_t layer;         /* index of the layer owning it (mt_model_layer_name) */
+                              inside a CompositeLayer or nested MLP "<path>_W" with the '/'-
+                              joined layer names ("comp/a_W"); autoencoders: "W", "hb", "vb",
+                              "Wprime" */
+    int32_t layer;         /* index of the top-level layer owning it (mt_model_layer_name) */
     bool is_weight;        /* W (weight decay applies), not a bias */
     float lr_scale;        /* W_lr_scale / b_lr_scale; 1 when not given */
     mt_norm_constraint constraint;
@@ -84,7 +89,8 @@ bool mt_model_needs_targets(const mt_model *m);
 /* Input features expected (dim of the input space) and the output dimension. */
 int64_t mt_model_input_dim(const mt_model *m);
 int64_t mt_model_output_dim(const mt_model *m);
-/* Checks that a dataset fits the model (input dim, topology for Conv2DSpace, labels within
+/* Checks that a dataset fits the model (input dim, topology for Conv2DSpace, the components
+ * of a CompositeSpace against the dataset's sources when it has several, labels within
  * n_classes, float target columns = output dim); ERR_SHAPE naming both. */
 mt_status mt_model_check_data(const mt_model *m, const mt_dataset_info *data);
 void mt_model_free(mt_model *m);
@@ -162,14 +168,17 @@ void mt_model_graph_clear(mt_model_graph *mg);
  * gradients come out float32 through the cast's gradient). Costs cast per-example values to
  * float32 before the mean over examples and stay float32 scalars; parameter norms (norm
  * channels, weight decay, norm constraints) read the float32 masters. dt MT_FLOAT32 returns
- * to plain float32 reads. Call before building expressions; ERR_INVALID for other dtypes. */
+ * to plain float32 reads. MT_FLOAT64 computes the forward pass in float64 (for gradient
+ * checks by central differences, whose rounding error float32 would dominate). Call before
+ * building expressions; ERR_INVALID for other dtypes. */
 mt_status mt_model_graph_set_compute(mt_model_graph *mg, mt_dtype dt);
 
 /* Output of the model for mg->X (MLP: the last layer's output, e.g. softmax probabilities;
  * autoencoder: the reconstruction). opts NULL = no dropout, no corruption. Vector outputs are
  * [N, d]; a convolution layer's output is NCHW [N, C, H, W]. */
 mt_status mt_model_fprop(mt_model_graph *mg, const mt_fprop_options *opts, mt_var *out);
-/* Output of each layer (n_layers vars) for mg->X, written to outs (opts as above);
+/* Output of each (top-level) layer (n_layers vars) for mg->X, written to outs (opts as above;
+ * a CompositeLayer's output is its sub-layers' outputs side by side, [N, total]);
  * autoencoders: the hidden code and the reconstruction. */
 mt_status mt_model_fprop_layers(mt_model_graph *mg, const mt_fprop_options *opts,
                                 mt_var *outs);
@@ -298,9 +307,10 @@ mt_status mt_cost_check(const mt_cost *c, const mt_model *m);
 
 /* ---------------------------------------------------------------- YAML components */
 
-/* Registers (with Pylearn2 aliases): models MLP, SoftmaxRegression, Autoencoder,
- * DenoisingAutoencoder; layers Linear, Sigmoid, Tanh, RectifiedLinear, Softplus, Softmax,
- * Maxout, ConvRectifiedLinear, ConvElemwise, PretrainedLayer; conv nonlinearities
+/* Registers (with Pylearn2 aliases): models MLP (also a layer of another MLP, with
+ * layer_name), SoftmaxRegression, Autoencoder, DenoisingAutoencoder; layers Linear, Sigmoid,
+ * Tanh, RectifiedLinear, Softplus, Softmax, Maxout, ConvRectifiedLinear, ConvElemwise,
+ * PretrainedLayer, CompositeLayer, FlattenerLayer, ProjectionLayer; conv nonlinearities
  * IdentityConvNonlinearity, RectifierConvNonlinearity, SigmoidConvNonlinearity,
  * TanhConvNonlinearity (kind "conv_nonlinearity"); spaces VectorSpace, Conv2DSpace, IndexSpace,
  * CompositeSpace; corruptors BinomialCorruptor, GaussianCorruptor; costs Default (mlp.Default),

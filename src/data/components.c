@@ -503,6 +503,131 @@ static mt_status build_npy(mt_cfg_builder *b, const mt_cfg_node *node, void **ou
     return apply_preprocessor(b, node, d, false);
 }
 
+/* ---------------------------------------------------------------- CompositeDataset */
+
+/* Several sources of the same examples (Pylearn2's multi-source data_specs): the features of
+ * source i fill the next source_dims[i] columns of X, so a model whose input_space is a
+ * CompositeSpace reads component i from them; the targets are those of one source. */
+static const mt_cfg_key composite_keys[] = {
+    {"sources", MT_CFG_T_OBJ_LIST, true, false, "dataset", false,
+     "datasets of the same examples; source i is component i of a CompositeSpace input"},
+    {"targets_from", MT_CFG_T_INT, false, true, NULL, false,
+     "index of the source whose targets are used (default: the one source with targets)"},
+    K_START,
+    K_STOP,
+    K_END};
+
+static mt_status check_composite(const mt_cfg_node *node)
+{
+    int64_t a, b;
+    mt_status st = get_range(node, &a, &b);
+    const mt_cfg_node *src = mt_cfg_get(node, "sources");
+    if (st == MT_OK && src && src->kind == MT_CFG_LIST && src->n < 1)
+        st = mt_cfg_error(MT_ERR_INVALID, mt_cfg_key_loc(node, "sources"),
+                          "CompositeDataset: sources must not be empty");
+    const mt_cfg_node *tf = mt_cfg_get(node, "targets_from");
+    if (st == MT_OK && tf && tf->kind == MT_CFG_INT && src && src->kind == MT_CFG_LIST &&
+        (tf->i < 0 || tf->i >= src->n))
+        st = mt_cfg_error(MT_ERR_INVALID, mt_cfg_key_loc(node, "targets_from"),
+                          "CompositeDataset: targets_from %lld is not a source index (0..%d)",
+                          (long long)tf->i, (int)src->n - 1);
+    return st;
+}
+
+static mt_status build_composite(mt_cfg_builder *b, const mt_cfg_node *node, void **out)
+{
+    const mt_cfg_node *list = mt_cfg_get(node, "sources");
+    int64_t start, stop, tfrom = -1;
+    bool tset;
+    mt_status st = get_range(node, &start, &stop);
+    if (st == MT_OK) st = opt_int(node, "targets_from", &tfrom, &tset);
+    if (st != MT_OK) return st;
+    if (!tset) tfrom = -1;
+    if (!list || list->kind != MT_CFG_LIST || list->n < 1)
+        return mt_cfg_error(MT_ERR_INVALID, node->loc, "CompositeDataset: sources must be a "
+                            "non-empty list of datasets");
+    int32_t ns = list->n;
+    mt_dataset **src = mt_calloc((size_t)ns, sizeof(*src));
+    int64_t *dims = mt_calloc((size_t)ns, sizeof(int64_t));
+    mt_strbuf name;
+    mt_strbuf_init(&name);
+    mt_strbuf_append(&name, "CompositeDataset(");
+    float *X = NULL;
+    int64_t n = 0, dim = 0;
+    if (!src || !dims) {
+        st = mt_err_set(MT_ERR_NOMEM, "CompositeDataset: out of memory");
+        goto done;
+    }
+    for (int32_t i = 0; i < ns && st == MT_OK; i++) {
+        void *obj;
+        if ((st = mt_cfg_build(b, list->items[i], "dataset", &obj, NULL)) != MT_OK) break;
+        src[i] = obj;
+        if ((st = mt_dataset_materialize(src[i])) != MT_OK) break;
+        if (i > 0 && src[i]->n != src[0]->n)
+            st = mt_cfg_error(MT_ERR_SHAPE, list->items[i]->loc, "CompositeDataset: source %d "
+                              "(%s) has %lld examples but source 0 (%s) has %lld", (int)i,
+                              src[i]->name, (long long)src[i]->n, src[0]->name,
+                              (long long)src[0]->n);
+        dims[i] = src[i]->dim;
+        dim += src[i]->dim;
+        mt_strbuf_appendf(&name, "%s%s", i ? ", " : "", src[i]->name);
+    }
+    if (st != MT_OK) goto done;
+    mt_strbuf_append(&name, ")");
+    n = src[0]->n;
+    if (!tset) {
+        for (int32_t i = 0; i < ns; i++) {
+            if (!src[i]->labels && !src[i]->Y) continue;
+            if (tfrom >= 0) {
+                st = mt_cfg_error(MT_ERR_INVALID, mt_cfg_key_loc(node, "sources"),
+                                  "CompositeDataset: sources %lld and %d both have targets: "
+                                  "say which to use with targets_from", (long long)tfrom,
+                                  (int)i);
+                goto done;
+            }
+            tfrom = i;
+        }
+    } else if (tfrom < 0 || tfrom >= ns || (!src[tfrom]->labels && !src[tfrom]->Y)) {
+        st = mt_cfg_error(MT_ERR_INVALID, mt_cfg_key_loc(node, "targets_from"),
+                          "CompositeDataset: targets_from %lld names no source with targets",
+                          (long long)tfrom);
+        goto done;
+    }
+    size_t xb;
+    if ((st = mt__data_bytes(&xb, n * dim, sizeof(float), mt_data_max_bytes(),
+                             "CompositeDataset")) != MT_OK)
+        goto done;
+    if (!(X = mt_malloc(xb ? xb : 1))) {
+        st = mt_err_set(MT_ERR_NOMEM, "CompositeDataset: out of memory");
+        goto done;
+    }
+    for (int64_t r = 0; r < n; r++) {
+        float *row = X + r * dim;
+        for (int32_t i = 0; i < ns; i++) {
+            memcpy(row, src[i]->X + r * dims[i], (size_t)dims[i] * sizeof(float));
+            row += dims[i];
+        }
+    }
+    const mt_dataset *t = tfrom >= 0 ? src[tfrom] : NULL;
+    mt_dataset *d = NULL;
+    st = mt_dataset_from_memory(&d, name.data ? name.data : "CompositeDataset", n, dim, X, NULL,
+                                t ? t->labels : NULL, t && t->labels ? t->n_classes : 0,
+                                t ? t->Y : NULL, t && t->Y ? t->y_dim : 0);
+    if (st == MT_OK) st = mt__dataset_set_sources(d, ns, dims);
+    if (st == MT_OK) st = select_rows(node, d, start, stop);
+    if (st != MT_OK) {
+        mt_dataset_free(d);
+        goto done;
+    }
+    *out = d;
+done:
+    mt_free(X);
+    mt_free(src);
+    mt_free(dims);
+    mt_strbuf_deinit(&name);
+    return st;
+}
+
 /* ---------------------------------------------------------------- HDF5Dataset */
 
 static const char *const h5_aliases[] = {"pylearn2.datasets.hdf5.HDF5Dataset",
@@ -811,6 +936,8 @@ static const mt_component g_components[] = {
             "X (and optionally y) from .npy files"),
     DATASET("HDF5Dataset", h5_aliases, h5_keys, build_h5, check_h5,
             "X or topo_view (and optionally y) datasets of an HDF5 file"),
+    DATASET("CompositeDataset", NULL, composite_keys, build_composite, check_composite,
+            "several sources of the same examples side by side (a CompositeSpace input)"),
     DATASET("DenseDesignMatrix", ddm_aliases, ddm_keys, build_ddm, check_dataset_common,
             "examples written in the YAML file (X rows, y labels or rows)"),
     PREPROC("Standardize", std_aliases, std_keys, build_std, NULL,

@@ -57,6 +57,10 @@ struct mt_dataset {
     mt__lazy_src *lazy;
     int64_t lazy_first;
     int64_t *lazy_map;
+    /* CompositeDataset: X holds n_sources sources side by side (source_dims, owned); 0 when
+     * the dataset has one source. Dropped when a preprocessor changes dim. */
+    int32_t n_sources;
+    int64_t *source_dims;
 };
 
 /* a*b*c as bytes without overflow; ERR_RANGE naming `what` when it would not fit in size_t
@@ -71,6 +75,8 @@ mt_status mt__dataset_new(mt_dataset **out, const char *name, int64_t n, int64_t
 /* Replaces X by a new [n, dim] matrix (taking ownership of X, allocated with mt_malloc);
  * topo is dropped when dim changes. */
 void mt__dataset_replace_X(mt_dataset *d, float *X, int64_t dim);
+/* Records the sources of a CompositeDataset (dims copied; their sum must be d->dim). */
+mt_status mt__dataset_set_sources(mt_dataset *d, int32_t n, const int64_t *dims);
 /* Sets topo (rows, cols, channels) after checking rows*cols*channels == dim. */
 mt_status mt__dataset_set_topo(mt_dataset *d, const int64_t topo[3]);
 /* Replaces the name (copied). */

@@ -120,6 +120,7 @@ void mt_dataset_free(mt_dataset *d)
     mt_free(d->labels);
     mt_free(d->Y);
     mt_free(d->lazy_map);
+    mt_free(d->source_dims);
     mt__lazy_src_release(d->lazy);
     mt_free(d);
 }
@@ -128,8 +129,48 @@ void mt__dataset_replace_X(mt_dataset *d, float *X, int64_t dim)
 {
     mt_free(d->X);
     d->X = X;
-    if (dim != d->dim) d->topo_ndim = 0;
+    if (dim != d->dim) {
+        d->topo_ndim = 0;
+        mt_free(d->source_dims);
+        d->source_dims = NULL;
+        d->n_sources = 0;
+    }
     d->dim = dim;
+}
+
+mt_status mt__dataset_set_sources(mt_dataset *d, int32_t n, const int64_t *dims)
+{
+    int64_t total = 0;
+    for (int32_t i = 0; i < n; i++) total += dims[i];
+    if (n < 1 || total != d->dim)
+        return mt_err_set(MT_ERR_INVALID, "dataset '%s': %d sources of %lld features in all, "
+                          "but the dataset has %lld", d->name, (int)n, (long long)total,
+                          (long long)d->dim);
+    int64_t *c = mt_malloc((size_t)n * sizeof(int64_t));
+    if (!c) return mt_err_set(MT_ERR_NOMEM, "dataset '%s': out of memory", d->name);
+    memcpy(c, dims, (size_t)n * sizeof(int64_t));
+    mt_free(d->source_dims);
+    d->source_dims = c;
+    d->n_sources = n;
+    return MT_OK;
+}
+
+mt_status mt_dataset_take_images(mt_dataset *d, const int64_t topo[3], float *X)
+{
+    int64_t p;
+    if (d->lazy || !d->X) {
+        mt_free(X);
+        return mt_err_set(MT_ERR_INVALID, "dataset '%s' reads its rows from a file: load it in "
+                          "memory (mt_dataset_materialize) before replacing its images", d->name);
+    }
+    if (topo[0] < 1 || topo[1] < 1 || topo[2] < 1 || __builtin_mul_overflow(topo[0], topo[1], &p) ||
+        __builtin_mul_overflow(p, topo[2], &p) || __builtin_mul_overflow(p, d->n, &p)) {
+        mt_free(X);
+        return mt_err_set(MT_ERR_SHAPE, "dataset '%s': bad image size %lldx%lldx%lld", d->name,
+                          (long long)topo[0], (long long)topo[1], (long long)topo[2]);
+    }
+    mt__dataset_replace_X(d, X, topo[0] * topo[1] * topo[2]);
+    return mt__dataset_set_topo(d, topo);
 }
 
 mt_status mt__dataset_set_topo(mt_dataset *d, const int64_t topo[3])
@@ -183,6 +224,8 @@ void mt_dataset_get_info(const mt_dataset *d, mt_dataset_info *out)
     out->n_classes = d->labels ? d->n_classes : 0;
     out->y_dim = d->Y ? d->y_dim : 0;
     out->name = d->name;
+    out->n_sources = d->n_sources;
+    out->source_dims = d->source_dims;
 }
 
 const float *mt_dataset_X(const mt_dataset *d)
@@ -281,6 +324,10 @@ mt_status mt_dataset_slice(mt_dataset **out, const mt_dataset *d, int64_t start,
     s->n_classes = d->n_classes;
     s->topo_ndim = d->topo_ndim;
     memcpy(s->topo, d->topo, sizeof s->topo);
+    if (d->n_sources > 0 && (st = mt__dataset_set_sources(s, d->n_sources, d->source_dims))) {
+        mt_dataset_free(s);
+        return st;
+    }
     *out = s;
     return MT_OK;
 }

@@ -209,24 +209,66 @@ static void layer_channels(chan_ctx *c, mt_model_graph *mg, const mt__layer *L,
     }
 }
 
+/* Channels of L (recursively for containers, Pylearn2's prefixes: "<composite>_<sub>_...",
+ * "<nested mlp>_<layer>_...", a FlattenerLayer's are its raw layer's) on input x; y only for
+ * the model's output layer. The forward pass is built again per layer: equal nodes are merged
+ * by the graph, so this adds nothing to what mt__mlp_fprop builds. */
+static void tree_channels(chan_ctx *c, mt_model_graph *mg, const mt__layer *L, mt__state x,
+                          const char *prefix, mt_var y, int32_t line, mt__layer_out *lo)
+{
+    if (c->st) return;
+    if ((c->st = mt__layer_fprop(mg, L, x, lo))) return;
+    mt__set_origin(mg->g, line, "channels of layer '%s' (%s)", L->path, L->s.cls);
+    char sub[MT__PATH_MAX + MT__NAME_MAX + 2];
+    mt__layer_out r;
+    switch (L->s.kind) {
+    case MT__LAYER_PRETRAINED: return; /* Pylearn2: none */
+    case MT__LAYER_PROJECTION:
+        c->layer = prefix;
+        weight_norms(c, mg->params[L->iW]);
+        return;
+    case MT__LAYER_FLATTENER:
+        tree_channels(c, mg, &L->sub[0], x, prefix, MT_VAR_NONE, line, &r);
+        return;
+    case MT__LAYER_COMPOSITE:
+        for (int32_t i = 0; i < L->n_sub; i++) {
+            snprintf(sub, sizeof(sub), "%s_%s", prefix, L->sub[i].s.name);
+            tree_channels(c, mg, &L->sub[i], mt__sub_input(mg, L, i, x), sub, MT_VAR_NONE, line,
+                          &r);
+        }
+        return;
+    case MT__LAYER_MLP: {
+        mt__state s = x;
+        for (int32_t i = 0; i < L->n_sub; i++) {
+            snprintf(sub, sizeof(sub), "%s_%s", prefix, L->sub[i].s.name);
+            tree_channels(c, mg, &L->sub[i], s, sub, i == L->n_sub - 1 ? y : MT_VAR_NONE, line,
+                          &r);
+            s = r.out;
+        }
+        return;
+    }
+    default:
+        c->layer = prefix;
+        layer_channels(c, mg, L, lo, y);
+        return;
+    }
+}
+
 mt_status mt_model_channels(mt_model_graph *mg, mt_channel_list *out)
 {
     if (!mg || !mg->g || !mg->m) return mt_err_set(MT_ERR_INVALID, "channels: no model graph");
     const mt_model *m = mg->m;
     if (!mt__model_is_mlp(m)) return MT_OK; /* Pylearn2's autoencoders have no channels */
-    mt__layer_out *lo = mt_calloc((size_t)m->n_layers, sizeof(*lo));
-    if (!lo) return mt_err_set(MT_ERR_NOMEM, "channels: out of memory");
-    mt_status st = mt__mlp_fprop(mg, NULL, lo, NULL);
-    chan_ctx c = {mg->g, out, NULL, st};
+    chan_ctx c = {mg->g, out, NULL, MT_OK};
+    mt__state x = {mt__space_has_index(&m->input_space) ? mg->X : mt__mg_input(mg), false};
     for (int32_t i = 0; i < m->n_layers && !c.st; i++) {
         const mt__layer *L = &m->layers[i];
-        c.layer = L->s.name;
-        mt__set_origin(mg->g, i + 1, "channels of layer '%s' (%s)", L->s.name, L->s.cls);
+        mt__set_origin(mg->g, i + 1, "layer '%s' (%s)", L->s.name, L->s.cls);
         bool is_last = i == m->n_layers - 1;
-        if (L->s.kind == MT__LAYER_PRETRAINED) continue; /* Pylearn2: none */
-        layer_channels(&c, mg, L, &lo[i], is_last ? mg->y : MT_VAR_NONE);
+        mt__layer_out lo;
+        tree_channels(&c, mg, L, x, L->s.name, is_last ? mg->y : MT_VAR_NONE, i + 1, &lo);
+        x = lo.out;
     }
-    mt_free(lo);
     if (c.st) return c.st;
     return mt__graph_check(mg->g, "channels");
 }

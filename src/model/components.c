@@ -9,6 +9,7 @@
  * small structs owned by the builder; the model builders copy them, so a built model refers
  * to nothing else the builder owns (mt_cfg_builder_release works on it). */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "model_impl.h"
@@ -201,6 +202,116 @@ typedef struct conv_nonlin {
     bool monitor_classification;
 } conv_nonlin;
 
+static bool is_model(const void *obj)
+{
+    return obj && *(const uint32_t *)obj == MT__MODEL_MAGIC;
+}
+
+/* A sub-layer of a container (an item of `layers`, or raw_layer), deep-copied into dst. */
+static mt_status build_sub(rd *r, mt_cfg_builder *b, const mt_cfg_node *item,
+                           mt__layer_spec *dst)
+{
+    void *obj = NULL;
+    mt_status st = mt_cfg_build(b, item, "layer", &obj, NULL);
+    if (st) return st;
+    if (is_model(obj))
+        return mt_cfg_error(MT_ERR_INVALID, item->loc, "%s: an MLP used as a layer needs a "
+                            "layer_name and takes its input from the layer below (no nvis or "
+                            "input_space)", r->what);
+    return mt__layer_spec_copy(dst, obj);
+}
+
+/* layers of a CompositeLayer or nested MLP. */
+static void read_sublayers(rd *r, mt__layer_spec *s, mt_cfg_builder *b)
+{
+    const mt_cfg_node *l = mt_cfg_get(r->n, "layers");
+    if (r->st) return;
+    if (!l || l->kind != MT_CFG_LIST || l->n < 1) {
+        key_err(r, "layers", "layers must be a non-empty list of layers");
+        return;
+    }
+    if (r->checking) return;
+    s->sub = mt_calloc((size_t)l->n, sizeof(mt__layer_spec));
+    if (!s->sub) {
+        r->st = mt_err_set(MT_ERR_NOMEM, "%s: out of memory", r->what);
+        return;
+    }
+    for (int32_t i = 0; i < l->n && !r->st; i++) {
+        r->st = build_sub(r, b, l->items[i], &s->sub[i]);
+        if (!r->st) s->n_sub = i + 1;
+    }
+    for (int32_t i = 0; i < s->n_sub && !r->st; i++)
+        for (int32_t j = 0; j < i; j++)
+            if (!strcmp(s->sub[i].name, s->sub[j].name)) {
+                r->st = mt_cfg_error(MT_ERR_INVALID, l->items[i]->loc, "%s: two or more layers "
+                                     "named '%s'", r->what, s->sub[i].name);
+                break;
+            }
+}
+
+/* CompositeLayer inputs_to_layers: {input component: [sub-layer indices]}. */
+static void read_routes(rd *r, mt__layer_spec *s)
+{
+    const mt_cfg_node *m = val(r, "inputs_to_layers");
+    const mt_cfg_node *l = mt_cfg_get(r->n, "layers");
+    int32_t n_layers = l && l->kind == MT_CFG_LIST ? l->n : 0;
+    if (r->st || !m) return;
+    if (m->kind != MT_CFG_MAP) {
+        key_err(r, "inputs_to_layers", "inputs_to_layers must be a mapping {input component: "
+                "[sub-layer indices]}");
+        return;
+    }
+    int32_t total = 0;
+    for (int32_t i = 0; i < m->n; i++)
+        if (m->items[i] && m->items[i]->kind == MT_CFG_LIST) total += m->items[i]->n;
+    s->route_key = mt_calloc((size_t)(m->n ? m->n : 1), sizeof(int32_t));
+    s->route_off = mt_calloc((size_t)m->n + 1, sizeof(int32_t));
+    s->route_val = mt_calloc((size_t)(total ? total : 1), sizeof(int32_t));
+    if (!s->route_key || !s->route_off || !s->route_val) {
+        r->st = mt_err_set(MT_ERR_NOMEM, "%s: out of memory", r->what);
+        return;
+    }
+    int32_t k = 0;
+    for (int32_t i = 0; i < m->n; i++) {
+        char *end;
+        long key = strtol(m->keys[i], &end, 10);
+        if (end == m->keys[i] || *end || key < 0 || key > 1000000) {
+            r->st = mt_cfg_error(MT_ERR_INVALID, m->key_locs[i], "%s: inputs_to_layers: the key "
+                                 "'%s' is not an input component index (0, 1, ...)", r->what,
+                                 m->keys[i]);
+            return;
+        }
+        for (int32_t j = 0; j < i; j++)
+            if (s->route_key[j] == (int32_t)key) {
+                r->st = mt_cfg_error(MT_ERR_INVALID, m->key_locs[i], "%s: inputs_to_layers maps "
+                                     "input component %ld twice", r->what, key);
+                return;
+            }
+        const mt_cfg_node *v = m->items[i];
+        if (!v || v->kind != MT_CFG_LIST) {
+            r->st = mt_cfg_error(MT_ERR_INVALID, v ? v->loc : m->key_locs[i], "%s: "
+                                 "inputs_to_layers: input component %ld must map to a list of "
+                                 "sub-layer indices", r->what, key);
+            return;
+        }
+        s->route_key[i] = (int32_t)key;
+        s->route_off[i] = k;
+        for (int32_t j = 0; j < v->n; j++) {
+            const mt_cfg_node *it = v->items[j];
+            if (!it || it->kind != MT_CFG_INT || it->i < 0 || it->i >= n_layers) {
+                r->st = mt_cfg_error(MT_ERR_INVALID, it ? it->loc : v->loc, "%s: "
+                                     "inputs_to_layers: %s is not a sub-layer index (0..%d)",
+                                     r->what, it && it->str ? it->str : "the item",
+                                     (int)n_layers - 1);
+                return;
+            }
+            s->route_val[k++] = (int32_t)it->i;
+        }
+        s->n_route = i + 1;
+    }
+    s->route_off[m->n] = k;
+}
+
 static mt_status read_layer(rd *r, mt__layer_spec *s, mt_cfg_builder *b)
 {
     read_init(r, s);
@@ -271,6 +382,27 @@ static mt_status read_layer(rd *r, mt__layer_spec *s, mt_cfg_builder *b)
             if (!r->st) r->st = mt__pretrained_from_model(s, obj);
         }
         break;
+    case MT__LAYER_COMPOSITE:
+        read_sublayers(r, s, b);
+        read_routes(r, s);
+        break;
+    case MT__LAYER_FLATTENER:
+        if (!r->checking && !r->st) {
+            s->sub = mt_calloc(1, sizeof(mt__layer_spec));
+            if (!s->sub) return r->st = mt_err_set(MT_ERR_NOMEM, "%s: out of memory", r->what);
+            r->st = build_sub(r, b, mt_cfg_get(r->n, "raw_layer"), &s->sub[0]);
+            if (!r->st) {
+                s->n_sub = 1;
+                mt__copy_name(s->name, sizeof(s->name), s->sub[0].name); /* Pylearn2's */
+            }
+        }
+        break;
+    case MT__LAYER_PROJECTION:
+        s->dim = get_i(r, "dim", 0);
+        need_pos(r, "dim", s->dim);
+        if (!r->st && given(r, "irange") == given(r, "istdev"))
+            key_err(r, "dim", "give irange or istdev (exactly one)");
+        break;
     default: break;
     }
     return r->st;
@@ -284,6 +416,8 @@ static mt__layer_kind kind_of(const char *cls)
         {"Softplus", MT__LAYER_SOFTPLUS},   {"Softmax", MT__LAYER_SOFTMAX},
         {"Maxout", MT__LAYER_MAXOUT},       {"ConvElemwise", MT__LAYER_CONV},
         {"ConvRectifiedLinear", MT__LAYER_CONV}, {"PretrainedLayer", MT__LAYER_PRETRAINED},
+        {"CompositeLayer", MT__LAYER_COMPOSITE}, {"FlattenerLayer", MT__LAYER_FLATTENER},
+        {"ProjectionLayer", MT__LAYER_PROJECTION},
     };
     for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
         if (!strcmp(map[i].name, cls)) return map[i].kind;
@@ -301,8 +435,12 @@ static mt_status parse_layer(const mt_component *c, const mt_cfg_node *node, mt_
     char what[160];
     snprintf(what, sizeof(what), "%s '%s'", c->name, s->name);
     rd r = {node, checking, MT_OK, what};
-    if (!checking && (!name || !*name))
+    bool named = s->kind != MT__LAYER_FLATTENER; /* a FlattenerLayer takes its raw layer's */
+    if (named && !checking && (!name || !*name))
         return key_err(&r, "layer_name", "layer_name must be a non-empty string");
+    if (name && strchr(name, '/'))
+        return key_err(&r, "layer_name", "layer_name '%s' may not contain '/' (it separates the "
+                       "names of nested layers in parameter names)", name);
     if (name && strlen(name) >= MT__NAME_MAX)
         return key_err(&r, "layer_name", "layer_name is too long (at most %d bytes)",
                        MT__NAME_MAX - 1);
@@ -404,6 +542,22 @@ static const mt_cfg_key conv_relu_keys[] = {
     R("pool_stride", INTS, "[rows, cols] distance between pools"),
     F("pool_type", STRING, "'max' (default), 'mean' or null"),
     F("left_slope", FLOAT, "slope for negative inputs (0)"), END};
+static const mt_cfg_key composite_keys[] = {
+    R("layer_name", STRING, "unique name of the layer"),
+    {"layers", MT_CFG_T_OBJ_LIST, true, false, "layer", false,
+     "the sub-layers, each reading the input (or its inputs_to_layers components)"},
+    {"inputs_to_layers", MT_CFG_T_ANY, false, true, NULL, false,
+     "{input component: [sub-layer indices]} for a CompositeSpace input; components not "
+     "listed go to every sub-layer"}, END};
+static const mt_cfg_key flattener_keys[] = {
+    {"raw_layer", MT_CFG_T_OBJ, true, false, "layer", false,
+     "the layer whose output (e.g. a CompositeLayer's) becomes one vector; its name is the "
+     "flattener's"}, END};
+static const mt_cfg_key projection_keys[] = {
+    R("layer_name", STRING, "unique name of the layer"),
+    R("dim", INT, "embedding size: the output is input dim * dim"),
+    F("irange", FLOAT, "embeddings ~ U(-irange, irange)"),
+    F("istdev", FLOAT, "embeddings ~ N(0, istdev^2)"), END};
 static const mt_cfg_key pretrained_keys[] = {
     R("layer_name", STRING, "unique name of the layer"),
     {"layer_content", MT_CFG_T_OBJ, true, false, "model", true,
@@ -420,6 +574,9 @@ LAYER_FUNCS(maxout, "Maxout")
 LAYER_FUNCS(conv_elemwise, "ConvElemwise")
 LAYER_FUNCS(conv_relu, "ConvRectifiedLinear")
 LAYER_FUNCS(pretrained, "PretrainedLayer")
+LAYER_FUNCS(composite, "CompositeLayer")
+LAYER_FUNCS(flattener, "FlattenerLayer")
+LAYER_FUNCS(projection, "ProjectionLayer")
 
 #define ALIASES(...) (const char *const[]){__VA_ARGS__, NULL}
 #define LAYER_COMPONENT(fn, cname, keys, alias, doc)                                        \
@@ -448,6 +605,14 @@ LAYER_COMPONENT(conv_relu, "ConvRectifiedLinear", conv_relu_keys,
 LAYER_COMPONENT(pretrained, "PretrainedLayer", pretrained_keys,
                 "pylearn2.models.mlp.PretrainedLayer",
                 "the encoder of a trained autoencoder as a layer")
+LAYER_COMPONENT(composite, "CompositeLayer", composite_keys, "pylearn2.models.mlp.CompositeLayer",
+                "sub-layers side by side; output: the CompositeSpace of their outputs")
+LAYER_COMPONENT(flattener, "FlattenerLayer", flattener_keys, "pylearn2.models.mlp.FlattenerLayer",
+                "its raw_layer's (composite) output as one vector")
+LAYER_COMPONENT(projection, "ProjectionLayer", projection_keys,
+                "pylearn2.sandbox.nlp.models.mlp.ProjectionLayer",
+                "embedding lookup: IndexSpace(dim k, max_labels V) -> k * dim features "
+                "(W [V, dim])")
 
 /* ---------------------------------------------------------------- conv nonlinearities */
 
@@ -644,9 +809,10 @@ static const mt_component space_components[] = {
      "batches of images (rows of the dataset are b01c images)", space_build, space_destroy,
      space_check},
     {"IndexSpace", "space", ALIASES("pylearn2.space.IndexSpace"), index_space_keys, false,
-     "integer labels", space_build, space_destroy, space_check},
+     "integer indices (an MLP input read by a ProjectionLayer)", space_build, space_destroy,
+     space_check},
     {"CompositeSpace", "space", ALIASES("pylearn2.space.CompositeSpace"), composite_space_keys,
-     false, "a tuple of spaces (accepted; models do not take composite inputs)", space_build,
+     false, "a tuple of spaces (several sources: see CompositeDataset)", space_build,
      space_destroy, NULL},
 };
 
@@ -703,7 +869,46 @@ static const mt_component corruptor_components[] = {
 
 /* ---------------------------------------------------------------- models */
 
-static void model_destroy(void *obj) { mt_model_free(obj); }
+/* The MLP component builds a model, or a layer spec when the MLP is a layer of another. */
+static void model_destroy(void *obj)
+{
+    if (is_model(obj)) mt_model_free(obj);
+    else layer_destroy(obj);
+}
+
+/* An MLP used as a layer (Pylearn2's nested MLP): layer_name and layers; its input is the
+ * output of the layer below. */
+static mt_status nested_mlp_build(mt_cfg_builder *b, const mt_cfg_node *node, void **out)
+{
+    const mt_cfg_node *ln = mt_cfg_get(node, "layer_name");
+    char what[160];
+    snprintf(what, sizeof(what), "MLP '%s'", ln && ln->kind == MT_CFG_STRING ? ln->str : "");
+    rd r = {node, false, MT_OK, what};
+    if (has(&r, "seed"))
+        return key_err(&r, "seed", "an MLP used as a layer draws its parameters from the outer "
+                       "MLP's seed: give seed there");
+    mt__layer_spec *s = mt_calloc(1, sizeof(*s));
+    if (!s) return mt_err_set(MT_ERR_NOMEM, "MLP: out of memory");
+    mt_status st = MT_OK;
+    if (!ln || ln->kind != MT_CFG_STRING || !*ln->str)
+        st = key_err(&r, "layer_name", "layer_name must be a non-empty string");
+    else if (strlen(ln->str) >= MT__NAME_MAX)
+        st = key_err(&r, "layer_name", "layer_name is too long (at most %d bytes)",
+                     MT__NAME_MAX - 1);
+    else if (strchr(ln->str, '/'))
+        st = key_err(&r, "layer_name", "layer_name '%s' may not contain '/'", ln->str);
+    if (!st) {
+        mt__layer_spec_init(s, MT__LAYER_MLP, ln->str);
+        read_sublayers(&r, s, b);
+        st = r.st;
+    }
+    if (st) {
+        layer_destroy(s);
+        return st;
+    }
+    *out = s;
+    return MT_OK;
+}
 
 static mt_status read_seed(rd *r, int32_t *n, int64_t *seed, const char *key)
 {
@@ -723,8 +928,8 @@ static mt_status mlp_build(mt_cfg_builder *b, const mt_cfg_node *node, void **ou
     const mt_cfg_node *layers = mt_cfg_get(node, "layers");
     if (!layers || layers->kind != MT_CFG_LIST || layers->n < 1)
         return key_err(&r, "layers", "layers must be a non-empty list of layers");
-    if (has(&r, "layer_name"))
-        return key_err(&r, "layer_name", "nested MLPs (an MLP as a layer) are not supported");
+    if (has(&r, "layer_name") && !has(&r, "nvis") && !has(&r, "input_space"))
+        return nested_mlp_build(b, node, out);
     d.nvis = get_i(&r, "nvis", 0);
     d.batch_size = get_i(&r, "batch_size", 0);
     read_seed(&r, &d.n_seed, seed, "seed");
@@ -739,7 +944,8 @@ static mt_status mlp_build(mt_cfg_builder *b, const mt_cfg_node *node, void **ou
     if (has(&r, "input_space") && has(&r, "nvis"))
         return key_err(&r, "nvis", "give nvis or input_space, not both");
     if (!has(&r, "input_space") && !has(&r, "nvis"))
-        return key_err(&r, "layers", "give nvis or input_space");
+        return key_err(&r, "layers", "give nvis or input_space (or, for an MLP that is a layer "
+                       "of another MLP, layer_name)");
     if (d.nvis < 0 || (has(&r, "nvis") && d.nvis < 1))
         return key_err(&r, "nvis", "nvis must be >= 1, got %lld", (long long)d.nvis);
     if (has(&r, "input_space")) {
@@ -753,6 +959,10 @@ static mt_status mlp_build(mt_cfg_builder *b, const mt_cfg_node *node, void **ou
     for (int32_t i = 0; i < layers->n && !r.st; i++) {
         void *obj;
         r.st = mt_cfg_build(b, layers->items[i], "layer", &obj, NULL);
+        if (!r.st && is_model(obj))
+            r.st = mt_cfg_error(MT_ERR_INVALID, layers->items[i]->loc, "MLP: an MLP used as a "
+                                "layer needs a layer_name and takes its input from the layer "
+                                "below (no nvis or input_space)");
         if (!r.st) specs[i] = *(const mt__layer_spec *)obj; /* shallow: the model copies */
     }
     d.n_layers = layers->n;
@@ -844,12 +1054,13 @@ static const mt_cfg_key mlp_keys[] = {
     {"layers", MT_CFG_T_OBJ_LIST, true, false, "layer", false, "the layers, input to output"},
     F("nvis", INT, "input dimension (a VectorSpace)"),
     {"input_space", MT_CFG_T_OBJ, false, true, "space", false,
-     "VectorSpace or Conv2DSpace (instead of nvis)"},
+     "VectorSpace, Conv2DSpace, IndexSpace or CompositeSpace (instead of nvis)"},
     F("batch_size", INT, "accepted (the algorithm's batch_size is used)"),
     F("seed", INTS, "initialization seed (Pylearn2's [2013, 1, 4])"),
     F("input_source", STRINGS, "accepted ('features')"),
     F("target_source", STRINGS, "accepted ('targets')"),
-    F("layer_name", STRING, "nested MLPs only (not supported)"),
+    F("layer_name", STRING, "an MLP used as a layer of another MLP: its name (then without "
+      "nvis and input_space)"),
     F("monitor_targets", BOOL, "accepted"), END};
 static const mt_cfg_key softmax_regression_keys[] = {
     R("n_classes", INT, "number of classes"), R("nvis", INT, "input dimension"), INIT_KEYS,
@@ -874,8 +1085,9 @@ static const mt_cfg_key dae_keys[] = {
      "BinomialCorruptor or GaussianCorruptor"}, AE_KEYS, END};
 
 static const mt_component model_components[] = {
-    {"MLP", "model", ALIASES("pylearn2.models.mlp.MLP"), mlp_keys, false,
-     "multilayer perceptron", mlp_build, model_destroy, NULL},
+    {"MLP", "model|layer", ALIASES("pylearn2.models.mlp.MLP"), mlp_keys, false,
+     "multilayer perceptron (also a layer of another MLP, with layer_name)", mlp_build,
+     model_destroy, NULL},
     {"SoftmaxRegression", "model", ALIASES("pylearn2.models.softmax_regression.SoftmaxRegression"),
      softmax_regression_keys, false, "an MLP with one Softmax layer 'y'",
      softmax_regression_build, model_destroy, NULL},
@@ -895,7 +1107,8 @@ mt_status mt__register_model_components(mt_cfg_registry *r)
         &linear_component,  &sigmoid_component,       &tanh_l_component,
         &relu_component,    &softplus_component,      &softmax_component,
         &maxout_component,  &conv_elemwise_component, &conv_relu_component,
-        &pretrained_component};
+        &pretrained_component, &composite_component, &flattener_component,
+        &projection_component};
     mt_status st = MT_OK;
     for (size_t i = 0; !st && i < sizeof(layers) / sizeof(layers[0]); i++)
         st = mt_cfg_registry_add(r, layers[i]);

@@ -50,17 +50,126 @@ static mt_status method_build(mt_cfg_builder *b, const mt_cfg_node *node, void *
     return st ? key_error(node, "method", st) : MT_OK;
 }
 
-/* coeffs: a list (per layer), one number (every layer) or {layer_name: coeff}. */
+/* Coefficient entries of a nested list (CompositeLayer / nested MLP sub-layers): selector
+ * strings as mt_cost_weight_decay takes them ("@1/@0" for sub-layer 0 of layer 1, "@1/#" with
+ * the list's length for the count check, "#" for the top list). */
+typedef struct decay_ents {
+    int32_t n, cap;
+    char **names;
+    double *vals;
+} decay_ents;
+
+static mt_status ents_add(decay_ents *e, const char *name, double v)
+{
+    if (e->n == e->cap) {
+        int32_t cap = e->cap ? e->cap * 2 : 16;
+        char **nn = mt_realloc(e->names, (size_t)cap * sizeof(char *));
+        if (nn) e->names = nn;
+        double *nv = mt_realloc(e->vals, (size_t)cap * sizeof(double));
+        if (nv) e->vals = nv;
+        if (!nn || !nv) return mt_err_set(MT_ERR_NOMEM, "WeightDecay: out of memory");
+        e->cap = cap;
+    }
+    if (!(e->names[e->n] = mt_strdup(name))) return mt_err_set(MT_ERR_NOMEM, "WeightDecay: "
+                                                                "out of memory");
+    e->vals[e->n++] = v;
+    return MT_OK;
+}
+
+static void ents_free(decay_ents *e)
+{
+    for (int32_t i = 0; i < e->n; i++) mt_free(e->names[i]);
+    mt_free(e->names);
+    mt_free(e->vals);
+}
+
+static bool number(const mt_cfg_node *v, double *out)
+{
+    if (!v || (v->kind != MT_CFG_INT && v->kind != MT_CFG_FLOAT)) return false;
+    *out = v->f;
+    return true;
+}
+
+/* Checks (e NULL) or encodes a coefficient list; nested lists at depth > 0. */
+static mt_status decay_list(const mt_cfg_node *l, const char *prefix, decay_ents *e)
+{
+    char name[256];
+    for (int32_t i = 0; i < l->n; i++) {
+        const mt_cfg_node *it = l->items[i];
+        if (snprintf(name, sizeof(name), "%s@%d", prefix, (int)i) >= (int)sizeof(name))
+            return mt_cfg_error(MT_ERR_INVALID, l->loc, "coeffs: lists nested too deeply");
+        double v;
+        mt_status st = MT_OK;
+        if (it && it->kind == MT_CFG_LIST) {
+            char sub[256];
+            if (snprintf(sub, sizeof(sub), "%s/", name) >= (int)sizeof(sub))
+                return mt_cfg_error(MT_ERR_INVALID, it->loc, "coeffs: lists nested too deeply");
+            st = decay_list(it, sub, e);
+        } else if (it && it->kind == MT_CFG_TAGGED) {
+            continue; /* a search tag: resolved by the sweep module before building */
+        } else if (!number(it, &v)) {
+            return mt_cfg_error(MT_ERR_INVALID, it ? it->loc : l->loc, "coeffs: item %d must be "
+                                "a number or a list of numbers (one per sub-layer of a "
+                                "CompositeLayer or nested MLP)", (int)i);
+        } else if (e) {
+            st = ents_add(e, name, v);
+        }
+        if (st) return st;
+    }
+    if (!e) return MT_OK;
+    if (snprintf(name, sizeof(name), "%s#", prefix) >= (int)sizeof(name))
+        return mt_cfg_error(MT_ERR_INVALID, l->loc, "coeffs: lists nested too deeply");
+    return ents_add(e, name, (double)l->n);
+}
+
+static bool nested(const mt_cfg_node *c)
+{
+    for (int32_t i = 0; c->kind == MT_CFG_LIST && i < c->n; i++)
+        if (c->items[i] && c->items[i]->kind == MT_CFG_LIST) return true;
+    return false;
+}
+
+static mt_status decay_check(const mt_cfg_node *node)
+{
+    const mt_cfg_node *c = mt_cfg_get(node, "coeffs");
+    if (!c) return MT_OK;
+    double v;
+    if (c->kind == MT_CFG_LIST) return decay_list(c, "", NULL);
+    if (c->kind == MT_CFG_MAP) {
+        for (int32_t i = 0; i < c->n; i++)
+            if (c->items[i]->kind != MT_CFG_TAGGED && !number(c->items[i], &v))
+                return mt_cfg_error(MT_ERR_INVALID, c->items[i]->loc, "coeffs: the coefficient "
+                                    "of layer '%s' must be a number", c->keys[i]);
+        return MT_OK;
+    }
+    if (c->kind == MT_CFG_TAGGED || number(c, &v)) return MT_OK;
+    return mt_cfg_error(MT_ERR_INVALID, c->loc, "coeffs must be a number, a list (one per layer, "
+                        "nested lists for CompositeLayer / nested MLP sub-layers) or "
+                        "{layer_name: coeff}");
+}
+
+/* coeffs: a list (per layer; an item may be a list, one per sub-layer of a container), one
+ * number (every layer) or {layer_name: coeff} (names may be paths like 'comp/a'). */
 static mt_status decay_build(mt_cfg_builder *b, const mt_cfg_node *node, void **out)
 {
     (void)b;
     bool l1 = node->tag && strstr(node->tag, "L1") != NULL;
     const mt_cfg_node *c = mt_cfg_get(node, "coeffs");
     if (!c) return mt_cfg_error(MT_ERR_INVALID, node->loc, "coeffs is required");
+    mt_status st = decay_check(node);
+    if (st) return st;
+    if (nested(c)) {
+        decay_ents e = {0};
+        st = decay_list(c, "", &e);
+        if (!st)
+            st = mt_cost_weight_decay((mt_cost **)out, l1, e.n, e.vals,
+                                      (const char *const *)e.names);
+        ents_free(&e);
+        return st ? key_error(node, "coeffs", st) : MT_OK;
+    }
     int32_t n = c->kind == MT_CFG_LIST || c->kind == MT_CFG_MAP ? c->n : 1;
     double *v = mt_malloc((size_t)(n ? n : 1) * sizeof(double));
     const char **names = mt_calloc((size_t)(n ? n : 1), sizeof(char *));
-    mt_status st = MT_OK;
     if (!v || !names) {
         st = mt_err_set(MT_ERR_NOMEM, "WeightDecay: out of memory");
         goto done;
@@ -190,8 +299,9 @@ static const mt_cfg_key method_keys[] = {
     R("method", STRING, "'cost_from_X' (the model's default cost)"),
     {"data_specs", MT_CFG_T_ANY, false, true, NULL, false, "accepted"}, END};
 static const mt_cfg_key decay_keys[] = {
-    R("coeffs", FLOATS_OR_MAP,
-      "one coefficient per layer, one for all layers, or {layer_name: coeff}"), END};
+    {"coeffs", MT_CFG_T_ANY, true, false, NULL, false,
+     "one coefficient per layer (a list of them for a CompositeLayer or nested MLP), one for "
+     "all layers, or {layer_name: coeff} (names may be paths: 'comp/a')"}, END};
 static const mt_cfg_key dropout_keys[] = {
     F("default_input_include_prob", FLOAT, "probability of keeping each input (0.5)"),
     F("input_include_probs", FLOAT_MAP, "{layer_name: probability} overrides"),
@@ -214,10 +324,11 @@ static const mt_component cost_components[] = {
      "mean over examples of sum((reconstruct(X) - X)^2)", msre_build, cost_destroy, NULL},
     {"WeightDecay", "cost",
      ALIASES("pylearn2.costs.mlp.WeightDecay", "pylearn2.models.mlp.WeightDecay"), decay_keys,
-     false, "sum over layers of coeff * sum(W^2)", decay_build, cost_destroy, NULL},
+     false, "sum over layers of coeff * sum(W^2)", decay_build, cost_destroy, decay_check},
     {"L1WeightDecay", "cost",
      ALIASES("pylearn2.costs.mlp.L1WeightDecay", "pylearn2.models.mlp.L1WeightDecay"),
-     decay_keys, false, "sum over layers of coeff * sum(|W|)", decay_build, cost_destroy, NULL},
+     decay_keys, false, "sum over layers of coeff * sum(|W|)", decay_build, cost_destroy,
+     decay_check},
     {"Dropout", "cost", ALIASES("pylearn2.costs.mlp.dropout.Dropout"), dropout_keys, false,
      "the default cost on a forward pass with dropout on each layer's input", dropout_build,
      cost_destroy, NULL},

@@ -4,6 +4,7 @@
  * holds only hyperparameters (copied); mt_cost_expr builds its graph for a model graph. */
 #include <ctype.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "mltrain/graph_parse.h"
@@ -265,36 +266,133 @@ static mt_status unknown_layer(const mt_model *m, const char *cls, const char *w
     return st;
 }
 
-/* coeffs[i] resolved per layer into per_layer[n_layers]. */
-static mt_status decay_coeffs(const mt_cost *c, const mt_model *m, double *per_layer)
+/* The layer a coefficient selector names: a layer path ("h0", "comp/a") or, for the entries
+ * of nested coefficient lists, positions ("@1/@0": sub-layer 0 of layer 1; a FlattenerLayer
+ * passes its list to its raw layer, as Pylearn2's get_weight_decay does). NULL if none. */
+static const mt__layer *resolve_selector(const mt_model *m, const char *sel)
+{
+    if (sel[0] != '@') return mt__find_path(m, sel);
+    const mt__layer *L = NULL;
+    const char *p = sel;
+    while (*p == '@') {
+        char *end;
+        long k = strtol(p + 1, &end, 10);
+        if (end == p + 1 || k < 0) return NULL;
+        if (!L) {
+            if (k >= m->n_layers) return NULL;
+            L = &m->layers[k];
+        } else {
+            while (L->s.kind == MT__LAYER_FLATTENER) L = &L->sub[0];
+            if (k >= L->n_sub) return NULL;
+            L = &L->sub[k];
+        }
+        if (*end == '\0') return L;
+        if (*end != '/') return NULL;
+        p = end + 1;
+    }
+    return NULL;
+}
+
+static int32_t selector_depth(const char *sel)
+{
+    int32_t d = 1;
+    for (const char *p = sel; *p; p++) d += *p == '/';
+    return d;
+}
+
+typedef struct decay_set {
+    const mt_model *m;
+    double *per_param;
+    double coeff;
+} decay_set;
+
+static mt_status decay_set_fn(const mt__layer *L, void *user)
+{
+    decay_set *d = user;
+    if (L->iW >= 0 && d->m->params[L->iW].is_weight) d->per_param[L->iW] = d->coeff;
+    return MT_OK;
+}
+
+/* Sets the coefficient of every weight under L (its own and its sub-layers'). */
+static mt_status decay_assign(const mt_cost *c, const mt_model *m, const mt__layer *L,
+                              double coeff, double *per_param)
+{
+    if (coeff != 0.0 && !mt__layer_has_weights(m, L))
+        return mt_err_set(MT_ERR_INVALID, "%s: layer '%s' (%s) has no weights but its "
+                          "coefficient is %g", mt_cost_type_name(c), L->path, L->s.cls, coeff);
+    decay_set d = {m, per_param, coeff};
+    return mt__layer_walk(L, decay_set_fn, &d);
+}
+
+/* A count marker of a nested list ("#": the top-level list, "@1/#": the list at layer 1)
+ * checks the list's length against the layers it covers. */
+static mt_status decay_count(const mt_cost *c, const mt_model *m, const char *sel, double n)
 {
     const char *cls = mt_cost_type_name(c);
-    for (int32_t i = 0; i < m->n_layers; i++) per_layer[i] = 0.0;
+    if (!strcmp(sel, "#")) {
+        if ((int32_t)n != m->n_layers)
+            return mt_err_set(MT_ERR_INVALID, "%s: coeffs has %d entries but the %s has %d "
+                              "layers (give one per layer, or a {layer_name: coeff} map)", cls,
+                              (int)n, mt_model_type_name(m), (int)m->n_layers);
+        return MT_OK;
+    }
+    char parent[MT__PATH_MAX];
+    snprintf(parent, sizeof(parent), "%.*s", (int)(strlen(sel) - 2), sel);
+    const mt__layer *L = resolve_selector(m, parent);
+    while (L && L->s.kind == MT__LAYER_FLATTENER) L = &L->sub[0];
+    if (!L || !L->n_sub)
+        return mt_err_set(MT_ERR_INVALID, "%s: coeffs gives a list of %d coefficients at "
+                          "position %s, which is not a CompositeLayer or nested MLP", cls,
+                          (int)n, parent);
+    if ((int32_t)n != L->n_sub)
+        return mt_err_set(MT_ERR_INVALID, "%s: coeffs gives %d coefficients for layer '%s' "
+                          "(%s), which has %d layers", cls, (int)n, L->path, L->s.cls,
+                          (int)L->n_sub);
+    return MT_OK;
+}
+
+/* The coefficients of the cost resolved per parameter into per_param[n_params] (0 for
+ * parameters without decay); layers through containers, Pylearn2's rules: one number for
+ * every layer, a list per layer (nested lists for CompositeLayer / nested MLP sub-layers;
+ * one number for a container covers all its sub-layers), or {layer_name: coeff} where names
+ * may be paths ("comp/a") and deeper names override their containers'. */
+static mt_status decay_coeffs(const mt_cost *c, const mt_model *m, double *per_param)
+{
+    const char *cls = mt_cost_type_name(c);
+    for (int32_t i = 0; i < m->n_params; i++) per_param[i] = 0.0;
     if (c->coeff_all) {
-        for (int32_t i = 0; i < m->n_layers; i++) {
-            per_layer[i] = m->layers[i].iW >= 0 ? c->coeffs[0] : 0.0;
-        }
+        for (int32_t i = 0; i < m->n_params; i++)
+            per_param[i] = m->params[i].is_weight ? c->coeffs[0] : 0.0;
         return MT_OK;
     }
     if (!c->coeff_names) {
-        if (c->n_coeffs != m->n_layers)
-            return mt_err_set(MT_ERR_INVALID, "%s: coeffs has %d entries but the %s has %d "
-                              "layers (give one per layer, or a {layer_name: coeff} map)", cls,
-                              (int)c->n_coeffs, mt_model_type_name(m), (int)m->n_layers);
-        for (int32_t i = 0; i < m->n_layers; i++) per_layer[i] = c->coeffs[i];
-    } else {
-        for (int32_t i = 0; i < c->n_coeffs; i++) {
-            int32_t li = mt_model_find_layer(m, c->coeff_names[i]);
-            if (li < 0) return unknown_layer(m, cls, "coeffs", c->coeff_names[i]);
-            per_layer[li] = c->coeffs[i];
+        if (c->n_coeffs != m->n_layers) return decay_count(c, m, "#", c->n_coeffs);
+        for (int32_t i = 0; i < m->n_layers; i++) {
+            mt_status st = decay_assign(c, m, &m->layers[i], c->coeffs[i], per_param);
+            if (st) return st;
         }
+        return MT_OK;
     }
-    for (int32_t i = 0; i < m->n_layers; i++) {
-        const mt__layer *L = &m->layers[i];
-        if (per_layer[i] != 0.0 && L->iW < 0)
-            return mt_err_set(MT_ERR_INVALID, "%s: layer '%s' (%s) has no weights but its "
-                              "coefficient is %g", cls, L->s.name, L->s.cls, per_layer[i]);
+    int32_t maxd = 1;
+    for (int32_t i = 0; i < c->n_coeffs; i++) {
+        int32_t d = selector_depth(c->coeff_names[i]);
+        if (d > maxd) maxd = d;
     }
+    for (int32_t depth = 1; depth <= maxd; depth++)
+        for (int32_t i = 0; i < c->n_coeffs; i++) {
+            const char *sel = c->coeff_names[i];
+            if (selector_depth(sel) != depth) continue;
+            size_t n = strlen(sel);
+            mt_status st;
+            if (sel[n - 1] == '#') {
+                st = decay_count(c, m, sel, c->coeffs[i]);
+            } else {
+                const mt__layer *L = resolve_selector(m, sel);
+                if (!L) return unknown_layer(m, cls, "coeffs", sel);
+                st = decay_assign(c, m, L, c->coeffs[i], per_param);
+            }
+            if (st) return st;
+        }
     return MT_OK;
 }
 
@@ -323,7 +421,7 @@ mt_status mt__dropout_arrays(const mt_cost *c, const mt_model *m, double *includ
 static mt_status check_default(const mt_model *m, const char *cls)
 {
     if (mt__model_is_autoencoder(m)) return MT_OK;
-    const mt__layer *L = &m->layers[m->n_layers - 1];
+    const mt__layer *L = mt__output_layer(m);
     if (!mt__layer_has_cost(L))
         return mt_err_set(MT_ERR_UNSUPPORTED, "%s: the output layer '%s' (%s) has no cost: the "
                           "last layer of the MLP must be Softmax, Linear or Sigmoid", cls,
@@ -345,7 +443,7 @@ mt_status mt_cost_check(const mt_cost *c, const mt_model *m)
         return MT_OK;
     case MT__COST_WEIGHT_DECAY:
     case MT__COST_L1_WEIGHT_DECAY: {
-        double *pl = mt_malloc((size_t)m->n_layers * sizeof(double));
+        double *pl = mt_malloc((size_t)(m->n_params ? m->n_params : 1) * sizeof(double));
         if (!pl) return mt_err_set(MT_ERR_NOMEM, "cost check: out of memory");
         mt_status st = decay_coeffs(c, m, pl);
         mt_free(pl);
@@ -378,21 +476,19 @@ static mt_status weight_decay_expr(const mt_cost *c, mt_model_graph *mg, mt_var 
 {
     const mt_model *m = mg->m;
     mt_graph *g = mg->g;
-    double *pl = mt_malloc((size_t)m->n_layers * sizeof(double));
+    double *pl = mt_malloc((size_t)(m->n_params ? m->n_params : 1) * sizeof(double));
     if (!pl) return mt_err_set(MT_ERR_NOMEM, "weight decay: out of memory");
     mt_status st = decay_coeffs(c, m, pl);
     mt_var total = MT_VAR_NONE;
     bool l1 = c->kind == MT__COST_L1_WEIGHT_DECAY;
     mt__set_origin(g, 0, "cost %s", mt_cost_type_name(c));
-    for (int32_t i = 0; !st && i < m->n_layers; i++) {
-        if (pl[i] == 0.0) continue;
-        for (int32_t p = 0; p < m->n_params; p++) {
-            if (m->params[p].layer != i || !m->params[p].is_weight) continue;
-            mt_var W = mg->params[p];
-            mt_var t = l1 ? mt__sum_abs(g, W) : mt__sum_sq(g, W);
-            t = mt_graph_mul(g, mt_graph_literal_float(g, pl[i]), t);
-            total = total ? mt_graph_add(g, total, t) : t;
-        }
+    /* parameters are in layer order, so this sums layer by layer */
+    for (int32_t p = 0; !st && p < m->n_params; p++) {
+        if (pl[p] == 0.0 || !m->params[p].is_weight) continue;
+        mt_var W = mg->params[p];
+        mt_var t = l1 ? mt__sum_abs(g, W) : mt__sum_sq(g, W);
+        t = mt_graph_mul(g, mt_graph_literal_float(g, pl[p]), t);
+        total = total ? mt_graph_add(g, total, t) : t;
     }
     mt_free(pl);
     if (st) return st;

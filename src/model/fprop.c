@@ -107,9 +107,9 @@ mt_status mt_model_graph_set_compute(mt_model_graph *mg, mt_dtype dt)
 {
     if (!mg || !mg->g || !mg->params)
         return mt_err_set(MT_ERR_INVALID, "model graph is not initialized (mt_model_graph_init)");
-    if (dt != MT_FLOAT32 && dt != MT_BFLOAT16 && dt != MT_FLOAT16)
+    if (dt != MT_FLOAT32 && dt != MT_BFLOAT16 && dt != MT_FLOAT16 && dt != MT_FLOAT64)
         return mt_err_set(MT_ERR_INVALID, "model graph: compute dtype %s is not float32, "
-                          "bfloat16 or float16", mt_dtype_name(dt));
+                          "bfloat16, float16 or float64", mt_dtype_name(dt));
     mt_free(mg->reads);
     mg->reads = NULL;
     mg->x_read = MT_VAR_NONE;
@@ -247,10 +247,13 @@ static mt_status conv_fprop(mt_model_graph *mg, const mt__layer *L, mt__state x,
     return MT_OK;
 }
 
-static mt_status layer_fprop(mt_model_graph *mg, const mt__layer *L, mt__state x,
-                             mt__layer_out *lo)
+mt_status mt__layer_fprop(mt_model_graph *mg, const mt__layer *L, mt__state x,
+                          mt__layer_out *lo)
 {
+    if (mt__layer_is_container(L) || L->s.kind == MT__LAYER_PROJECTION)
+        return mt__container_fprop(mg, L, x, lo);
     mt_graph *g = mg->g;
+    if (strchr(L->path, '/')) mt__set_origin(g, 0, "layer '%s' (%s)", L->path, L->s.cls);
     mt_var W = mt__mg_param(mg, L->iW);
     mt_var b = mt__mg_param(mg, L->ib);
     lo->in = x;
@@ -304,7 +307,8 @@ mt_status mt__mlp_fprop(mt_model_graph *mg, const mt_fprop_options *opts, mt__la
     bool drop = opts && opts->dropout;
     if (drop && (!opts->include_prob || !opts->scale))
         return mt_err_set(MT_ERR_INVALID, "fprop: dropout needs include_prob and scale arrays");
-    mt__state st = {mt__mg_input(mg), false};
+    /* indices are read in float32 (a bfloat16 or float16 copy would round them) */
+    mt__state st = {mt__space_has_index(&m->input_space) ? mg->X : mt__mg_input(mg), false};
     mt__layer_out lo;
     memset(&lo, 0, sizeof(lo));
     for (int32_t i = 0; i < m->n_layers; i++) {
@@ -316,9 +320,14 @@ mt_status mt__mlp_fprop(mt_model_graph *mg, const mt_fprop_options *opts, mt__la
             if (!(p >= 0.0 && p <= 1.0))
                 return mt_err_set(MT_ERR_INVALID, "dropout: include probability %g of layer "
                                   "'%s' is not in [0, 1]", p, L->s.name);
+            if (p != 1.0 && mt__space_has_index(L->in_sp))
+                return mt_err_set(MT_ERR_INVALID, "dropout: the input of layer '%s' (%s) holds "
+                                  "integer indices, which cannot be dropped out: give it an "
+                                  "include probability of 1 (input_include_probs: {%s: 1.})",
+                                  L->s.name, L->s.cls, L->s.name);
             if (p != 1.0) x.v = dropout(mg, x.v, p, opts->scale[i], opts->per_batch_mask);
         }
-        mt_status s = layer_fprop(mg, L, x, &lo);
+        mt_status s = mt__layer_fprop(mg, L, x, &lo);
         if (s) return s;
         if (outs) outs[i] = lo;
         st = lo.out;
@@ -448,7 +457,7 @@ mt_status mt_model_default_cost(mt_model_graph *mg, const mt_fprop_options *opts
         *out = mt_graph_mean(g, c, 0, NULL, false);
         return mt__graph_check(g, "reconstruction cost");
     }
-    const mt__layer *L = &m->layers[m->n_layers - 1];
+    const mt__layer *L = mt__output_layer(m);
     if (!mt__layer_has_cost(L))
         return mt__output_cost(mg, L, NULL, MT_VAR_NONE, out); /* the error */
     if (!mg->y)

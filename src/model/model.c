@@ -17,7 +17,9 @@ static const char *const layer_kind_names[MT__LAYER_KIND_COUNT] = {
     [MT__LAYER_SOFTPLUS] = "Softplus",   [MT__LAYER_SOFTMAX] = "Softmax",
     [MT__LAYER_MAXOUT] = "Maxout",       [MT__LAYER_CONV] = "ConvElemwise",
     [MT__LAYER_PRETRAINED] = "PretrainedLayer", [MT__LAYER_AE_ENC] = "encoder",
-    [MT__LAYER_AE_DEC] = "decoder",
+    [MT__LAYER_AE_DEC] = "decoder",      [MT__LAYER_COMPOSITE] = "CompositeLayer",
+    [MT__LAYER_FLATTENER] = "FlattenerLayer", [MT__LAYER_MLP] = "MLP",
+    [MT__LAYER_PROJECTION] = "ProjectionLayer",
 };
 
 const char *mt__layer_kind_name(mt__layer_kind k)
@@ -78,12 +80,41 @@ void mt__layer_spec_init(mt__layer_spec *s, mt__layer_kind kind, const char *nam
     s->monitor_classification = kind == MT__LAYER_CONV;
 }
 
+static int32_t *dup_ints(const int32_t *v, int32_t n)
+{
+    int32_t *d = mt_malloc((size_t)(n > 0 ? n : 1) * sizeof(int32_t));
+    if (d && n > 0) memcpy(d, v, (size_t)n * sizeof(int32_t));
+    return d;
+}
+
 mt_status mt__layer_spec_copy(mt__layer_spec *dst, const mt__layer_spec *src)
 {
     *dst = *src;
     dst->pre_W = NULL;
     dst->pre_b = NULL;
     dst->pre_yaml = NULL;
+    dst->sub = NULL;
+    dst->n_sub = 0;
+    dst->route_key = dst->route_off = dst->route_val = NULL;
+    dst->n_route = 0;
+    if (src->n_sub > 0) {
+        if (!(dst->sub = mt_calloc((size_t)src->n_sub, sizeof(mt__layer_spec)))) goto fail;
+        for (int32_t i = 0; i < src->n_sub; i++) {
+            mt_status st = mt__layer_spec_copy(&dst->sub[i], &src->sub[i]);
+            if (st) {
+                mt__layer_spec_clear(dst);
+                return st;
+            }
+            dst->n_sub = i + 1;
+        }
+    }
+    if (src->n_route > 0) {
+        dst->route_key = dup_ints(src->route_key, src->n_route);
+        dst->route_off = dup_ints(src->route_off, src->n_route + 1);
+        dst->route_val = dup_ints(src->route_val, src->route_off[src->n_route]);
+        if (!dst->route_key || !dst->route_off || !dst->route_val) goto fail;
+        dst->n_route = src->n_route;
+    }
     if (src->pre_W) {
         size_t nw = (size_t)(src->pre_in * src->pre_out) * sizeof(float);
         size_t nb = (size_t)src->pre_out * sizeof(float);
@@ -109,6 +140,15 @@ void mt__layer_spec_clear(mt__layer_spec *s)
     mt_free(s->pre_yaml);
     s->pre_W = s->pre_b = NULL;
     s->pre_yaml = NULL;
+    for (int32_t i = 0; i < s->n_sub; i++) mt__layer_spec_clear(&s->sub[i]);
+    mt_free(s->sub);
+    s->sub = NULL;
+    s->n_sub = 0;
+    mt_free(s->route_key);
+    mt_free(s->route_off);
+    mt_free(s->route_val);
+    s->route_key = s->route_off = s->route_val = NULL;
+    s->n_route = 0;
 }
 
 /* ---------------------------------------------------------------- spaces */
@@ -157,6 +197,37 @@ int64_t mt__space_total_dim(const mt__space *s)
     return 0;
 }
 
+bool mt__space_has_index(const mt__space *s)
+{
+    if (s->kind == MT__SPACE_INDEX) return true;
+    for (int32_t i = 0; i < s->n_comp; i++)
+        if (mt__space_has_index(&s->comp[i])) return true;
+    return false;
+}
+
+void mt__space_format(const mt__space *s, mt_strbuf *sb)
+{
+    switch (s->kind) {
+    case MT__SPACE_VECTOR: mt_strbuf_appendf(sb, "VectorSpace(dim %lld)", (long long)s->dim); break;
+    case MT__SPACE_CONV2D:
+        mt_strbuf_appendf(sb, "Conv2DSpace(%lldx%lld, %lld channels)", (long long)s->shape[0],
+                          (long long)s->shape[1], (long long)s->channels);
+        break;
+    case MT__SPACE_INDEX:
+        mt_strbuf_appendf(sb, "IndexSpace(dim %lld, max_labels %lld)", (long long)s->dim,
+                          (long long)s->max_labels);
+        break;
+    case MT__SPACE_COMPOSITE:
+        mt_strbuf_append(sb, "CompositeSpace(");
+        for (int32_t i = 0; i < s->n_comp; i++) {
+            if (i) mt_strbuf_append(sb, ", ");
+            mt__space_format(&s->comp[i], sb);
+        }
+        mt_strbuf_append(sb, ")");
+        break;
+    }
+}
+
 /* ---------------------------------------------------------------- the model object */
 
 static mt_model *model_alloc(mt__model_kind kind)
@@ -174,7 +245,7 @@ static mt_model *model_alloc(mt__model_kind kind)
 void mt_model_free(mt_model *m)
 {
     if (!m) return;
-    for (int32_t i = 0; i < m->n_layers; i++) mt__layer_spec_clear(&m->layers[i].s);
+    for (int32_t i = 0; i < m->n_layers; i++) mt__layer_clear(&m->layers[i]);
     mt_free(m->layers);
     for (int32_t i = 0; i < m->n_params; i++) {
         mt_free((char *)m->params[i].name);
@@ -200,16 +271,16 @@ static void set_seed(mt_model *m, int32_t n, const int64_t *seed)
 }
 
 /* Appends a parameter of the given shape, initialized to zeros (host float32). */
-static mt_status add_param(mt_model *m, const char *layer, const char *suffix, int32_t li,
-                           bool is_weight, int32_t ndim, const int64_t *dims, int32_t *index)
+mt_status mt__add_param(mt_model *m, const char *layer, const char *suffix, int32_t li,
+                        bool is_weight, int32_t ndim, const int64_t *dims, int32_t *index)
 {
-    char name[MT__NAME_MAX + 16];
+    char name[MT__PATH_MAX + 16];
     if (suffix) snprintf(name, sizeof(name), "%s_%s", layer, suffix);
     else snprintf(name, sizeof(name), "%s", layer);
     for (int32_t i = 0; i < m->n_params; i++)
         if (!strcmp(m->params[i].name, name))
             return mt_err_set(MT_ERR_INVALID, "model: two parameters named '%s' (layer names "
-                              "must be unique)", name);
+                              "must be unique in each MLP and CompositeLayer)", name);
     mt_model_param *np = mt_realloc(m->params, (size_t)(m->n_params + 1) * sizeof(*np));
     if (!np) return mt_err_set(MT_ERR_NOMEM, "model: out of memory");
     m->params = np;
@@ -287,8 +358,8 @@ static mt_status setup_dense(mt_model *m, mt__layer *L, int32_t li)
         return MT_OK;
     }
     int64_t wd[2] = {L->in_dim, units};
-    mt_status st = add_param(m, s->name, "W", li, true, 2, wd, &L->iW);
-    if (!st && s->use_bias) st = add_param(m, s->name, "b", li, false, 1, &units, &L->ib);
+    mt_status st = mt__add_param(m, L->path, "W", li, true, 2, wd, &L->iW);
+    if (!st && s->use_bias) st = mt__add_param(m, L->path, "b", li, false, 1, &units, &L->ib);
     if (st) return st;
     uint64_t key = mt__init_key(m->seed_key, m->params[L->iW].name);
     if (s->kind == MT__LAYER_SOFTMAX && !s->has_irange && !s->has_istdev && !s->has_sparse_init)
@@ -316,8 +387,8 @@ static mt_status setup_maxout(mt_model *m, mt__layer *L, int32_t li)
         return bad(L, "max_row_norm is not implemented for Maxout (as in Pylearn2)", NULL);
     L->det_dim = det;
     int64_t wd[2] = {L->in_dim, det};
-    mt_status st = add_param(m, s->name, "W", li, true, 2, wd, &L->iW);
-    if (!st) st = add_param(m, s->name, "b", li, false, 1, &det, &L->ib);
+    mt_status st = mt__add_param(m, L->path, "W", li, true, 2, wd, &L->iW);
+    if (!st) st = mt__add_param(m, L->path, "b", li, false, 1, &det, &L->ib);
     if (st) return st;
     char what[160];
     snprintf(what, sizeof(what), "layer '%s' (Maxout)", s->name);
@@ -389,8 +460,8 @@ static mt_status setup_conv(mt_model *m, mt__layer *L, int32_t li)
     L->out_dim = L->out_c * L->out_h * L->out_w;
     int64_t wd[4] = {s->dim, L->in_c, s->kernel_shape[0], s->kernel_shape[1]};
     int64_t bd[3] = {s->dim, det[0], det[1]};
-    mt_status st = add_param(m, s->name, "W", li, true, 4, wd, &L->iW);
-    if (!st) st = add_param(m, s->name, "b", li, false, s->tied_b ? 1 : 3, bd, &L->ib);
+    mt_status st = mt__add_param(m, L->path, "W", li, true, 4, wd, &L->iW);
+    if (!st) st = mt__add_param(m, L->path, "b", li, false, s->tied_b ? 1 : 3, bd, &L->ib);
     if (st) return st;
     uint64_t key = mt__init_key(m->seed_key, m->params[L->iW].name);
     int64_t fan_in = L->in_c * s->kernel_shape[0] * s->kernel_shape[1];
@@ -409,8 +480,8 @@ static mt_status setup_pretrained(mt_model *m, mt__layer *L, int32_t li)
                           "%lld inputs (nvis) but the layer below gives %lld", s->name,
                           (long long)s->pre_in, (long long)L->in_dim);
     int64_t wd[2] = {s->pre_in, s->pre_out};
-    mt_status st = add_param(m, s->name, "W", li, true, 2, wd, &L->iW);
-    if (!st) st = add_param(m, s->name, "b", li, false, 1, &s->pre_out, &L->ib);
+    mt_status st = mt__add_param(m, L->path, "W", li, true, 2, wd, &L->iW);
+    if (!st) st = mt__add_param(m, L->path, "b", li, false, 1, &s->pre_out, &L->ib);
     if (st) return st;
     memcpy(mt__param_data(m, L->iW), s->pre_W, (size_t)(s->pre_in * s->pre_out) * sizeof(float));
     memcpy(mt__param_data(m, L->ib), s->pre_b, (size_t)s->pre_out * sizeof(float));
@@ -419,11 +490,45 @@ static mt_status setup_pretrained(mt_model *m, mt__layer *L, int32_t li)
     return MT_OK;
 }
 
-static mt_status setup_layer(mt_model *m, int32_t li)
+static mt_status space_new(mt__space **out, const mt__space *src)
 {
-    mt__layer *L = &m->layers[li];
+    *out = mt_calloc(1, sizeof(mt__space));
+    if (!*out) return mt_err_set(MT_ERR_NOMEM, "model: out of memory");
+    return mt__space_copy(*out, src);
+}
+
+mt_status mt__setup_layer(mt_model *m, mt__layer *L, int32_t li, const char *path,
+                          const mt__space *in)
+{
     L->iW = L->ib = -1;
-    mt_status st;
+    if (strlen(path) >= sizeof(L->path))
+        return mt_err_set(MT_ERR_INVALID, "layer '%s': the path '%s' is too long (at most %zu "
+                          "bytes)", L->s.name, path, sizeof(L->path) - 1);
+    snprintf(L->path, sizeof(L->path), "%s", path);
+    mt_status st = space_new(&L->in_sp, in);
+    if (st) return st;
+    L->in_image = in->kind == MT__SPACE_CONV2D;
+    L->in_c = L->in_image ? in->channels : 0;
+    L->in_h = L->in_image ? in->shape[0] : 0;
+    L->in_w = L->in_image ? in->shape[1] : 0;
+    L->in_dim = mt__space_total_dim(in);
+    switch (L->s.kind) {
+    case MT__LAYER_COMPOSITE:
+    case MT__LAYER_FLATTENER:
+    case MT__LAYER_MLP: return mt__setup_container(m, L, li);
+    case MT__LAYER_PROJECTION: return mt__setup_projection(m, L, li);
+    default: break;
+    }
+    if (mt__space_has_index(in)) {
+        mt_strbuf sb;
+        mt_strbuf_init(&sb);
+        mt__space_format(in, &sb);
+        st = mt_err_set(MT_ERR_INVALID, "layer '%s' (%s): its input %s holds integer indices: "
+                        "put a ProjectionLayer (pylearn2.sandbox.nlp.models.mlp.ProjectionLayer) "
+                        "before it to embed them", L->s.name, L->s.cls, sb.data ? sb.data : "");
+        mt_strbuf_deinit(&sb);
+        return st;
+    }
     switch (L->s.kind) {
     case MT__LAYER_LINEAR:
     case MT__LAYER_SIGMOID:
@@ -438,7 +543,20 @@ static mt_status setup_layer(mt_model *m, int32_t li)
     }
     if (st) return st;
     set_scales(m, L);
-    return MT_OK;
+    mt__space out;
+    memset(&out, 0, sizeof(out));
+    if (L->out_image) {
+        out.kind = MT__SPACE_CONV2D;
+        out.shape[0] = L->out_h;
+        out.shape[1] = L->out_w;
+        out.channels = L->out_c;
+        out.nchw = true;
+        snprintf(out.axes, sizeof(out.axes), "bc01");
+    } else {
+        out.kind = MT__SPACE_VECTOR;
+        out.dim = L->out_dim;
+    }
+    return space_new(&L->out_sp, &out);
 }
 
 /* ---------------------------------------------------------------- MLP */
@@ -458,11 +576,23 @@ static mt_status input_from_space(mt_model *m, const mt__space *sp)
                               (long long)sp->shape[1], (long long)sp->channels);
         return MT_OK;
     case MT__SPACE_INDEX:
-        return mt_err_set(MT_ERR_UNSUPPORTED, "MLP: an IndexSpace input needs an embedding "
-                          "layer, which mltrain does not have; use a VectorSpace or nvis");
+        if (sp->dim < 1 || sp->max_labels < 1)
+            return mt_err_set(MT_ERR_INVALID, "MLP: IndexSpace dim %lld and max_labels %lld "
+                              "must be >= 1", (long long)sp->dim, (long long)sp->max_labels);
+        if (sp->max_labels > ((int64_t)1 << 24))
+            return mt_err_set(MT_ERR_UNSUPPORTED, "MLP: IndexSpace max_labels %lld is over "
+                              "2^24: datasets hold indices as float32, exact only up to 2^24",
+                              (long long)sp->max_labels);
+        return MT_OK;
     case MT__SPACE_COMPOSITE:
-        return mt_err_set(MT_ERR_UNSUPPORTED, "MLP: a CompositeSpace input needs a "
-                          "CompositeLayer, which mltrain does not have");
+        if (sp->n_comp < 1)
+            return mt_err_set(MT_ERR_INVALID, "MLP: CompositeSpace components must not be "
+                              "empty");
+        for (int32_t i = 0; i < sp->n_comp; i++) {
+            mt_status st = input_from_space(m, &sp->comp[i]);
+            if (st) return mt_err_prefix(st, "component %d: ", (int)i);
+        }
+        return MT_OK;
     }
     (void)m;
     return MT_OK;
@@ -508,22 +638,10 @@ mt_status mt__model_new_mlp(mt_model **out, const mt__mlp_desc *d)
         m->n_layers = i + 1;
     }
     const mt__space *sp = &m->input_space;
-    bool image = sp->kind == MT__SPACE_CONV2D;
-    int64_t c = image ? sp->channels : 0, h = image ? sp->shape[0] : 0;
-    int64_t w = image ? sp->shape[1] : 0, dim = mt__space_total_dim(sp);
     for (int32_t i = 0; i < m->n_layers; i++) {
         mt__layer *L = &m->layers[i];
-        L->in_image = image;
-        L->in_c = c;
-        L->in_h = h;
-        L->in_w = w;
-        L->in_dim = dim;
-        if ((st = setup_layer(m, i))) goto fail;
-        image = L->out_image;
-        c = L->out_c;
-        h = L->out_h;
-        w = L->out_w;
-        dim = L->out_dim;
+        if ((st = mt__setup_layer(m, L, i, L->s.name, sp))) goto fail;
+        sp = L->out_sp;
     }
     *out = m;
     return MT_OK;
@@ -576,10 +694,10 @@ mt_status mt__model_new_autoencoder(mt_model **out, const mt__ae_desc *d)
     E->out_dim = D->in_dim = d->nhid;
     E->iW = E->ib = D->iW = D->ib = -1;
     int64_t wd[2] = {d->nvis, d->nhid}, wpd[2] = {d->nhid, d->nvis};
-    if ((st = add_param(m, "W", NULL, 0, true, 2, wd, &E->iW))) goto fail;
-    if ((st = add_param(m, "hb", NULL, 0, false, 1, &d->nhid, &E->ib))) goto fail;
-    if ((st = add_param(m, "vb", NULL, 1, false, 1, &d->nvis, &D->ib))) goto fail;
-    if (!d->tied_weights && (st = add_param(m, "Wprime", NULL, 1, true, 2, wpd, &D->iW)))
+    if ((st = mt__add_param(m, "W", NULL, 0, true, 2, wd, &E->iW))) goto fail;
+    if ((st = mt__add_param(m, "hb", NULL, 0, false, 1, &d->nhid, &E->ib))) goto fail;
+    if ((st = mt__add_param(m, "vb", NULL, 1, false, 1, &d->nvis, &D->ib))) goto fail;
+    if (!d->tied_weights && (st = mt__add_param(m, "Wprime", NULL, 1, true, 2, wpd, &D->iW)))
         goto fail;
     mt__init_ae(mt__param_data(m, E->iW), d->nvis * d->nhid, false, irange, istdev,
                 mt__init_key(m->seed_key, "W"));
@@ -711,7 +829,7 @@ bool mt__layer_has_cost(const mt__layer *L)
 
 bool mt_model_needs_targets(const mt_model *m)
 {
-    return m && mt__model_is_mlp(m) && mt__layer_has_cost(&m->layers[m->n_layers - 1]);
+    return m && mt__model_is_mlp(m) && mt__layer_has_cost(mt__output_layer(m));
 }
 
 int64_t mt_model_input_dim(const mt_model *m)
@@ -743,8 +861,22 @@ mt_status mt_model_check_data(const mt_model *m, const mt_dataset_info *d)
                           mt_model_type_name(m), (long long)sp->shape[0],
                           (long long)sp->shape[1], (long long)sp->channels, dn,
                           (long long)d->topo[0], (long long)d->topo[1], (long long)d->topo[2]);
+    if (sp->kind == MT__SPACE_COMPOSITE && d->n_sources > 0) {
+        if (d->n_sources != sp->n_comp)
+            return mt_err_set(MT_ERR_SHAPE, "%s's input_space is a CompositeSpace of %d "
+                              "components but %s has %d sources", mt_model_type_name(m),
+                              (int)sp->n_comp, dn, (int)d->n_sources);
+        for (int32_t i = 0; i < sp->n_comp; i++) {
+            int64_t want = mt__space_total_dim(&sp->comp[i]);
+            if (d->source_dims[i] != want)
+                return mt_err_set(MT_ERR_SHAPE, "%s's input_space component %d needs %lld "
+                                  "features but source %d of %s has %lld", mt_model_type_name(m),
+                                  (int)i, (long long)want, (int)i, dn,
+                                  (long long)d->source_dims[i]);
+        }
+    }
     if (!mt_model_needs_targets(m) || !d->has_y) return MT_OK;
-    const mt__layer *L = &m->layers[m->n_layers - 1];
+    const mt__layer *L = mt__output_layer(m);
     if (d->y_is_labels) {
         if (d->n_classes > L->out_dim)
             return mt_err_set(MT_ERR_SHAPE, "output layer '%s' (%s) has %s %lld but %s has "
@@ -777,9 +909,9 @@ mt_status mt_model_first_layer_filters(const mt_model *m, const int64_t *topo, f
 {
     *out = NULL;
     const mt__layer *L = &m->layers[0];
-    if (L->iW < 0)
-        return mt_err_set(MT_ERR_UNSUPPORTED, "first layer '%s' (%s) has no weights", L->s.name,
-                          L->s.cls);
+    if (L->iW < 0 || L->s.kind == MT__LAYER_PROJECTION)
+        return mt_err_set(MT_ERR_UNSUPPORTED, "first layer '%s' (%s) has no weights on an image "
+                          "input", L->s.name, L->s.cls);
     const float *W = mt_buffer_host_ptr(m->params[L->iW].value.buf);
     const mt__space *sp = &m->input_space;
     if (L->s.kind == MT__LAYER_CONV) {

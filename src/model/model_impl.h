@@ -22,6 +22,7 @@
 #include "mltrain/model.h"
 
 #define MT__NAME_MAX 64
+#define MT__PATH_MAX 256 /* a layer's path: names of its containers and its own, '/'-joined */
 #define MT__MAX_SEED 16
 #define MT__MODEL_MAGIC 0x6d746d6fu /* "mtmo": checks that a !pkl result is a model */
 
@@ -39,6 +40,10 @@ typedef enum mt__layer_kind {
     MT__LAYER_PRETRAINED,
     MT__LAYER_AE_ENC, /* autoencoder halves (layers of Autoencoder / DenoisingAutoencoder) */
     MT__LAYER_AE_DEC,
+    MT__LAYER_COMPOSITE,  /* CompositeLayer: parallel sub-layers (layers.c) */
+    MT__LAYER_FLATTENER,  /* FlattenerLayer: its raw_layer's output as one vector */
+    MT__LAYER_MLP,        /* an MLP used as a layer of another MLP */
+    MT__LAYER_PROJECTION, /* ProjectionLayer: embeddings of IndexSpace inputs */
     MT__LAYER_KIND_COUNT
 } mt__layer_kind;
 
@@ -98,6 +103,14 @@ typedef struct mt__layer_spec {
     float *pre_W;          /* [pre_in, pre_out], owned */
     float *pre_b;          /* [pre_out], owned */
     char *pre_yaml;        /* the content's structure (mt_model_to_yaml), owned */
+    /* containers: CompositeLayer and nested MLP (their layers), FlattenerLayer (n_sub 1: the
+     * raw_layer, whose name the flattener shares) */
+    int32_t n_sub;
+    struct mt__layer_spec *sub; /* owned */
+    /* CompositeLayer inputs_to_layers (n_route 0: not given): input component route_key[i]
+     * goes to the sub-layers route_val[route_off[i] .. route_off[i + 1]) */
+    int32_t n_route;
+    int32_t *route_key, *route_off, *route_val; /* owned */
 } mt__layer_spec;
 
 /* Defaults as Pylearn2's constructors give them (NaN for unset optionals). */
@@ -119,6 +132,17 @@ typedef struct mt__layer {
     int64_t det_h, det_w;   /* conv: detector (pre-pooling) size */
     int64_t det_dim;        /* maxout: num_units * num_pieces */
     int32_t iW, ib;         /* parameter indices, -1 if none */
+    /* every layer: its path ("h0"; "comp/a" for sub-layer 'a' of the container 'comp'; a
+     * FlattenerLayer and its raw layer share one path), which prefixes its parameters'
+     * names ("comp/a_W"), and its input and output spaces (layers.c) */
+    char path[MT__PATH_MAX];
+    struct mt__space *in_sp, *out_sp; /* owned */
+    /* containers: the placed sub-layers (owned) and, for a routed CompositeLayer, the input
+     * components of sub-layer i: sub_in[sub_in_off[i] .. sub_in_off[i + 1]) (NULL: every
+     * sub-layer reads the whole input) */
+    int32_t n_sub;
+    struct mt__layer *sub;
+    int32_t *sub_in_off, *sub_in;
 } mt__layer;
 
 /* ---------------------------------------------------------------- spaces and corruptors */
@@ -136,6 +160,8 @@ typedef struct mt__space {
     int64_t shape[2];     /* Conv2D rows, cols */
     int64_t channels;     /* Conv2D */
     char axes[5];         /* Conv2D: "b01c" (Pylearn2 axes, for to_yaml only) */
+    bool nchw;            /* Conv2D output of a layer: an NCHW state inside graphs (else the
+                             dataset's b01c rows) */
     int64_t max_labels;   /* Index */
     int32_t n_comp;       /* Composite */
     struct mt__space *comp; /* owned */
@@ -143,6 +169,10 @@ typedef struct mt__space {
 void mt__space_clear(mt__space *s);
 mt_status mt__space_copy(mt__space *dst, const mt__space *src);
 int64_t mt__space_total_dim(const mt__space *s);
+/* True when s is or contains an IndexSpace. */
+bool mt__space_has_index(const mt__space *s);
+/* "VectorSpace(dim 5)", "IndexSpace(dim 3, max_labels 100)", "CompositeSpace(...)". */
+void mt__space_format(const mt__space *s, mt_strbuf *sb);
 
 typedef enum mt__corrupt_kind {
     MT__CORRUPT_NONE = 0,
@@ -219,6 +249,32 @@ bool mt__layer_has_cost(const mt__layer *L); /* Softmax, Linear, Sigmoid */
 bool mt__model_is_mlp(const mt_model *m);
 bool mt__model_is_autoencoder(const mt_model *m);
 
+/* ---------------------------------------------------------------- the layer tree */
+
+/* Places layer L of top-level index li (its parameters' `layer`) at `path` with input space
+ * `in` (copied): Pylearn2's set_input_space, recursively for containers (model.c dispatches;
+ * containers and ProjectionLayer are in layers.c). Fills L's shapes, spaces and parameters. */
+mt_status mt__setup_layer(mt_model *m, mt__layer *L, int32_t li, const char *path,
+                          const mt__space *in);
+mt_status mt__setup_container(mt_model *m, mt__layer *L, int32_t li);
+mt_status mt__setup_projection(mt_model *m, mt__layer *L, int32_t li);
+/* Appends a zero parameter "<owner>_<suffix>" (or "<owner>" when suffix is NULL) of layer li;
+ * ERR_INVALID when the name is taken. */
+mt_status mt__add_param(mt_model *m, const char *owner, const char *suffix, int32_t li,
+                        bool is_weight, int32_t ndim, const int64_t *dims, int32_t *index);
+/* Frees what L owns (spec, spaces, sub-layers, routes). */
+void mt__layer_clear(mt__layer *L);
+bool mt__layer_is_container(const mt__layer *L);
+/* The layer whose output is the model's output: the last layer, through nested MLPs. */
+const mt__layer *mt__output_layer(const mt_model *m);
+/* The layer at `path` ("h0", "comp/a"), or NULL. */
+const mt__layer *mt__find_path(const mt_model *m, const char *path);
+/* Calls fn on L and every layer under it (pre-order); stops at the first non-OK status. */
+typedef mt_status (*mt__layer_fn)(const mt__layer *L, void *user);
+mt_status mt__layer_walk(const mt__layer *L, mt__layer_fn fn, void *user);
+/* True when L or a layer under it has a parameter that is a weight. */
+bool mt__layer_has_weights(const mt_model *m, const mt__layer *L);
+
 /* ---------------------------------------------------------------- initialization (init.c) */
 
 /* Deterministic draws for a parameter: Philox4x32-10 with key mt_hash64(name, seed_key) and
@@ -264,6 +320,18 @@ static inline mt_var mt__mg_input(const mt_model_graph *mg)
     return mg->x_read ? mg->x_read : mg->X;
 }
 
+/* Forward pass of one layer (recursively for containers) on input x. */
+mt_status mt__layer_fprop(mt_model_graph *mg, const mt__layer *L, mt__state x,
+                          mt__layer_out *lo);
+/* Containers and ProjectionLayer (layers.c). */
+mt_status mt__container_fprop(mt_model_graph *mg, const mt__layer *L, mt__state x,
+                              mt__layer_out *lo);
+/* The input sub-layer i of container L reads when L reads x: x itself, the chained output for
+ * a nested MLP is the caller's business; for a routed CompositeLayer the component(s) mapped
+ * to it (one component in its own form, several as their concatenation). */
+mt__state mt__sub_input(mt_model_graph *mg, const mt__layer *L, int32_t i, mt__state x);
+/* The state of input component j of composite space sp held in the matrix x (columns). */
+mt__state mt__component_state(mt_model_graph *mg, const mt__space *sp, int32_t j, mt_var x);
 /* Runs the MLP forward; outs has n_layers entries (may be NULL: only the last is kept in
  * *last). */
 mt_status mt__mlp_fprop(mt_model_graph *mg, const mt_fprop_options *opts, mt__layer_out *outs,

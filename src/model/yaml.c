@@ -155,12 +155,63 @@ static void write_conv(yw *w, const mt__layer_spec *s)
     mt_strbuf_append(w->sb, "}");
 }
 
+static mt_status write_layer(mt_strbuf *sb, const mt__layer_spec *s, const char *indent);
+
+/* The sub-layers of a container, inline: "[!obj:... {...}, ...]". */
+static mt_status write_sublayers(yw *w, const mt__layer_spec *s)
+{
+    key(w, "layers");
+    mt_strbuf_append(w->sb, "[");
+    for (int32_t i = 0; i < s->n_sub; i++) {
+        mt_status st = write_layer(w->sb, &s->sub[i], i ? ", " : "");
+        if (st) return st;
+    }
+    mt_strbuf_append(w->sb, "]");
+    return MT_OK;
+}
+
 static mt_status write_layer(mt_strbuf *sb, const mt__layer_spec *s, const char *indent)
 {
     yw w = {sb, true};
     mt_strbuf_appendf(sb, "%s!obj:%s {", indent, s->cls);
+    if (s->kind == MT__LAYER_FLATTENER) { /* named after its raw layer */
+        key(&w, "raw_layer");
+        mt_status st = s->n_sub == 1 ? write_layer(sb, &s->sub[0], "")
+                                     : mt_err_set(MT_ERR_INTERNAL, "to_yaml: FlattenerLayer '%s' "
+                                                  "has no raw layer", s->name);
+        if (st) return st;
+        mt_strbuf_append(sb, "}");
+        return MT_OK;
+    }
     ks(&w, "layer_name", s->name);
     switch (s->kind) {
+    case MT__LAYER_MLP: {
+        mt_status st = write_sublayers(&w, s);
+        if (st) return st;
+        break;
+    }
+    case MT__LAYER_COMPOSITE: {
+        mt_status st = write_sublayers(&w, s);
+        if (st) return st;
+        if (s->n_route > 0) {
+            key(&w, "inputs_to_layers");
+            mt_strbuf_append(sb, "{");
+            for (int32_t r = 0; r < s->n_route; r++) {
+                mt_strbuf_appendf(sb, "%s%d: [", r ? ", " : "", (int)s->route_key[r]);
+                for (int32_t k = s->route_off[r]; k < s->route_off[r + 1]; k++)
+                    mt_strbuf_appendf(sb, "%s%d", k > s->route_off[r] ? ", " : "",
+                                      (int)s->route_val[k]);
+                mt_strbuf_append(sb, "]");
+            }
+            mt_strbuf_append(sb, "}");
+        }
+        break;
+    }
+    case MT__LAYER_PROJECTION:
+        ki(&w, "dim", s->dim);
+        if (s->has_irange) kf(&w, "irange", s->irange);
+        if (s->has_istdev) kf(&w, "istdev", s->istdev);
+        break;
     case MT__LAYER_LINEAR:
     case MT__LAYER_SIGMOID:
     case MT__LAYER_TANH:
