@@ -1,7 +1,9 @@
 /* What every training algorithm shares (Pylearn2's TrainingAlgorithm and the monitoring
  * settings of SGD and BGD): parsing the common keys of an algorithm node, the cost the
- * algorithm optimizes, the batch size in use, and small YAML helpers used by the train
- * module's components (optional sub-components, numbers that may come from read_channel). */
+ * algorithm optimizes, the batch size in use, the per-run state (graph, model graph, cost,
+ * iterator, batch arrays) with its setup and teardown, 0-d float32 shared values, and small
+ * YAML helpers used by the train module's components (optional sub-components, numbers that
+ * may come from read_channel, registering a table of components). */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -162,4 +164,87 @@ mt_status mt__algo_batch_size(const mt__algo_common *c, const mt__run *run, int6
     }
     return mt_cfg_error(MT_ERR_INVALID, c->loc,
                         "no batch_size: give the algorithm a batch_size (or the model one)");
+}
+
+mt_status mt__algo_new(void **out, size_t size, const mt__algorithm_ops *ops, mt_cfg_builder *b,
+                       const mt_cfg_node *node)
+{
+    *out = NULL;
+    mt__algorithm *a = mt_calloc(1, size);
+    if (!a) return mt_err_set(MT_ERR_NOMEM, "%s", ops->name);
+    a->ops = ops;
+    mt_status st = mt__algo_common_parse(b, node, MT_ITER_SHUFFLED_SEQUENTIAL, &a->c);
+    if (st) {
+        mt__algo_common_clear(&a->c);
+        mt_free(a);
+        return st;
+    }
+    *out = a;
+    return MT_OK;
+}
+
+void mt__algo_destroy(mt__algorithm *a)
+{
+    if (a->ops->teardown) a->ops->teardown(a);
+    mt__algo_common_clear(&a->c);
+}
+
+mt_status mt__algo_state_begin(mt__algo_state *r, const mt__algorithm *a, mt__run *run)
+{
+    mt_status st = mt__algo_batch_size(&a->c, run, &r->batch_size);
+    if (st) return st;
+    run->batch_size = r->batch_size;
+    if ((st = mt_graph_new(&r->g))) return st;
+    if ((st = mt__run_model_graph(run, r->g, &r->mg, &run->data_info))) return st;
+    r->mg_init = true;
+    return mt__algo_cost_expr(&a->c, &r->mg, &r->cost);
+}
+
+mt_status mt__algo_state_iter(mt__algo_state *r, const mt__algorithm *a, const mt__run *run,
+                              const char *who)
+{
+    mt_status st = mt_data_iter_init(&r->it, run->dataset, a->c.train_iteration_mode,
+                                     r->batch_size, a->c.batches_per_iter, run->seed);
+    if (st) return mt_err_prefix(st, "%s: training iterator: ", who);
+    r->it_init = true;
+    r->rows = mt_malloc((size_t)r->batch_size * sizeof(int64_t));
+    if (!r->rows) return mt_err_set(MT_ERR_NOMEM, "%s batch rows", who);
+    return MT_OK;
+}
+
+void mt__algo_state_clear(mt__algo_state *r)
+{
+    if (r->mg_init) mt_model_graph_clear(&r->mg);
+    r->mg_init = false;
+    mt_graph_free(r->g);
+    r->g = NULL;
+    if (r->it_init) mt_data_iter_clear(&r->it);
+    r->it_init = false;
+    mt_free(r->rows);
+    r->rows = NULL;
+    mt_array_clear(&r->X);
+    mt_array_clear(&r->y);
+}
+
+mt_status mt__scalar_array_set(mt_array *a, mt_device *dev, double v)
+{
+    float f = (float)v;
+    if (!a->buf) return mt_array_from_host(a, dev, MT_FLOAT32, 0, NULL, &f);
+    return mt_array_fill(a, mt_scalar_f64((double)f));
+}
+
+mt_status mt__scalar_array_get(const mt_array *a, double *out)
+{
+    if (a->dtype == MT_FLOAT64) return mt_array_to_host(out, sizeof(double), a);
+    float f = 0;
+    mt_status st = mt_array_to_host(&f, sizeof(f), a);
+    *out = (double)f;
+    return st;
+}
+
+mt_status mt__register_components(mt_cfg_registry *r, const mt_component *comps, size_t n)
+{
+    mt_status st = MT_OK;
+    for (size_t i = 0; i < n && !st; i++) st = mt_cfg_registry_add(r, &comps[i]);
+    return st;
 }

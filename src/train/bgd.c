@@ -78,12 +78,9 @@ typedef struct mt__bgd {
     double alpha[BGD_MAX_ALPHA]; /* the list the next batch starts with */
     float ave_step_size, ave_grad_size, ave_grad_mult, new_weight;
     /* per run */
-    mt_graph *g;
-    mt_model_graph mg;
-    bool mg_init;
+    mt__algo_state r; /* graph, model graph, cost, iterator, batch arrays */
     bool reuse_obj; /* deterministic cost, no norm constraints: the objective after a line
                        search is the next iteration's start */
-    mt_var cost;
     int32_t n_train;    /* trainable (not frozen) parameters */
     int32_t *train;     /* their indices in the model */
     mt_var *grads;      /* gradient of the cost per trainable parameter */
@@ -95,32 +92,11 @@ typedef struct mt__bgd {
     mt_var old_scale, alpha_var, mix_var;
     mt_function *f_grad, *f_obj, *f_goto, *f_mix;
     mt_array old_scale_arr, alpha_arr, mix_arr;
-    mt_data_iter it;
-    bool it_init;
-    int64_t *rows;
-    mt_array X, y;
-    int64_t batch_size;
 } mt__bgd;
 
 static const mt__algorithm_ops bgd_ops;
 
 /* ---------------------------------------------------------------- small helpers */
-
-static mt_status read_f32(const mt_array *a, double *out)
-{
-    if (a->dtype == MT_FLOAT64) return mt_array_to_host(out, sizeof(double), a);
-    float f = 0;
-    mt_status st = mt_array_to_host(&f, sizeof(f), a);
-    *out = (double)f;
-    return st;
-}
-
-static mt_status scalar_arg(mt_array *a, mt_device *dev, double v)
-{
-    float f = (float)v;
-    if (!a->buf) return mt_array_from_host(a, dev, MT_FLOAT32, 0, NULL, &f);
-    return mt_array_fill(a, mt_scalar_f64((double)f));
-}
 
 static bool bgd_log_on(const mt__bgd *s)
 {
@@ -147,17 +123,17 @@ static mt_var sum_all(mt_graph *g, mt_var x)
 /* A placeholder shaped like trainable parameter t, named "<what>/<param>". */
 static mt_var param_like(mt__bgd *s, mt__run *run, int32_t t, const char *what)
 {
-    const mt_type *pt = mt_graph_type(s->g, s->mg.params[s->train[t]]);
+    const mt_type *pt = mt_graph_type(s->r.g, s->r.mg.params[s->train[t]]);
     char nm[200];
     snprintf(nm, sizeof(nm), "%s/%s", what, pname(run, s, t));
-    return mt_graph_placeholder(s->g, nm, MT_FLOAT32, pt ? pt->ndim : 0, pt ? pt->shape : NULL);
+    return mt_graph_placeholder(s->r.g, nm, MT_FLOAT32, pt ? pt->ndim : 0, pt ? pt->shape : NULL);
 }
 
 /* beta = max(0, (g.g - g.g_prev) / (1e-7 + g_prev.g_prev)) (Polak-Ribiere), 0 when there is
  * no previous direction (old scale 0) or no previous gradient. */
 static mt_var pr_beta(mt__bgd *s)
 {
-    mt_graph *g = s->g;
+    mt_graph *g = s->r.g;
     mt_var gg = MT_VAR_NONE, gp = MT_VAR_NONE, pp = MT_VAR_NONE;
     for (int32_t t = 0; t < s->n_train; t++) {
         mt_var a = sum_all(g, mt_graph_square(g, s->grads[t]));
@@ -182,7 +158,7 @@ static mt_var pr_beta(mt__bgd *s)
 static mt_status build_direction(mt__bgd *s, mt__run *run, mt_var *new_dir, mt_var *new_gprev,
                                  mt_var out[3])
 {
-    mt_graph *g = s->g;
+    mt_graph *g = s->r.g;
     mt_var *d = mt_calloc((size_t)s->n_train, sizeof(*d));
     if (!d) return mt_err_set(MT_ERR_NOMEM, "BGD direction");
     s->old_scale = mt_graph_placeholder(g, "bgd_old_scale", MT_FLOAT32, 0, NULL);
@@ -234,9 +210,9 @@ static mt_status compile(mt__bgd *s, mt__run *run, mt_function **f, int32_t n_in
     mt_function_options fo;
     mt_function_options_init(&fo);
     fo.mode = (mt_mode)run->opts->mode;
-    mt_status st = mt_function_new(f, s->g, n_in, in, n_out, out, n_up, up, run->dev, &fo);
+    mt_status st = mt_function_new(f, s->r.g, n_in, in, n_out, out, n_up, up, run->dev, &fo);
     if (st) return mt_err_prefix(st, "BGD: compiling the %s function: ", what);
-    return mt__run_bind_params(run, *f, &s->mg);
+    return mt__run_bind_params(run, *f, &s->r.mg);
 }
 
 /* The gradient step: X, y, old scale -> norm, beta, reset; updates the directions (and the
@@ -257,8 +233,8 @@ static mt_status setup_grad_fn(mt__bgd *s, mt__run *run)
             up[nu++] = (mt_update){s->dir_var[t], new_dir[t]};
         for (int32_t t = 0; s->conjugate && t < nt; t++)
             up[nu++] = (mt_update){s->gprev_var[t], new_gprev[t]};
-        mt_var in[3] = {s->mg.X, s->mg.y, s->old_scale};
-        bool with_y = s->mg.y != MT_VAR_NONE;
+        mt_var in[3] = {s->r.mg.X, s->r.mg.y, s->old_scale};
+        bool with_y = s->r.mg.y != MT_VAR_NONE;
         if (!with_y) in[1] = s->old_scale;
         st = compile(s, run, &s->f_grad, with_y ? 3 : 2, in, 3, outs, nu, up, "gradient");
     }
@@ -281,8 +257,8 @@ static mt_status setup_grad_fn(mt__bgd *s, mt__run *run)
 /* alpha -> params = constrain(cache - alpha * lr_scale * direction). */
 static mt_status setup_goto_fn(mt__bgd *s, mt__run *run)
 {
-    mt_graph *g = s->g;
-    int32_t np = s->mg.n_params;
+    mt_graph *g = s->r.g;
+    int32_t np = s->r.mg.n_params;
     mt_var *values = mt_calloc((size_t)np, sizeof(*values));
     mt_var *cache_var = mt_calloc((size_t)s->n_train, sizeof(*cache_var));
     mt_update *up = mt_calloc((size_t)s->n_train, sizeof(*up));
@@ -291,7 +267,7 @@ static mt_status setup_goto_fn(mt__bgd *s, mt__run *run)
     s->alpha_var = mt_graph_placeholder(g, "bgd_alpha", MT_FLOAT32, 0, NULL);
     for (int32_t t = 0; t < s->n_train; t++) {
         int32_t i = s->train[t];
-        const mt_type *pt = mt_graph_type(g, s->mg.params[i]);
+        const mt_type *pt = mt_graph_type(g, s->r.mg.params[i]);
         char nm[200];
         snprintf(nm, sizeof(nm), "bgd_cache/%s", pname(run, s, t));
         cache_var[t] =
@@ -301,13 +277,13 @@ static mt_status setup_goto_fn(mt__bgd *s, mt__run *run)
         if (lrs != 1.0) a = mt_graph_mul(g, a, mt_graph_scalar(g, MT_FLOAT32, lrs));
         values[i] = mt_graph_sub(g, cache_var[t], mt_graph_mul(g, a, s->dir_var[t]));
     }
-    if ((st = mt_model_constrain(&s->mg, values))) goto done;
+    if ((st = mt_model_constrain(&s->r.mg, values))) goto done;
     if (mt_graph_status(g)) {
         st = mt_err_set(mt_graph_status(g), "BGD: %s", mt_graph_last_error(g));
         goto done;
     }
     for (int32_t t = 0; t < s->n_train; t++)
-        up[t] = (mt_update){s->mg.params[s->train[t]], values[s->train[t]]};
+        up[t] = (mt_update){s->r.mg.params[s->train[t]], values[s->train[t]]};
     if ((st = compile(s, run, &s->f_goto, 1, &s->alpha_var, 0, NULL, s->n_train, up, "step")))
         goto done;
     for (int32_t t = 0; t < s->n_train && !st; t++) {
@@ -327,13 +303,13 @@ done:
  * `before` arrays are allocated at the first batch that needs them. */
 static mt_status setup_mix_fn(mt__bgd *s, mt__run *run)
 {
-    mt_graph *g = s->g;
+    mt_graph *g = s->r.g;
     mt_update *up = mt_calloc((size_t)s->n_train, sizeof(*up));
     if (!up) return mt_err_set(MT_ERR_NOMEM, "BGD scale_step");
     s->mix_var = mt_graph_placeholder(g, "bgd_scale_step", MT_FLOAT32, 0, NULL);
     mt_var one_minus = mt_graph_sub(g, mt_graph_literal_float(g, 1.0), s->mix_var);
     for (int32_t t = 0; t < s->n_train; t++) {
-        mt_var p = s->mg.params[s->train[t]];
+        mt_var p = s->r.mg.params[s->train[t]];
         const mt_type *pt = mt_graph_type(g, p);
         char nm[200];
         snprintf(nm, sizeof(nm), "bgd_before/%s", pname(run, s, t));
@@ -352,7 +328,7 @@ static mt_status setup_mix_fn(mt__bgd *s, mt__run *run)
 
 static mt_status alloc_per_param(mt__bgd *s, mt__run *run)
 {
-    int32_t np = s->mg.n_params;
+    int32_t np = s->r.mg.n_params;
     s->train = mt_calloc((size_t)np + 1, sizeof(*s->train));
     if (!s->train) return mt_err_set(MT_ERR_NOMEM, "BGD");
     for (int32_t i = 0; i < np; i++)
@@ -377,14 +353,8 @@ static mt_status alloc_per_param(mt__bgd *s, mt__run *run)
 static mt_status bgd_setup(mt__algorithm *a, mt__run *run)
 {
     mt__bgd *s = (mt__bgd *)a;
-    mt_status st = mt__algo_batch_size(&a->c, run, &s->batch_size);
-    if (st) return st;
-    run->batch_size = s->batch_size;
-    if ((st = mt_graph_new(&s->g))) return st;
-    if ((st = mt__run_model_graph(run, s->g, &s->mg, &run->data_info))) return st;
-    s->mg_init = true;
-    if ((st = mt__algo_cost_expr(&a->c, &s->mg, &s->cost))) return st;
-    if ((st = alloc_per_param(s, run))) return st;
+    mt_status st = mt__algo_state_begin(&s->r, a, run);
+    if (st || (st = alloc_per_param(s, run))) return st;
     /* Pylearn2's norm constraints are not idempotent (W * norm / (norm + 1e-7)): moving to
      * the chosen step again may change the last bits, so the objective is then recomputed. */
     s->reuse_obj = !(a->c.cost && mt_cost_is_stochastic(a->c.cost, run->model));
@@ -394,26 +364,20 @@ static mt_status bgd_setup(mt__algorithm *a, mt__run *run)
     mt_var *pv = mt_calloc((size_t)s->n_train, sizeof(*pv));
     if (!pv) return mt_err_set(MT_ERR_NOMEM, "BGD");
     for (int32_t t = 0; t < s->n_train; t++)
-        pv[t] = s->mg.params[s->train[t]];
+        pv[t] = s->r.mg.params[s->train[t]];
     mt_grad_options go;
     mt_grad_options_init(&go);
     go.disconnected = MT_GRAD_DISCONNECTED_ZERO;
-    st = mt_graph_grad(s->g, s->cost, s->n_train, pv, s->grads, &go);
+    st = mt_graph_grad(s->r.g, s->r.cost, s->n_train, pv, s->grads, &go);
     mt_free(pv);
     if (st) return mt_err_prefix(st, "BGD: gradient of the cost: ");
     if ((st = setup_grad_fn(s, run)) || (st = setup_goto_fn(s, run)) || (st = setup_mix_fn(s, run)))
         return st;
-    mt_var in[2] = {s->mg.X, s->mg.y};
-    if ((st = compile(s, run, &s->f_obj, s->mg.y != MT_VAR_NONE ? 2 : 1, in, 1, &s->cost, 0, NULL,
-                      "objective")))
+    mt_var in[2] = {s->r.mg.X, s->r.mg.y};
+    if ((st = compile(s, run, &s->f_obj, s->r.mg.y != MT_VAR_NONE ? 2 : 1, in, 1, &s->r.cost, 0,
+                      NULL, "objective")))
         return st;
-    st = mt_data_iter_init(&s->it, run->dataset, a->c.train_iteration_mode, s->batch_size,
-                           a->c.batches_per_iter, run->seed);
-    if (st) return mt_err_prefix(st, "BGD: training iterator: ");
-    s->it_init = true;
-    s->rows = mt_malloc((size_t)s->batch_size * sizeof(int64_t));
-    if (!s->rows) return mt_err_set(MT_ERR_NOMEM, "BGD batch rows");
-    return MT_OK;
+    return mt__algo_state_iter(&s->r, a, run, "BGD");
 }
 
 static void clear_arrays(mt_array *a, int32_t n)
@@ -447,19 +411,10 @@ static void bgd_teardown(mt__algorithm *a)
     s->grads = s->dir_var = s->gprev_var = s->before_var = NULL;
     s->train = NULL;
     s->n_train = 0;
-    if (s->mg_init) mt_model_graph_clear(&s->mg);
-    s->mg_init = false;
-    mt_graph_free(s->g);
-    s->g = NULL;
+    mt__algo_state_clear(&s->r);
     mt_array_clear(&s->old_scale_arr);
     mt_array_clear(&s->alpha_arr);
     mt_array_clear(&s->mix_arr);
-    if (s->it_init) mt_data_iter_clear(&s->it);
-    s->it_init = false;
-    mt_free(s->rows);
-    s->rows = NULL;
-    mt_array_clear(&s->X);
-    mt_array_clear(&s->y);
 }
 
 /* ---------------------------------------------------------------- one batch */
@@ -477,7 +432,7 @@ static mt_status objective(bgd_batch *bb, double *obj)
     mt_array out;
     memset(&out, 0, sizeof(out));
     mt_status st = mt_function_call(bb->s->f_obj, bb->n_xy, bb->in, 1, &out);
-    if (!st) st = read_f32(&out, obj);
+    if (!st) st = mt__scalar_array_get(&out, obj);
     mt_array_clear(&out);
     return st;
 }
@@ -486,7 +441,7 @@ static mt_status objective(bgd_batch *bb, double *obj)
 static mt_status go_to(bgd_batch *bb, double alpha)
 {
     mt__bgd *s = bb->s;
-    mt_status st = scalar_arg(&s->alpha_arr, bb->run->dev, alpha);
+    mt_status st = mt__scalar_array_set(&s->alpha_arr, bb->run->dev, alpha);
     if (st) return st;
     const mt_array *in[1] = {&s->alpha_arr};
     return mt_function_call(s->f_goto, 1, in, 0, NULL);
@@ -517,13 +472,13 @@ static mt_status nonfinite_error(bgd_batch *bb, const char *what, double value)
     if (!st) {
         int32_t k = 0;
         for (int32_t i = 0; i < bb->n_xy; i++)
-            vars[k] = i ? s->mg.y : s->mg.X, arrs[k++] = bb->in[i];
-        for (int32_t i = 0; i < run->n_params && i < s->mg.n_params; i++)
-            vars[k] = s->mg.params[i], arrs[k++] = &run->params[i];
-        roots[0] = s->cost;
+            vars[k] = i ? s->r.mg.y : s->r.mg.X, arrs[k++] = bb->in[i];
+        for (int32_t i = 0; i < run->n_params && i < s->r.mg.n_params; i++)
+            vars[k] = s->r.mg.params[i], arrs[k++] = &run->params[i];
+        roots[0] = s->r.cost;
         for (int32_t t = 0; t < s->n_train; t++)
             roots[t + 1] = s->grads[t];
-        st = mt__first_nonfinite(s->g, s->n_train + 1, roots, k, vars, arrs, run->dev, &desc,
+        st = mt__first_nonfinite(s->r.g, s->n_train + 1, roots, k, vars, arrs, run->dev, &desc,
                                  &found);
     }
     char where[1200];
@@ -678,16 +633,16 @@ static mt_status gradient_step(bgd_batch *bb, double old_scale, double *norm, do
     mt_status st = MT_OK;
     for (int32_t t = 0; t < s->n_train && !st; t++)
         st = mt_array_copy(&s->cache[t], &bb->run->params[s->train[t]]);
-    if (!st) st = scalar_arg(&s->old_scale_arr, bb->run->dev, old_scale);
+    if (!st) st = mt__scalar_array_set(&s->old_scale_arr, bb->run->dev, old_scale);
     if (st) return st;
     bb->in[bb->n_xy] = &s->old_scale_arr;
     mt_array out[3];
     memset(out, 0, sizeof(out));
     st = mt_function_call(s->f_grad, bb->n_xy + 1, bb->in, 3, out);
     double r = 0;
-    if (!st) st = read_f32(&out[0], norm);
-    if (!st) st = read_f32(&out[1], beta);
-    if (!st) st = read_f32(&out[2], &r);
+    if (!st) st = mt__scalar_array_get(&out[0], norm);
+    if (!st) st = mt__scalar_array_get(&out[1], beta);
+    if (!st) st = mt__scalar_array_get(&out[2], &r);
     for (int i = 0; i < 3; i++)
         mt_array_clear(&out[i]);
     *reset = r != 0;
@@ -779,7 +734,7 @@ static mt_status scale_before(mt__bgd *s, mt__run *run)
 
 static mt_status scale_after(mt__bgd *s, mt__run *run)
 {
-    mt_status st = scalar_arg(&s->mix_arr, run->dev, s->scale_step);
+    mt_status st = mt__scalar_array_set(&s->mix_arr, run->dev, s->scale_step);
     if (st) return st;
     const mt_array *in[1] = {&s->mix_arr};
     return mt_function_call(s->f_mix, 1, in, 0, NULL);
@@ -787,12 +742,16 @@ static mt_status scale_after(mt__bgd *s, mt__run *run)
 
 static mt_status bgd_batch_run(mt__bgd *s, mt__run *run, int64_t epoch, int64_t b, int64_t *n)
 {
-    bool with_y = s->mg.y != MT_VAR_NONE;
-    mt_status st = mt__run_batch(run, run->dataset, &s->it, epoch, b, s->rows, &s->X,
-                                 with_y ? &s->y : NULL, n);
+    bool with_y = s->r.mg.y != MT_VAR_NONE;
+    mt_status st = mt__run_batch(run, run->dataset, &s->r.it, epoch, b, s->r.rows, &s->r.X,
+                                 with_y ? &s->r.y : NULL, n);
     if (st) return st;
-    bgd_batch bb = {
-        .s = s, .run = run, .in = {&s->X, &s->y}, .n_xy = with_y ? 2 : 1, .epoch = epoch, .b = b};
+    bgd_batch bb = {.s = s,
+                    .run = run,
+                    .in = {&s->r.X, &s->r.y},
+                    .n_xy = with_y ? 2 : 1,
+                    .epoch = epoch,
+                    .b = b};
     bool scaled = s->scale_step != 1.0;
     if (scaled && (st = scale_before(s, run))) return st;
     double best = NAN;
@@ -805,7 +764,7 @@ static mt_status bgd_train_epoch(mt__algorithm *a, mt__run *run, bool *finished)
 {
     mt__bgd *s = (mt__bgd *)a;
     int64_t epoch = run->epochs_seen;
-    int64_t nb = mt__run_epoch_batches(run, s->it.n_batches); /* honours --limit-batches */
+    int64_t nb = mt__run_epoch_batches(run, s->r.it.n_batches); /* honours --limit-batches */
     run->batches_this_epoch = nb;
     *finished = false;
     for (int64_t b = run->batch_in_epoch; b < nb; b++) {
@@ -888,26 +847,6 @@ static mt_status bgd_save_state(const mt__algorithm *a, const mt__run *run, mt_c
     return MT_OK;
 }
 
-static mt_status load_into(const mt_ckpt *c, const char *name, mt_array *dst)
-{
-    mt_array src;
-    memset(&src, 0, sizeof(src));
-    mt_status st = mt_ckpt_get_array(c, name, &src);
-    if (st) return st;
-    if (src.dtype != dst->dtype || src.ndim != dst->ndim ||
-        mt_array_size(&src) != mt_array_size(dst)) {
-        char x[64], y[64];
-        st =
-            mt_err_set(MT_ERR_SHAPE, "checkpoint array %s: %s %s, expected %s %s", name,
-                       mt_dtype_name(src.dtype), mt_shape_str(src.ndim, src.dims, x, sizeof(x)),
-                       mt_dtype_name(dst->dtype), mt_shape_str(dst->ndim, dst->dims, y, sizeof(y)));
-    } else {
-        st = mt_array_copy(dst, &src);
-    }
-    mt_array_clear(&src);
-    return st;
-}
-
 static mt_status load_alpha(mt__bgd *s, const mt_ckpt *c)
 {
     mt_dtype dt;
@@ -933,10 +872,10 @@ static mt_status bgd_load_state(mt__algorithm *a, mt__run *run, const mt_ckpt *c
     char k[256];
     for (int32_t t = 0; t < s->n_train; t++) {
         snprintf(k, sizeof(k), "optimizer/%s/direction", pname(run, s, t));
-        if ((st = load_into(c, k, &s->dir[t]))) return st;
+        if ((st = mt__ckpt_copy_into(c, k, &s->dir[t]))) return st;
         if (!s->conjugate) continue;
         snprintf(k, sizeof(k), "optimizer/%s/previous_gradient", pname(run, s, t));
-        if ((st = load_into(c, k, &s->gprev[t]))) return st;
+        if ((st = mt__ckpt_copy_into(c, k, &s->gprev[t]))) return st;
     }
     double v[5];
     int64_t rng[2];
@@ -1003,8 +942,7 @@ static void bgd_destroy(void *obj)
 {
     mt__bgd *s = obj;
     if (!s) return;
-    bgd_teardown(&s->base);
-    mt__algo_common_clear(&s->base.c);
+    mt__algo_destroy(&s->base);
     mt_free(s);
 }
 
@@ -1101,11 +1039,9 @@ static mt_status parse_bgd(const mt_cfg_node *node, mt__bgd *s)
 
 static mt_status build_bgd(mt_cfg_builder *b, const mt_cfg_node *node, void **out)
 {
-    mt__bgd *s = mt_calloc(1, sizeof(*s));
-    if (!s) return mt_err_set(MT_ERR_NOMEM, "BGD");
-    s->base.ops = &bgd_ops;
-    mt_status st = mt__algo_common_parse(b, node, MT_ITER_SHUFFLED_SEQUENTIAL, &s->base.c);
-    if (st) goto fail;
+    mt__bgd *s = NULL;
+    mt_status st = mt__algo_new((void **)&s, sizeof(*s), &bgd_ops, b, node);
+    if (st) return st;
     const mt_cfg_node *seed = mt_cfg_get(node, "seed");
     if (!seed || seed->kind == MT_CFG_NULL) s->base.c.seed = default_seed();
     if ((st = parse_bgd(node, s))) goto fail;
@@ -1217,24 +1153,6 @@ static mt_status step_on_monitor(mt__extension *e, mt__run *run, bool *cont)
     return MT_OK;
 }
 
-static mt_status step_save(const mt__extension *e, const char *prefix, mt_ckpt *c)
-{
-    const step_ext *x = (const step_ext *)e;
-    char k[256];
-    mt_status st = mt_ckpt_put_double(c, mt__path_join(k, sizeof(k), prefix, "prev"), x->prev);
-    if (!st) st = mt_ckpt_put_int(c, mt__path_join(k, sizeof(k), prefix, "calls"), x->calls);
-    return st;
-}
-
-static mt_status step_load(mt__extension *e, const char *prefix, const mt_ckpt *c)
-{
-    step_ext *x = (step_ext *)e;
-    char k[256];
-    mt_status st = mt_ckpt_get_double(c, mt__path_join(k, sizeof(k), prefix, "prev"), &x->prev);
-    if (!st) st = mt_ckpt_get_int(c, mt__path_join(k, sizeof(k), prefix, "calls"), &x->calls);
-    return st;
-}
-
 static mt_status step_check(const mt__extension *e, const mt__run *run, const mt__chanvals *k)
 {
     const step_ext *x = (const step_ext *)e;
@@ -1242,12 +1160,15 @@ static mt_status step_check(const mt__extension *e, const mt__run *run, const mt
     return mt__chanvals_require(k, x->channel, x->channel_loc, "StepShrinker");
 }
 
+static const mt__ckpt_field step_fields[] = {MT__FIELD(step_ext, prev, MT__FIELD_F64, "prev"),
+                                             MT__FIELD(step_ext, calls, MT__FIELD_I64, "calls")};
+
 static const mt__extension_ops step_ops = {.name = "BGD step scale",
                                            .setup = step_setup,
                                            .on_monitor = step_on_monitor,
-                                           .save_state = step_save,
-                                           .load_state = step_load,
-                                           .check_channels = step_check};
+                                           .check_channels = step_check,
+                                           .fields = step_fields,
+                                           .n_fields = 2};
 
 static void step_destroy(void *obj)
 {
@@ -1339,7 +1260,7 @@ static const mt_component step_components[] = {
 mt_status mt__train_register_bgd(mt_cfg_registry *r)
 {
     mt_status st = mt_cfg_registry_add(r, &bgd_component);
-    for (size_t i = 0; !st && i < sizeof(step_components) / sizeof(step_components[0]); i++)
-        st = mt_cfg_registry_add(r, &step_components[i]);
-    return st;
+    return st ? st
+              : mt__register_components(r, step_components,
+                                        sizeof(step_components) / sizeof(step_components[0]));
 }

@@ -18,7 +18,7 @@
 
 #include "train_impl.h"
 
-static mt_status copy_into(const mt_ckpt *c, const char *name, mt_array *dst)
+mt_status mt__ckpt_copy_into(const mt_ckpt *c, const char *name, mt_array *dst)
 {
     mt_array src;
     memset(&src, 0, sizeof(src));
@@ -28,7 +28,7 @@ static mt_status copy_into(const mt_ckpt *c, const char *name, mt_array *dst)
     for (int32_t i = 0; same && i < src.ndim; i++) same = src.dims[i] == dst->dims[i];
     if (!same) {
         char a[96], b[96];
-        st = mt_err_set(MT_ERR_SHAPE, "checkpoint array %s is %s %s, the model's is %s %s", name,
+        st = mt_err_set(MT_ERR_SHAPE, "checkpoint array %s is %s %s, expected %s %s", name,
                         mt_dtype_name(src.dtype), mt_shape_str(src.ndim, src.dims, a, sizeof(a)),
                         mt_dtype_name(dst->dtype),
                         mt_shape_str(dst->ndim, dst->dims, b, sizeof(b)));
@@ -37,6 +37,68 @@ static mt_status copy_into(const mt_ckpt *c, const char *name, mt_array *dst)
     }
     mt_array_clear(&src);
     return st;
+}
+
+mt_status mt__ckpt_put_fields(mt_ckpt *c, const char *prefix, const void *obj,
+                              const mt__ckpt_field *f, int32_t n)
+{
+    mt_status st = MT_OK;
+    for (int32_t i = 0; i < n && !st; i++) {
+        char k[256];
+        const char *key = mt__path_join(k, sizeof(k), prefix, f[i].name);
+        const char *p = (const char *)obj + f[i].offset;
+        if (f[i].type == MT__FIELD_F64)
+            st = mt_ckpt_put_double(c, key, *(const double *)p);
+        else
+            st = mt_ckpt_put_int(c, key, f[i].type == MT__FIELD_BOOL ? (int64_t)*(const bool *)p
+                                                                     : *(const int64_t *)p);
+    }
+    return st;
+}
+
+mt_status mt__ckpt_get_fields(const mt_ckpt *c, const char *prefix, void *obj,
+                              const mt__ckpt_field *f, int32_t n)
+{
+    mt_status st = MT_OK;
+    for (int32_t i = 0; i < n && !st; i++) {
+        char k[256];
+        const char *key = mt__path_join(k, sizeof(k), prefix, f[i].name);
+        char *p = (char *)obj + f[i].offset;
+        int64_t v = 0;
+        if (f[i].type == MT__FIELD_F64) {
+            st = mt_ckpt_get_double(c, key, (double *)p);
+        } else if (!(st = mt_ckpt_get_int(c, key, &v))) {
+            if (f[i].type == MT__FIELD_BOOL)
+                *(bool *)p = v != 0;
+            else
+                *(int64_t *)p = v;
+        }
+    }
+    return st;
+}
+
+mt_status mt__termination_save(const mt__termination *t, const char *prefix, mt_ckpt *c)
+{
+    mt_status st = mt__ckpt_put_fields(c, prefix, t, t->ops->fields, t->ops->n_fields);
+    return st || !t->ops->save_state ? st : t->ops->save_state(t, prefix, c);
+}
+
+mt_status mt__termination_load(mt__termination *t, const char *prefix, const mt_ckpt *c)
+{
+    mt_status st = mt__ckpt_get_fields(c, prefix, t, t->ops->fields, t->ops->n_fields);
+    return st || !t->ops->load_state ? st : t->ops->load_state(t, prefix, c);
+}
+
+mt_status mt__extension_save(const mt__extension *e, const char *prefix, mt_ckpt *c)
+{
+    mt_status st = mt__ckpt_put_fields(c, prefix, e, e->ops->fields, e->ops->n_fields);
+    return st || !e->ops->save_state ? st : e->ops->save_state(e, prefix, c);
+}
+
+mt_status mt__extension_load(mt__extension *e, const char *prefix, const mt_ckpt *c)
+{
+    mt_status st = mt__ckpt_get_fields(c, prefix, e, e->ops->fields, e->ops->n_fields);
+    return st || !e->ops->load_state ? st : e->ops->load_state(e, prefix, c);
 }
 
 mt_status mt__run_save_algorithm(mt__run *run, mt_ckpt *c)
@@ -56,7 +118,7 @@ mt_status mt__run_load_algorithm(mt__run *run, const mt_ckpt *c)
     char k[256];
     for (int32_t i = 0; i < run->n_params; i++) {
         snprintf(k, sizeof(k), "params/%s", mt_model_param_const(run->model, i)->name);
-        mt_status st = copy_into(c, k, &run->params[i]);
+        mt_status st = mt__ckpt_copy_into(c, k, &run->params[i]);
         if (st) return st;
     }
     if (run->alg && run->alg->ops->load_state) return run->alg->ops->load_state(run->alg, run, c);
@@ -147,12 +209,12 @@ mt_status mt__run_build_ckpt(mt__run *run, mt_ckpt **out)
         (st = put_counters(run, c)) || (st = put_attributes(run, c)))
         goto fail;
     mt__termination *t = run->alg ? run->alg->c.termination : NULL;
-    if (t && t->ops->save_state && (st = t->ops->save_state(t, "termination", c))) goto fail;
+    if (t && (st = mt__termination_save(t, "termination", c))) goto fail;
     for (int32_t i = 0; i < run->train->n_ext; i++) {
         mt__extension *e = run->train->ext[i];
         char k[64];
         snprintf(k, sizeof(k), "extension/%d", (int)i);
-        if (e->ops->save_state && (st = e->ops->save_state(e, k, c))) goto fail;
+        if ((st = mt__extension_save(e, k, c))) goto fail;
     }
     if ((st = mt__monitor_save_state(run->monitor, c))) goto fail;
     if ((st = mt_ckpt_put_monitor(c, &run->history))) goto fail;
@@ -170,12 +232,12 @@ mt_status mt__run_load_ckpt(mt__run *run, const mt_ckpt *c)
     mt_status st;
     if ((st = mt__run_load_algorithm(run, c)) || (st = get_counters(run, c))) return st;
     mt__termination *t = run->alg ? run->alg->c.termination : NULL;
-    if (t && t->ops->load_state && (st = t->ops->load_state(t, "termination", c))) return st;
+    if (t && (st = mt__termination_load(t, "termination", c))) return st;
     for (int32_t i = 0; i < run->train->n_ext; i++) {
         mt__extension *e = run->train->ext[i];
         char k[64];
         snprintf(k, sizeof(k), "extension/%d", (int)i);
-        if (e->ops->load_state && (st = e->ops->load_state(e, k, c))) return st;
+        if ((st = mt__extension_load(e, k, c))) return st;
     }
     if ((st = mt__monitor_load_state(run->monitor, c))) return st;
     const mt_monitor_history *h = mt_ckpt_find_monitor(c, "monitor");

@@ -12,7 +12,15 @@
  *       start <= c < saturate -> lr0 - step (c - start + 1); else lr0 * decay_factor.
  *   OneOverEpoch(start, half_life = start + 1, min_lr = 1e-6): lr = max(min_lr, lr0 *
  *       (c < start ? 1 : half_life / (c - start + half_life))).
- * Their counters are checkpointed under "extension/<i>/". */
+ *   MonitorBasedLRAdjuster(high_trigger = 1, shrink_amt = .99, low_trigger = .99, grow_amt =
+ *       1.01, min_lr = 1e-7, max_lr = 1, dataset_name, channel_name): v = the channel's
+ *       records (channel_name, else dataset_name + "_objective", else the one channel whose
+ *       name ends in "objective"); from the second record on: lr *= shrink_amt when v[-1] >
+ *       high_trigger v[-2], else lr *= grow_amt when v[-1] > low_trigger v[-2]; then lr is
+ *       clipped to [min_lr, max_lr]. lr is float32 as in Pylearn2 (the product of two float32
+ *       values rounded once). It reads the monitor history, which checkpoints keep.
+ * Their counters are checkpointed under "extension/<i>/". PolyakAveraging (polyak.c) and
+ * WindowAndFlip (window_flip.c) are registered here too. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -40,30 +48,6 @@ typedef struct schedule {
     int64_t count;
 } schedule;
 
-static mt_status put_i(mt_ckpt *c, const char *prefix, const char *name, int64_t v)
-{
-    char k[256];
-    return mt_ckpt_put_int(c, mt__path_join(k, sizeof(k), prefix, name), v);
-}
-
-static mt_status get_i(const mt_ckpt *c, const char *prefix, const char *name, int64_t *v)
-{
-    char k[256];
-    return mt_ckpt_get_int(c, mt__path_join(k, sizeof(k), prefix, name), v);
-}
-
-static mt_status put_d(mt_ckpt *c, const char *prefix, const char *name, double v)
-{
-    char k[256];
-    return mt_ckpt_put_double(c, mt__path_join(k, sizeof(k), prefix, name), v);
-}
-
-static mt_status get_d(const mt_ckpt *c, const char *prefix, const char *name, double *v)
-{
-    char k[256];
-    return mt_ckpt_get_double(c, mt__path_join(k, sizeof(k), prefix, name), v);
-}
-
 /* ---------------------------------------------------------------- MonitorBasedSaveBest */
 
 static mt_status sb_on_monitor(mt__extension *e, mt__run *run, bool *cont)
@@ -84,27 +68,20 @@ static mt_status sb_on_monitor(mt__extension *e, mt__run *run, bool *cont)
     return MT_OK;
 }
 
-static mt_status sb_save(const mt__extension *e, const char *prefix, mt_ckpt *c)
-{
-    return put_d(c, prefix, "best_cost", ((const save_best *)e)->best);
-}
-
-static mt_status sb_load(mt__extension *e, const char *prefix, const mt_ckpt *c)
-{
-    return get_d(c, prefix, "best_cost", &((save_best *)e)->best);
-}
-
 static mt_status sb_check(const mt__extension *e, const mt__run *run, const mt__chanvals *k)
 {
     const save_best *s = (const save_best *)e;
     return mt__chanvals_require(k, s->channel, s->channel_loc, "MonitorBasedSaveBest");
 }
 
+static const mt__ckpt_field sb_fields[] = {
+    MT__FIELD(save_best, best, MT__FIELD_F64, "best_cost")};
+
 static const mt__extension_ops sb_ops = {.name = "MonitorBasedSaveBest",
                                          .on_monitor = sb_on_monitor,
-                                         .save_state = sb_save,
-                                         .load_state = sb_load,
-                                         .check_channels = sb_check};
+                                         .check_channels = sb_check,
+                                         .fields = sb_fields,
+                                         .n_fields = 1};
 
 /* ---------------------------------------------------------------- schedules */
 
@@ -162,34 +139,96 @@ static mt_status sched_on_monitor(mt__extension *e, mt__run *run, bool *cont)
     return a->ops->set_scalar(a, what, schedule_value(s));
 }
 
-static mt_status sched_save(const mt__extension *e, const char *prefix, mt_ckpt *c)
-{
-    const schedule *s = (const schedule *)e;
-    mt_status st;
-    if ((st = put_i(c, prefix, "initialized", s->initialized)) ||
-        (st = put_d(c, prefix, "init_value", s->init_value)) ||
-        (st = put_d(c, prefix, "step", s->step)) || (st = put_i(c, prefix, "count", s->count)))
-        return st;
-    return MT_OK;
-}
-
-static mt_status sched_load(mt__extension *e, const char *prefix, const mt_ckpt *c)
-{
-    schedule *s = (schedule *)e;
-    int64_t init = 0;
-    mt_status st;
-    if ((st = get_i(c, prefix, "initialized", &init)) ||
-        (st = get_d(c, prefix, "init_value", &s->init_value)) ||
-        (st = get_d(c, prefix, "step", &s->step)) || (st = get_i(c, prefix, "count", &s->count)))
-        return st;
-    s->initialized = init != 0;
-    return MT_OK;
-}
+static const mt__ckpt_field sched_fields[] = {
+    MT__FIELD(schedule, initialized, MT__FIELD_BOOL, "initialized"),
+    MT__FIELD(schedule, init_value, MT__FIELD_F64, "init_value"),
+    MT__FIELD(schedule, step, MT__FIELD_F64, "step"),
+    MT__FIELD(schedule, count, MT__FIELD_I64, "count")};
 
 static const mt__extension_ops sched_ops = {.name = "schedule",
                                             .on_monitor = sched_on_monitor,
-                                            .save_state = sched_save,
-                                            .load_state = sched_load};
+                                            .fields = sched_fields,
+                                            .n_fields = 4};
+
+/* ---------------------------------------------------------------- MonitorBasedLRAdjuster */
+
+typedef struct lr_adjuster {
+    mt__extension base;
+    double high_trigger, shrink_amt, low_trigger, grow_amt, min_lr, max_lr;
+    char *channel; /* NULL: the one channel whose name ends in "objective" */
+    mt_cfg_loc channel_loc;
+} lr_adjuster;
+
+static bool ends_with_objective(const char *name)
+{
+    size_t n = strlen(name);
+    return n >= 9 && !strcmp(name + n - 9, "objective");
+}
+
+/* The channel the adjuster follows, among the names of cv. */
+static mt_status lra_channel(const lr_adjuster *l, const mt__chanvals *cv, const char **out)
+{
+    if (l->channel) {
+        *out = l->channel;
+        return mt__chanvals_require(cv, l->channel, l->channel_loc, "MonitorBasedLRAdjuster");
+    }
+    int32_t found = 0;
+    for (int32_t i = 0; i < cv->n; i++)
+        if (ends_with_objective(cv->names[i])) *out = cv->names[i], found++;
+    if (found == 1) return MT_OK;
+    return mt_cfg_error(MT_ERR_INVALID, l->base.loc,
+                        "MonitorBasedLRAdjuster: %s channels end with 'objective': give "
+                        "channel_name or dataset_name",
+                        found ? "several" : "no");
+}
+
+static mt_status lra_setup(mt__extension *e, mt__run *run)
+{
+    mt__algorithm *a = run->alg;
+    double lr;
+    mt_status st = a && a->ops->get_scalar ? a->ops->get_scalar(a, "learning_rate", &lr)
+                                           : mt_err_set(MT_ERR_NOT_FOUND, "no algorithm");
+    if (st)
+        return mt_cfg_error(MT_ERR_INVALID, e->loc,
+                            "MonitorBasedLRAdjuster needs an algorithm with a learning_rate "
+                            "(%s)",
+                            mt_last_error());
+    return MT_OK;
+}
+
+static mt_status lra_on_monitor(mt__extension *e, mt__run *run, bool *cont)
+{
+    const lr_adjuster *l = (const lr_adjuster *)e;
+    const char *name = NULL;
+    mt_status st = lra_channel(l, &run->last, &name);
+    if (st) return st;
+    const mt_chan_history *h = mt_monitor_history_channel(&run->history, name, false);
+    if (!h || h->n < 2) return MT_OK; /* only the initial record: nothing learned yet */
+    double cur, v1 = h->records[h->n - 1].value, v0 = h->records[h->n - 2].value;
+    mt__algorithm *a = run->alg;
+    if ((st = a->ops->get_scalar(a, "learning_rate", &cur))) return st;
+    double lr = (float)cur;
+    if (v1 > l->high_trigger * v0)
+        lr = (float)(lr * (double)(float)l->shrink_amt);
+    else if (v1 > l->low_trigger * v0)
+        lr = (float)(lr * (double)(float)l->grow_amt);
+    lr = fmin(l->max_lr, fmax(l->min_lr, lr));
+    if ((float)lr != (float)cur)
+        mt_log(MT_LOG_INFO, "MonitorBasedLRAdjuster: %s went from %g to %g: learning rate %g",
+               name, v0, v1, (double)(float)lr);
+    return a->ops->set_scalar(a, "learning_rate", (double)(float)lr);
+}
+
+static mt_status lra_check(const mt__extension *e, const mt__run *run, const mt__chanvals *k)
+{
+    const char *name;
+    return lra_channel((const lr_adjuster *)e, k, &name);
+}
+
+static const mt__extension_ops lra_ops = {.name = "MonitorBasedLRAdjuster",
+                                          .setup = lra_setup,
+                                          .on_monitor = lra_on_monitor,
+                                          .check_channels = lra_check};
 
 /* ---------------------------------------------------------------- components */
 
@@ -201,6 +240,7 @@ static void ext_destroy(void *obj)
         mt_free(((save_best *)e)->channel);
         mt_free(((save_best *)e)->save_path);
     }
+    if (e->ops == &lra_ops) mt_free(((lr_adjuster *)e)->channel);
     mt_free(e);
 }
 
@@ -319,6 +359,54 @@ fail:
     return st;
 }
 
+static mt_status build_lra(mt_cfg_builder *b, const mt_cfg_node *node, void **out)
+{
+    lr_adjuster *l = mt_calloc(1, sizeof(*l));
+    if (!l) return mt_err_set(MT_ERR_NOMEM, "MonitorBasedLRAdjuster");
+    l->base.ops = &lra_ops;
+    l->base.loc = node->loc;
+    const char *ch = NULL, *ds = NULL;
+    mt_status st;
+    if ((st = mt_cfg_get_float(node, "high_trigger", 1.0, &l->high_trigger)) ||
+        (st = mt_cfg_get_float(node, "shrink_amt", 0.99, &l->shrink_amt)) ||
+        (st = mt_cfg_get_float(node, "low_trigger", 0.99, &l->low_trigger)) ||
+        (st = mt_cfg_get_float(node, "grow_amt", 1.01, &l->grow_amt)) ||
+        (st = mt_cfg_get_float(node, "min_lr", 1e-7, &l->min_lr)) ||
+        (st = mt_cfg_get_float(node, "max_lr", 1.0, &l->max_lr)) ||
+        (st = mt_cfg_get_string(node, "channel_name", NULL, &ch)) ||
+        (st = mt_cfg_get_string(node, "dataset_name", NULL, &ds)))
+        goto fail;
+    if (ch && ds) {
+        st = mt_cfg_error(MT_ERR_INVALID, mt_cfg_key_loc(node, "dataset_name"),
+                          "MonitorBasedLRAdjuster: channel_name and dataset_name both given "
+                          "(dataset_name means channel '%s_objective')",
+                          ds);
+        goto fail;
+    }
+    if (!(l->min_lr <= l->max_lr) || !(l->shrink_amt > 0) || !(l->grow_amt > 0)) {
+        st = mt_cfg_error(MT_ERR_RANGE, node->loc,
+                          "MonitorBasedLRAdjuster: needs min_lr <= max_lr (got %g, %g) and "
+                          "shrink_amt, grow_amt > 0",
+                          l->min_lr, l->max_lr);
+        goto fail;
+    }
+    if (ch || ds) {
+        size_t n = strlen(ch ? ch : ds) + 11;
+        l->channel = mt_malloc(n);
+        if (!l->channel) {
+            st = mt_err_set(MT_ERR_NOMEM, "MonitorBasedLRAdjuster");
+            goto fail;
+        }
+        snprintf(l->channel, n, ch ? "%s" : "%s_objective", ch ? ch : ds);
+        l->channel_loc = mt_cfg_key_loc(node, ch ? "channel_name" : "dataset_name");
+    }
+    *out = l;
+    return MT_OK;
+fail:
+    ext_destroy(l);
+    return st;
+}
+
 #define KEND {NULL, 0, false, false, NULL, false, NULL}
 
 static const mt_cfg_key sb_keys[] = {
@@ -345,6 +433,23 @@ static const mt_cfg_key ooe_keys[] = {
     {"min_lr", MT_CFG_T_FLOAT, false, false, NULL, false, "default 1e-6"},
     KEND};
 
+static const mt_cfg_key lra_keys[] = {
+    {"high_trigger", MT_CFG_T_FLOAT, false, false, NULL, false,
+     "shrink when the channel > high_trigger x its previous value (1)"},
+    {"shrink_amt", MT_CFG_T_FLOAT, false, false, NULL, false, "factor when shrinking (.99)"},
+    {"low_trigger", MT_CFG_T_FLOAT, false, false, NULL, false,
+     "else grow when the channel > low_trigger x its previous value (.99)"},
+    {"grow_amt", MT_CFG_T_FLOAT, false, false, NULL, false, "factor when growing (1.01)"},
+    {"min_lr", MT_CFG_T_FLOAT, false, false, NULL, false, "floor of the learning rate (1e-7)"},
+    {"max_lr", MT_CFG_T_FLOAT, false, false, NULL, false, "ceiling of the learning rate (1)"},
+    {"dataset_name", MT_CFG_T_STRING, false, true, NULL, false,
+     "follow the channel '<dataset_name>_objective'"},
+    {"channel_name", MT_CFG_T_STRING, false, true, NULL, false,
+     "channel to follow (default: the one ending in 'objective')"},
+    KEND};
+
+static const char *const lra_aliases[] = {
+    "pylearn2.training_algorithms.sgd.MonitorBasedLRAdjuster", NULL};
 static const char *const sb_aliases[] = {"pylearn2.train_extensions.best_params.MonitorBasedSaveBest",
                                          NULL};
 static const char *const momadj_aliases[] = {
@@ -363,13 +468,16 @@ static const mt_component ext_components[] = {
      "linear learning-rate decay over epochs", build_lindecay_epoch, ext_destroy, NULL},
     {"OneOverEpoch", "extension", ooe_aliases, ooe_keys, false, "1/epoch learning-rate decay",
      build_one_over, ext_destroy, NULL},
+    {"MonitorBasedLRAdjuster", "extension", lra_aliases, lra_keys, false,
+     "shrinks the learning rate when a channel went up, grows it when it fell slowly",
+     build_lra, ext_destroy, NULL},
 };
 
 mt_status mt__train_register_extensions(mt_cfg_registry *r)
 {
-    for (size_t i = 0; i < sizeof(ext_components) / sizeof(ext_components[0]); i++) {
-        mt_status st = mt_cfg_registry_add(r, &ext_components[i]);
-        if (st) return st;
-    }
-    return MT_OK;
+    mt_status st = mt__register_components(r, ext_components,
+                                           sizeof(ext_components) / sizeof(ext_components[0]));
+    if (!st) st = mt__train_register_polyak(r);
+    if (!st) st = mt__train_register_window_flip(r);
+    return st;
 }

@@ -181,6 +181,11 @@ static void report_progress(mt__run *run, bool force)
 mt_status mt__run_after_batch(mt__run *run, int64_t n_examples, bool *stop)
 {
     *stop = false;
+    for (int32_t i = 0; run->train && i < run->train->n_ext; i++) {
+        mt__extension *e = run->train->ext[i];
+        mt_status st = e->ops->after_batch ? e->ops->after_batch(e, run) : MT_OK;
+        if (st) return st;
+    }
     run->batches_seen++;
     run->examples_seen += n_examples;
     run->batch_in_epoch++;

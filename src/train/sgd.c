@@ -40,20 +40,12 @@ typedef struct mt__sgd {
     int32_t n_cb;
     mt__update_callback **cb;    /* owned array, borrowed items */
     /* per run */
-    mt_graph *g;
-    mt_model_graph mg;
-    bool mg_init;
+    mt__algo_state r;            /* graph, model graph, cost, iterator, batch arrays */
     mt__rule_ctx rc;
     mt_function *fn;
-    mt_var cost;
     mt_update *updates;
     int32_t n_updates;
     mt_array lr_arr, mom_arr;
-    mt_data_iter it;
-    bool it_init;
-    int64_t *rows;
-    mt_array X, y;
-    int64_t batch_size;
     /* data parallelism */
     bool ordered;                /* deterministic mode: gfn per shard, ordered sum, fn */
     mt_function *gfn;            /* X, y -> cost, weight * gradient of each trained param */
@@ -89,26 +81,20 @@ mt_array *mt__sgd_state(mt__algorithm *a, int32_t i)
 
 /* ---------------------------------------------------------------- setup */
 
-static mt_status set_scalar_array(mt_array *a, mt_device *dev, float v)
-{
-    if (!a->buf) return mt_array_from_host(a, dev, MT_FLOAT32, 0, NULL, &v);
-    return mt_array_fill(a, mt_scalar_f64((double)v));
-}
-
 static mt_status build_updates(mt__sgd *s, mt__run *run, const mt_var *grads)
 {
-    mt_graph *g = s->g;
-    int32_t np = s->mg.n_params;
+    mt_graph *g = s->r.g;
+    int32_t np = s->r.mg.n_params;
     mt_var *values = mt_calloc((size_t)np + 1, sizeof(*values));
     if (!values) return mt_err_set(MT_ERR_NOMEM, "SGD updates");
     mt_status st = mt__rule_begin(s->rule, &s->rc);
     for (int32_t i = 0; i < np && !st; i++) {
         const mt_model_param *p = mt_model_param_const(run->model, i);
         if (p->frozen) continue; /* PretrainedLayer(freeze_params): no update, no rule state */
-        st = mt__rule_param_update(s->rule, &s->rc, p->name, s->mg.params[i], grads[i],
+        st = mt__rule_param_update(s->rule, &s->rc, p->name, s->r.mg.params[i], grads[i],
                                    (double)p->lr_scale, &values[i]);
     }
-    if (!st) st = mt_model_constrain(&s->mg, values);
+    if (!st) st = mt_model_constrain(&s->r.mg, values);
     if (!st && mt_graph_status(g))
         st = mt_err_set(mt_graph_status(g), "SGD: %s", mt_graph_last_error(g));
     if (!st) {
@@ -118,7 +104,7 @@ static mt_status build_updates(mt__sgd *s, mt__run *run, const mt_var *grads)
     if (!st) {
         for (int32_t i = 0; i < np; i++)
             if (values[i] != MT_VAR_NONE)
-                s->updates[s->n_updates++] = (mt_update){s->mg.params[i], values[i]};
+                s->updates[s->n_updates++] = (mt_update){s->r.mg.params[i], values[i]};
         for (int32_t i = 0; i < s->rc.n_state; i++)
             s->updates[s->n_updates++] = (mt_update){s->rc.state[i].var, s->rc.state[i].new_value};
         /* the finite check reads the trained parameters' gradients (frozen ones are not
@@ -133,22 +119,22 @@ static mt_status build_updates(mt__sgd *s, mt__run *run, const mt_var *grads)
 
 static mt_status bind_all(mt__sgd *s, mt__run *run)
 {
-    mt_status st = mt__run_bind_params(run, s->fn, &s->mg);
-    if (!st && s->gfn) st = mt__run_bind_params(run, s->gfn, &s->mg);
+    mt_status st = mt__run_bind_params(run, s->fn, &s->r.mg);
+    if (!st && s->gfn) st = mt__run_bind_params(run, s->gfn, &s->r.mg);
     if (st) return st;
     if (s->gfn) {
         s->w_cur = 1.0f;
-        if ((st = set_scalar_array(&s->w_arr, run->dev, s->w_cur)) ||
+        if ((st = mt__scalar_array_set(&s->w_arr, run->dev, s->w_cur)) ||
             (st = mt_function_set_shared(s->gfn, s->weight, &s->w_arr)))
             return mt_err_prefix(st, "SGD: shard weight: ");
     }
     mt_function *fns[2] = {s->fn, s->gfn};
     if ((st = mt__scaler_bind(&s->ls, run->dev, fns, 2))) return st;
-    if ((st = set_scalar_array(&s->lr_arr, run->dev, s->lr)) ||
+    if ((st = mt__scalar_array_set(&s->lr_arr, run->dev, s->lr)) ||
         (st = mt_function_set_shared(s->fn, s->rc.lr, &s->lr_arr)))
         return mt_err_prefix(st, "SGD: learning_rate: ");
     if (s->rc.momentum) {
-        if ((st = set_scalar_array(&s->mom_arr, run->dev, s->momentum)) ||
+        if ((st = mt__scalar_array_set(&s->mom_arr, run->dev, s->momentum)) ||
             (st = mt_function_set_shared(s->fn, s->rc.momentum, &s->mom_arr)))
             return mt_err_prefix(st, "SGD: momentum: ");
     }
@@ -166,7 +152,7 @@ static mt_status bind_all(mt__sgd *s, mt__run *run)
  * the weighted gradients gfn returns. */
 static mt_status parallel_grads(mt__sgd *s, mt__run *run, mt_var *grads, mt_var **wgrads)
 {
-    int32_t np = s->mg.n_params;
+    int32_t np = s->r.mg.n_params;
     s->train_idx = mt_calloc((size_t)np + 1, sizeof(*s->train_idx));
     mt_var *p = mt_calloc((size_t)np + 1, sizeof(*p));
     mt_var *g = mt_calloc((size_t)np + 1, sizeof(*g));
@@ -179,15 +165,15 @@ static mt_status parallel_grads(mt__sgd *s, mt__run *run, mt_var *grads, mt_var 
     s->n_train = 0;
     for (int32_t i = 0; i < np; i++) {
         if (mt_model_param_const(run->model, i)->frozen) continue;
-        p[s->n_train] = s->mg.params[i];
+        p[s->n_train] = s->r.mg.params[i];
         g[s->n_train] = grads[i];
         s->train_idx[s->n_train++] = i;
     }
     s->ordered = mt__run_deterministic(run);
     if (!s->ordered) {
-        st = mt__run_dp_insert_allreduce(run, s->g, s->n_train, p, g, r);
+        st = mt__run_dp_insert_allreduce(run, s->r.g, s->n_train, p, g, r);
     } else {
-        s->weight = mt_graph_placeholder(s->g, "dp_shard_weight", MT_FLOAT32, 0, NULL);
+        s->weight = mt_graph_placeholder(s->r.g, "dp_shard_weight", MT_FLOAT32, 0, NULL);
         *wgrads = mt_calloc((size_t)s->n_train + 2, sizeof(**wgrads));
         s->red_vars = mt_calloc((size_t)s->n_train + 1, sizeof(*s->red_vars));
         s->red = mt_calloc((size_t)s->n_train + 1, sizeof(*s->red));
@@ -196,19 +182,19 @@ static mt_status parallel_grads(mt__sgd *s, mt__run *run, mt_var *grads, mt_var 
             st = mt_err_set(MT_ERR_NOMEM, "SGD gradients");
             goto done;
         }
-        (*wgrads)[0] = s->cost;
+        (*wgrads)[0] = s->r.cost;
         for (int32_t k = 0; k < s->n_train; k++) {
-            mt_type t = *mt_graph_type(s->g, p[k]);
+            mt_type t = *mt_graph_type(s->r.g, p[k]);
             char name[200];
             snprintf(name, sizeof(name), "dp_grad_%s",
                      mt_model_param_const(run->model, s->train_idx[k])->name);
-            (*wgrads)[k + 1] = mt_graph_mul(s->g, g[k], s->weight);
-            r[k] = mt_graph_placeholder(s->g, name, t.dtype, t.ndim, t.shape);
+            (*wgrads)[k + 1] = mt_graph_mul(s->r.g, g[k], s->weight);
+            r[k] = mt_graph_placeholder(s->r.g, name, t.dtype, t.ndim, t.shape);
             s->red_vars[k] = r[k];
         }
     }
-    if (!st && mt_graph_status(s->g))
-        st = mt_err_set(mt_graph_status(s->g), "SGD: %s", mt_graph_last_error(s->g));
+    if (!st && mt_graph_status(s->r.g))
+        st = mt_err_set(mt_graph_status(s->r.g), "SGD: %s", mt_graph_last_error(s->r.g));
     for (int32_t k = 0; k < s->n_train && !st; k++) grads[s->train_idx[k]] = r[k];
 done:
     mt_free(p);
@@ -221,22 +207,22 @@ done:
  * deterministic mode, the shard's gradient function gfn and the update function fn. */
 static mt_status compile(mt__sgd *s, mt__run *run, const mt_var *wgrads)
 {
-    mt_var inputs[2] = {s->mg.X, s->mg.y};
-    int32_t n_in = s->mg.y != MT_VAR_NONE ? 2 : 1;
+    mt_var inputs[2] = {s->r.mg.X, s->r.mg.y};
+    int32_t n_in = s->r.mg.y != MT_VAR_NONE ? 2 : 1;
     mt_function_options fo;
     mt_function_options_init(&fo);
     fo.mode = (mt_mode)run->opts->mode;
     mt_status st;
     if (!s->ordered) {
         mt__run_dp_function_options(run, &fo);
-        st = mt_function_new(&s->fn, s->g, n_in, inputs, 1, &s->cost, s->n_updates, s->updates,
-                             run->dev, &fo);
+        st = mt_function_new(&s->fn, s->r.g, n_in, inputs, 1, &s->r.cost, s->n_updates,
+                             s->updates, run->dev, &fo);
         return st ? mt_err_prefix(st, "SGD: compiling the training function: ") : MT_OK;
     }
-    st = mt_function_new(&s->gfn, s->g, n_in, inputs, 1 + s->n_train, wgrads, 0, NULL, run->dev,
+    st = mt_function_new(&s->gfn, s->r.g, n_in, inputs, 1 + s->n_train, wgrads, 0, NULL, run->dev,
                          &fo);
     if (st) return mt_err_prefix(st, "SGD: compiling the gradient function: ");
-    st = mt_function_new(&s->fn, s->g, s->n_train, s->red_vars, 0, NULL, s->n_updates,
+    st = mt_function_new(&s->fn, s->r.g, s->n_train, s->red_vars, 0, NULL, s->n_updates,
                          s->updates, run->dev, &fo);
     return st ? mt_err_prefix(st, "SGD: compiling the update function: ") : MT_OK;
 }
@@ -244,14 +230,9 @@ static mt_status compile(mt__sgd *s, mt__run *run, const mt_var *wgrads)
 static mt_status sgd_setup(mt__algorithm *a, mt__run *run)
 {
     mt__sgd *s = (mt__sgd *)a;
-    mt_status st = mt__algo_batch_size(&a->c, run, &s->batch_size);
+    mt_status st = mt__algo_state_begin(&s->r, a, run);
     if (st) return st;
-    run->batch_size = s->batch_size;
-    if ((st = mt_graph_new(&s->g))) return st;
-    if ((st = mt__run_model_graph(run, s->g, &s->mg, &run->data_info))) return st;
-    s->mg_init = true;
-    if ((st = mt__algo_cost_expr(&a->c, &s->mg, &s->cost))) return st;
-    int32_t np = s->mg.n_params;
+    int32_t np = s->r.mg.n_params;
     if (np == 0) return mt_err_set(MT_ERR_INVALID, "SGD: the model has no parameters");
     mt_var *grads = mt_calloc((size_t)np, sizeof(*grads));
     if (!grads) return mt_err_set(MT_ERR_NOMEM, "SGD gradients");
@@ -259,17 +240,17 @@ static mt_status sgd_setup(mt__algorithm *a, mt__run *run)
     mt_grad_options_init(&go);
     go.disconnected = MT_GRAD_DISCONNECTED_ZERO;
     /* float16: d(cost * S)/dp / S (no-ops otherwise) */
-    st = mt__scaler_init(&s->ls, run, s->g);
-    if (!st) st = mt_graph_grad(s->g, mt__scaler_scale(&s->ls, s->g, s->cost), np,
-                                s->mg.params, grads, &go);
+    st = mt__scaler_init(&s->ls, run, s->r.g);
+    if (!st) st = mt_graph_grad(s->r.g, mt__scaler_scale(&s->ls, s->r.g, s->r.cost), np,
+                                s->r.mg.params, grads, &go);
     if (st) st = mt_err_prefix(st, "SGD: gradient of the cost: ");
-    if (!st) mt__scaler_unscale(&s->ls, s->g, np, grads);
-    s->rc.g = s->g;
+    if (!st) mt__scaler_unscale(&s->ls, s->r.g, np, grads);
+    s->rc.g = s->r.g;
     s->rc.dev = run->dev;
     mt_var *wgrads = NULL;
     if (!st) st = parallel_grads(s, run, grads, &wgrads);
     if (!st) {
-        s->rc.lr = mt_graph_placeholder(s->g, "learning_rate", MT_FLOAT32, 0, NULL);
+        s->rc.lr = mt_graph_placeholder(s->r.g, "learning_rate", MT_FLOAT32, 0, NULL);
         st = build_updates(s, run, grads);
     }
     mt_free(grads);
@@ -291,13 +272,7 @@ static mt_status sgd_setup(mt__algorithm *a, mt__run *run)
         mt_strbuf_deinit(&sb);
     }
     if ((st = bind_all(s, run))) return st;
-    st = mt_data_iter_init(&s->it, run->dataset, a->c.train_iteration_mode, s->batch_size,
-                           a->c.batches_per_iter, run->seed);
-    if (st) return mt_err_prefix(st, "SGD: training iterator: ");
-    s->it_init = true;
-    s->rows = mt_malloc((size_t)s->batch_size * sizeof(int64_t));
-    if (!s->rows) return mt_err_set(MT_ERR_NOMEM, "SGD batch rows");
-    return MT_OK;
+    return mt__algo_state_iter(&s->r, a, run, "SGD");
 }
 
 static void sgd_teardown(mt__algorithm *a)
@@ -320,44 +295,26 @@ static void sgd_teardown(mt__algorithm *a)
     mt_array_clear(&s->w_arr);
     mt__scaler_clear(&s->ls);
     mt__rule_ctx_clear(&s->rc);
-    if (s->mg_init) mt_model_graph_clear(&s->mg);
-    s->mg_init = false;
-    mt_graph_free(s->g);
-    s->g = NULL;
+    mt__algo_state_clear(&s->r);
     mt_free(s->updates);
     s->updates = NULL;
     s->n_updates = 0;
     mt_array_clear(&s->lr_arr);
     mt_array_clear(&s->mom_arr);
-    if (s->it_init) mt_data_iter_clear(&s->it);
-    s->it_init = false;
-    mt_free(s->rows);
-    s->rows = NULL;
-    mt_array_clear(&s->X);
-    mt_array_clear(&s->y);
 }
 
 /* ---------------------------------------------------------------- training */
-
-static mt_status read_scalar(const mt_array *a, double *out)
-{
-    if (a->dtype == MT_FLOAT64) return mt_array_to_host(out, sizeof(double), a);
-    float f;
-    mt_status st = mt_array_to_host(&f, sizeof(f), a);
-    *out = f;
-    return st;
-}
 
 /* One shard of a data-parallel step: the shard's share of the global cost into *cost. */
 static mt_status shard_step(mt__sgd *s, mt__run *run, int64_t epoch, int64_t b, int32_t shard,
                             double *cost, int64_t *n)
 {
-    bool with_y = s->mg.y != MT_VAR_NONE;
+    bool with_y = s->r.mg.y != MT_VAR_NONE;
     int64_t nl = 0;
-    mt_status st = mt__run_shard_batch(run, run->dataset, &s->it, epoch, b, shard, s->rows,
-                                       &s->X, with_y ? &s->y : NULL, &nl, n);
+    mt_status st = mt__run_shard_batch(run, run->dataset, &s->r.it, epoch, b, shard, s->r.rows,
+                                       &s->r.X, with_y ? &s->r.y : NULL, &nl, n);
     if (st) return st;
-    const mt_array *in[2] = {&s->X, &s->y};
+    const mt_array *in[2] = {&s->r.X, &s->r.y};
     uint64_t call = (uint64_t)run->batches_seen * (uint64_t)mt__run_n_shards(run) + (uint64_t)shard;
     double c = 0;
     if (s->ordered) {
@@ -367,7 +324,7 @@ static mt_status shard_step(mt__sgd *s, mt__run *run, int64_t epoch, int64_t b, 
         mt_function_set_rng_counter(s->gfn, call);
         st = mt_function_call(s->gfn, with_y ? 2 : 1, in, 1 + s->n_train, s->gout);
         if (st) return st;
-        st = read_scalar(&s->gout[0], &c);
+        st = mt__scalar_array_get(&s->gout[0], &c);
         const mt_array **g = mt_calloc((size_t)s->n_train + 1, sizeof(*g));
         if (!g && !st) st = mt_err_set(MT_ERR_NOMEM, "SGD gradients");
         for (int32_t k = 0; g && k < s->n_train; k++) g[k] = &s->gout[k + 1];
@@ -381,7 +338,7 @@ static mt_status shard_step(mt__sgd *s, mt__run *run, int64_t epoch, int64_t b, 
         mt_array out;
         memset(&out, 0, sizeof(out));
         if ((st = mt_function_call(s->fn, with_y ? 2 : 1, in, 1, &out))) return st;
-        st = read_scalar(&out, &c);
+        st = mt__scalar_array_get(&out, &c);
         mt_array_clear(&out);
         if (st) return st;
     }
@@ -419,17 +376,17 @@ static mt_status sgd_step(mt__sgd *s, mt__run *run, int64_t epoch, int64_t b, do
                           int64_t *n)
 {
     if (run->dp) return dp_step(s, run, epoch, b, cost, n);
-    bool with_y = s->mg.y != MT_VAR_NONE;
-    mt_status st = mt__run_batch(run, run->dataset, &s->it, epoch, b, s->rows, &s->X,
-                                 with_y ? &s->y : NULL, n);
+    bool with_y = s->r.mg.y != MT_VAR_NONE;
+    mt_status st = mt__run_batch(run, run->dataset, &s->r.it, epoch, b, s->r.rows, &s->r.X,
+                                 with_y ? &s->r.y : NULL, n);
     if (st) return st;
-    const mt_array *in[2] = {&s->X, &s->y};
+    const mt_array *in[2] = {&s->r.X, &s->r.y};
     mt_array out;
     memset(&out, 0, sizeof(out));
     st = mt_function_call(s->fn, with_y ? 2 : 1, in, 1, &out);
     if (st) return mt_err_prefix(st, "epoch %lld, batch %lld: ", (long long)epoch + 1,
                                  (long long)b + 1);
-    st = read_scalar(&out, cost);
+    st = mt__scalar_array_get(&out, cost);
     mt_array_clear(&out);
     return st;
 }
@@ -470,10 +427,10 @@ static mt_status first_bad_array(mt__sgd *s, mt__run *run, int32_t *idx, const c
 static mt_status describe_batch(mt__sgd *s, mt__run *run, int64_t epoch, int64_t b,
                                 mt_strbuf *desc, bool *found)
 {
-    bool with_y = s->mg.y != MT_VAR_NONE;
+    bool with_y = s->r.mg.y != MT_VAR_NONE;
     int64_t n;
-    mt_status st = mt__run_batch(run, run->dataset, &s->it, epoch, b, s->rows, &s->X,
-                                 with_y ? &s->y : NULL, &n);
+    mt_status st = mt__run_batch(run, run->dataset, &s->r.it, epoch, b, s->r.rows, &s->r.X,
+                                 with_y ? &s->r.y : NULL, &n);
     if (st) return st;
     int32_t cap = 5 + run->n_params + s->rc.n_state;
     mt_var *vars = mt_calloc((size_t)cap, sizeof(*vars));
@@ -484,17 +441,18 @@ static mt_status describe_batch(mt__sgd *s, mt__run *run, int64_t epoch, int64_t
         st = mt_err_set(MT_ERR_NOMEM, "locating a non-finite value");
         goto done;
     }
-    vars[k] = s->mg.X, arrs[k++] = &s->X;
-    if (with_y) vars[k] = s->mg.y, arrs[k++] = &s->y;
+    vars[k] = s->r.mg.X, arrs[k++] = &s->r.X;
+    if (with_y) vars[k] = s->r.mg.y, arrs[k++] = &s->r.y;
     vars[k] = s->rc.lr, arrs[k++] = &s->lr_arr;
     if (s->rc.momentum) vars[k] = s->rc.momentum, arrs[k++] = &s->mom_arr;
     if (s->ls.on) vars[k] = s->ls.scale_var, arrs[k++] = &s->ls.scale_arr;
-    for (int32_t i = 0; i < run->n_params; i++) vars[k] = s->mg.params[i], arrs[k++] = &run->params[i];
+    for (int32_t i = 0; i < run->n_params; i++)
+        vars[k] = s->r.mg.params[i], arrs[k++] = &run->params[i];
     for (int32_t i = 0; i < s->rc.n_state; i++)
         vars[k] = s->rc.state[i].var, arrs[k++] = &s->rc.state[i].value;
-    roots[0] = s->cost;
+    roots[0] = s->r.cost;
     for (int32_t i = 0; i < s->n_updates; i++) roots[i + 1] = s->updates[i].value;
-    st = mt__first_nonfinite(s->g, s->n_updates + 1, roots, k, vars, arrs, run->dev, desc,
+    st = mt__first_nonfinite(s->r.g, s->n_updates + 1, roots, k, vars, arrs, run->dev, desc,
                              found);
 done:
     mt_free(vars);
@@ -590,7 +548,7 @@ static mt_status sgd_train_epoch(mt__algorithm *a, mt__run *run, bool *finished)
     mt__sgd *s = (mt__sgd *)a;
     int64_t epoch = run->epochs_seen;
     int64_t first = run->batch_in_epoch;
-    int64_t nb = mt__run_epoch_batches(run, s->it.n_batches);
+    int64_t nb = mt__run_epoch_batches(run, s->r.it.n_batches);
     run->batches_this_epoch = nb;
     *finished = false;
     for (int64_t b = first; b < nb; b++) {
@@ -682,32 +640,12 @@ static mt_status sgd_save_state(const mt__algorithm *a, const mt__run *run, mt_c
     return MT_OK;
 }
 
-static mt_status load_array_into(const mt_ckpt *c, const char *name, mt_array *dst)
-{
-    mt_array src;
-    memset(&src, 0, sizeof(src));
-    mt_status st = mt_ckpt_get_array(c, name, &src);
-    if (st) return st;
-    if (src.ndim != dst->ndim || mt_array_size(&src) != mt_array_size(dst) ||
-        src.dtype != dst->dtype) {
-        char a[64], b[64];
-        st = mt_err_set(MT_ERR_SHAPE, "checkpoint array %s: %s %s, expected %s %s", name,
-                        mt_dtype_name(src.dtype), mt_shape_str(src.ndim, src.dims, a, sizeof(a)),
-                        mt_dtype_name(dst->dtype),
-                        mt_shape_str(dst->ndim, dst->dims, b, sizeof(b)));
-    } else {
-        st = mt_array_copy(dst, &src);
-    }
-    mt_array_clear(&src);
-    return st;
-}
-
 static mt_status sgd_load_state(mt__algorithm *a, mt__run *run, const mt_ckpt *c)
 {
     mt__sgd *s = (mt__sgd *)a;
     mt_status st;
     for (int32_t i = 0; i < s->rc.n_state; i++)
-        if ((st = load_array_into(c, s->rc.state[i].name, &s->rc.state[i].value))) return st;
+        if ((st = mt__ckpt_copy_into(c, s->rc.state[i].name, &s->rc.state[i].value))) return st;
     double lr, mom;
     int64_t rng;
     if ((st = mt_ckpt_get_double(c, "algorithm/learning_rate", &lr)) ||
@@ -765,8 +703,7 @@ static void sgd_destroy(void *obj)
 {
     mt__sgd *s = obj;
     if (!s) return;
-    sgd_teardown(&s->base);
-    mt__algo_common_clear(&s->base.c);
+    mt__algo_destroy(&s->base);
     mt_free(s->cb);
     mt_free(s);
 }
@@ -790,11 +727,9 @@ static mt_status build_callbacks(mt_cfg_builder *b, const mt_cfg_node *node, mt_
 
 static mt_status build_sgd(mt_cfg_builder *b, const mt_cfg_node *node, void **out)
 {
-    mt__sgd *s = mt_calloc(1, sizeof(*s));
-    if (!s) return mt_err_set(MT_ERR_NOMEM, "SGD");
-    s->base.ops = &sgd_ops;
-    mt_status st = mt__algo_common_parse(b, node, MT_ITER_SHUFFLED_SEQUENTIAL, &s->base.c);
-    if (st) goto fail;
+    mt__sgd *s = NULL;
+    mt_status st = mt__algo_new((void **)&s, sizeof(*s), &sgd_ops, b, node);
+    if (st) return st;
     if ((st = mt__get_value(b, node, "learning_rate", NAN, &s->lr0))) goto fail;
     if (!(s->lr0 >= 0.0) || !isfinite(s->lr0)) {
         st = mt_cfg_error(MT_ERR_RANGE, mt_cfg_key_loc(node, "learning_rate"),

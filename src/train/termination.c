@@ -10,6 +10,14 @@
  *   MatchChannel(channel_name, prev_channel_name, prev_monitor_name): target = the last value
  *       of prev_channel_name in the pushed monitor prev_monitor_name (read at the first call);
  *       continue while the channel > target.
+ *   ChannelInf(channel_name): continue while the channel's last value is not +-inf. (Pylearn2's
+ *       docstring says so; its code returns isinf(v), i.e. continues only while the value IS
+ *       infinite, which stops every run after its first epoch: mltrain does what it documents.)
+ *   PatienceBasedTermCrit(prop_decrease, initial_patience, patience_increase = 2,
+ *       channel_name) (Pylearn2's training_algorithms/sgd.py): n = the channel's number of
+ *       records (the epoch-0 record included); v < best (1 - prop_decrease) -> patience =
+ *       max(patience, n patience_increase), best = v; continue while n < patience. Without
+ *       channel_name the monitor must have exactly one channel.
  *   And(criteria): all continue (evaluated in order, stopping at the first that says stop, as
  *       Python's all()); Or(criteria): any continues (stopping at the first that continues).
  * Their state (counters, best values) is checkpointed under "termination/...". */
@@ -52,6 +60,20 @@ typedef struct match_channel {
     double target;
 } match_channel;
 
+typedef struct channel_inf {
+    mt__termination base;
+    char *channel;
+    mt_cfg_loc channel_loc;
+} channel_inf;
+
+typedef struct patience {
+    mt__termination base;
+    double prop_decrease, patience_increase;
+    char *channel; /* "" = the monitor's only channel */
+    mt_cfg_loc channel_loc;
+    double patience, best;
+} patience;
+
 typedef struct combo {
     mt__termination base;
     bool is_or;
@@ -65,30 +87,6 @@ static mt_status channel_value(const mt__run *run, const char *name, mt_cfg_loc 
     mt_status st = mt__run_channel(run, name, v);
     if (st) return mt_cfg_error(st, loc, "%s: %s", who, mt_last_error());
     return MT_OK;
-}
-
-static mt_status put_flag(mt_ckpt *c, const char *prefix, const char *name, int64_t v)
-{
-    char k[256];
-    return mt_ckpt_put_int(c, mt__path_join(k, sizeof(k), prefix, name), v);
-}
-
-static mt_status get_flag(const mt_ckpt *c, const char *prefix, const char *name, int64_t *v)
-{
-    char k[256];
-    return mt_ckpt_get_int(c, mt__path_join(k, sizeof(k), prefix, name), v);
-}
-
-static mt_status put_num(mt_ckpt *c, const char *prefix, const char *name, double v)
-{
-    char k[256];
-    return mt_ckpt_put_double(c, mt__path_join(k, sizeof(k), prefix, name), v);
-}
-
-static mt_status get_num(const mt_ckpt *c, const char *prefix, const char *name, double *v)
-{
-    char k[256];
-    return mt_ckpt_get_double(c, mt__path_join(k, sizeof(k), prefix, name), v);
 }
 
 /* ---------------------------------------------------------------- EpochCounter */
@@ -105,24 +103,14 @@ static mt_status ec_continue(mt__termination *t, mt__run *run, bool *cont)
     return MT_OK;
 }
 
-static mt_status ec_save(const mt__termination *t, const char *prefix, mt_ckpt *c)
-{
-    const epoch_counter *e = (const epoch_counter *)t;
-    mt_status st = put_flag(c, prefix, "initialized", e->initialized);
-    return st ? st : put_flag(c, prefix, "epochs_done", e->epochs_done);
-}
+static const mt__ckpt_field ec_fields[] = {
+    MT__FIELD(epoch_counter, initialized, MT__FIELD_BOOL, "initialized"),
+    MT__FIELD(epoch_counter, epochs_done, MT__FIELD_I64, "epochs_done")};
 
-static mt_status ec_load(mt__termination *t, const char *prefix, const mt_ckpt *c)
-{
-    epoch_counter *e = (epoch_counter *)t;
-    int64_t init;
-    mt_status st = get_flag(c, prefix, "initialized", &init);
-    if (!st) st = get_flag(c, prefix, "epochs_done", &e->epochs_done);
-    e->initialized = init != 0;
-    return st;
-}
-
-static const mt__termination_ops ec_ops = {"EpochCounter", ec_continue, ec_save, ec_load, NULL};
+static const mt__termination_ops ec_ops = {.name = "EpochCounter",
+                                           .continue_learning = ec_continue,
+                                           .fields = ec_fields,
+                                           .n_fields = 2};
 
 /* ---------------------------------------------------------------- MonitorBased */
 
@@ -141,28 +129,21 @@ static mt_status mb_continue(mt__termination *t, mt__run *run, bool *cont)
     return MT_OK;
 }
 
-static mt_status mb_save(const mt__termination *t, const char *prefix, mt_ckpt *c)
-{
-    const monitor_based *m = (const monitor_based *)t;
-    mt_status st = put_flag(c, prefix, "countdown", m->countdown);
-    return st ? st : put_num(c, prefix, "best_value", m->best);
-}
-
-static mt_status mb_load(mt__termination *t, const char *prefix, const mt_ckpt *c)
-{
-    monitor_based *m = (monitor_based *)t;
-    mt_status st = get_flag(c, prefix, "countdown", &m->countdown);
-    return st ? st : get_num(c, prefix, "best_value", &m->best);
-}
-
 static mt_status mb_check(const mt__termination *t, const mt__run *run, const mt__chanvals *k)
 {
     const monitor_based *m = (const monitor_based *)t;
     return mt__chanvals_require(k, m->channel, m->channel_loc, "MonitorBased");
 }
 
-static const mt__termination_ops mb_ops = {"MonitorBased", mb_continue, mb_save, mb_load,
-                                           mb_check};
+static const mt__ckpt_field mb_fields[] = {
+    MT__FIELD(monitor_based, countdown, MT__FIELD_I64, "countdown"),
+    MT__FIELD(monitor_based, best, MT__FIELD_F64, "best_value")};
+
+static const mt__termination_ops mb_ops = {.name = "MonitorBased",
+                                           .continue_learning = mb_continue,
+                                           .check_channels = mb_check,
+                                           .fields = mb_fields,
+                                           .n_fields = 2};
 
 /* ---------------------------------------------------------------- ChannelTarget */
 
@@ -181,7 +162,9 @@ static mt_status ct_check(const mt__termination *t, const mt__run *run, const mt
     return mt__chanvals_require(k, c->channel, c->channel_loc, "ChannelTarget");
 }
 
-static const mt__termination_ops ct_ops = {"ChannelTarget", ct_continue, NULL, NULL, ct_check};
+static const mt__termination_ops ct_ops = {.name = "ChannelTarget",
+                                           .continue_learning = ct_continue,
+                                           .check_channels = ct_check};
 
 /* ---------------------------------------------------------------- MatchChannel */
 
@@ -198,23 +181,6 @@ static mt_status mc_continue(mt__termination *t, mt__run *run, bool *cont)
     if ((st = channel_value(run, m->channel, m->channel_loc, "MatchChannel", &v))) return st;
     *cont = v > m->target;
     return MT_OK;
-}
-
-static mt_status mc_save(const mt__termination *t, const char *prefix, mt_ckpt *c)
-{
-    const match_channel *m = (const match_channel *)t;
-    mt_status st = put_flag(c, prefix, "has_target", m->has_target);
-    return st ? st : put_num(c, prefix, "target", m->target);
-}
-
-static mt_status mc_load(mt__termination *t, const char *prefix, const mt_ckpt *c)
-{
-    match_channel *m = (match_channel *)t;
-    int64_t h;
-    mt_status st = get_flag(c, prefix, "has_target", &h);
-    if (!st) st = get_num(c, prefix, "target", &m->target);
-    m->has_target = h != 0;
-    return st;
 }
 
 static mt_status mc_check(const mt__termination *t, const mt__run *run, const mt__chanvals *k)
@@ -236,8 +202,88 @@ static mt_status mc_check(const mt__termination *t, const mt__run *run, const mt
                         m->prev_monitor, m->prev_monitor);
 }
 
-static const mt__termination_ops mc_ops = {"MatchChannel", mc_continue, mc_save, mc_load,
-                                           mc_check};
+static const mt__ckpt_field mc_fields[] = {
+    MT__FIELD(match_channel, has_target, MT__FIELD_BOOL, "has_target"),
+    MT__FIELD(match_channel, target, MT__FIELD_F64, "target")};
+
+static const mt__termination_ops mc_ops = {.name = "MatchChannel",
+                                           .continue_learning = mc_continue,
+                                           .check_channels = mc_check,
+                                           .fields = mc_fields,
+                                           .n_fields = 2};
+
+/* ---------------------------------------------------------------- ChannelInf */
+
+static mt_status ci_continue(mt__termination *t, mt__run *run, bool *cont)
+{
+    channel_inf *c = (channel_inf *)t;
+    double v;
+    mt_status st = channel_value(run, c->channel, c->channel_loc, "ChannelInf", &v);
+    *cont = !isinf(v);
+    return st;
+}
+
+static mt_status ci_check(const mt__termination *t, const mt__run *run, const mt__chanvals *k)
+{
+    const channel_inf *c = (const channel_inf *)t;
+    return mt__chanvals_require(k, c->channel, c->channel_loc, "ChannelInf");
+}
+
+static const mt__termination_ops ci_ops = {.name = "ChannelInf",
+                                           .continue_learning = ci_continue,
+                                           .check_channels = ci_check};
+
+/* ---------------------------------------------------------------- PatienceBasedTermCrit */
+
+static mt_status pb_name(const patience *p, const mt__chanvals *cv, const char **out)
+{
+    if (*p->channel) {
+        *out = p->channel;
+        return mt__chanvals_require(cv, p->channel, p->channel_loc, "PatienceBasedTermCrit");
+    }
+    if (cv->n != 1)
+        return mt_cfg_error(MT_ERR_INVALID, p->base.loc,
+                            "PatienceBasedTermCrit: without channel_name the monitor must have "
+                            "exactly one channel (it has %d)",
+                            (int)cv->n);
+    *out = cv->names[0];
+    return MT_OK;
+}
+
+static mt_status pb_continue(mt__termination *t, mt__run *run, bool *cont)
+{
+    patience *p = (patience *)t;
+    const char *name = NULL;
+    mt_status st = pb_name(p, &run->last, &name);
+    if (st) return st;
+    const mt_chan_history *h = mt_monitor_history_channel(&run->history, name, false);
+    if (!h || h->n < 1)
+        return mt_cfg_error(MT_ERR_NOT_FOUND, p->channel_loc,
+                            "PatienceBasedTermCrit: channel '%s' has no record", name);
+    double n = (double)h->n, v = h->records[h->n - 1].value;
+    if (v < p->best * (1.0 - p->prop_decrease)) {
+        p->patience = fmax(p->patience, n * p->patience_increase);
+        p->best = v;
+    }
+    *cont = n < p->patience;
+    return MT_OK;
+}
+
+static mt_status pb_check(const mt__termination *t, const mt__run *run, const mt__chanvals *k)
+{
+    const char *name;
+    return pb_name((const patience *)t, k, &name);
+}
+
+static const mt__ckpt_field pb_fields[] = {
+    MT__FIELD(patience, patience, MT__FIELD_F64, "patience"),
+    MT__FIELD(patience, best, MT__FIELD_F64, "best_value")};
+
+static const mt__termination_ops pb_ops = {.name = "PatienceBasedTermCrit",
+                                           .continue_learning = pb_continue,
+                                           .check_channels = pb_check,
+                                           .fields = pb_fields,
+                                           .n_fields = 2};
 
 /* ---------------------------------------------------------------- And / Or */
 
@@ -265,28 +311,24 @@ static mt_status combo_save(const mt__termination *t, const char *prefix, mt_ckp
 {
     const combo *k = (const combo *)t;
     char p[256], idx[16];
-    for (int32_t i = 0; i < k->n; i++) {
-        if (!k->items[i]->ops->save_state) continue;
+    mt_status st = MT_OK;
+    for (int32_t i = 0; i < k->n && !st; i++) {
         snprintf(idx, sizeof(idx), "%d", (int)i);
-        mt_status st = k->items[i]->ops->save_state(k->items[i],
-                                                    mt__path_join(p, sizeof(p), prefix, idx), c);
-        if (st) return st;
+        st = mt__termination_save(k->items[i], mt__path_join(p, sizeof(p), prefix, idx), c);
     }
-    return MT_OK;
+    return st;
 }
 
 static mt_status combo_load(mt__termination *t, const char *prefix, const mt_ckpt *c)
 {
     combo *k = (combo *)t;
     char p[256], idx[16];
-    for (int32_t i = 0; i < k->n; i++) {
-        if (!k->items[i]->ops->load_state) continue;
+    mt_status st = MT_OK;
+    for (int32_t i = 0; i < k->n && !st; i++) {
         snprintf(idx, sizeof(idx), "%d", (int)i);
-        mt_status st = k->items[i]->ops->load_state(k->items[i],
-                                                    mt__path_join(p, sizeof(p), prefix, idx), c);
-        if (st) return st;
+        st = mt__termination_load(k->items[i], mt__path_join(p, sizeof(p), prefix, idx), c);
     }
-    return MT_OK;
+    return st;
 }
 
 static mt_status combo_check(const mt__termination *t, const mt__run *run,
@@ -301,10 +343,16 @@ static mt_status combo_check(const mt__termination *t, const mt__run *run,
     return MT_OK;
 }
 
-static const mt__termination_ops and_ops = {"And", combo_continue, combo_save, combo_load,
-                                            combo_check};
-static const mt__termination_ops or_ops = {"Or", combo_continue, combo_save, combo_load,
-                                           combo_check};
+static const mt__termination_ops and_ops = {.name = "And",
+                                            .continue_learning = combo_continue,
+                                            .save_state = combo_save,
+                                            .load_state = combo_load,
+                                            .check_channels = combo_check};
+static const mt__termination_ops or_ops = {.name = "Or",
+                                           .continue_learning = combo_continue,
+                                           .save_state = combo_save,
+                                           .load_state = combo_load,
+                                           .check_channels = combo_check};
 
 int64_t mt__termination_max_epochs(const mt__termination *t)
 {
@@ -335,6 +383,8 @@ static void term_destroy(void *obj)
     if (!t) return;
     if (t->ops == &mb_ops) mt_free(((monitor_based *)t)->channel);
     if (t->ops == &ct_ops) mt_free(((channel_target *)t)->channel);
+    if (t->ops == &ci_ops) mt_free(((channel_inf *)t)->channel);
+    if (t->ops == &pb_ops) mt_free(((patience *)t)->channel);
     if (t->ops == &mc_ops) {
         match_channel *m = (match_channel *)t;
         mt_free(m->channel);
@@ -430,6 +480,51 @@ static mt_status build_mc(mt_cfg_builder *b, const mt_cfg_node *node, void **out
     return MT_OK;
 }
 
+static mt_status build_ci(mt_cfg_builder *b, const mt_cfg_node *node, void **out)
+{
+    channel_inf *c = mt_calloc(1, sizeof(*c));
+    if (!c) return mt_err_set(MT_ERR_NOMEM, "ChannelInf");
+    c->base.ops = &ci_ops;
+    c->base.loc = node->loc;
+    c->channel_loc = mt_cfg_key_loc(node, "channel_name");
+    mt_status st = dup_key(node, "channel_name", NULL, &c->channel);
+    if (st) {
+        term_destroy(c);
+        return st;
+    }
+    *out = c;
+    return MT_OK;
+}
+
+static mt_status build_pb(mt_cfg_builder *b, const mt_cfg_node *node, void **out)
+{
+    patience *p = mt_calloc(1, sizeof(*p));
+    if (!p) return mt_err_set(MT_ERR_NOMEM, "PatienceBasedTermCrit");
+    p->base.ops = &pb_ops;
+    p->base.loc = node->loc;
+    p->best = INFINITY;
+    p->channel_loc = mt_cfg_get(node, "channel_name") ? mt_cfg_key_loc(node, "channel_name")
+                                                       : node->loc;
+    mt_status st = mt_cfg_get_float(node, "prop_decrease", NAN, &p->prop_decrease);
+    if (!st) st = mt_cfg_get_float(node, "initial_patience", NAN, &p->patience);
+    if (!st) st = mt_cfg_get_float(node, "patience_increase", 2.0, &p->patience_increase);
+    if (!st) st = dup_key(node, "channel_name", "", &p->channel);
+    if (!st && !(p->prop_decrease >= 0 && p->prop_decrease < 1))
+        st = mt_cfg_error(MT_ERR_RANGE, mt_cfg_key_loc(node, "prop_decrease"),
+                          "PatienceBasedTermCrit: prop_decrease must be in [0, 1) (got %g)",
+                          p->prop_decrease);
+    if (!st && !(p->patience_increase > 0 && isfinite(p->patience)))
+        st = mt_cfg_error(MT_ERR_RANGE, node->loc,
+                          "PatienceBasedTermCrit: needs a finite initial_patience and "
+                          "patience_increase > 0");
+    if (st) {
+        term_destroy(p);
+        return st;
+    }
+    *out = p;
+    return MT_OK;
+}
+
 static mt_status build_combo(mt_cfg_builder *b, const mt_cfg_node *node, void **out, bool is_or)
 {
     combo *c = mt_calloc(1, sizeof(*c));
@@ -489,6 +584,19 @@ static const mt_cfg_key mc_keys[] = {
     {"prev_monitor_name", MT_CFG_T_STRING, true, false, NULL, false,
      "name given to push_monitor"},
     KEND};
+static const mt_cfg_key ci_keys[] = {
+    {"channel_name", MT_CFG_T_STRING, true, false, NULL, false, "stop once it is +-inf"},
+    KEND};
+static const mt_cfg_key pb_keys[] = {
+    {"prop_decrease", MT_CFG_T_FLOAT, true, false, NULL, false,
+     "relative improvement over the best value that extends the patience"},
+    {"initial_patience", MT_CFG_T_FLOAT, true, false, NULL, false,
+     "train while the channel has fewer records than this"},
+    {"patience_increase", MT_CFG_T_FLOAT, false, false, NULL, false,
+     "patience = max(patience, records x this) on an improvement (2)"},
+    {"channel_name", MT_CFG_T_STRING, false, true, NULL, false,
+     "default: the monitor's only channel"},
+    KEND};
 static const mt_cfg_key combo_keys[] = {
     {"criteria", MT_CFG_T_OBJ_LIST, true, false, "termination", false, "criteria to combine"},
     KEND};
@@ -497,6 +605,9 @@ static const char *const ec_aliases[] = {TC "EpochCounter", NULL};
 static const char *const mb_aliases[] = {TC "MonitorBased", NULL};
 static const char *const ct_aliases[] = {TC "ChannelTarget", NULL};
 static const char *const mc_aliases[] = {TC "MatchChannel", NULL};
+static const char *const ci_aliases[] = {TC "ChannelInf", NULL};
+static const char *const pb_aliases[] = {"pylearn2.training_algorithms.sgd.PatienceBasedTermCrit",
+                                         NULL};
 static const char *const and_aliases[] = {TC "And", NULL};
 static const char *const or_aliases[] = {TC "Or", NULL};
 
@@ -511,6 +622,10 @@ static const mt_component term_components[] = {
     {"MatchChannel", "termination", mc_aliases, mc_keys, false,
      "stop when a channel reaches the final value of a channel of a pushed monitor", build_mc,
      term_destroy, NULL},
+    {"ChannelInf", "termination", ci_aliases, ci_keys, false,
+     "stop when a channel becomes infinite", build_ci, term_destroy, NULL},
+    {"PatienceBasedTermCrit", "termination", pb_aliases, pb_keys, false,
+     "geometric-patience early stopping on a channel", build_pb, term_destroy, NULL},
     {"And", "termination", and_aliases, combo_keys, false, "continue while all continue",
      build_and, term_destroy, NULL},
     {"Or", "termination", or_aliases, combo_keys, false, "continue while any continues",
@@ -519,9 +634,6 @@ static const mt_component term_components[] = {
 
 mt_status mt__train_register_termination(mt_cfg_registry *r)
 {
-    for (size_t i = 0; i < sizeof(term_components) / sizeof(term_components[0]); i++) {
-        mt_status st = mt_cfg_registry_add(r, &term_components[i]);
-        if (st) return st;
-    }
-    return MT_OK;
+    return mt__register_components(r, term_components,
+                                   sizeof(term_components) / sizeof(term_components[0]));
 }

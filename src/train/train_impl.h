@@ -20,13 +20,14 @@
  *
  * Writing an algorithm (e.g. BGD in bgd.c):
  *   - embed mt__algorithm as the FIRST member of your struct; the component's build function
- *     fills base.ops and base.c with mt__algo_common_parse(b, node, &base.c) (keys shared with
- *     SGD: cost, batch_size, batches_per_iter, monitoring_*, termination_criterion, seed,
- *     set_batch_size, theano_function_mode) and returns &your->base;
- *   - setup: build a graph with mt__run_model_graph (placeholders for X, y and the params),
- *     the cost with mt__algo_cost_expr, compile with mt_function_new on run->dev and bind the
- *     parameters with mt__run_bind_params (the run's parameter arrays are shared by every
- *     function, so the monitor sees your updates);
+ *     allocates it with mt__algo_new (ops set, keys shared with SGD parsed: cost, batch_size,
+ *     batches_per_iter, monitoring_*, termination_criterion, seed, set_batch_size,
+ *     theano_function_mode) and returns &your->base; its destroy calls mt__algo_destroy;
+ *   - setup: mt__algo_state_begin on an embedded mt__algo_state gives the graph of the model
+ *     on the run's data (placeholders for X, y and the params) and the cost; compile with
+ *     mt_function_new on run->dev, bind the parameters with mt__run_bind_params (the run's
+ *     parameter arrays are shared by every function, so the monitor sees your updates), then
+ *     mt__algo_state_iter for the training iterator; teardown calls mt__algo_state_clear;
  *   - train_epoch: for b from run->batch_in_epoch to the epoch's batch count: fetch the batch
  *     with mt__run_batch, do the work, then call mt__run_after_batch, which updates the
  *     counters, the progress display and the signal/stop state; when it reports *stop, return
@@ -46,6 +47,7 @@
 
 #include <signal.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "mltrain/config.h"
@@ -87,24 +89,48 @@ void mt__chanvals_clear(mt__chanvals *cv);
 mt_status mt__chanvals_require(const mt__chanvals *cv, const char *name, mt_cfg_loc loc,
                                const char *what);
 
+/* ---------------------------------------------------------------- checkpointed fields */
+
+/* One scalar member of a criterion's or an extension's struct kept in checkpoints as
+ * "<prefix>/<name>" (bools as 0/1 integers). Components whose state is only such members list
+ * them in their ops (`fields`) instead of writing save_state / load_state. */
+typedef enum mt__field_type { MT__FIELD_I64, MT__FIELD_F64, MT__FIELD_BOOL } mt__field_type;
+typedef struct mt__ckpt_field {
+    const char *name;
+    mt__field_type type;
+    size_t offset;
+} mt__ckpt_field;
+#define MT__FIELD(st, member, type, name) {name, type, offsetof(st, member)}
+
+mt_status mt__ckpt_put_fields(mt_ckpt *c, const char *prefix, const void *obj,
+                              const mt__ckpt_field *f, int32_t n);
+mt_status mt__ckpt_get_fields(const mt_ckpt *c, const char *prefix, void *obj,
+                              const mt__ckpt_field *f, int32_t n);
+
 /* ---------------------------------------------------------------- termination criteria */
 
 typedef struct mt__termination_ops {
     const char *name; /* "EpochCounter", ... */
     /* Pylearn2's continue_learning(model), after every monitor call (the first included). */
     mt_status (*continue_learning)(mt__termination *t, mt__run *run, bool *cont);
-    /* Checkpoint state under prefix ("termination/0/..."); NULL = stateless. */
+    /* Checkpoint state under prefix ("termination/0/..."); NULL = only `fields` (or none). */
     mt_status (*save_state)(const mt__termination *t, const char *prefix, mt_ckpt *c);
     mt_status (*load_state)(mt__termination *t, const char *prefix, const mt_ckpt *c);
     /* Dry run: every channel the criterion reads must be in `known` (else the error above). */
     mt_status (*check_channels)(const mt__termination *t, const mt__run *run,
                                 const mt__chanvals *known);
+    const mt__ckpt_field *fields; /* scalar state saved without save_state */
+    int32_t n_fields;
 } mt__termination_ops;
 
 struct mt__termination {
     const mt__termination_ops *ops;
     mt_cfg_loc loc; /* where the component was written */
 };
+
+/* A criterion's state: its fields, then its save_state / load_state. */
+mt_status mt__termination_save(const mt__termination *t, const char *prefix, mt_ckpt *c);
+mt_status mt__termination_load(mt__termination *t, const char *prefix, const mt_ckpt *c);
 
 /* The epoch limit an EpochCounter (possibly inside And/Or) sets, or -1 (progress display). */
 int64_t mt__termination_max_epochs(const mt__termination *t);
@@ -113,7 +139,9 @@ int64_t mt__termination_max_epochs(const mt__termination *t);
 
 typedef struct mt__extension_ops {
     const char *name;
-    /* Train.setup: before the algorithm's setup. NULL = nothing. */
+    /* Train.setup: before the algorithm's setup and before the run reads the dataset's shape
+     * (an extension may reshape datasets, as WindowAndFlip does); the run's device and
+     * parameters exist. Also called by a dry run. NULL = nothing. */
     mt_status (*setup)(mt__extension *e, mt__run *run);
     /* After each monitor call (the first included); *cont = false asks to stop. */
     mt_status (*on_monitor)(mt__extension *e, mt__run *run, bool *cont);
@@ -125,12 +153,22 @@ typedef struct mt__extension_ops {
                                 const mt__chanvals *known);
     /* Run ended (free per-run resources). NULL = nothing. */
     void (*teardown)(mt__extension *e);
+    /* After every training batch (its update applied, before signals are acted on and before
+     * a checkpoint may be written at that boundary), as Pylearn2's SGD update_callbacks.
+     * NULL = nothing. */
+    mt_status (*after_batch)(mt__extension *e, mt__run *run);
+    const mt__ckpt_field *fields; /* scalar state saved without save_state */
+    int32_t n_fields;
 } mt__extension_ops;
 
 struct mt__extension {
     const mt__extension_ops *ops;
     mt_cfg_loc loc;
 };
+
+/* An extension's state: its fields, then its save_state / load_state. */
+mt_status mt__extension_save(const mt__extension *e, const char *prefix, mt_ckpt *c);
+mt_status mt__extension_load(mt__extension *e, const char *prefix, const mt_ckpt *c);
 
 /* ---------------------------------------------------------------- algorithms */
 
@@ -223,6 +261,44 @@ struct mt__algorithm {
     const mt__algorithm_ops *ops;
     mt__algo_common c;
 };
+
+/* An algorithm built from its node: a zeroed struct of `size` bytes whose first member is an
+ * mt__algorithm, with ops set and the common keys parsed (train iteration mode by default
+ * shuffled_sequential); freed again when parsing fails. */
+mt_status mt__algo_new(void **out, size_t size, const mt__algorithm_ops *ops, mt_cfg_builder *b,
+                       const mt_cfg_node *node);
+/* Tears the algorithm down (ops->teardown) and clears its common settings; the caller frees
+ * what else it owns and the struct. */
+void mt__algo_destroy(mt__algorithm *a);
+
+/* What every algorithm holds during a run: the batch size in use, its graph of the model on
+ * the training data with the cost, the training iterator and the batch arrays. */
+typedef struct mt__algo_state {
+    int64_t batch_size;
+    mt_graph *g;
+    mt_model_graph mg;
+    bool mg_init;
+    mt_var cost;
+    mt_data_iter it;
+    bool it_init;
+    int64_t *rows;   /* room for batch_size row indices */
+    mt_array X, y;   /* the current batch (host arrays reused between batches) */
+} mt__algo_state;
+
+/* Setup, first half: the batch size (also run->batch_size), a new graph with the model on the
+ * run's data (mt__run_model_graph) and the cost (mt__algo_cost_expr). */
+mt_status mt__algo_state_begin(mt__algo_state *r, const mt__algorithm *a, mt__run *run);
+/* Setup, last step: the training iterator (seeded with run->seed) and the row buffer; `who`
+ * ("SGD") prefixes the errors. */
+mt_status mt__algo_state_iter(mt__algo_state *r, const mt__algorithm *a, const mt__run *run,
+                              const char *who);
+/* Frees everything of r (compiled functions that use r->g may be freed before or after). */
+void mt__algo_state_clear(mt__algo_state *r);
+
+/* A 0-d float32 array on dev holding (float)v: created when a->buf is NULL, else filled. */
+mt_status mt__scalar_array_set(mt_array *a, mt_device *dev, double v);
+/* The value of a 0-d float32 or float64 array (any device). */
+mt_status mt__scalar_array_get(const mt_array *a, double *out);
 
 /* The cost the algorithm optimizes on mg's data: c->cost, or the model's default cost. */
 mt_status mt__algo_cost_expr(const mt__algo_common *c, mt_model_graph *mg, mt_var *out);
@@ -482,6 +558,12 @@ void mt__build_ctx_clear(mt__build_ctx *ctx);
 /* The loaded checkpoint a model came from (NULL if none). */
 mt__loaded_ckpt *mt__build_ctx_find(mt__build_ctx *ctx, const mt_model *m);
 
+/* Registers n components (stops at the first error). */
+mt_status mt__register_components(mt_cfg_registry *r, const mt_component *comps, size_t n);
+
+/* Copies checkpoint array `name` into dst (same dtype and dims, else ERR_SHAPE naming both). */
+mt_status mt__ckpt_copy_into(const mt_ckpt *c, const char *name, mt_array *dst);
+
 /* "a/b" into buf (prefix may be "" -> just name). */
 const char *mt__path_join(char *buf, size_t cap, const char *prefix, const char *name);
 /* Builds an optional sub-component (absent or null key -> *out NULL). */
@@ -539,5 +621,7 @@ mt_status mt__train_register_rules(mt_cfg_registry *r);       /* learning rules 
 mt_status mt__train_register_callbacks(mt_cfg_registry *r);   /* update callbacks + LR exts */
 mt_status mt__train_register_termination(mt_cfg_registry *r);
 mt_status mt__train_register_extensions(mt_cfg_registry *r);
+mt_status mt__train_register_polyak(mt_cfg_registry *r);      /* polyak.c: PolyakAveraging */
+mt_status mt__train_register_window_flip(mt_cfg_registry *r); /* window_flip.c */
 
 #endif /* MT_TRAIN_IMPL_H */

@@ -1,7 +1,8 @@
 /* The Train main loop (Pylearn2's Train.main_loop), one phase at a time:
- *   setup: algorithm (compiles its functions), monitor (one function per monitoring
- *   dataset), extensions, then the model's norm constraints applied to the initial
- *   parameters (Pylearn2's enforce_constraints); on resume the checkpoint's state instead.
+ *   setup: extensions (before the dataset's shape is read: WindowAndFlip crops datasets),
+ *   algorithm (compiles its functions), monitor (one function per monitoring dataset), then
+ *   the model's norm constraints applied to the initial parameters (Pylearn2's
+ *   enforce_constraints); on resume the checkpoint's state instead.
  *   monitor once (the epoch-0 record) and every extension's on_monitor; then
  *   loop: train one epoch -> epochs_seen += 1 -> monitor -> on_monitor -> save every
  *   save_freq epochs -> continue = algorithm.continue_learning and every extension said
@@ -198,13 +199,19 @@ static mt_status run_init(mt__run *run, mt_job *job, mt__build_ctx *ctx, int32_t
     run->session_start = mt_now_seconds();
     run->rate_time = run->session_start;
     mt_monitor_history_init(&run->history, "monitor");
-    mt_dataset_get_info(run->dataset, &run->data_info);
-    mt_status st = mt_model_check_data(run->model, &run->data_info);
-    if (st) return mt_cfg_error(st, t->loc, "Train: the dataset does not fit the model: %s",
-                                mt_last_error());
-    if ((st = mt__run_open_device(run, job->opts.device))) return st;
+    mt_status st = mt__run_open_device(run, job->opts.device);
+    if (st) return st;
     if ((st = run_params(run)) || (st = run_paths(run, job)) || (st = old_monitors(run, ctx)))
         return st;
+    /* Pylearn2's Train.setup: the extensions first (WindowAndFlip crops the datasets). */
+    for (int32_t i = 0; i < t->n_ext; i++) {
+        mt__extension *e = t->ext[i];
+        if (e->ops->setup && (st = e->ops->setup(e, run))) return st;
+    }
+    mt_dataset_get_info(run->dataset, &run->data_info);
+    if ((st = mt_model_check_data(run->model, &run->data_info)))
+        return mt_cfg_error(st, t->loc, "Train: the dataset does not fit the model: %s",
+                            mt_last_error());
     if ((st = mt__run_dp_init(run))) return st;
     if (!mt__run_is_main(run)) run->progress = NULL; /* rank 0 reports for the job */
     return MT_OK;
@@ -608,10 +615,6 @@ static mt_status setup_fresh_or_resume(mt__run *run, mt_ckpt *ck, bool *resumed)
     mt_status st;
     if ((st = run->alg->ops->setup(run->alg, run))) return st;
     if ((st = mt__monitor_new(&run->monitor, run, &run->alg->c))) return st;
-    for (int32_t i = 0; i < run->train->n_ext; i++) {
-        mt__extension *e = run->train->ext[i];
-        if (e->ops->setup && (st = e->ops->setup(e, run))) return st;
-    }
     *resumed = ck != NULL;
     if (ck) return mt__run_load_ckpt(run, ck);
     return enforce_constraints(run);

@@ -7,6 +7,7 @@
 
 #include "mt_test.h"
 #include "sgd_impl.h"
+#include "test_train_built.h"
 
 /* ---------------------------------------------------------------- learning rules */
 
@@ -254,33 +255,6 @@ MT_TEST(callback_state_round_trip)
 
 /* ---------------------------------------------------------------- components from YAML */
 
-typedef struct built {
-    mt_cfg_registry *reg;
-    mt_cfg_doc *doc;
-    mt_cfg_builder *b;
-    void *obj;
-} built;
-
-static void build_yaml(built *bt, const char *text, const char *kind)
-{
-    memset(bt, 0, sizeof(*bt));
-    MT_CHECK_OK(mt_train_registry_new(&bt->reg));
-    mt_cfg_options o;
-    mt_cfg_options_init(&o);
-    o.no_environment = true;
-    MT_CHECK_OK(mt_cfg_load_string(&bt->doc, text, strlen(text), "t.yaml", &o));
-    MT_CHECK_OK(mt_cfg_validate(bt->reg, mt_cfg_doc_root(bt->doc), kind));
-    MT_CHECK_OK(mt_cfg_builder_new(&bt->b, bt->reg));
-    MT_CHECK_OK(mt_cfg_build(bt->b, mt_cfg_doc_root(bt->doc), kind, &bt->obj, NULL));
-}
-
-static void built_free(built *bt)
-{
-    mt_cfg_builder_free(bt->b);
-    mt_cfg_doc_free(bt->doc);
-    mt_cfg_registry_free(bt->reg);
-}
-
 static bool step(mt__termination *t, mt__run *run, const char *chan, double v)
 {
     if (chan) MT_CHECK_OK(mt__chanvals_set(&run->last, chan, v));
@@ -373,7 +347,7 @@ MT_TEST(termination_and_or_short_circuit)
     mt_ckpt *c = NULL;
     MT_CHECK_OK(mt_ckpt_new(&c));
     mt__termination *t = bt.obj;
-    MT_CHECK_OK(t->ops->save_state(t, "termination", c));
+    MT_CHECK_OK(mt__termination_save(t, "termination", c));
     int64_t done = -1;
     MT_CHECK_OK(mt_ckpt_get_int(c, "termination/1/epochs_done", &done));
     MT_CHECK_EQ_INT(done, 1); /* asked once only, as Python's all() */
@@ -425,8 +399,8 @@ MT_TEST(termination_match_channel_and_state)
     mt_ckpt *c = NULL;
     MT_CHECK_OK(mt_ckpt_new(&c));
     mt__termination *ta = a.obj, *tb = b.obj;
-    MT_CHECK_OK(ta->ops->save_state(ta, "t", c));
-    MT_CHECK_OK(tb->ops->load_state(tb, "t", c));
+    MT_CHECK_OK(mt__termination_save(ta, "t", c));
+    MT_CHECK_OK(mt__termination_load(tb, "t", c));
     for (int i = 3; i < 8; i++) MT_CHECK(step(ta, &run, "c", v[i]) == step(tb, &run, "c", v[i]));
     mt_ckpt_free(c);
     mt__chanvals_clear(&run.last);
