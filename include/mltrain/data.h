@@ -217,6 +217,8 @@ typedef enum mt_iter_mode {
  * "even_batchwise_shuffled_sequential". An unknown name is ERR_INVALID listing them all. */
 const char *mt_iter_mode_name(mt_iter_mode m);
 mt_status mt_iter_mode_from_name(mt_iter_mode *out, const char *name);
+/* The even_* modes: only full batches (floor(n / batch_size) per epoch). */
+bool mt_iter_mode_is_even(mt_iter_mode m);
 
 typedef struct mt_data_iter {
     mt_iter_mode mode;

@@ -55,7 +55,7 @@ static const char *const g_mode_names[MT_ITER_MODE_COUNT] = {
 #define TAG_EPERM 0x45505231u  /* "EPR1": even_shuffled_sequential's rows */
 #define TAG_EBPERM 0x45425031u /* "EBP1": even_batchwise_shuffled_sequential's blocks */
 
-static bool mode_is_even(mt_iter_mode m)
+bool mt_iter_mode_is_even(mt_iter_mode m)
 {
     return m == MT_ITER_EVEN_SEQUENTIAL || m == MT_ITER_EVEN_SHUFFLED_SEQUENTIAL ||
            m == MT_ITER_EVEN_BATCHWISE_SHUFFLED_SEQUENTIAL;
@@ -120,7 +120,7 @@ mt_status mt_data_iter_init(mt_data_iter *it, const mt_dataset *d, mt_iter_mode 
                           "data_iter_init '%s': random_slice batches of %lld "
                           "rows do not fit in %lld examples",
                           d->name, (long long)batch_size, (long long)d->n);
-    if (mode_is_even(mode) && batch_size > d->n)
+    if (mt_iter_mode_is_even(mode) && batch_size > d->n)
         return mt_err_set(MT_ERR_INVALID,
                           "data_iter_init '%s': %s gives only full batches, and batches of "
                           "%lld rows do not fit in %lld examples",
@@ -128,7 +128,8 @@ mt_status mt_data_iter_init(mt_data_iter *it, const mt_dataset *d, mt_iter_mode 
     it->mode = mode;
     it->n = d->n;
     it->batch_size = batch_size;
-    int64_t per = mode_is_even(mode) ? d->n / batch_size : (d->n + batch_size - 1) / batch_size;
+    int64_t per = mt_iter_mode_is_even(mode) ? d->n / batch_size
+                                             : (d->n + batch_size - 1) / batch_size;
     it->n_batches = num_batches ? num_batches : per;
     it->seed = seed;
     return MT_OK;
@@ -199,7 +200,7 @@ mt_status mt_data_iter_rows(mt_data_iter *it, int64_t epoch, int64_t b, int64_t 
     case MT_ITER_EVEN_SHUFFLED_SEQUENTIAL:
     case MT_ITER_EVEN_BATCHWISE_SHUFFLED_SEQUENTIAL: {
         /* blocks of one pass (init checked bs <= n for the even modes, so per >= 1) */
-        int64_t per = mode_is_even(it->mode) ? n / bs : (n + bs - 1) / bs;
+        int64_t per = mt_iter_mode_is_even(it->mode) ? n / bs : (n + bs - 1) / bs;
         int64_t block = b % per;
         if (mode_shuffles_batches(it->mode)) {
             int64_t m = it->n_batches < per ? it->n_batches : per;

@@ -149,7 +149,12 @@ mt_status mt__monitor_new(mt__monitor **out, mt__run *run, const mt__algo_common
         if (c->monitoring_batches && !c->monitoring_batch_size) {
             mt_dataset_info info;
             mt_dataset_get_info(d->data, &info);
-            int64_t bs = (info.n + c->monitoring_batches - 1) / c->monitoring_batches;
+            /* Pylearn2: ceil(n / num_batches) rows per batch; its even iterators take
+             * int(n / num_batches) so that num_batches full batches exist. */
+            int64_t bs = mt_iter_mode_is_even(m->mode)
+                             ? info.n / c->monitoring_batches
+                             : (info.n + c->monitoring_batches - 1) / c->monitoring_batches;
+            if (bs < 1) bs = 1;
             if (bs > m->batch_size) m->batch_size = bs;
         }
         mt_status st = setup_ds(m, d, run, c);

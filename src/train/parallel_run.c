@@ -378,7 +378,8 @@ mt_status mt__run_shard_batch(mt__run *run, const mt_dataset *d, mt_data_iter *i
         return mt_err_set(MT_ERR_RANGE,
                           "epoch %lld, batch %lld has %lld examples, fewer than the %d shards "
                           "of a global batch (batch_size is the global batch: make it at "
-                          "least the number of ranks, and the dataset's last batch too)",
+                          "least the number of ranks, and the short batch of an epoch too, "
+                          "or use an even_* iteration mode, which drops it)",
                           (long long)epoch + 1, (long long)b + 1, (long long)*n_global,
                           (int)shards);
     int64_t r0, r1;

@@ -187,3 +187,72 @@ MT_TEST(yaml_even_modes_fill_every_shard)
         MT_CHECK_EQ_INT(res.batches_seen, 6);
     }
 }
+
+/* monitoring_batches alone: Pylearn2 gives the even modes int(n / num_batches) rows per batch
+ * (3 full batches of 3 over 10 examples: rows 0-8), the others ceil(n / num_batches). The
+ * channel must equal a monitor over exactly those 9 rows in batches of 3. */
+#define MON_JOB                                                                                    \
+    "!obj:pylearn2.train.Train {\n"                                                                \
+    "  dataset: &train !obj:DenseDesignMatrix {\n"                                                 \
+    "    X: [[0.1, 1.0], [0.9, -0.2], [0.3, 0.8], [1.1, 0.1], [0.2, 1.2],\n"                       \
+    "        [1.0, -0.1], [0.0, 0.9], [0.8, 0.3], [0.4, 1.1], [1.2, 0.2]],\n"                      \
+    "    y: [0, 1, 0, 1, 0, 1, 0, 1, 0, 1] },\n"                                                   \
+    "  model: !obj:pylearn2.models.mlp.MLP { nvis: 2, seed: [4, 5, 6], layers: [\n"                \
+    "    !obj:pylearn2.models.mlp.Softmax { layer_name: 'y', n_classes: 2, irange: 0.3 } ] },\n"   \
+    "  algorithm: !obj:pylearn2.training_algorithms.sgd.SGD {\n"                                   \
+    "    batch_size: 4, learning_rate: 0.2, seed: 11,\n"                                           \
+    "    monitoring_dataset: { 'm': %s },\n"                                                       \
+    "    %s,\n"                                                                                    \
+    "    monitor_iteration_mode: '%s',\n"                                                          \
+    "    termination_criterion: !obj:EpochCounter { max_epochs: 2 } },\n"                          \
+    "  save_path: '%s/%s.ckpt', save_freq: 1 }\n"
+
+static const char *write_mon_job(const char *name, const char *data, const char *batches,
+                                 const char *mode)
+{
+    static char path[600];
+    snprintf(path, sizeof path, "%s/%s.yaml", mt_test_tmpdir(), name);
+    FILE *f = fopen(path, "w");
+    MT_CHECK(f != NULL);
+    fprintf(f, MON_JOB, data, batches, mode, mt_test_tmpdir(), name);
+    fclose(f);
+    return path;
+}
+
+static double last_channel(const char *name, const char *channel)
+{
+    mt_ckpt *c = read_ckpt(name);
+    const mt_monitor_history *h = mt_ckpt_find_monitor(c, "monitor");
+    MT_CHECK(h != NULL);
+    double v = 0;
+    bool found = false;
+    for (int32_t i = 0; i < h->n; i++)
+        if (strcmp(h->channels[i].name, channel) == 0 && h->channels[i].n > 0) {
+            v = h->channels[i].records[h->channels[i].n - 1].value;
+            found = true;
+        }
+    MT_CHECK(found);
+    mt_ckpt_free(c);
+    return v;
+}
+
+MT_TEST(yaml_even_monitor_batches_are_full)
+{
+    const char *nine = "!obj:DenseDesignMatrix { X: [[0.1, 1.0], [0.9, -0.2], [0.3, 0.8], "
+                       "[1.1, 0.1], [0.2, 1.2], [1.0, -0.1], [0.0, 0.9], [0.8, 0.3], "
+                       "[0.4, 1.1]], y: [0, 1, 0, 1, 0, 1, 0, 1, 0] }";
+    MT_CHECK_OK(run_job(write_mon_job("mon_even", "*train", "monitoring_batches: 3",
+                                      "even_sequential"),
+                        MT_RESUME_NO, 0, NULL));
+    MT_CHECK_OK(run_job(write_mon_job("mon_nine", nine, "monitoring_batch_size: 3",
+                                      "sequential"),
+                        MT_RESUME_NO, 0, NULL));
+    MT_CHECK_OK(run_job(write_mon_job("mon_seq", "*train", "monitoring_batches: 3",
+                                      "sequential"),
+                        MT_RESUME_NO, 0, NULL));
+    double even = last_channel("mon_even", "m_objective");
+    double nine_rows = last_channel("mon_nine", "m_objective");
+    double all_rows = last_channel("mon_seq", "m_objective");
+    MT_CHECK(even == nine_rows);
+    MT_CHECK(even != all_rows); /* sequential covers all 10 rows (batches of 4, 4, 2) */
+}
