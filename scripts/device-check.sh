@@ -12,8 +12,11 @@
 #   4. devices  `mltrain devices`
 #   5. tests    `ctest -L cuda`, then a gpuarray subset of `ctest -L unit`
 #   6. benches  on cuda:0 with short settings: fused elementwise vs the device copy, GEMM vs
-#               cuBLAS, MLP and convnet training steps vs PyTorch on the same GPU, and the cold
-#               (empty cache) and warm-cache build time of the training function
+#               cuBLAS, the backend's fast paths (copies staged through pinned memory vs direct
+#               cuMemcpy from pinned and pageable memory; float16/bfloat16 GEMM through
+#               cublasGemmEx vs a direct cublasGemmEx call), MLP and convnet training steps vs
+#               PyTorch on the same GPU, and the cold (empty cache) and warm-cache build time of
+#               the training function
 #
 # Every phase runs under `timeout`, within one overall budget ($MT_CHECK_BUDGET seconds, default
 # 285) so the script ends in under 5 minutes even when a phase hangs; a failing phase is recorded
@@ -24,8 +27,10 @@
 # Environment: MT_CHECK_BUDGET (seconds, default 285), MT_DEPS_PREFIX (default /opt/mtdeps),
 #   MT_CHECK_BUILD_DIR (default build-device), MT_CHECK_DEVICE (default cuda:0),
 #   MT_CHECK_JOBS (build jobs, default nproc), MT_CHECK_BENCHES (which benchmarks: a
-#   space-separated subset of elementwise gemm compile mlp conv mlp_small; default all), MT_CHECK_KEEP_BUILD=1 (reuse the build directory
+#   space-separated subset of elementwise gemm fastpaths compile mlp conv mlp_small; default all), MT_CHECK_KEEP_BUILD=1 (reuse the build directory
 #   instead of starting afresh), MT_CHECK_WORK (scratch, default /tmp/mt-device-check), CUDA_HOME (default: from nvcc on PATH, else /usr/local/cuda).
+#   The backend's own settings pass through to the tests and benchmarks, e.g.
+#   MLTRAIN_CUDA_PINNED_MB=0 (no pinned staging) or MLTRAIN_CUDA_ASYNC_WRITES=1.
 set -u
 if [ $# -ne 1 ]; then
   echo "usage: $0 OUTDIR" >&2
@@ -321,8 +326,8 @@ compile_time() { # cold then warm: the same function built with an empty, then a
   done
 }
 export -f compile_time
-# want NAME: whether MT_CHECK_BENCHES (a space-separated subset of: elementwise gemm compile mlp
-# conv mlp_small; unset = all) asks for that benchmark.
+# want NAME: whether MT_CHECK_BENCHES (a space-separated subset of: elementwise gemm fastpaths
+# compile mlp conv mlp_small; unset = all) asks for that benchmark.
 want() { [ -z "${MT_CHECK_BENCHES+x}" ] || case " $MT_CHECK_BENCHES " in *" $1 "*) ;; *) false ;; esac; }
 if [ $build_ok = 1 ]; then
   want elementwise && built "$B/bench_elemwise" "bench elementwise" &&
@@ -331,6 +336,10 @@ if [ $build_ok = 1 ]; then
   want gemm && built "$B/bench_gemm" "bench gemm" &&
     bench_run "bench gemm" 60 "$B/bench_gemm" --device "$DEV" --reps 7 --warmup 2 \
     --sizes 1024,4096,8192 --sizes64 2048 --trans-n 4096
+  # pinned staging (bytes staged are printed: proof the path ran) and float16/bfloat16 GemmEx
+  want fastpaths && built "$B/bench_cuda_fastpaths" "bench fastpaths" &&
+    bench_run "bench fastpaths" 45 "$B/bench_cuda_fastpaths" --device "$DEV" --reps 5 \
+    --warmup 1 --copy-mib 64,256 --gemm-sizes 4096,8192
   if built "$B/bench_train" "bench train"; then
     want compile && bench_run "bench compile" 60 compile_time
     export MLTRAIN_CACHE_DIR=$WORK/compile-cache/mt CUDA_CACHE_PATH=$WORK/compile-cache/nv

@@ -7,7 +7,9 @@
  * toolkit header's macros expand to, e.g. cuMemAlloc_v2), and cuInit(0) is called; any failure
  * (no library, a stub library, no device, a driver older than the API used here) leaves the
  * backend without devices and keeps the reason for the error message of mt_device_open.
- * cuBLAS is loaded the same way on the first GEMM. Thread-safe: both loaders run under
+ * cuBLAS is loaded the same way on the first GEMM. Entry points of optional fast paths (pinned
+ * host memory, cublasGemmEx) may be missing: their pointers stay NULL and the backend keeps to
+ * the paths it had without them. Thread-safe: both loaders run under
  * pthread_once and the tables never change afterwards. */
 #include <dlfcn.h>
 #include <pthread.h>
@@ -109,6 +111,8 @@ static void cu_load_once(void)
         {"cuFuncGetAttribute", NULL, (void **)&g_cu.FuncGetAttribute, false},
         {"cuFuncGetParamInfo", NULL, (void **)&g_cu.FuncGetParamInfo, true},
         {"cuLaunchKernel", NULL, (void **)&g_cu.LaunchKernel, false},
+        {"cuMemHostAlloc", NULL, (void **)&g_cu.MemHostAlloc, true},
+        {"cuMemFreeHost", NULL, (void **)&g_cu.MemFreeHost, true},
     };
     if (!resolve(h, syms, sizeof syms / sizeof syms[0], "libcuda.so.1", g_cu_why,
                  sizeof g_cu_why)) {
@@ -199,12 +203,16 @@ static void cb_load_once(void)
         {"cublasDgemm_v2_64", NULL, (void **)&g_cb.Dgemm, false},
         {"cublasSgemmStridedBatched_64", NULL, (void **)&g_cb.SgemmStridedBatched, false},
         {"cublasDgemmStridedBatched_64", NULL, (void **)&g_cb.DgemmStridedBatched, false},
+        {"cublasGemmEx_64", NULL, (void **)&g_cb.GemmEx, true},
+        {"cublasGemmStridedBatchedEx_64", NULL, (void **)&g_cb.GemmStridedBatchedEx, true},
     };
     if (!resolve(h, syms, sizeof syms / sizeof syms[0], "libcublas", g_cb_why, sizeof g_cb_why)) {
         memset(&g_cb, 0, sizeof g_cb);
         dlclose(h);
         return;
     }
+    if (!g_cb.GemmEx)
+        g_cb.GemmStridedBatchedEx = NULL; /* half products: both or neither */
     g_cb_ok = true;
 }
 

@@ -51,6 +51,9 @@ typedef struct mt_cu_api {
     __typeof__(&cuFuncGetAttribute) FuncGetAttribute;
     __typeof__(&cuFuncGetParamInfo) FuncGetParamInfo; /* optional (driver >= 12.4): may be NULL */
     __typeof__(&cuLaunchKernel) LaunchKernel;
+    /* optional (page-locked staging of host<->device copies): NULL = direct copies only */
+    __typeof__(&cuMemHostAlloc) MemHostAlloc;
+    __typeof__(&cuMemFreeHost) MemFreeHost;
 } mt_cu_api;
 
 /* cuBLAS entry points (the _v2 API with 64-bit sizes). */
@@ -63,6 +66,10 @@ typedef struct mt_cublas_api {
     __typeof__(&cublasDgemm_v2_64) Dgemm;
     __typeof__(&cublasSgemmStridedBatched_64) SgemmStridedBatched;
     __typeof__(&cublasDgemmStridedBatched_64) DgemmStridedBatched;
+    /* optional (float16/bfloat16 products with float32 accumulation): NULL = no GemmEx, the
+     * products go through float32 temporaries */
+    __typeof__(&cublasGemmEx_64) GemmEx;
+    __typeof__(&cublasGemmStridedBatchedEx_64) GemmStridedBatchedEx;
 } mt_cublas_api;
 
 /* The driver table after a successful cuInit(0), or NULL with the reason in why (dlopen's
@@ -74,6 +81,34 @@ const mt_cublas_api *mt__cublas_api(char *why, size_t why_len);
 const char *mt__cu_err_name(CUresult r);
 /* The mt_status a driver error maps to (out of memory -> ERR_NOMEM, else ERR_DEVICE). */
 mt_status mt__cu_status(CUresult r);
+
+/* Page-locked staging of host<->device copies (device_cuda.c). A small pool of pinned host
+ * buffers, allocated on the first large copy: pageable host memory is copied through them in
+ * chunks with cuMemcpy*Async on the copy's stream, an event per buffer telling when the DMA
+ * that last used it is done. `off` is set when pinning fails or a staged copy fails (the device
+ * then uses direct copies only, as before); the pool is freed at device close. */
+#define MT_CUDA_STAGE_MAX_BUFS 8
+typedef struct mt_cuda_stage {
+    pthread_mutex_t lock; /* held for a whole staged copy (try-lock: busy = direct copy) */
+    bool tried;           /* the pool was (tried to be) allocated */
+    bool off;             /* no staging on this device */
+    bool async_writes;    /* MLTRAIN_CUDA_ASYNC_WRITES=1: staged writes return once queued */
+    size_t pool_bytes;    /* MLTRAIN_CUDA_PINNED_MB (default 32 MiB; 0 = off) */
+    size_t chunk;         /* bytes per buffer */
+    int nbufs;
+    int next;             /* round-robin index of the next buffer to fill */
+    void *buf[MT_CUDA_STAGE_MAX_BUFS];
+    CUevent ev[MT_CUDA_STAGE_MAX_BUFS];
+    bool pending[MT_CUDA_STAGE_MAX_BUFS]; /* ev recorded after a copy that used buf */
+    uint64_t up_bytes, down_bytes;        /* staged through this pool (under lock) */
+} mt_cuda_stage;
+
+/* Process-wide counters of the CUDA backend's optional fast paths (for tests and the GPU
+ * check; callers without cuda.h declare them): bytes staged through pinned memory to the
+ * device (to_device) or from it (device_cuda.c), and cuBLAS GemmEx calls (float16/bfloat16
+ * products). Monotonic; relaxed atomics. */
+uint64_t mt__cuda_staged_bytes(bool to_device);
+uint64_t mt__cuda_gemmex_calls(void); /* cuda_gemm.c */
 
 /* Per-device state of an open CUDA device (mt_device.impl). */
 typedef struct mt_cuda_dev {
@@ -89,6 +124,7 @@ typedef struct mt_cuda_dev {
     cublasHandle_t blas;
     const mt_cublas_api *cb;
     void *dnn; /* cudnnHandle_t (cuda_dnn.c), created on first use under blas_lock */
+    mt_cuda_stage stage; /* pinned staging of host<->device copies */
 } mt_cuda_dev;
 
 /* Makes the device's context current on the calling thread (every backend entry point calls
@@ -97,7 +133,9 @@ mt_status mt__cuda_bind(mt_device *dev);
 /* The CUstream of an mt_stream handle (NULL handle -> the compute stream). */
 CUstream mt__cuda_stream(mt_device *dev, void *stream_impl);
 
-/* cuda_gemm.c: the backend's gemm member (float32/float64 through cuBLAS). */
+/* cuda_gemm.c: the backend's gemm member: float32/float64 through cublas[SD]gemm, float16 and
+ * bfloat16 through cublasGemmEx with float32 accumulation (ERR_DTYPE when this cuBLAS lacks
+ * GemmEx or refuses the type on this GPU: the caller then uses float32 temporaries). */
 mt_status mt__cuda_gemm(mt_device *dev, mt_dtype dt, bool trans_a, bool trans_b, int64_t m,
                         int64_t n, int64_t k, double alpha, void *a, size_t a_off, int64_t lda,
                         int64_t stride_a, void *b, size_t b_off, int64_t ldb, int64_t stride_b,

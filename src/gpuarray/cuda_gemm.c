@@ -6,15 +6,30 @@
  * and writes C^T column-major, which is C row-major. Batches use the strided-batched calls
  * (a zero stride of A or B broadcasts one matrix to every batch); negative strides (reversed
  * batch views) run one call per matrix. All calls use 64-bit sizes (the _64 API) and the
- * stream of the mt_stream (default: the device's compute stream). float16/bfloat16 products
- * never reach this file (gemm.c multiplies them in float32 temporaries); other dtypes are
- * ERR_DTYPE. The cuBLAS handle is created on the first GEMM with the device's primary context
+ * stream of the mt_stream (default: the device's compute stream).
+ *
+ * float32 and float64 use cublasSgemm / cublasDgemm in cuBLAS's default math mode (no TF32), so
+ * results equal the host's within float32 rounding. float16 and bfloat16 use cublasGemmEx /
+ * cublasGemmStridedBatchedEx with A, B and C in that type and CUBLAS_COMPUTE_32F (float32
+ * accumulation, float alpha and beta, one rounding to the type at the end: what float32
+ * temporaries give), CUBLAS_GEMM_DEFAULT, which lets cuBLAS pick tensor-core kernels for these
+ * types. When this cuBLAS has no GemmEx, or refuses the type on this GPU at the first call,
+ * the answer is ERR_DTYPE: the caller then multiplies in float32 temporaries as before.
+ * mt__cuda_gemmex_calls counts the GemmEx calls that succeeded. Other dtypes are ERR_DTYPE.
+ * The cuBLAS handle is created on the first GEMM with the device's primary context
  * current, so cuBLAS and the backend share one context, and a mutex serialises the handle
  * (cublasSetStream + call) between threads. */
 #include <stdio.h>
 #include <string.h>
 
 #include "cuda_api.h"
+
+static uint64_t g_gemmex_calls; /* atomic */
+
+uint64_t mt__cuda_gemmex_calls(void)
+{
+    return __atomic_load_n(&g_gemmex_calls, __ATOMIC_RELAXED);
+}
 
 static const char *status_name(const mt_cublas_api *cb, cublasStatus_t s)
 {
@@ -77,18 +92,43 @@ static int64_t fix_ld(int64_t ld, int64_t rows, int64_t cols)
 }
 
 typedef struct gemm_args {
-    bool f64;
+    mt_dtype dt;
     cublasOperation_t opa, opb;
     int64_t m, n, k, lda, ldb, ldc, sa, sb, sc, batch;
     double alpha, beta;
     CUdeviceptr a, b, c; /* with the offsets applied */
 } gemm_args;
 
+/* One GemmEx call for float16/bfloat16 (batch 1 or strided batched), float32 accumulation. */
+static cublasStatus_t run_ex(const mt_cublas_api *cb, cublasHandle_t h, const gemm_args *g,
+                             const char **call)
+{
+    const float al = (float)g->alpha, be = (float)g->beta;
+    const cudaDataType t = g->dt == MT_FLOAT16 ? CUDA_R_16F : CUDA_R_16BF;
+    const void *A = (const void *)(uintptr_t)g->a, *B = (const void *)(uintptr_t)g->b;
+    void *C = (void *)(uintptr_t)g->c;
+    cublasStatus_t s;
+    if (g->batch == 1) {
+        *call = "cublasGemmEx_64";
+        s = cb->GemmEx(h, g->opb, g->opa, g->n, g->m, g->k, &al, B, t, g->ldb, A, t, g->lda, &be,
+                       C, t, g->ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+    } else {
+        *call = "cublasGemmStridedBatchedEx_64";
+        s = cb->GemmStridedBatchedEx(h, g->opb, g->opa, g->n, g->m, g->k, &al, B, t, g->ldb,
+                                     (long long)g->sb, A, t, g->lda, (long long)g->sa, &be, C, t,
+                                     g->ldc, (long long)g->sc, g->batch, CUBLAS_COMPUTE_32F,
+                                     CUBLAS_GEMM_DEFAULT);
+    }
+    if (s == CUBLAS_STATUS_SUCCESS) __atomic_fetch_add(&g_gemmex_calls, 1, __ATOMIC_RELAXED);
+    return s;
+}
+
 /* One cuBLAS call (batch 1 or strided batched). */
 static cublasStatus_t run(const mt_cublas_api *cb, cublasHandle_t h, const gemm_args *g,
                           const char **call)
 {
-    if (g->f64) {
+    if (g->dt == MT_FLOAT16 || g->dt == MT_BFLOAT16) return run_ex(cb, h, g, call);
+    if (g->dt == MT_FLOAT64) {
         const double al = g->alpha, be = g->beta;
         const double *A = (const double *)(uintptr_t)g->a, *B = (const double *)(uintptr_t)g->b;
         double *C = (double *)(uintptr_t)g->c;
@@ -128,9 +168,10 @@ mt_status mt__cuda_gemm(mt_device *dev, mt_dtype dt, bool trans_a, bool trans_b,
                         double beta, void *c, size_t c_off, int64_t ldc, int64_t stride_c,
                         int64_t batch, mt_stream *s)
 {
-    if (dt != MT_FLOAT32 && dt != MT_FLOAT64)
-        return mt_err_set(MT_ERR_DTYPE, "gemm on %s: the cuBLAS path takes float32 or float64, "
-                          "not %s", dev->info.name, mt_dtype_name(dt));
+    bool half = dt == MT_FLOAT16 || dt == MT_BFLOAT16;
+    if (dt != MT_FLOAT32 && dt != MT_FLOAT64 && !half)
+        return mt_err_set(MT_ERR_DTYPE, "gemm on %s: the cuBLAS path takes float32, float64, "
+                          "float16 or bfloat16, not %s", dev->info.name, mt_dtype_name(dt));
     if (m < 0 || n < 0 || k < 0 || batch < 0)
         return mt_err_set(MT_ERR_INVALID, "gemm on %s: negative size (m=%lld n=%lld k=%lld "
                           "batch=%lld)", dev->info.name, (long long)m, (long long)n, (long long)k,
@@ -145,7 +186,7 @@ mt_status mt__cuda_gemm(mt_device *dev, mt_dtype dt, bool trans_a, bool trans_b,
     if (st == MT_OK) st = offset_check(dev, c_off, es, 'C');
     if (st != MT_OK) return st;
     gemm_args g = {
-        .f64 = dt == MT_FLOAT64,
+        .dt = dt,
         .opa = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N,
         .opb = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
         .m = m, .n = n, .k = k,
@@ -165,6 +206,11 @@ mt_status mt__cuda_gemm(mt_device *dev, mt_dtype dt, bool trans_a, bool trans_b,
     pthread_mutex_lock(&d->blas_lock);
     st = ensure_handle(dev, d);
     if (st != MT_OK) goto done;
+    if (half && !d->cb->GemmEx) {
+        st = mt_err_set(MT_ERR_DTYPE, "gemm on %s: this cuBLAS has no cublasGemmEx_64 for %s",
+                        dev->info.name, mt_dtype_name(dt));
+        goto done;
+    }
     cublasStatus_t cs = d->cb->SetStream(d->blas, mt__cuda_stream(dev, mt__stream_impl(s)));
     if (cs != CUBLAS_STATUS_SUCCESS) {
         st = mt_err_set(blas_status(cs), "cublasSetStream on %s: %s", dev->info.name,
@@ -172,6 +218,7 @@ mt_status mt__cuda_gemm(mt_device *dev, mt_dtype dt, bool trans_a, bool trans_b,
         goto done;
     }
     const char *call = "";
+    bool first_call = true; /* a refusal at the first call has written nothing */
     if (batch == 1 || (stride_a >= 0 && stride_b >= 0 && stride_c > 0)) {
         cs = run(d->cb, d->blas, &g, &call);
     } else {
@@ -183,10 +230,17 @@ mt_status mt__cuda_gemm(mt_device *dev, mt_dtype dt, bool trans_a, bool trans_b,
             one.a = g.a + (CUdeviceptr)(i * stride_a * (int64_t)es);
             one.b = g.b + (CUdeviceptr)(i * stride_b * (int64_t)es);
             one.c = g.c + (CUdeviceptr)(i * stride_c * (int64_t)es);
+            first_call = i == 0;
             cs = run(d->cb, d->blas, &one, &call);
         }
     }
-    if (cs != CUBLAS_STATUS_SUCCESS)
+    if (cs != CUBLAS_STATUS_SUCCESS && half && first_call &&
+        (cs == CUBLAS_STATUS_NOT_SUPPORTED || cs == CUBLAS_STATUS_ARCH_MISMATCH)) {
+        /* this GPU / cuBLAS cannot do the type: the caller's float32 temporaries can */
+        st = mt_err_set(MT_ERR_DTYPE, "%s(%s, m=%lld, n=%lld, k=%lld) on %s (sm_%d): %s", call,
+                        mt_dtype_name(dt), (long long)m, (long long)n, (long long)k,
+                        dev->info.name, d->arch, status_name(d->cb, cs));
+    } else if (cs != CUBLAS_STATUS_SUCCESS)
         st = mt_err_set(blas_status(cs), "%s(m=%lld, n=%lld, k=%lld, batch=%lld, lda=%lld, "
                         "ldb=%lld, ldc=%lld) on %s: %s", call, (long long)m, (long long)n,
                         (long long)k, (long long)batch, (long long)g.lda, (long long)g.ldb,

@@ -10,6 +10,19 @@
  * synchronisation of that stream, so a write is ordered after the kernels queued before it,
  * the caller may reuse its host memory on return, and a read is complete on return.
  *
+ * Pinned staging: host memory from the caller is pageable, which the driver copies through its
+ * own bounce buffers, synchronously with the host. Transfers of at least STAGE_MIN_BYTES go instead through
+ * a per-device pool of page-locked buffers (cuMemHostAlloc; MLTRAIN_CUDA_PINNED_MB, default 32,
+ * split into up to 4 buffers; 0 turns staging off): a write copies chunk i into a free buffer
+ * while the DMA of chunk i-1 runs (cuMemcpyHtoDAsync on the copy's stream, an event per buffer
+ * marks when its DMA is done); a read queues the chunks' DMAs ahead and copies each one out as
+ * its event completes. The semantics stay those above (with MLTRAIN_CUDA_ASYNC_WRITES=1 a
+ * staged write returns once its chunks are queued: the data already sits in pinned memory, so
+ * the caller may still reuse its own, and the upload overlaps the kernels queued before it;
+ * work on other streams then needs an event like after a kernel). Any failure to pin, or of a
+ * staged copy, turns staging off for the device (logged) and redoes the copy the direct way;
+ * a pool busy with another thread's copy also means a direct copy. The pool is freed at close.
+ *
  * Memory: plain cuMemAlloc device memory (never managed memory); the handle of a buffer is the
  * CUdeviceptr itself, which is also what DLPack exports. Freeing synchronises the context first
  * (queued kernels may still use the block); the caching allocator makes frees rare.
@@ -43,6 +56,11 @@ extern const mt_device_ops mt__cuda_ops;
 
 #define BLOCK_THREADS 256
 #define MAX_PARAMS 1024
+/* pinned staging: smaller copies go direct (the driver sends them inline) */
+#define STAGE_MIN_BYTES ((size_t)64 << 10)
+#define STAGE_DEFAULT_MB 32
+#define STAGE_MAX_MB 1024
+#define STAGE_BUFS 4
 
 /* ---------------------------------------------------------------- errors */
 
@@ -76,6 +94,245 @@ CUstream mt__cuda_stream(mt_device *dev, void *stream_impl)
 }
 
 static CUdeviceptr dptr(void *handle) { return (CUdeviceptr)(uintptr_t)handle; }
+
+/* ---------------------------------------------------------------- pinned staging */
+
+static mt_status stream_wait_done(mt_device *dev, CUstream s, const char *what, size_t n)
+{
+    CUresult r = impl_of(dev)->cu->StreamSynchronize(s);
+    if (r != CUDA_SUCCESS)
+        return cu_fail(dev, r, "cuStreamSynchronize (after %s of %zu bytes)", what, n);
+    return MT_OK;
+}
+
+static uint64_t g_staged_up, g_staged_down; /* atomic: bytes, all devices */
+
+uint64_t mt__cuda_staged_bytes(bool to_device)
+{
+    return __atomic_load_n(to_device ? &g_staged_up : &g_staged_down, __ATOMIC_RELAXED);
+}
+
+static bool env_flag(const char *name)
+{
+    const char *e = getenv(name);
+    return e && *e && strcmp(e, "0") != 0;
+}
+
+/* Reads the settings (device open). The pool itself is allocated on the first large copy. */
+static void stage_configure(mt_cuda_stage *sg, const mt_cu_api *cu)
+{
+    long mb = STAGE_DEFAULT_MB;
+    const char *e = getenv("MLTRAIN_CUDA_PINNED_MB");
+    if (e && *e) {
+        char *end = NULL;
+        long v = strtol(e, &end, 10);
+        if (end == e || *end || v < 0)
+            mt_log(MT_LOG_WARN, "cuda: MLTRAIN_CUDA_PINNED_MB='%s' is not a number of MiB; "
+                   "using %d", e, STAGE_DEFAULT_MB);
+        else
+            mb = v > STAGE_MAX_MB ? STAGE_MAX_MB : v;
+    }
+    sg->pool_bytes = (size_t)mb << 20;
+    sg->async_writes = env_flag("MLTRAIN_CUDA_ASYNC_WRITES");
+    /* STAGE_BUFS buffers of whole pages (at least 1 MiB in all, so at least 4 x 256 KiB) */
+    sg->chunk = (sg->pool_bytes / STAGE_BUFS) & ~(size_t)4095;
+    sg->off = mb == 0 || !cu->MemHostAlloc || !cu->MemFreeHost || sg->chunk < STAGE_MIN_BYTES;
+    sg->nbufs = 0; /* allocated on the first large copy (stage_alloc) */
+    sg->next = 0;
+    sg->tried = false;
+}
+
+/* Frees the pool's buffers and events; the context is current and nothing uses them. */
+static void stage_release_bufs(mt_cuda_dev *d)
+{
+    mt_cuda_stage *sg = &d->stage;
+    for (int i = 0; i < sg->nbufs; i++) {
+        if (sg->ev[i]) d->cu->EventDestroy(sg->ev[i]);
+        if (sg->buf[i]) d->cu->MemFreeHost(sg->buf[i]);
+        sg->ev[i] = NULL;
+        sg->buf[i] = NULL;
+        sg->pending[i] = false;
+    }
+    sg->nbufs = 0;
+}
+
+/* Allocates the pool (first large copy; lock held, context current). false: staging off. */
+static bool stage_alloc(mt_device *dev, mt_cuda_stage *sg)
+{
+    mt_cuda_dev *d = impl_of(dev);
+    sg->tried = true;
+    int want = STAGE_BUFS;
+    CUresult r = CUDA_SUCCESS;
+    const char *call = "cuMemHostAlloc";
+    for (int i = 0; i < want && r == CUDA_SUCCESS; i++) {
+        void *p = NULL;
+        call = "cuMemHostAlloc";
+        r = d->cu->MemHostAlloc(&p, sg->chunk, 0);
+        if (r != CUDA_SUCCESS) break;
+        CUevent e = NULL;
+        call = "cuEventCreate";
+        r = d->cu->EventCreate(&e, CU_EVENT_DISABLE_TIMING);
+        if (r != CUDA_SUCCESS) {
+            d->cu->MemFreeHost(p);
+            break;
+        }
+        sg->buf[i] = p;
+        sg->ev[i] = e;
+        sg->pending[i] = false;
+        sg->nbufs = i + 1;
+    }
+    if (r != CUDA_SUCCESS || sg->nbufs < 2) {
+        mt_log(MT_LOG_WARN, "cuda: no pinned staging on %s (%s of %zu bytes: %s); host<->device "
+               "copies go direct", dev->info.name, call, sg->chunk, mt__cu_err_name(r));
+        stage_release_bufs(d);
+        __atomic_store_n(&sg->off, true, __ATOMIC_RELAXED);
+        return false;
+    }
+    mt_log(MT_LOG_DEBUG, "cuda: %s stages host copies through %d pinned buffers of %zu bytes%s",
+           dev->info.name, sg->nbufs, sg->chunk,
+           sg->async_writes ? " (writes return once queued)" : "");
+    return true;
+}
+
+/* Takes the pool for one copy: true with sg->lock held. false (nothing held) when staging is
+ * off, the pool is busy with another thread's copy, or pinning fails. */
+static bool stage_acquire(mt_device *dev, mt_cuda_stage *sg)
+{
+    if (__atomic_load_n(&sg->off, __ATOMIC_RELAXED)) return false;
+    if (pthread_mutex_trylock(&sg->lock) != 0) return false;
+    if (sg->off || (!sg->tried && !stage_alloc(dev, sg))) {
+        pthread_mutex_unlock(&sg->lock);
+        return false;
+    }
+    return true;
+}
+
+/* A staged copy failed at `call`: waits for what was queued (the buffers may still be read by a
+ * DMA), turns staging off for the device and logs why. The caller redoes the copy directly. */
+static void stage_broken(mt_device *dev, mt_cuda_stage *sg, CUstream cs, const char *call,
+                         CUresult r)
+{
+    mt_cuda_dev *d = impl_of(dev);
+    CUresult r2 = d->cu->StreamSynchronize(cs);
+    if (r2 == CUDA_SUCCESS) r2 = d->cu->CtxSynchronize();
+    mt_log(MT_LOG_WARN, "cuda: pinned staging on %s failed (%s: %s); host<->device copies go "
+           "direct from now on", dev->info.name, call, mt__cu_err_name(r));
+    if (r2 == CUDA_SUCCESS) stage_release_bufs(d); /* else freed at close, after a sync */
+    for (int i = 0; i < sg->nbufs; i++) sg->pending[i] = false;
+    __atomic_store_n(&sg->off, true, __ATOMIC_RELAXED);
+}
+
+/* Waits until buffer i is no longer read or written by a DMA. */
+static CUresult stage_wait(mt_cuda_dev *d, mt_cuda_stage *sg, int i)
+{
+    if (!sg->pending[i]) return CUDA_SUCCESS;
+    CUresult r = d->cu->EventSynchronize(sg->ev[i]);
+    if (r == CUDA_SUCCESS) sg->pending[i] = false;
+    return r;
+}
+
+/* Host -> device through the pool (lock held). true: done, *st is the result (synchronised
+ * unless async writes are on). false: staging failed and is now off; nothing was reported and
+ * the caller copies directly (rewriting the same bytes is harmless). */
+static bool stage_write(mt_device *dev, mt_cuda_stage *sg, CUstream cs, CUdeviceptr dst,
+                        const void *src, size_t n, mt_status *st)
+{
+    mt_cuda_dev *d = impl_of(dev);
+    const char *call = "";
+    CUresult r = CUDA_SUCCESS;
+    for (size_t done = 0; done < n;) {
+        size_t m = n - done < sg->chunk ? n - done : sg->chunk;
+        int i = sg->next;
+        sg->next = (i + 1) % sg->nbufs;
+        call = "cuEventSynchronize";
+        if ((r = stage_wait(d, sg, i)) != CUDA_SUCCESS) goto fail;
+        memcpy(sg->buf[i], (const char *)src + done, m);
+        call = "cuMemcpyHtoDAsync";
+        if ((r = d->cu->MemcpyHtoDAsync(dst + done, sg->buf[i], m, cs)) != CUDA_SUCCESS)
+            goto fail;
+        call = "cuEventRecord";
+        sg->pending[i] = true; /* even if the record fails: a DMA may read the buffer */
+        if ((r = d->cu->EventRecord(sg->ev[i], cs)) != CUDA_SUCCESS) goto fail;
+        done += m;
+    }
+    sg->up_bytes += n;
+    __atomic_fetch_add(&g_staged_up, n, __ATOMIC_RELAXED);
+    *st = sg->async_writes ? MT_OK : stream_wait_done(dev, cs, "a staged write", n);
+    return true;
+fail:
+    stage_broken(dev, sg, cs, call, r);
+    return false;
+}
+
+/* Device -> host through the pool (lock held): the DMAs of up to nbufs chunks are queued ahead,
+ * each chunk is copied out once its event completes. Return value as stage_write's. */
+static bool stage_read(mt_device *dev, mt_cuda_stage *sg, CUstream cs, void *dst,
+                       CUdeviceptr src, size_t n, mt_status *st)
+{
+    mt_cuda_dev *d = impl_of(dev);
+    size_t at[MT_CUDA_STAGE_MAX_BUFS], len[MT_CUDA_STAGE_MAX_BUFS]; /* chunk in buffer i */
+    int order[MT_CUDA_STAGE_MAX_BUFS];                             /* buffers in queue order */
+    int queued = 0, head = 0;
+    const char *call = "";
+    CUresult r = CUDA_SUCCESS;
+    size_t issued = 0;
+    while (issued < n || queued > 0) {
+        if (issued < n && queued < sg->nbufs) {
+            int i = sg->next;
+            sg->next = (i + 1) % sg->nbufs;
+            call = "cuEventSynchronize";
+            if ((r = stage_wait(d, sg, i)) != CUDA_SUCCESS) goto fail;
+            size_t m = n - issued < sg->chunk ? n - issued : sg->chunk;
+            call = "cuMemcpyDtoHAsync";
+            if ((r = d->cu->MemcpyDtoHAsync(sg->buf[i], src + issued, m, cs)) != CUDA_SUCCESS)
+                goto fail;
+            sg->pending[i] = true;
+            call = "cuEventRecord";
+            if ((r = d->cu->EventRecord(sg->ev[i], cs)) != CUDA_SUCCESS) goto fail;
+            at[i] = issued;
+            len[i] = m;
+            order[(head + queued) % MT_CUDA_STAGE_MAX_BUFS] = i;
+            queued++;
+            issued += m;
+            continue;
+        }
+        /* every buffer is in flight (or all is issued): copy out the oldest chunk */
+        int i = order[head];
+        call = "cuEventSynchronize";
+        if ((r = stage_wait(d, sg, i)) != CUDA_SUCCESS) goto fail;
+        memcpy((char *)dst + at[i], sg->buf[i], len[i]);
+        head = (head + 1) % MT_CUDA_STAGE_MAX_BUFS;
+        queued--;
+    }
+    sg->down_bytes += n;
+    __atomic_fetch_add(&g_staged_down, n, __ATOMIC_RELAXED);
+    *st = MT_OK;
+    return true;
+fail:
+    stage_broken(dev, sg, cs, call, r);
+    return false;
+}
+
+/* Device close (context current, streams synchronised by the caller): frees the pool. */
+static void stage_free(mt_device *dev)
+{
+    mt_cuda_dev *d = impl_of(dev);
+    mt_cuda_stage *sg = &d->stage;
+    pthread_mutex_lock(&sg->lock);
+    if (sg->nbufs > 0 || sg->up_bytes || sg->down_bytes)
+        mt_log(MT_LOG_DEBUG, "cuda: %s staged %llu bytes to the device and %llu from it through "
+               "pinned memory", dev->info.name, (unsigned long long)sg->up_bytes,
+               (unsigned long long)sg->down_bytes);
+    if (sg->nbufs > 0) {
+        /* staged copies may have run on any stream */
+        CUresult r = d->cu->CtxSynchronize();
+        if (r != CUDA_SUCCESS)
+            mt_log(MT_LOG_WARN, "closing %s: cuCtxSynchronize: %s", dev->info.name,
+                   mt__cu_err_name(r));
+        stage_release_bufs(d);
+    }
+    pthread_mutex_unlock(&sg->lock);
+}
 
 /* ---------------------------------------------------------------- enumerate / open */
 
@@ -186,6 +443,12 @@ static mt_status cuda_open(mt_device *dev, int32_t platform, int32_t idx)
         st = mt_err_set(MT_ERR_INTERNAL, "opening cuda:%d: pthread_mutex_init failed", (int)idx);
         goto fail_stream;
     }
+    if (pthread_mutex_init(&d->stage.lock, NULL) != 0) {
+        pthread_mutex_destroy(&d->blas_lock);
+        st = mt_err_set(MT_ERR_INTERNAL, "opening cuda:%d: pthread_mutex_init failed", (int)idx);
+        goto fail_stream;
+    }
+    stage_configure(&d->stage, cu);
     dev->impl = d;
     mt_log(MT_LOG_DEBUG, "cuda: opened %s: %s", dev->info.name, dev->info.description);
     return MT_OK;
@@ -210,9 +473,14 @@ static void cuda_close(mt_device *dev)
                    mt__cu_err_name(r));
         mt__cuda_gemm_close(dev);
         mt__cuda_dnn_close(dev);
+        stage_free(dev);
         d->cu->StreamDestroy(d->stream);
+    } else if (d->stage.nbufs > 0) {
+        mt_log(MT_LOG_WARN, "closing %s: %d pinned staging buffers not freed (no context)",
+               dev->info.name, d->stage.nbufs);
     }
     d->cu->DevicePrimaryCtxRelease(d->device);
+    pthread_mutex_destroy(&d->stage.lock);
     pthread_mutex_destroy(&d->blas_lock);
     mt_free(d);
     dev->impl = NULL;
@@ -253,12 +521,23 @@ static void cuda_free(mt_device *dev, void *handle)
         mt_log(MT_LOG_WARN, "cuMemFree on %s: %s", dev->info.name, mt__cu_err_name(r));
 }
 
-static mt_status stream_wait_done(mt_device *dev, CUstream s, const char *what, size_t n)
+static mt_status direct_write(mt_device *dev, CUstream cs, void *dst, size_t off,
+                             const void *src, size_t n)
 {
-    CUresult r = impl_of(dev)->cu->StreamSynchronize(s);
+    CUresult r = impl_of(dev)->cu->MemcpyHtoDAsync(dptr(dst) + off, src, n, cs);
     if (r != CUDA_SUCCESS)
-        return cu_fail(dev, r, "cuStreamSynchronize (after %s of %zu bytes)", what, n);
-    return MT_OK;
+        return cu_fail(dev, r, "cuMemcpyHtoDAsync(%zu bytes at offset %zu)", n, off);
+    /* the caller may reuse src on return */
+    return stream_wait_done(dev, cs, "a write", n);
+}
+
+static mt_status direct_read(mt_device *dev, CUstream cs, void *dst, void *src, size_t off,
+                             size_t n)
+{
+    CUresult r = impl_of(dev)->cu->MemcpyDtoHAsync(dst, dptr(src) + off, n, cs);
+    if (r != CUDA_SUCCESS)
+        return cu_fail(dev, r, "cuMemcpyDtoHAsync(%zu bytes at offset %zu)", n, off);
+    return stream_wait_done(dev, cs, "a read", n);
 }
 
 static mt_status cuda_write(mt_device *dev, void *dst, size_t off, const void *src, size_t n,
@@ -268,11 +547,13 @@ static mt_status cuda_write(mt_device *dev, void *dst, size_t off, const void *s
     mt_status st = mt__cuda_bind(dev);
     if (st != MT_OK) return st;
     CUstream cs = mt__cuda_stream(dev, mt__stream_impl(s));
-    CUresult r = impl_of(dev)->cu->MemcpyHtoDAsync(dptr(dst) + off, src, n, cs);
-    if (r != CUDA_SUCCESS)
-        return cu_fail(dev, r, "cuMemcpyHtoDAsync(%zu bytes at offset %zu)", n, off);
-    /* the caller may reuse src on return */
-    return stream_wait_done(dev, cs, "a write", n);
+    mt_cuda_stage *sg = &impl_of(dev)->stage;
+    if (n >= STAGE_MIN_BYTES && stage_acquire(dev, sg)) {
+        bool done = stage_write(dev, sg, cs, dptr(dst) + off, src, n, &st);
+        pthread_mutex_unlock(&sg->lock);
+        if (done) return st;
+    }
+    return direct_write(dev, cs, dst, off, src, n);
 }
 
 static mt_status cuda_read(mt_device *dev, void *dst, void *src, size_t off, size_t n,
@@ -282,10 +563,13 @@ static mt_status cuda_read(mt_device *dev, void *dst, void *src, size_t off, siz
     mt_status st = mt__cuda_bind(dev);
     if (st != MT_OK) return st;
     CUstream cs = mt__cuda_stream(dev, mt__stream_impl(s));
-    CUresult r = impl_of(dev)->cu->MemcpyDtoHAsync(dst, dptr(src) + off, n, cs);
-    if (r != CUDA_SUCCESS)
-        return cu_fail(dev, r, "cuMemcpyDtoHAsync(%zu bytes at offset %zu)", n, off);
-    return stream_wait_done(dev, cs, "a read", n);
+    mt_cuda_stage *sg = &impl_of(dev)->stage;
+    if (n >= STAGE_MIN_BYTES && stage_acquire(dev, sg)) {
+        bool done = stage_read(dev, sg, cs, dst, dptr(src) + off, n, &st);
+        pthread_mutex_unlock(&sg->lock);
+        if (done) return st;
+    }
+    return direct_read(dev, cs, dst, src, off, n);
 }
 
 static mt_status cuda_copy(mt_device *dev, void *dst, size_t doff, void *src, size_t soff,
