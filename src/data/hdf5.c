@@ -17,19 +17,13 @@
  * Before any of that, a forked child probes the file (see "isolation probe" below), so that a
  * file on which libhdf5 crashes or hangs while reading its metadata is an error naming it. */
 #include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "../core/isolate.h"
 #include "data_impl.h"
 #include "mltrain/mt_config.h"
 
@@ -457,11 +451,12 @@ out:
  * not touch MPI), look the datasets up (listing the root group when one is missing, as the
  * error message does), read their types, shapes and creation properties (layout, chunk
  * shape, filters), walk the chunk index, and read the first row of each. A crash, an abnormal
- * exit or no answer within MLTRAIN_HDF5_PROBE_TIMEOUT seconds (default 60) is an error naming
- * the file; an error the child finds comes back as it is; MLTRAIN_HDF5_PROBE=0 skips the
- * probe. The child leaves with _exit (no atexit handlers, no stdio flush), without core dump,
- * and dies with its parent. The same fork-and-deadline scheme protects checkpoints
- * (src/io/ckpt_isolate.c, which the data module cannot link: it is kept short here). */
+ * exit, an allocation beyond the child's memory limit (max(1 GiB, 8 x the file), or
+ * MLTRAIN_ISOLATE_MAX_MB) or no answer within MLTRAIN_HDF5_PROBE_TIMEOUT seconds (default 60)
+ * is an error naming the file; an error the child finds comes back as it is;
+ * MLTRAIN_HDF5_PROBE=0 skips the probe. The child and the deadline are core's isolated-child
+ * runner's (src/core/isolate.c), which also protects checkpoints (src/io/ckpt_isolate.c). The
+ * result is the child's status, the length of its message and the message. */
 
 #define PROBE_ROW_MAX ((uint64_t)64 << 20) /* bytes: larger first rows are not read */
 
@@ -538,50 +533,46 @@ static mt_status h5_probe_file(const char *path, const char *x_name, const char 
     return st;
 }
 
-static double probe_now(void)
+typedef struct probe_job {
+    const char *path, *x_name, *y_name;
+    int32_t code; /* the child's status */
+    char *msg;    /* its message (mt_free) */
+} probe_job;
+
+/* In the child: probe, send the status, the message's length and the message. */
+static int probe_child(int fd, void *ctx)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+    const probe_job *j = ctx;
+    mt_status st = mt__isolate_child_result(h5_probe_file(j->path, j->x_name, j->y_name));
+    const char *msg = st == MT_OK ? "" : mt_last_error();
+    int32_t head[2] = {(int32_t)st, (int32_t)strnlen(msg, MT_ERR_MSG_MAX)};
+    bool ok =
+        mt__isolate_write(fd, head, sizeof head) && mt__isolate_write(fd, msg, (size_t)head[1]);
+    return ok ? 0 : 1;
 }
 
-static _Noreturn void probe_child(int wfd, const char *path, const char *x_name, const char *y_name)
+/* In this process: the child's status and message. */
+static mt_status probe_parent(mt__isolate_rx *rx, void *ctx)
 {
-    static const int fatal[] = {SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL, SIGTRAP, SIGSYS};
-    for (size_t i = 0; i < sizeof fatal / sizeof fatal[0]; i++)
-        signal(fatal[i], SIG_DFL);
-    signal(SIGPIPE, SIG_IGN);
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    struct rlimit no_core = {0, 0};
-    setrlimit(RLIMIT_CORE, &no_core);
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (wfd != 3 && dup2(wfd, 3) < 0) _exit(125);
-    close_range(4, ~0u, 0);
-    const char *tm = getenv("MLTRAIN_ISOLATE_TEST_CHILD"); /* test hook: a child that hangs */
-    if (tm && !strcmp(tm, "hang"))
-        for (;;)
-            pause();
-    mt_status st = h5_probe_file(path, x_name, y_name);
-    char msg[MT_ERR_MSG_MAX + 8];
-    int32_t code = (int32_t)st;
-    memcpy(msg, &code, 4);
-    size_t len = st == MT_OK ? 0 : strlen(mt_last_error());
-    if (len > MT_ERR_MSG_MAX) len = MT_ERR_MSG_MAX;
-    memcpy(msg + 4, mt_last_error(), len);
-    for (size_t done = 0; done < len + 4;) {
-        ssize_t w = write(3, msg + done, len + 4 - done);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) break;
-        done += (size_t)w;
-    }
-    _exit(0);
+    probe_job *j = ctx;
+    int32_t head[2];
+    if (!mt__isolate_read(rx, head, sizeof head)) return MT_ERR_FORMAT;
+    if (head[0] > 0 || head[0] <= -MT_STATUS_COUNT)
+        return mt__isolate_malformed(rx, "an unknown status");
+    if (head[1] < 0 || head[1] > MT_ERR_MSG_MAX)
+        return mt__isolate_malformed(rx, "a message longer than the limit");
+    if (!(j->msg = mt_malloc((size_t)head[1] + 1)))
+        return mt_err_prefix(MT_ERR_NOMEM, "hdf5 '%s': ", j->path);
+    if (!mt__isolate_read(rx, j->msg, (size_t)head[1])) return MT_ERR_FORMAT;
+    j->msg[head[1]] = '\0';
+    j->code = head[0];
+    return MT_OK;
 }
 
 /* Runs h5_probe_file in a child (see above); the child's status and message, or an error of
  * its abnormal end. */
-static mt_status h5_probe(const char *path, const char *x_name, const char *y_name)
+static mt_status h5_probe(const char *path, uint64_t file_bytes, const char *x_name,
+                          const char *y_name)
 {
     const char *sw = getenv("MLTRAIN_HDF5_PROBE");
     if (sw && !strcmp(sw, "0")) return MT_OK;
@@ -589,76 +580,26 @@ static mt_status h5_probe(const char *path, const char *x_name, const char *y_na
     char *end = NULL;
     double limit = tv && *tv ? strtod(tv, &end) : 60.0;
     if (end && (*end || !(limit > 0) || limit > 1e7)) limit = 60.0;
-    int fds[2];
-    if (pipe2(fds, O_CLOEXEC) != 0) return mt_err_errno(errno, "hdf5 '%s': probe pipe", path);
-    double deadline = probe_now() + limit;
-    pid_t pid = fork();
-    if (pid < 0) {
-        int e = errno;
-        close(fds[0]);
-        close(fds[1]);
-        return mt_err_set(MT_ERR_IO,
-                          "hdf5 '%s': cannot start the process that probes it (fork: %s); "
-                          "MLTRAIN_HDF5_PROBE=0 skips the probe",
-                          path, strerror(e));
-    }
-    if (pid == 0) {
-        close(fds[0]);
-        probe_child(fds[1], path, x_name, y_name);
-    }
-    close(fds[1]);
-    char buf[MT_ERR_MSG_MAX + 8];
-    size_t got = 0;
-    bool late = false, eof = false;
-    int ws = 0, w = 0;
-    while (!eof && !late) {
-        double left = deadline - probe_now();
-        struct pollfd p = {.fd = fds[0], .events = POLLIN};
-        int r = left <= 0 ? 0 : poll(&p, 1, left > 1e6 ? 1000000000 : (int)(left * 1000.0) + 1);
-        if (r < 0 && errno == EINTR) continue;
-        if (r == 0 && left <= 0) late = true;
-        if (r <= 0) continue;
-        ssize_t n = read(fds[0], buf + got, sizeof buf - 1 - got);
-        if (n < 0 && errno == EINTR) continue;
-        eof = n <= 0 || got + (size_t)n == sizeof buf - 1;
-        if (n > 0) got += (size_t)n;
-    }
-    close(fds[0]);
-    for (long nap = 20000; !late;) { /* the child may close the pipe and go on */
-        pid_t r = waitpid(pid, &ws, WNOHANG);
-        if (r == pid) w = 1;
-        if (r == pid || (r < 0 && errno != EINTR)) break;
-        if (probe_now() >= deadline) late = true;
-        struct timespec ts = {0, nap};
-        if (!late) nanosleep(&ts, NULL);
-        if (nap < 10000000) nap *= 2;
-    }
-    if (late) {
-        kill(pid, SIGKILL);
-        while (waitpid(pid, &ws, 0) < 0 && errno == EINTR) {
-        }
-        return mt_err_set(MT_ERR_TIMEOUT,
-                          "hdf5 '%s': the HDF5 library did not finish probing it within %g s "
-                          "(MLTRAIN_HDF5_PROBE_TIMEOUT); the file is corrupt or not an HDF5 "
-                          "dataset file",
-                          path, limit);
-    }
-    if (w && WIFSIGNALED(ws))
-        return mt_err_set(MT_ERR_FORMAT,
-                          "hdf5 '%s': the HDF5 library crashed (SIG%s) while probing it; the file "
-                          "is corrupt",
-                          path, sigabbrev_np(WTERMSIG(ws)) ? sigabbrev_np(WTERMSIG(ws)) : "?");
-    if ((w && (!WIFEXITED(ws) || WEXITSTATUS(ws) != 0)) || got < 4)
-        return mt_err_set(MT_ERR_FORMAT,
-                          "hdf5 '%s': the process probing it with the HDF5 library ended "
-                          "abnormally (exit status %d, %zu bytes of result); the file is corrupt",
-                          path, w && WIFEXITED(ws) ? WEXITSTATUS(ws) : -1, got);
-    int32_t code;
-    memcpy(&code, buf, 4);
-    if (code == MT_OK) return MT_OK;
-    buf[got] = '\0';
-    if (code >= 0 || code <= -MT_STATUS_COUNT) code = MT_ERR_INTERNAL;
-    return mt_err_set((mt_status)code, "%s", buf + 4);
+    char subject[1100];
+    snprintf(subject, sizeof subject, "hdf5 '%.1000s'", path);
+    probe_job job = {.path = path, .x_name = x_name, .y_name = y_name};
+    const mt__isolate_spec spec = {
+        .subject = subject,
+        .worker = "the HDF5 library",
+        .task = "probing it",
+        .hint = "the file is corrupt or not an HDF5 dataset file",
+        .timeout_var = "MLTRAIN_HDF5_PROBE_TIMEOUT",
+        .start_fix = "; MLTRAIN_HDF5_PROBE=0 skips the probe",
+        .timeout_s = limit,
+        .file_bytes = file_bytes,
+        .child = probe_child,
+        .parent = probe_parent,
+        .ctx = &job,
+    };
+    mt_status st = mt__isolate_run(&spec);
+    if (st == MT_OK && job.code != MT_OK) st = mt_err_set((mt_status)job.code, "%s", job.msg);
+    mt_free(job.msg);
+    return st;
 }
 
 /* With MPI-IO every rank must take the same branch: the probe's outcome is agreed on (any
@@ -709,7 +650,7 @@ mt_status mt_dataset_hdf5_mode(mt_dataset **out, const char *path, const char *x
         goto out;
     }
     bool lazy = mt__data_want_lazy(load, path);
-    st = h5_probe(path, x_name, y_name);
+    st = h5_probe(path, (uint64_t)sb.st_size, x_name, y_name);
     if (lazy) st = h5_probe_agree(path, st);
     if (st != MT_OK) goto out;
     if (lazy) {

@@ -46,7 +46,6 @@ static const char *const cxx_flags[] = {"-std=c++17",        "-O1",   "-fno-fast
                                         "-w"};
 #define N_FLAGS (sizeof cxx_flags / sizeof cxx_flags[0])
 #define MAX_CMD_WORDS 16
-#define LOG_LINES 30
 #define MAX_PARAMS 256
 
 /* Emulated launch shape: blocks of EMU_BLOCK threads, at most EMU_MAX_GRID blocks. */
@@ -173,22 +172,6 @@ static mt_status write_file(const char *path, const char *data)
     }
     close(fd);
     return MT_OK;
-}
-
-static void log_head(const char *path, char *out, size_t len)
-{
-    out[0] = 0;
-    FILE *f = fopen(path, "r");
-    if (!f) return;
-    size_t used = 0;
-    char line[512];
-    for (int n = 0; n < LOG_LINES && fgets(line, sizeof line, f); n++) {
-        int w = snprintf(out + used, len - used, "%s", line);
-        if (w < 0 || (size_t)w >= len - used) break;
-        used += (size_t)w;
-    }
-    fclose(f);
-    if (used && out[used - 1] == '\n') out[used - 1] = 0;
 }
 
 /* ---------------------------------------------------------------- step 1: NVRTC */
@@ -429,75 +412,33 @@ typedef struct emu_kernel {
 } emu_kernel;
 
 /* Loads cudaemu-<key>.so from the kernel cache (verified), or compiles the C++ text into it
- * (temporary + trailer + rename) first. */
+ * first with the kernel cache's compile step (hostcc.c: temporaries, a failed source kept as
+ * cudaemu-<key>-failed.cpp, MLTRAIN_KEEP_KERNEL_SOURCE, trailer + rename). */
 static mt_status cxx_compile(const mt_kcache *kc, const char *text, const char *entry, void **dl,
                              char *so_out, size_t so_len)
 {
-    const char *dir = kc->dir;
-    char key[65], kname[128];
+    char key[65], stem[80], kname[128];
     char flags[256] = "";
     for (size_t i = 0; i < N_FLAGS; i++)
         snprintf(flags + strlen(flags), sizeof flags - strlen(flags), "%s ", cxx_flags[i]);
     const char *parts[] = {"mltrain-cudaemu/3", text, g_cxx_cmd, g_cxx_version, flags};
     hash_hex(parts, sizeof parts / sizeof parts[0], key);
-    snprintf(kname, sizeof kname, "cudaemu-%s.so", key);
+    snprintf(stem, sizeof stem, "cudaemu-%s", key);
+    snprintf(kname, sizeof kname, "%s.so", stem);
     mt_status hit = mt__kcache_dlopen(kc, kname, MT_KCACHE_ANY, dl, so_out, so_len);
     if (hit == MT_OK) return MT_OK;
     if (hit != MT_ERR_NOT_FOUND) /* verified but not loadable: rebuild it */
         mt_log(MT_LOG_WARN, "cudaemu: rebuilding %s (%s)", so_out, mt_last_error());
     mt_err_clear();
-
-    char src[4200], so[4300], lg[4300];
-    snprintf(src, sizeof src, "%s/.tmp-cudaemu-%.16s-XXXXXX.cpp", dir, key);
-    int fd = mkostemps(src, 4, O_CLOEXEC);
-    if (fd < 0) return mt_err_errno(errno, "creating a temporary file in kernel cache '%s'", dir);
-    close(fd);
-    size_t stem = strlen(src) - 4;
-    snprintf(so, sizeof so, "%.*s.so", (int)stem, src);
-    snprintf(lg, sizeof lg, "%.*s.log", (int)stem, src);
-    mt_status st = write_file(src, text);
-    if (st != MT_OK) {
-        unlink(src);
-        return st;
-    }
-    int lfd = open(lg, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (lfd < 0) {
-        st = mt_err_errno(errno, "creating '%s'", lg);
-        unlink(src);
-        return st;
-    }
-    char buf[512], *argv[MAX_CMD_WORDS + N_FLAGS + 6];
-    snprintf(buf, sizeof buf, "%s", g_cxx_cmd);
-    int n = mt__split_words(buf, argv, MAX_CMD_WORDS);
-    for (size_t i = 0; i < N_FLAGS; i++) argv[n++] = (char *)cxx_flags[i];
-    argv[n++] = "-o";
-    argv[n++] = so;
-    argv[n++] = src;
-    argv[n++] = "-lm";
-    argv[n] = NULL;
-    int code = -1;
-    double t0 = mt_now_seconds();
-    st = mt__run_program(argv, lfd, &code);
-    close(lfd);
-    if (st == MT_OK && code != 0) {
-        char head[3000], kept[4200];
-        log_head(lg, head, sizeof head);
-        snprintf(kept, sizeof kept, "%s/cudaemu-%s-failed.cpp", dir, key);
-        if (rename(src, kept) != 0) snprintf(kept, sizeof kept, "%s", src);
-        st = mt_err_set(MT_ERR_COMPILE, "cudaemu: host C++ compiler '%s' failed (exit status %d) "
-                        "on kernel '%s'; source kept at %s:\n%s", g_cxx_cmd, code, entry, kept,
-                        head);
-    } else if (st == MT_OK) {
-        st = mt__kcache_publish_file(kc, so, kname);
-    }
-    unlink(src);
-    unlink(so);
-    unlink(lg);
-    if (st == MT_OK) {
-        __atomic_fetch_add(&g_cxx, 1, __ATOMIC_RELAXED);
-        mt_log(MT_LOG_DEBUG, "cudaemu: compiled %s in %.3f s", entry, mt_now_seconds() - t0);
-        st = mt__kcache_dlopen(kc, kname, MT_KCACHE_OWN, dl, so_out, so_len);
-    }
+    const mt_cc_spec cc = {.cmd = g_cxx_cmd,
+                           .flags = cxx_flags,
+                           .nflags = N_FLAGS,
+                           .ext = ".cpp",
+                           .who = "cudaemu: host C++ compiler",
+                           .log_tag = "cudaemu",
+                           .compiled = &g_cxx};
+    mt_status st = mt__kcache_compile_publish(kc, &cc, stem, text, entry, kname);
+    if (st == MT_OK) st = mt__kcache_dlopen(kc, kname, MT_KCACHE_OWN, dl, so_out, so_len);
     return st;
 }
 

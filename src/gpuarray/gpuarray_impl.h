@@ -295,4 +295,26 @@ mt_status mt__kcache_write(const mt_kcache *kc, const char *name, const void *da
 /* Publishes the file tmp_path (a temporary in kc->dir, consumed) as kc->dir/name. */
 mt_status mt__kcache_publish_file(const mt_kcache *kc, const char *tmp_path, const char *name);
 
+/* hostcc.c: a compiler that builds shared objects into the kernel cache (the host C compiler,
+ * the cudaemu device's host C++ compiler). */
+#define MT_CC_MAX_FLAGS 16
+typedef struct mt_cc_spec {
+    const char *cmd;          /* the command, split on blanks ("ccache gcc") */
+    const char *const *flags; /* before "-o OUT SOURCE -lm"; at most MT_CC_MAX_FLAGS */
+    size_t nflags;
+    const char *ext;     /* the source's extension: ".c", ".cpp" */
+    const char *who;     /* the compiler in messages: "host compiler" */
+    const char *log_tag; /* the debug log's prefix: "hostcc" */
+    int64_t *runs;       /* counts compiler runs (atomic adds), or NULL */
+    int64_t *compiled;   /* counts entries compiled (atomic adds), or NULL */
+} mt_cc_spec;
+/* Compiles source into the kernel cache as kc->dir/name: temporaries (source, object, log) in
+ * kc->dir named after stem, stale ones of killed processes removed first; the object published
+ * with mt__kcache_publish_file. ERR_NOT_BUILT when the compiler cannot be started; ERR_COMPILE
+ * with the compiler's first lines of output, the source kept as <stem>-failed<ext>.
+ * MLTRAIN_KEEP_KERNEL_SOURCE=1 keeps the source of a published entry as <stem><ext>. entry
+ * names the kernel in messages. */
+mt_status mt__kcache_compile_publish(const mt_kcache *kc, const mt_cc_spec *cc, const char *stem,
+                                     const char *source, const char *entry, const char *name);
+
 #endif /* MT_GPUARRAY_IMPL_H */

@@ -1,7 +1,8 @@
 /* The host C compiler driver: generated C source -> shared object -> function pointer, with a
  * content-addressed disk cache shared by every process on the machine (or cluster filesystem),
  * and that cache's rules for every backend that stores compiled code (mt__kcache_*, used by the
- * CUDA backend and the CUDA emulation device too).
+ * CUDA backend and the CUDA emulation device too; mt__kcache_compile_publish, the compile step
+ * below, also builds the CUDA emulation device's C++ objects).
  *
  * Cache key: SHA-256 of the source, the compiler command, the first line of its --version (itself
  * cached on disk as cc-<hash>.id, keyed by the compiler files' identity, see ident_name), the
@@ -761,7 +762,20 @@ static mt_status write_all(int fd, const char *data, size_t n, const char *path)
     return MT_OK;
 }
 
-static atomic_llong g_kernels_compiled, g_cc_runs; /* mt_host_kernel_counts */
+static int64_t g_kernels_compiled, g_cc_runs; /* mt_host_kernel_counts (atomic adds) */
+
+/* The host C compiler as the kernel cache's compile step sees it. */
+static mt_cc_spec host_cc(const char *cmd)
+{
+    return (mt_cc_spec){.cmd = cmd,
+                        .flags = cc_flags,
+                        .nflags = N_FLAGS,
+                        .ext = ".c",
+                        .who = "host compiler",
+                        .log_tag = "hostcc",
+                        .runs = &g_cc_runs,
+                        .compiled = &g_kernels_compiled};
+}
 
 static bool env_flag(const char *name)
 {
@@ -769,22 +783,26 @@ static bool env_flag(const char *name)
     return v && *v && strcmp(v, "0") != 0;
 }
 
-/* Compiles source into a temporary shared object in kc->dir: on success *so_path and
+/* Compiles source with cc into a temporary shared object in kc->dir: on success *so_path and
  * *src_path name the object and the source (the caller publishes or removes both). On a
- * compiler error the source is kept as <failed_key>-failed.c (removed when failed_key is NULL)
- * and the error names `what` with the compiler's first lines. tag: 16 characters or less of the
- * temporaries' names. */
-static mt_status compile_tmp(const mt_kcache *kc, const char *tag, const char *source,
-                             const char *cmd, const char *what, const char *failed_key,
+ * compiler error the source is kept as <failed_stem>-failed<ext> (removed when failed_stem is
+ * NULL) and the error names `what` with the compiler's first lines. tag: 16 characters or less
+ * of the temporaries' names. */
+static mt_status compile_tmp(const mt_kcache *kc, const mt_cc_spec *cc, const char *tag,
+                             const char *source, const char *what, const char *failed_stem,
                              char *src_path, char *so_path)
 {
     const char *dir = kc->dir;
+    if (cc->nflags > MT_CC_MAX_FLAGS)
+        return mt_err_set(MT_ERR_INVALID, "%s: %zu flags (at most %d)", cc->who, cc->nflags,
+                          MT_CC_MAX_FLAGS);
     sweep_stale(dir);
     char log_path[4200];
-    snprintf(src_path, 4096, "%s/.tmp-%.16s-XXXXXX.c", dir, tag);
-    int fd = mkostemps(src_path, 2, O_CLOEXEC);
+    int ext_len = (int)strlen(cc->ext);
+    snprintf(src_path, 4096, "%s/.tmp-%.16s-XXXXXX%s", dir, tag, cc->ext);
+    int fd = mkostemps(src_path, ext_len, O_CLOEXEC);
     if (fd < 0) return mt_err_errno(errno, "creating a temporary file in kernel cache '%s'", dir);
-    size_t stem = strlen(src_path) - 2;
+    size_t stem = strlen(src_path) - (size_t)ext_len;
     snprintf(so_path, 4200, "%.*s.so", (int)stem, src_path);
     snprintf(log_path, sizeof log_path, "%.*s.log", (int)stem, src_path);
     mt_status st = write_all(fd, source, strlen(source), src_path);
@@ -799,10 +817,10 @@ static mt_status compile_tmp(const mt_kcache *kc, const char *tag, const char *s
         unlink(src_path);
         return st;
     }
-    char buf[512], *argv[MAX_CC_WORDS + N_FLAGS + 6];
-    snprintf(buf, sizeof buf, "%s", cmd);
+    char buf[512], *argv[MAX_CC_WORDS + MT_CC_MAX_FLAGS + 6];
+    snprintf(buf, sizeof buf, "%s", cc->cmd);
     int n = mt__split_words(buf, argv, MAX_CC_WORDS);
-    for (size_t i = 0; i < N_FLAGS; i++) argv[n++] = (char *)cc_flags[i];
+    for (size_t i = 0; i < cc->nflags; i++) argv[n++] = (char *)cc->flags[i];
     argv[n++] = "-o";
     argv[n++] = so_path;
     argv[n++] = src_path;
@@ -812,19 +830,20 @@ static mt_status compile_tmp(const mt_kcache *kc, const char *tag, const char *s
     argv[n++] = "-lm";
     argv[n] = NULL;
     int code = -1;
-    atomic_fetch_add(&g_cc_runs, 1);
+    if (cc->runs) __atomic_fetch_add(cc->runs, 1, __ATOMIC_RELAXED);
     st = mt__run_program(argv, lfd, &code);
     close(lfd);
     if (st != MT_OK) {
         unlink(src_path);
         unlink(log_path);
-        return mt_err_prefix(MT_ERR_NOT_BUILT, "host kernel compiler: ");
+        return mt_err_prefix(MT_ERR_NOT_BUILT, "%s: ", cc->who);
     }
     if (code != 0) {
         char head[3000], kept[4200];
         log_head(log_path, head, sizeof head);
-        snprintf(kept, sizeof kept, "%s/%s-failed.c", dir, failed_key ? failed_key : "");
-        if (!failed_key) {
+        snprintf(kept, sizeof kept, "%s/%s-failed%s", dir, failed_stem ? failed_stem : "",
+                 cc->ext);
+        if (!failed_stem) {
             unlink(src_path);
             snprintf(kept, sizeof kept, "(removed)");
         } else if (rename(src_path, kept) != 0) {
@@ -832,43 +851,51 @@ static mt_status compile_tmp(const mt_kcache *kc, const char *tag, const char *s
         }
         unlink(so_path);
         unlink(log_path);
-        return mt_err_set(MT_ERR_COMPILE, "host compiler '%s' failed (exit status %d) on %s; "
-                          "source kept at %s:\n%s", cmd, code, what, kept, head);
+        return mt_err_set(MT_ERR_COMPILE, "%s '%s' failed (exit status %d) on %s; "
+                          "source kept at %s:\n%s", cc->who, cc->cmd, code, what, kept, head);
     }
     unlink(log_path);
     return MT_OK;
 }
 
-/* MLTRAIN_KEEP_KERNEL_SOURCE=1 keeps <key>.c beside the entry, for reading generated code:
+/* MLTRAIN_KEEP_KERNEL_SOURCE=1 keeps <stem><ext> beside the entry, for reading generated code:
  * the temporary source src_path is moved there (consumed either way). */
-static void keep_source(const mt_kcache *kc, const char *key, const char *src_path, bool ok)
+static void keep_source(const mt_kcache *kc, const char *stem, const char *ext,
+                        const char *src_path, bool ok)
 {
     char kept[4200];
-    snprintf(kept, sizeof kept, "%s/%s.c", kc->dir, key);
+    snprintf(kept, sizeof kept, "%s/%s%s", kc->dir, stem, ext);
     if (!(ok && env_flag("MLTRAIN_KEEP_KERNEL_SOURCE") && rename(src_path, kept) == 0))
         unlink(src_path);
+}
+
+mt_status mt__kcache_compile_publish(const mt_kcache *kc, const mt_cc_spec *cc, const char *stem,
+                                     const char *source, const char *entry, const char *name)
+{
+    char src_path[4096], so_path[4200], what[200];
+    snprintf(what, sizeof what, "kernel '%s'", entry);
+    double t0 = mt_now_seconds();
+    mt_status st = compile_tmp(kc, cc, stem, source, what, stem, src_path, so_path);
+    if (st != MT_OK) return st;
+    if (cc->compiled) __atomic_fetch_add(cc->compiled, 1, __ATOMIC_RELAXED);
+    st = mt__kcache_publish_file(kc, so_path, name); /* trailer, 0600, fsync, rename */
+    keep_source(kc, stem, cc->ext, src_path, st == MT_OK);
+    mt_log(MT_LOG_DEBUG, "%s: compiled %s in %.3f s", cc->log_tag, entry, mt_now_seconds() - t0);
+    return st;
 }
 
 /* Compiles source into the cache as <key>.so via temporaries in kc->dir. */
 static mt_status compile_publish(const mt_kcache *kc, const char *key, const char *source,
                                  const char *cmd, const char *entry, const char *name)
 {
-    char src_path[4096], so_path[4200], what[200];
-    snprintf(what, sizeof what, "kernel '%s'", entry);
-    double t0 = mt_now_seconds();
-    mt_status st = compile_tmp(kc, key, source, cmd, what, key, src_path, so_path);
-    if (st != MT_OK) return st;
-    atomic_fetch_add(&g_kernels_compiled, 1);
-    st = mt__kcache_publish_file(kc, so_path, name); /* trailer, 0600, fsync, rename */
-    keep_source(kc, key, src_path, st == MT_OK);
-    mt_log(MT_LOG_DEBUG, "hostcc: compiled %s in %.3f s", entry, mt_now_seconds() - t0);
-    return st;
+    mt_cc_spec cc = host_cc(cmd);
+    return mt__kcache_compile_publish(kc, &cc, key, source, entry, name);
 }
 
 void mt_host_kernel_counts(int64_t *compiled, int64_t *runs)
 {
-    if (compiled) *compiled = (int64_t)atomic_load(&g_kernels_compiled);
-    if (runs) *runs = (int64_t)atomic_load(&g_cc_runs);
+    if (compiled) *compiled = __atomic_load_n(&g_kernels_compiled, __ATOMIC_RELAXED);
+    if (runs) *runs = __atomic_load_n(&g_cc_runs, __ATOMIC_RELAXED);
 }
 
 /* ---------------------------------------------------------------- batches */
@@ -1007,7 +1034,7 @@ static void keep_item_source(const mt_kcache *kc, const batch_item *it)
     mt_status st = write_all(fd, it->source, strlen(it->source), tmp);
     close(fd);
     if (st != MT_OK) mt_err_clear();
-    keep_source(kc, it->key, tmp, st == MT_OK);
+    keep_source(kc, it->key, ".c", tmp, st == MT_OK);
 }
 
 /* Compiles the group items[0..n) as one source and publishes every member; the number of
@@ -1027,8 +1054,9 @@ static mt_status compile_group(const mt_kcache *kc, batch_item *const *items, in
     char src_path[4096], so_path[4200], what[200];
     snprintf(what, sizeof what, "a group of %d kernels ('%s', ...)", (int)n, items[0]->entry);
     double t0 = mt_now_seconds();
+    mt_cc_spec cc = host_cc(cmd);
     if (st == MT_OK)
-        st = compile_tmp(kc, items[0]->key, src.data, cmd, what, NULL, src_path, so_path);
+        st = compile_tmp(kc, &cc, items[0]->key, src.data, what, NULL, src_path, so_path);
     mt_strbuf_deinit(&src);
     if (st != MT_OK) return st;
     unlink(src_path);
@@ -1041,7 +1069,7 @@ static mt_status compile_group(const mt_kcache *kc, batch_item *const *items, in
         }
     }
     unlink(so_path);
-    atomic_fetch_add(&g_kernels_compiled, *done);
+    __atomic_fetch_add(&g_kernels_compiled, (int64_t)*done, __ATOMIC_RELAXED);
     mt_log(MT_LOG_DEBUG, "hostcc: compiled %d kernels in one run in %.3f s", (int)n,
            mt_now_seconds() - t0);
     return st;

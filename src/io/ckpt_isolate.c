@@ -1,43 +1,30 @@
-/* Reading a checkpoint in a child process, so that a file which crashes or hangs libhdf5
- * (docs/security.md "Checkpoints") ends in an error naming the file instead of taking mltrain
- * down, and so that libhdf5 never parses such a file inside mltrain's own process.
+/* Reading a checkpoint in a child process, so that a file which crashes, hangs or exhausts
+ * libhdf5 (docs/security.md "Checkpoints") ends in an error naming the file instead of taking
+ * mltrain down, and so that libhdf5 never parses such a file inside mltrain's own process.
  *
- * mt__ckpt_read_isolated forks. The child parses the file's bytes, which the parent read once
- * before the fork (its copy of the parent's memory: nothing is read from disk again, so the
- * bytes checked are the bytes parsed), with libhdf5 into a checkpoint, every array read, and
- * streams that checkpoint through a pipe: attributes, arrays, monitor histories, then an end
- * record with the status and message. The parent rebuilds the checkpoint from the stream with
- * the checkpoint API, which validates every name, dtype and shape again; it treats the stream
- * as untrusted (a child whose memory libhdf5 corrupted may send anything): every length is
- * bounded, every size is checked against the dtype and shape, and a malformed stream is an
- * error. The parent never calls libhdf5 on the file.
+ * mt__ckpt_read_isolated runs the parse through core's isolated-child runner
+ * (src/core/isolate.c: fork, a child that _exits, dumps no core, dies with its parent, keeps
+ * only stdio and the pipe, gets the default action for the fatal signals and a memory limit;
+ * the deadline; the errors for a crash, a non-zero exit, a timeout). The child parses the
+ * file's bytes, which the parent read once before the fork (its copy of the parent's memory:
+ * nothing is read from disk again, so the bytes checked are the bytes parsed), with libhdf5
+ * into a checkpoint, every array read, and streams that checkpoint through the pipe:
+ * attributes, arrays, monitor histories, then an end record with the status and message. The
+ * parent rebuilds the checkpoint from the stream with the checkpoint API, which validates every
+ * name, dtype and shape again; it treats the stream as untrusted (a child whose memory libhdf5
+ * corrupted may send anything): every length is bounded, every size is checked against the
+ * dtype and shape, and a malformed stream is an error. The parent never calls libhdf5 on the
+ * file, and never falls back to parsing in-process.
  *
- * The child never calls MPI (fork after MPI_Init is fine for a child that only computes and
- * _exits), leaves with _exit (no atexit handlers, no flush of stdio buffers that belong to the
- * parent), does not dump core, dies with its parent, closes every inherited descriptor except
- * stdio and the pipe, and gets the default action back for the fatal signals (Open MPI and
- * other libraries install handlers that print backtraces). The parent receives until the
- * deadline, then kills the child. Any end other than a complete stream followed by exit status
- * 0 (a signal, a sanitizer's report with its non-zero exit, a lost or malformed stream) is an
- * error; it never falls back to parsing in-process.
- *
- * Test hook: MLTRAIN_ISOLATE_TEST_CHILD=hang|segv|abort|exit3|silent|garbage makes the child
- * misbehave that way instead of parsing (tests/io/test_ckpt_isolate.c). */
+ * Test hook: MLTRAIN_ISOLATE_TEST_CHILD=garbage makes the child send a malformed stream (the
+ * runner's own hooks: hang|segv|abort|exit3|silent; tests/io/test_ckpt_isolate.c). */
 #include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
-#ifdef __linux__
-#include <sys/prctl.h>
-#endif
 
+#include "../core/isolate.h"
 #include "io_impl.h"
 #include "mltrain/gpuarray.h"
 
@@ -61,14 +48,7 @@ typedef struct tx {
 
 static void tx_raw(int fd, const void *data, size_t n)
 {
-    const char *p = data;
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) _exit(0); /* the parent gave up (EPIPE): nothing left to do */
-        p += w;
-        n -= (size_t)w;
-    }
+    if (!mt__isolate_write(fd, data, n)) _exit(0); /* the parent gave up: nothing left to do */
 }
 
 static void tx_flush(tx *t)
@@ -156,128 +136,52 @@ static void tx_end(tx *t, mt_status st)
     tx_flush(t);
 }
 
-/* The test hooks; returns only for an unknown mode. */
-static void child_misbehave(tx *t, const char *mode)
+/* The test hook: an array record of 1000 dimensions. */
+static void child_garbage(tx *t)
 {
-    if (!strcmp(mode, "hang"))
-        for (;;)
-            pause();
-    if (!strcmp(mode, "segv")) raise(SIGSEGV);
-    if (!strcmp(mode, "abort")) abort();
-    if (!strcmp(mode, "exit3")) _exit(3);
-    if (!strcmp(mode, "silent")) _exit(0);
-    if (!strcmp(mode, "garbage")) { /* an array record of 1000 dimensions */
-        tx_u8(t, REC_ARRAY);
-        tx_str(t, "params/W");
-        tx_u32(t, (uint32_t)MT_FLOAT32);
-        tx_u32(t, 1000);
-        tx_flush(t);
-        _exit(0);
-    }
+    tx_u8(t, REC_ARRAY);
+    tx_str(t, "params/W");
+    tx_u32(t, (uint32_t)MT_FLOAT32);
+    tx_u32(t, 1000);
+    tx_flush(t);
 }
 
-static _Noreturn void child_main(int wfd, const char *test_mode, const char *path,
-                                 unsigned char *img, uint64_t size)
+/* One isolated read: the file's bytes (img, freed by the parent once the child has its copy),
+ * and what the parent rebuilt. */
+typedef struct ckpt_job {
+    const char *path;
+    const char *label;
+    unsigned char *img;
+    uint64_t size;
+    mt_ckpt *c;         /* rebuilt from the stream */
+    mt_status child_st; /* the status of the child's parse */
+    char *msg;          /* its message (mt_free) */
+} ckpt_job;
+
+/* In the child: parse, stream the checkpoint and the end record. */
+static int ckpt_child(int fd, void *ctx)
 {
-    static const int fatal[] = {SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL, SIGTRAP, SIGSYS};
-    for (size_t i = 0; i < sizeof fatal / sizeof fatal[0]; i++)
-        signal(fatal[i], SIG_DFL);
-    signal(SIGPIPE, SIG_IGN);
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    struct rlimit no_core = {0, 0};
-    setrlimit(RLIMIT_CORE, &no_core);
-#ifdef __linux__
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-#endif
-    /* stdin, stdout and stderr stay (a sanitizer reports on stderr); the pipe moves to 3 */
-    if (wfd != 3 && dup2(wfd, 3) < 0) _exit(125);
-    close_range(4, ~0u, 0);
+    const ckpt_job *j = ctx;
     static tx t;
-    t.fd = 3;
-    if (test_mode) child_misbehave(&t, test_mode);
+    t.fd = fd;
+    const char *tm = getenv("MLTRAIN_ISOLATE_TEST_CHILD");
+    if (tm && !strcmp(tm, "garbage")) {
+        child_garbage(&t);
+        return 0;
+    }
     mt_ckpt *c = NULL;
-    mt_status st = mt__ckpt_parse_image(path, img, size, &c);
+    mt_status st = mt__isolate_child_result(mt__ckpt_parse_image(j->path, j->img, j->size, &c));
     if (st == MT_OK) tx_ckpt(&t, c);
     tx_end(&t, st);
-    _exit(0);
+    return 0;
 }
 
 /* ================================================================ parent */
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-/* The receiving end: buffered reads with the deadline. */
-typedef struct rx {
-    int fd;
-    double deadline;
-    bool late, eof;
-    size_t at, len;
-    unsigned char buf[1 << 14];
-} rx;
-
-/* Reads up to n bytes into dst (or the buffer when dst is NULL); false at EOF or the deadline. */
-static bool rx_fill(rx *r, void *dst, size_t n, size_t *got)
-{
-    for (;;) {
-        double left = r->deadline - now_s();
-        if (left <= 0) {
-            r->late = true;
-            return false;
-        }
-        struct pollfd p = {.fd = r->fd, .events = POLLIN};
-        int ms = left > 1e6 ? 1000000000 : (int)(left * 1000.0) + 1;
-        int pr = poll(&p, 1, ms);
-        if (pr < 0 && errno == EINTR) continue;
-        if (pr == 0) continue; /* the loop checks the deadline */
-        ssize_t k = pr < 0 ? -1 : read(r->fd, dst ? dst : r->buf, dst ? n : sizeof r->buf);
-        if (k < 0 && (errno == EINTR || errno == EAGAIN)) continue;
-        if (k <= 0) {
-            r->eof = true;
-            return false;
-        }
-        *got = (size_t)k;
-        return true;
-    }
-}
-
-/* Exactly n bytes into dst; false at EOF or the deadline. */
-static bool rx_read(rx *r, void *dst, size_t n)
-{
-    unsigned char *d = dst;
-    while (n > 0) {
-        if (r->at < r->len) {
-            size_t k = r->len - r->at < n ? r->len - r->at : n;
-            memcpy(d, r->buf + r->at, k);
-            r->at += k;
-            d += k;
-            n -= k;
-            continue;
-        }
-        size_t got = 0;
-        if (n >= sizeof r->buf) { /* large payloads go straight to their destination */
-            if (!rx_fill(r, d, n, &got)) return false;
-            d += got;
-            n -= got;
-            continue;
-        }
-        if (!rx_fill(r, NULL, 0, &got)) return false;
-        r->at = 0;
-        r->len = got;
-    }
-    return true;
-}
-
 /* What went wrong while decoding: the stream ended (EOF or deadline), or it was malformed
  * (reason set), or this process failed (status set, e.g. out of memory). */
 typedef struct dec {
-    rx *r;
+    mt__isolate_rx *r;
     const char *label;
     const char *bad; /* malformed: why */
     mt_status own;   /* a failure of this process, its message recorded */
@@ -287,7 +191,7 @@ typedef struct dec {
 static bool d_read(dec *d, void *dst, size_t n)
 {
     if (d->bad || d->own || d->ended) return false;
-    if (!rx_read(d->r, dst, n)) d->ended = true;
+    if (!mt__isolate_read(d->r, dst, n)) d->ended = true;
     return !d->ended;
 }
 
@@ -473,68 +377,21 @@ static bool d_stream(dec *d, mt_ckpt *c, mt_status *child_st, char **msg)
     }
 }
 
-/* Waits for the child until the deadline (it may close the pipe and go on running). 1: *ws
- * filled; 0: timed out (the child is killed and reaped); -1: its status is not available
- * (SIGCHLD ignored, or someone else reaped it). */
-static int wait_child(pid_t pid, double deadline, int *ws)
+/* In this process: rebuild the checkpoint from the stream. */
+static mt_status ckpt_parent(mt__isolate_rx *rx, void *ctx)
 {
-    long nap_ns = 20000;
-    for (;;) {
-        pid_t r = waitpid(pid, ws, WNOHANG);
-        if (r == pid) return 1;
-        if (r < 0 && errno == EINTR) continue;
-        if (r < 0) return -1;
-        if (now_s() >= deadline) {
-            kill(pid, SIGKILL);
-            while (waitpid(pid, ws, 0) < 0 && errno == EINTR) {
-            }
-            return 0;
-        }
-        struct timespec ts = {0, nap_ns};
-        nanosleep(&ts, NULL);
-        if (nap_ns < 10000000) nap_ns *= 2;
-    }
-}
-
-static const char *signal_name(int sig, char *buf, size_t len)
-{
-    const char *abbrev = sigabbrev_np(sig);
-    if (abbrev)
-        snprintf(buf, len, "SIG%s", abbrev);
-    else
-        snprintf(buf, len, "signal %d", sig);
-    return buf;
-}
-
-/* The error for a child that did not deliver a complete, well-formed result. */
-static mt_status child_error(const char *label, const dec *d, int w, int ws, double limit)
-{
-    char sb[32];
-    if (w == 0 || d->r->late)
-        return mt_err_set(MT_ERR_TIMEOUT,
-                          "%s: the HDF5 library did not finish reading it within %g s "
-                          "(MLTRAIN_CKPT_ISOLATE_TIMEOUT); %s",
-                          label, limit, HINT);
-    if (d->bad) /* before the signal: this process killed the child */
-        return mt_err_set(MT_ERR_FORMAT,
-                          "%s: the process in which the HDF5 library was reading it sent a "
-                          "malformed result (%s); %s",
-                          label, d->bad, HINT);
-    if (w == 1 && WIFSIGNALED(ws))
-        return mt_err_set(MT_ERR_FORMAT, "%s: the HDF5 library crashed (%s%s) while reading it; %s",
-                          label, signal_name(WTERMSIG(ws), sb, sizeof sb),
-                          WTERMSIG(ws) == SIGKILL ? ", perhaps by the out-of-memory killer" : "",
-                          HINT);
-    if (w == 1 && WIFEXITED(ws) && WEXITSTATUS(ws) != 0)
-        return mt_err_set(MT_ERR_FORMAT,
-                          "%s: the process in which the HDF5 library was reading it ended with "
-                          "exit status %d (a sanitizer's report?); %s",
-                          label, WEXITSTATUS(ws), HINT);
-    return mt_err_set(MT_ERR_FORMAT,
-                      "%s: the process in which the HDF5 library was reading it ended without a "
-                      "result%s; %s",
-                      label, w < 0 ? " (and its exit status was lost: is SIGCHLD ignored?)" : "",
-                      HINT);
+    ckpt_job *j = ctx;
+    mt_free(j->img); /* the child has its own copy */
+    j->img = NULL;
+    mt_status st = mt_ckpt_new(&j->c);
+    if (st == MT_OK && !(j->c->path = mt_strdup(j->path)))
+        st = mt_err_prefix(MT_ERR_NOMEM, "%s: ", j->label);
+    if (st != MT_OK) return st;
+    dec d = {.r = rx, .label = j->label};
+    if (d_stream(&d, j->c, &j->child_st, &j->msg)) return MT_OK;
+    if (d.own) return d.own;
+    if (d.bad) return mt__isolate_malformed(rx, d.bad);
+    return MT_ERR_FORMAT; /* the stream ended early: the runner reports how the child ended */
 }
 
 mt_status mt__ckpt_read_isolated(mt_ckpt **out, const char *path, unsigned char *img, uint64_t size,
@@ -543,66 +400,28 @@ mt_status mt__ckpt_read_isolated(mt_ckpt **out, const char *path, unsigned char 
     *out = NULL;
     char label[1100];
     snprintf(label, sizeof label, "checkpoint '%.1000s'", path);
-    static const char *const SWITCH =
-        "; MLTRAIN_CKPT_ISOLATE=0 reads checkpoints in this process, unprotected";
-    int fds[2];
-    if (pipe2(fds, O_CLOEXEC) != 0) {
-        int e = errno;
-        mt_free(img);
-        return mt_err_set(MT_ERR_IO, "%s: cannot create a pipe for the process that reads it: %s%s",
-                          label, strerror(e), SWITCH);
-    }
-    fcntl(fds[1], F_SETPIPE_SZ, 1 << 20); /* fewer switches for large arrays; best effort */
-    const char *tm = getenv("MLTRAIN_ISOLATE_TEST_CHILD");
-    double deadline = now_s() + timeout_s;
-    pid_t pid = fork();
-    if (pid == 0) {
-        close(fds[0]);
-        child_main(fds[1], tm && *tm ? tm : NULL, path, img, size);
-    }
-    int e = errno;
-    mt_free(img); /* the child has its own copy */
-    close(fds[1]);
-    if (pid < 0) {
-        close(fds[0]);
-        return mt_err_set(e == ENOMEM || e == EAGAIN ? MT_ERR_NOMEM : MT_ERR_IO,
-                          "%s: cannot start the process that reads it (fork: %s)%s", label,
-                          strerror(e), SWITCH);
-    }
-    rx r;
-    memset(&r, 0, offsetof(rx, buf));
-    r.fd = fds[0];
-    r.deadline = deadline;
-    dec d = {.r = &r, .label = label};
-    mt_ckpt *c = NULL;
-    mt_status child_st = MT_OK;
-    char *msg = NULL;
-    bool complete = false;
-    mt_status st = mt_ckpt_new(&c);
-    if (st == MT_OK && !(c->path = mt_strdup(path)))
-        st = mt_err_prefix(MT_ERR_NOMEM, "%s: ", label);
-    if (st == MT_OK) {
-        complete = d_stream(&d, c, &child_st, &msg);
-        st = d.own;
-    }
-    close(fds[0]);
-    int ws = 0, w;
-    if (st != MT_OK || d.bad || r.late) { /* stop the child: nothing more is wanted from it */
-        kill(pid, SIGKILL);
-        while (waitpid(pid, &ws, 0) < 0 && errno == EINTR) {
-        }
-        w = r.late ? 0 : 1;
-    } else {
-        w = wait_child(pid, deadline, &ws);
-    }
-    bool clean = complete && (w < 0 || (WIFEXITED(ws) && WEXITSTATUS(ws) == 0));
-    if (st == MT_OK && !clean) st = child_error(label, &d, w, ws, timeout_s);
-    if (st == MT_OK && child_st != MT_OK) st = mt_err_set(child_st, "%s", msg);
-    mt_free(msg);
+    ckpt_job job = {.path = path, .label = label, .img = img, .size = size};
+    const mt__isolate_spec spec = {
+        .subject = label,
+        .worker = "the HDF5 library",
+        .task = "reading it",
+        .hint = HINT,
+        .timeout_var = "MLTRAIN_CKPT_ISOLATE_TIMEOUT",
+        .start_fix = "; MLTRAIN_CKPT_ISOLATE=0 reads checkpoints in this process, unprotected",
+        .timeout_s = timeout_s,
+        .file_bytes = size,
+        .child = ckpt_child,
+        .parent = ckpt_parent,
+        .ctx = &job,
+    };
+    mt_status st = mt__isolate_run(&spec);
+    mt_free(job.img); /* still here when the child could not be started */
+    if (st == MT_OK && job.child_st != MT_OK) st = mt_err_set(job.child_st, "%s", job.msg);
+    mt_free(job.msg);
     if (st != MT_OK) {
-        mt_ckpt_free(c);
+        mt_ckpt_free(job.c);
         return st;
     }
-    *out = c;
+    *out = job.c;
     return MT_OK;
 }

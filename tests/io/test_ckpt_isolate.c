@@ -3,14 +3,17 @@
  * read through mt_ckpt_read ends in an error naming the file, never a crash; the deadline (a
  * child made to hang by the test hook MLTRAIN_ISOLATE_TEST_CHILD), the other ways a child can
  * end (a signal, abort, a non-zero exit, no result), MLTRAIN_CKPT_ISOLATE=0, a process that
- * ignores SIGCHLD, and that the child neither runs atexit handlers nor leaves a zombie; and
- * the cost of isolation on a typical MLP checkpoint (printed). The same inputs through
- * `mltrain print-monitor` are in test_cli.c. */
+ * ignores SIGCHLD, and that the child neither runs atexit handlers nor leaves a zombie; the
+ * child's memory limit (MLTRAIN_ISOLATE_MAX_MB) on the inputs whose headers claim gigabytes;
+ * and the cost of isolation on a typical MLP checkpoint (printed). The same inputs through
+ * `mltrain print-monitor` are in test_cli.c; the runner itself (src/core/isolate.c) is tested
+ * in tests/core/test_isolate.c. */
 #include <errno.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <time.h>
 
+#include "../../src/core/isolate.h"
 #include "io_test_util.h"
 
 #ifndef MT_CKPT_HOSTILE_DIR
@@ -217,6 +220,44 @@ MT_TEST(ckpt_isolated_reads_and_reports)
     MT_CHECK_EQ_INT(run_python(script, NULL, "h5py", NULL), 0);
     MT_CHECK_ERR(mt_ckpt_read(&c, q), MT_ERR_FORMAT,
                  "is an HDF5 file but not an mltrain checkpoint");
+    check_no_children();
+}
+
+/* The child's memory limit: inputs whose headers make libhdf5 allocate gigabytes fail cleanly
+ * under a 64 MiB limit, saying so (without a limit the first two keep the child filling
+ * gigabytes until the deadline; the third maps 3.3 GB before failing); a genuine checkpoint
+ * reads under the same limit while this process holds 512 MiB of address space. */
+MT_TEST(ckpt_isolated_memory_limit)
+{
+    unsetenv("MLTRAIN_ISOLATE_MAX_MB");
+    if (mt__isolate_mem_limit(0) == 0) /* tested in tests/core/test_isolate.c */
+        MT_SKIP("a sanitizer build: the child has no memory limit");
+    static const char *const inputs[] = {"oom-hdf5-H5Fopen-4GiB-object-header",
+                                         "oom-hdf5-H5Aread-vlen-string-1.9GB",
+                                         "oom-4459cc3484e270cfd8a1b90870463aa7f2494415"};
+    char *ballast = mt_malloc((size_t)512 << 20); /* mapped, not touched */
+    MT_CHECK(ballast != NULL);
+    setenv("MLTRAIN_ISOLATE_MAX_MB", "64", 1);
+    setenv("MLTRAIN_CKPT_ISOLATE_TIMEOUT", "20", 1);
+    for (size_t i = 0; i < sizeof inputs / sizeof inputs[0]; i++) {
+        char path[2048];
+        snprintf(path, sizeof path, "%s/%s", MT_CKPT_HOSTILE_DIR, inputs[i]);
+        mt_ckpt *c = NULL;
+        MT_CHECK_ERR(mt_ckpt_read(&c, path), MT_ERR_NOMEM,
+                     "the HDF5 library ran out of memory within the limit of 64 MiB while "
+                     "reading it (MLTRAIN_ISOLATE_MAX_MB sets the limit); the file is corrupt or "
+                     "was not written by mltrain");
+        MT_CHECK(strstr(mt_last_error(), path) != NULL);
+        MT_CHECK(c == NULL);
+    }
+    char *p = write_small("limited.h5");
+    mt_ckpt *c = NULL;
+    MT_CHECK_OK(mt_ckpt_read(&c, p));
+    check_small(c);
+    mt_ckpt_free(c);
+    unsetenv("MLTRAIN_ISOLATE_MAX_MB");
+    unsetenv("MLTRAIN_CKPT_ISOLATE_TIMEOUT");
+    mt_free(ballast);
     check_no_children();
 }
 
