@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <sys/wait.h>
 
+#include "../../src/core/isolate.h"
 #include "io_test_util.h"
 #include "mltrain/data.h"
 
@@ -125,4 +126,33 @@ MT_TEST(hdf5_probe_results_and_deadline)
     unsetenv("MLTRAIN_HDF5_PROBE");
     unsetenv("MLTRAIN_ISOLATE_TEST_CHILD");
     unsetenv("MLTRAIN_HDF5_PROBE_TIMEOUT");
+}
+
+/* The probe's child runs under the isolation memory limit: a file whose object header claims
+ * 4 GiB fails at once with the limit named, while this process holds far more than the limit
+ * (mapped, untouched), and a good file still loads under the same limit. */
+MT_TEST(hdf5_probe_memory_limit)
+{
+    unsetenv("MLTRAIN_ISOLATE_MAX_MB");
+    if (mt__isolate_mem_limit(0) == 0) /* tested in tests/core/test_isolate.c */
+        MT_SKIP("a sanitizer build: the child has no memory limit");
+    char *ballast = mt_malloc((size_t)512 << 20);
+    MT_CHECK(ballast != NULL);
+    setenv("MLTRAIN_ISOLATE_MAX_MB", "64", 1);
+    setenv("MLTRAIN_HDF5_PROBE_TIMEOUT", "20", 1);
+    char path[2048];
+    snprintf(path, sizeof path, "%s/%s", MT_CKPT_HOSTILE_DIR,
+             "oom-hdf5-H5C_protect-header-magic-and-length-damaged");
+    mt_dataset *ds = NULL;
+    MT_CHECK_ERR(mt_dataset_hdf5(&ds, path, "params/h0_W", NULL), MT_ERR_NOMEM,
+                 "within the limit of 64 MiB");
+    MT_CHECK(strstr(mt_last_error(), path) != NULL);
+    MT_CHECK(ds == NULL);
+    char *p = write_matrix("limited.h5");
+    MT_CHECK_OK(mt_dataset_hdf5(&ds, p, "params/h0_W", "labels"));
+    mt_dataset_free(ds);
+    check_no_children();
+    unsetenv("MLTRAIN_ISOLATE_MAX_MB");
+    unsetenv("MLTRAIN_HDF5_PROBE_TIMEOUT");
+    mt_free(ballast);
 }
