@@ -148,6 +148,9 @@ void mt_strbuf_append(mt_strbuf *sb, const char *s);
 void mt_strbuf_appendn(mt_strbuf *sb, const char *s, size_t n);
 void mt_strbuf_appendf(mt_strbuf *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void mt_strbuf_appendv(mt_strbuf *sb, const char *fmt, va_list ap);
+/* Appends every line of text (the last one may lack its newline) with indent before it and a
+ * newline after it (generated kernel sources). */
+void mt_strbuf_append_indented(mt_strbuf *sb, const char *text, const char *indent);
 /* MT_OK, or MT_ERR_NOMEM (recorded) if any append failed. */
 mt_status mt_strbuf_status(const mt_strbuf *sb);
 /* Moves the buffer out (caller frees with mt_free); sb is left empty. */

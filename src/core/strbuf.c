@@ -66,6 +66,19 @@ void mt_strbuf_append(mt_strbuf *sb, const char *s)
     mt_strbuf_appendn(sb, s, strlen(s));
 }
 
+void mt_strbuf_append_indented(mt_strbuf *sb, const char *text, const char *indent)
+{
+    const char *s = text;
+    while (*s) {
+        const char *e = strchr(s, '\n');
+        size_t n = e ? (size_t)(e - s) : strlen(s);
+        mt_strbuf_append(sb, indent);
+        mt_strbuf_appendn(sb, s, n);
+        mt_strbuf_append(sb, "\n");
+        s += n + (e ? 1 : 0);
+    }
+}
+
 void mt_strbuf_appendv(mt_strbuf *sb, const char *fmt, va_list ap)
 {
     if (sb->failed) return;

@@ -190,19 +190,6 @@ typedef struct kspec {
     bool i32; /* index arithmetic in int32_t (every index < 2^31): 64-bit divisions are slow */
 } kspec;
 
-static void append_indented(mt_strbuf *sb, const char *text, const char *indent)
-{
-    const char *s = text;
-    while (*s) {
-        const char *e = strchr(s, '\n');
-        size_t n = e ? (size_t)(e - s) : strlen(s);
-        mt_strbuf_append(sb, indent);
-        mt_strbuf_appendn(sb, s, n);
-        mt_strbuf_append(sb, "\n");
-        s += n + (e ? 1 : 0);
-    }
-}
-
 static mt_status gen_source(void *ctx, mt_strbuf *sb, char *entry, size_t entry_len)
 {
     const kspec *k = ctx;
@@ -271,19 +258,19 @@ static mt_status gen_source(void *ctx, mt_strbuf *sb, char *entry, size_t entry_
     mt_strbuf_append(sb, "        const MT_I w = (MT_I)w_;\n");
     const char *in = "        ";
     switch (k->kind) {
-    case K_IM2COL: append_indented(sb, body_im2col, in); break;
-    case K_COL2IM: append_indented(sb, body_col2im, in); break;
+    case K_IM2COL: mt_strbuf_append_indented(sb, body_im2col, in); break;
+    case K_COL2IM: mt_strbuf_append_indented(sb, body_col2im, in); break;
     case K_POOL_FWD_MAX:
     case K_POOL_FWD_MEAN:
-        append_indented(sb, body_pool_fwd_head, in);
-        append_indented(sb, k->kind == K_POOL_FWD_MAX ? body_pool_fwd_max : body_pool_fwd_mean,
+        mt_strbuf_append_indented(sb, body_pool_fwd_head, in);
+        mt_strbuf_append_indented(sb, k->kind == K_POOL_FWD_MAX ? body_pool_fwd_max : body_pool_fwd_mean,
                         in);
         break;
     default:
-        append_indented(sb, body_pool_bwd_head, in);
-        append_indented(sb, k->kind == K_POOL_BWD_MAX ? body_pool_bwd_max : body_pool_bwd_mean,
+        mt_strbuf_append_indented(sb, body_pool_bwd_head, in);
+        mt_strbuf_append_indented(sb, k->kind == K_POOL_BWD_MAX ? body_pool_bwd_max : body_pool_bwd_mean,
                         in);
-        append_indented(sb, body_pool_bwd_tail, in);
+        mt_strbuf_append_indented(sb, body_pool_bwd_tail, in);
         break;
     }
     mt_strbuf_append(sb, "    }\n}\n");

@@ -220,19 +220,6 @@ static void elem_defs(mt_strbuf *sb, const kspec *k)
     mt_strbuf_appendf(sb, "#define MT_ADD(a, b) %s\n", add);
 }
 
-static void append_indented(mt_strbuf *sb, const char *text, const char *indent)
-{
-    const char *s = text;
-    while (*s) {
-        const char *e = strchr(s, '\n');
-        size_t n = e ? (size_t)(e - s) : strlen(s);
-        mt_strbuf_append(sb, indent);
-        mt_strbuf_appendn(sb, s, n);
-        mt_strbuf_append(sb, "\n");
-        s += n + (e ? 1 : 0);
-    }
-}
-
 static const char *const k_langs[MT_KLANG_COUNT] = {"c", "opencl", "cuda"};
 
 static void entry_name(const kspec *k, char *entry, size_t len)
@@ -315,7 +302,7 @@ static mt_status gen_source(void *ctx, mt_strbuf *sb, char *entry, size_t entry_
                              "threadIdx.x; w_ < nwork_;\n"
                              "         w_ += (int64_t)gridDim.x * blockDim.x) {\n");
     mt_strbuf_append(sb, "        const MT_I w = (MT_I)w_;\n        (void)w;\n");
-    append_indented(sb, d->body, "        ");
+    mt_strbuf_append_indented(sb, d->body, "        ");
     mt_strbuf_append(sb, "    }\n}\n");
     return mt_strbuf_status(sb);
 }

@@ -250,6 +250,21 @@ MT_TEST(alloc_aligned)
 
 /* ================================================================ string builder */
 
+MT_TEST(strbuf_append_indented)
+{
+    mt_strbuf sb;
+    mt_strbuf_init(&sb);
+    mt_strbuf_append_indented(&sb, "a = 1;\nif (a)\n    b();\n", "  ");
+    MT_CHECK_STR_EQ(sb.data, "  a = 1;\n  if (a)\n      b();\n");
+    mt_strbuf_clear(&sb);
+    mt_strbuf_append_indented(&sb, "x\n\ny", ">"); /* empty line kept, last newline added */
+    MT_CHECK_STR_EQ(sb.data, ">x\n>\n>y\n");
+    mt_strbuf_clear(&sb);
+    mt_strbuf_append_indented(&sb, "", ">");
+    MT_CHECK_STR_EQ(sb.data, "");
+    mt_strbuf_deinit(&sb);
+}
+
 MT_TEST(strbuf_growth)
 {
     mt_strbuf sb;
