@@ -414,8 +414,13 @@ mt_status mt_array_gemm(mt_array *c, const mt_array *a, const mt_array *b, doubl
     bool blas = dev->ops->gemm && k > 0;
     if (blas && (dt == MT_FLOAT32 || dt == MT_FLOAT64))
         st = gemm_blas(&lc, &la, &lb, alpha, beta);
-    else if (blas && (dt == MT_FLOAT16 || dt == MT_BFLOAT16))
-        st = gemm_half(&lc, &la, &lb, alpha, beta);
+    else if (blas && (dt == MT_FLOAT16 || dt == MT_BFLOAT16)) {
+        /* A backend with a native half GEMM (CUDA: cublasGemmEx, float32 accumulation) takes
+         * it as it is; the others answer ERR_DTYPE before touching data, and the product goes
+         * through float32 temporaries. cblas has none: the host skips the attempt. */
+        st = dev->ops == &mt__host_ops ? MT_ERR_DTYPE : gemm_blas(&lc, &la, &lb, alpha, beta);
+        if (st == MT_ERR_DTYPE) st = gemm_half(&lc, &la, &lb, alpha, beta);
+    }
     else
         st = gemm_loop(&lc, &la, &lb, alpha, beta);
     if (st != MT_OK) {

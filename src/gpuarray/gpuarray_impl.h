@@ -77,7 +77,9 @@ typedef struct mt_device_ops {
     mt_status (*event_sync)(mt_device *dev, void *event);
     mt_status (*event_elapsed)(mt_device *dev, float *ms, void *start, void *end);
     /* GEMM on raw handles, row-major, float32 or float64 (dt), with leading dims in elements.
-     * Batched with element strides between matrices (0 = broadcast). */
+     * Batched with element strides between matrices (0 = broadcast). A backend may also take
+     * float16/bfloat16 (CUDA: cublasGemmEx with float32 accumulation); one that cannot answers
+     * MT_ERR_DTYPE before touching any data (gemm.c then uses float32 temporaries). */
     mt_status (*gemm)(mt_device *dev, mt_dtype dt, bool trans_a, bool trans_b, int64_t m,
                       int64_t n, int64_t k, double alpha, void *a, size_t a_off, int64_t lda,
                       int64_t stride_a, void *b, size_t b_off, int64_t ldb, int64_t stride_b,
