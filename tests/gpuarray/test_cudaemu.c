@@ -10,6 +10,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <utime.h>
 
 #include "gpuarray_impl.h"
 #include "mltrain/gpuarray.h"
@@ -629,6 +634,63 @@ MT_TEST(bad_kernels_are_compile_errors)
         "{ p[0] = (float)atof(\"1.5\"); }\n";
     MT_CHECK_ERR(ops->kernel_build(g_emu, host_only, "mt_bad_c", &k), MT_ERR_COMPILE, "sm_80");
     MT_CHECK(strstr(mt_last_error(), "nvrtcCompileProgram") != NULL);
+    mt_test_cudaemu_report();
+}
+
+static int count_prefixed(const char *dir, const char *prefix, const char *suffix)
+{
+    DIR *dp = opendir(dir);
+    MT_CHECK(dp != NULL);
+    struct dirent *de;
+    int n = 0;
+    while ((de = readdir(dp)) != NULL) {
+        size_t l = strlen(de->d_name), ls = strlen(suffix);
+        if (strncmp(de->d_name, prefix, strlen(prefix)) == 0 && l >= ls &&
+            strcmp(de->d_name + l - ls, suffix) == 0)
+            n++;
+    }
+    closedir(dp);
+    return n;
+}
+
+/* The emulator publishes through the kernel cache's compile-and-publish path: temporaries a
+ * killed process left more than a day ago are swept, fresh ones are left to their owner, and
+ * MLTRAIN_KEEP_KERNEL_SOURCE=1 keeps the C++ source beside the entry. */
+MT_TEST(cache_sweeps_stale_temporaries_and_keeps_sources)
+{
+    open_devices();
+    char dir[1024], stale[1100], fresh[1100];
+    snprintf(dir, sizeof dir, "%s/emu-cache", mt_test_tmpdir());
+    MT_CHECK(mkdir(dir, 0700) == 0);
+    snprintf(stale, sizeof stale, "%s/.tmp-stale-killed", dir);
+    snprintf(fresh, sizeof fresh, "%s/.tmp-fresh-other", dir);
+    FILE *f = fopen(stale, "w");
+    MT_CHECK(f != NULL);
+    fclose(f);
+    f = fopen(fresh, "w");
+    MT_CHECK(f != NULL);
+    fclose(f);
+    struct utimbuf old = {.actime = time(NULL) - 3 * 86400, .modtime = time(NULL) - 3 * 86400};
+    MT_CHECK(utime(stale, &old) == 0);
+    const char *prev = getenv("MLTRAIN_CACHE_DIR");
+    char *saved = prev ? strdup(prev) : NULL;
+    setenv("MLTRAIN_CACHE_DIR", dir, 1);
+    setenv("MLTRAIN_KEEP_KERNEL_SOURCE", "1", 1);
+    char src[256];
+    snprintf(src, sizeof src,
+             "extern \"C\" __global__ void mt_keep_src(float *p, long long nwork)\n"
+             "{ if (nwork > 0) p[0] = %d.0f; }\n", (int)(getpid() % 1000));
+    void *k = NULL;
+    mt_status st = g_emu->ops->kernel_build(g_emu, src, "mt_keep_src", &k);
+    unsetenv("MLTRAIN_KEEP_KERNEL_SOURCE");
+    if (saved) setenv("MLTRAIN_CACHE_DIR", saved, 1);
+    else unsetenv("MLTRAIN_CACHE_DIR");
+    free(saved);
+    MT_CHECK_OK(st);
+    struct stat sb;
+    MT_CHECK(stat(stale, &sb) != 0); /* swept */
+    MT_CHECK(stat(fresh, &sb) == 0); /* not ours, not old */
+    MT_CHECK(count_prefixed(dir, "cudaemu-", ".cpp") >= 1);
     mt_test_cudaemu_report();
 }
 
