@@ -292,6 +292,10 @@ bool mt__kcache_read(const mt_kcache *kc, const char *name, mt_kcache_where wher
 /* dlopen of a verified entry. MT_ERR_NOT_FOUND: no valid entry; MT_ERR_NOT_BUILT: dlopen failed. */
 mt_status mt__kcache_dlopen(const mt_kcache *kc, const char *name, mt_kcache_where where,
                             void **dl, char *path, size_t plen);
+/* A file's checksum is computed once per process: later opens of the same file (another hard
+ * link, or a reload) with the same device, inode, size, mtime and ctime skip the hashing (owner
+ * and mode are checked every time). This forgets every file (benchmarks: a fresh process). */
+void mt__kcache_forget_verified(void);
 /* Publishes data as kc->dir/name (temporary, trailer, 0600, rename). */
 mt_status mt__kcache_write(const mt_kcache *kc, const char *name, const void *data, size_t len);
 /* Publishes the file tmp_path (a temporary in kc->dir, consumed) as kc->dir/name. */

@@ -510,6 +510,61 @@ void mt__kcache_close(mt_kcache *kc)
     kc->dir[0] = 0;
 }
 
+/* Files whose checksum this process has already verified, by identity: device, inode, size,
+ * modification and status-change times. The kernels of a group share one file under several
+ * names (hard links), and a process loads each name: the payload is hashed once per file. Any
+ * write, truncation, chmod or new link changes mtime or ctime, so an altered file is hashed
+ * again; the owner and mode are still checked on every open. Files changed in the last 2 s are
+ * not remembered (see remember_verified). */
+typedef struct verified_file {
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtim, ctim;
+} verified_file;
+
+#define VERIFIED_MAX 256
+static pthread_mutex_t g_verified_mu = PTHREAD_MUTEX_INITIALIZER;
+static verified_file g_verified[VERIFIED_MAX];
+static int g_nverified, g_verified_next;
+
+static bool same_file(const verified_file *v, const struct stat *sb)
+{
+    return v->dev == sb->st_dev && v->ino == sb->st_ino && v->size == sb->st_size &&
+           v->mtim.tv_sec == sb->st_mtim.tv_sec && v->mtim.tv_nsec == sb->st_mtim.tv_nsec &&
+           v->ctim.tv_sec == sb->st_ctim.tv_sec && v->ctim.tv_nsec == sb->st_ctim.tv_nsec;
+}
+
+static bool already_verified(const struct stat *sb)
+{
+    bool found = false;
+    pthread_mutex_lock(&g_verified_mu);
+    for (int i = 0; i < g_nverified && !found; i++) found = same_file(&g_verified[i], sb);
+    pthread_mutex_unlock(&g_verified_mu);
+    return found;
+}
+
+static void remember_verified(const struct stat *sb)
+{
+    /* Only files whose last status change is over 2 s old: file times advance in coarse ticks,
+     * so a change made within the tick of the verification could keep the same ctime. */
+    struct timespec now;
+    if (clock_gettime(CLOCK_REALTIME, &now) != 0 || now.tv_sec - sb->st_ctim.tv_sec < 2) return;
+    verified_file v = {sb->st_dev, sb->st_ino, sb->st_size, sb->st_mtim, sb->st_ctim};
+    pthread_mutex_lock(&g_verified_mu);
+    g_verified[g_verified_next] = v;
+    g_verified_next = (g_verified_next + 1) % VERIFIED_MAX;
+    if (g_nverified < VERIFIED_MAX) g_nverified++;
+    pthread_mutex_unlock(&g_verified_mu);
+}
+
+void mt__kcache_forget_verified(void)
+{
+    pthread_mutex_lock(&g_verified_mu);
+    g_nverified = g_verified_next = 0;
+    pthread_mutex_unlock(&g_verified_mu);
+}
+
 /* Verifies the open entry fd (its file's owner and mode, then the trailer against the payload)
  * and returns the payload in *data when data is not NULL. false with *why filled otherwise. */
 static bool verify_fd(int fd, bool shared, char **data, size_t *len, char *why, size_t wlen)
@@ -524,6 +579,7 @@ static bool verify_fd(int fd, bool shared, char **data, size_t *len, char *why, 
                  (unsigned)sb.st_mode & 07777);
         return false;
     }
+    if (!data && already_verified(&sb)) return true;
     uint8_t t[KC_TRAILER];
     size_t size = (size_t)sb.st_size;
     if (sb.st_size < KC_TRAILER || pread(fd, t, KC_TRAILER, sb.st_size - KC_TRAILER) != KC_TRAILER
@@ -555,6 +611,7 @@ static bool verify_fd(int fd, bool shared, char **data, size_t *len, char *why, 
         snprintf(why, wlen, "content does not match its recorded checksum (altered or corrupt)");
         return false;
     }
+    remember_verified(&sb);
     if (data) {
         buf[n] = 0;
         *data = buf;

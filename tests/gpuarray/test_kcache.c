@@ -230,6 +230,35 @@ MT_TEST(kcache_altered_entry_rebuilt)
     MT_CHECK(strstr(g_log, "not loaded") != NULL);
 }
 
+/* A file verified once in a process is not hashed again while its identity (inode, size, mtime,
+ * ctime) stays the same, but a change after that is still caught. The entry must be over 2 s
+ * old to be remembered at all (file times advance in coarse ticks), hence the wait. */
+MT_TEST(kcache_verified_once_then_altered_rebuilt)
+{
+    need_cc();
+    const char *dir = sub("cache-memo");
+    make_dir(dir, 0700);
+    setenv("MLTRAIN_CACHE_DIR", dir, 1);
+    capture_logs();
+    mt__kcache_forget_verified();
+    build_and_check(9);
+    MT_CHECK_EQ_INT(g_compiles, 1);
+    struct timespec wait = {2, 200000000};
+    nanosleep(&wait, NULL);
+    build_and_check(9); /* verified and remembered */
+    build_and_check(9); /* remembered */
+    MT_CHECK_EQ_INT(g_compiles, 1);
+    MT_CHECK(strstr(g_log, "not loaded") == NULL);
+    char path[2048];
+    only_entry(dir, path, sizeof path);
+    struct stat sb;
+    MT_CHECK(stat(path, &sb) == 0);
+    flip_byte(path, sb.st_size / 2); /* same size, new ctime */
+    build_and_check(9);
+    MT_CHECK_EQ_INT(g_compiles, 2);
+    MT_CHECK(strstr(g_log, "does not match its recorded checksum") != NULL);
+}
+
 /* The data entries the CUDA backend stores (cubin/PTX images) go through the same checks. */
 MT_TEST(kcache_data_entry_verified)
 {
