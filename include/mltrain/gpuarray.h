@@ -287,6 +287,23 @@ void mt_kexpr_print(const mt_kexpr *e, mt_strbuf *sb);
  * device and cached; on the host, without a C compiler (or MLTRAIN_NO_CC=1), it is interpreted. */
 mt_status mt_elemwise(const mt_kexpr *expr, int32_t nin, const mt_array *const *inputs,
                       mt_array *const *outputs, int32_t nparams, const mt_scalar *params);
+/* mt_elemwise for a caller that launches the same expression over and over (a compiled
+ * function's fused step): *memo (NULL at first; the caller owns it and frees it with
+ * mt_elemwise_memo_free) records the plan and the compiled kernel of the previous call. When
+ * this call has the same expr pointer, nin and nparams, and every input and output has the
+ * recorded dtype, shape, strides and device (outputs writeable, no input partially
+ * overlapping an output), the recorded kernel is launched on the new buffers and params
+ * without planning or a kernel-cache lookup; otherwise the call takes mt_elemwise's full path
+ * (same checks and errors) and records it. Results are the same bits as mt_elemwise's. The
+ * expression must not change while a memo refers to it, and a memo is used with one device,
+ * which must outlive it; not safe to use one memo from several threads at once. */
+typedef struct mt_elemwise_memo mt_elemwise_memo;
+mt_status mt_elemwise_memo_run(mt_elemwise_memo **memo, const mt_kexpr *expr, int32_t nin,
+                               const mt_array *const *inputs, mt_array *const *outputs,
+                               int32_t nparams, const mt_scalar *params);
+void mt_elemwise_memo_free(mt_elemwise_memo *memo); /* NULL is fine */
+/* Calls of mt_elemwise_memo_run that launched the recorded kernel (0 for NULL). */
+int64_t mt_elemwise_memo_hits(const mt_elemwise_memo *memo);
 /* Compiles, ahead of time, the kernel mt_elemwise(expr, nin, ..., nparams, ...) would use on dev
  * for C-contiguous inputs of dtypes in_dtypes[i] and shapes in_dims[i][0..in_ndim[i]) and
  * C-contiguous outputs of shape out_dims[0..out_ndim) (dtypes of the output nodes), putting it in

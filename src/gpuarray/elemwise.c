@@ -21,7 +21,12 @@
  * Work items are elements in both layouts: host chunks are [begin, end) of the flat C-order
  * index (a chunk may start and end mid-row), and INDEX / RAND nodes read that index.
  * On the host without a working C compiler (or with MLTRAIN_NO_CC=1) the same plan runs in the
- * interpreter (kinterp.c), split over the device's thread pool. */
+ * interpreter (kinterp.c), split over the device's thread pool.
+ *
+ * mt_elemwise_memo_run keeps the plan and kernel handle of a caller's previous call and, when
+ * the next call's arguments have the same dtypes, shapes and strides, launches that kernel on
+ * the new buffers directly: no validation of the expression, no planning and no key text,
+ * which for the tiny kernels of a small training step cost as much as the kernels. */
 #include <inttypes.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -543,14 +548,17 @@ static mt_status run_interp(const ew_plan *p, mt_device *dev, const mt_scalar *p
 static mt_status run_kernel(const ew_plan *p, mt_device *dev, void *kernel,
                             const mt_scalar *params)
 {
-    enum { MAXK = EW_MAX_ARGS + MT_MAX_DIMS + EW_MAX_ARGS * MT_MAX_DIMS + EW_MAX_PARAMS + 1 };
-    mt_karg *k = mt_calloc(MAXK, sizeof *k);
-    uint64_t *pvals = mt_calloc(EW_MAX_PARAMS, sizeof *pvals);
-    if (!k || !pvals) {
-        mt_free(k);
-        mt_free(pvals);
+    /* the argument list on the stack unless a strided kernel has many arguments */
+    enum { NSTACK = 96 };
+    mt_karg kstack[NSTACK];
+    uint64_t pvals[EW_MAX_PARAMS];
+    size_t need = (size_t)p->nact + (p->contig ? 0 : (size_t)p->nd * (size_t)(p->nact + 1)) +
+                  (size_t)p->nprm + 1;
+    mt_karg *k = kstack;
+    if (need > NSTACK && !(k = mt_calloc(need, sizeof *k)))
         return mt_err_prefix(MT_ERR_NOMEM, "elemwise: ");
-    }
+    if (k == kstack) memset(kstack, 0, need * sizeof *k);
+    memset(pvals, 0, (size_t)p->nprm * sizeof *pvals);
     int32_t n = 0;
     for (int32_t a = 0; a < p->nact; a++) {
         k[n].kind = MT_KARG_BUFFER;
@@ -587,8 +595,7 @@ static mt_status run_kernel(const ew_plan *p, mt_device *dev, void *kernel,
     }
     mt_status st = dev->ops->kernel_launch(dev, kernel, n, k, p->size,
                                            grain_for(p->e, false), NULL);
-    mt_free(k);
-    mt_free(pvals);
+    if (k != kstack) mt_free(k);
     if (st != MT_OK) return mt_err_prefix(st, "elemwise on %s: ", dev->info.name);
     return MT_OK;
 }
@@ -726,9 +733,11 @@ static mt_status get_kernel(ew_plan *p, mt_device *dev, void **kernel)
     return st;
 }
 
-static mt_status dispatch(ew_plan *p, mt_device *dev, const mt_scalar *params)
+/* Runs the plan; *used gets the compiled kernel it launched (NULL when interpreted). */
+static mt_status dispatch(ew_plan *p, mt_device *dev, const mt_scalar *params, void **used)
 {
     bool host = dev->ops->klang == MT_KLANG_C;
+    *used = NULL;
     if (host && mt_device_is_host_addressable(dev) && !mt__hostcc_available())
         return run_interp(p, dev, params);
     void *kernel = NULL;
@@ -740,6 +749,7 @@ static mt_status dispatch(ew_plan *p, mt_device *dev, const mt_scalar *params)
         return run_interp(p, dev, params);
     }
     if (st != MT_OK) return mt_err_prefix(st, "elemwise: ");
+    *used = kernel;
     return run_kernel(p, dev, kernel, params);
 }
 
@@ -766,24 +776,152 @@ static mt_status plan_build(ew_plan *p, mt_array *tmps, const mt_kexpr *expr, in
     return st;
 }
 
-mt_status mt_elemwise(const mt_kexpr *expr, int32_t nin, const mt_array *const *inputs,
-                      mt_array *const *outputs, int32_t nparams, const mt_scalar *params)
+/* One argument's layout as a memo recorded it. */
+typedef struct ew_memo_arg {
+    mt_dtype dt;
+    int32_t ndim;
+    int64_t dims[MT_MAX_DIMS];
+    int64_t strides[MT_MAX_DIMS];
+} ew_memo_arg;
+
+struct mt_elemwise_memo {
+    bool valid;
+    mt_device *dev;
+    const mt_kexpr *e;
+    int32_t nin, nparams;
+    int64_t hits;
+    void *kernel;
+    ew_plan plan;             /* arr pointers are rebound on every launch */
+    ew_memo_arg args[EW_MAX_ARGS]; /* every input (read or not), then every output */
+};
+
+/* The full path; when rec is not NULL and the call ran a compiled kernel on the arguments
+ * themselves (no copy of an overlapping input), rec records it, else rec is left invalid. */
+static mt_status elemwise_full(const mt_kexpr *expr, int32_t nin, const mt_array *const *inputs,
+                               mt_array *const *outputs, int32_t nparams,
+                               const mt_scalar *params, mt_elemwise_memo *rec)
 {
-    ew_plan *p = mt_calloc(1, sizeof *p);
+    if (rec) rec->valid = false;
+    ew_plan *p = rec ? &rec->plan : mt_calloc(1, sizeof *p);
     mt_array *tmps = mt_calloc((size_t)(nin > 0 ? nin : 0) + 1, sizeof *tmps);
     if (!p || !tmps) {
-        mt_free(p);
+        if (!rec) mt_free(p);
         mt_free(tmps);
         return mt_err_prefix(MT_ERR_NOMEM, "elemwise: ");
     }
+    if (rec) memset(p, 0, sizeof *p);
     mt_device *dev = outputs && outputs[0] && outputs[0]->buf ? mt_array_device(outputs[0]) : NULL;
     p->lang = dev ? dev->ops->klang : MT_KLANG_C;
     mt_status st = plan_build(p, tmps, expr, nin, inputs, outputs, nparams, params);
-    if (st == MT_OK && p->size > 0) st = dispatch(p, dev, params);
-    for (int32_t i = 0; i < nin; i++) mt_array_clear(&tmps[i]);
+    void *kernel = NULL;
+    if (st == MT_OK && p->size > 0) st = dispatch(p, dev, params, &kernel);
+    bool copied = false;
+    for (int32_t i = 0; i < nin; i++) {
+        copied |= tmps[i].buf != NULL;
+        mt_array_clear(&tmps[i]);
+    }
     mt_free(tmps);
-    mt_free(p);
+    if (rec && st == MT_OK && kernel && !copied) {
+        rec->dev = dev;
+        rec->e = expr;
+        rec->nin = nin;
+        rec->nparams = nparams;
+        rec->kernel = kernel;
+        for (int32_t i = 0; i < nin + expr->nouts; i++) {
+            const mt_array *a = i < nin ? inputs[i] : outputs[i - nin];
+            ew_memo_arg *m = &rec->args[i];
+            m->dt = a->dtype;
+            m->ndim = a->ndim;
+            memcpy(m->dims, a->dims, (size_t)a->ndim * sizeof a->dims[0]);
+            memcpy(m->strides, a->strides, (size_t)a->ndim * sizeof a->strides[0]);
+        }
+        for (int32_t a = 0; a < p->nact; a++) p->args[a].arr = NULL; /* not kept */
+        rec->valid = true;
+    }
+    if (!rec) mt_free(p);
     return st;
+}
+
+mt_status mt_elemwise(const mt_kexpr *expr, int32_t nin, const mt_array *const *inputs,
+                      mt_array *const *outputs, int32_t nparams, const mt_scalar *params)
+{
+    return elemwise_full(expr, nin, inputs, outputs, nparams, params, NULL);
+}
+
+static bool memo_arg_same(const ew_memo_arg *m, const mt_array *a, mt_device *dev)
+{
+    return a && a->buf && a->dtype == m->dt && a->ndim == m->ndim &&
+           memcmp(a->dims, m->dims, (size_t)a->ndim * sizeof a->dims[0]) == 0 &&
+           memcmp(a->strides, m->strides, (size_t)a->ndim * sizeof a->strides[0]) == 0 &&
+           mt_array_device(a) == dev;
+}
+
+/* Whether the recorded plan applies to these arguments: same expression, counts, device,
+ * dtypes, shapes and strides, writeable outputs, and no input partially overlapping an output
+ * (an exact alias is fine, as in the full path; anything else goes through the full path,
+ * which copies the input). */
+static bool memo_applies(const mt_elemwise_memo *m, const mt_kexpr *expr, int32_t nin,
+                         const mt_array *const *inputs, mt_array *const *outputs,
+                         int32_t nparams, const mt_scalar *params)
+{
+    if (!m->valid || m->e != expr || m->nin != nin || m->nparams != nparams ||
+        (nin > 0 && !inputs) || !outputs || (nparams > 0 && !params))
+        return false;
+    for (int32_t i = 0; i < nin; i++)
+        if (!memo_arg_same(&m->args[i], inputs[i], m->dev)) return false;
+    for (int32_t j = 0; j < expr->nouts; j++) {
+        const mt_array *o = outputs[j];
+        if (!memo_arg_same(&m->args[nin + j], o, m->dev) || !(o->flags & MT_ARRAY_WRITEABLE))
+            return false;
+    }
+    const mt_array *out0 = outputs[0];
+    for (int32_t a = 0; a < m->plan.nact; a++) {
+        int32_t src = m->plan.args[a].src;
+        if (src >= nin) break;
+        const mt_array *in = inputs[src];
+        for (int32_t j = 0; j < expr->nouts; j++) {
+            if (in->buf != outputs[j]->buf) continue;
+            int64_t bstr[MT_MAX_DIMS];
+            if (broadcast_strides(in, src, out0, bstr) != MT_OK ||
+                bad_overlap(in, bstr, outputs[j], out0->ndim))
+                return false;
+        }
+    }
+    return true;
+}
+
+mt_status mt_elemwise_memo_run(mt_elemwise_memo **memo, const mt_kexpr *expr, int32_t nin,
+                               const mt_array *const *inputs, mt_array *const *outputs,
+                               int32_t nparams, const mt_scalar *params)
+{
+    if (!memo) return mt_err_set(MT_ERR_INVALID, "elemwise: NULL memo");
+    mt_elemwise_memo *m = *memo;
+    if (m && memo_applies(m, expr, nin, inputs, outputs, nparams, params)) {
+        ew_plan *p = &m->plan;
+        for (int32_t a = 0; a < p->nact; a++) {
+            int32_t src = p->args[a].src;
+            p->args[a].arr = src < nin ? inputs[src] : outputs[src - nin];
+        }
+        mt_status st = run_kernel(p, m->dev, m->kernel, params);
+        for (int32_t a = 0; a < p->nact; a++) p->args[a].arr = NULL;
+        if (st == MT_OK) m->hits++;
+        return st;
+    }
+    if (!m) {
+        if (!(m = mt_calloc(1, sizeof *m))) return mt_err_prefix(MT_ERR_NOMEM, "elemwise: ");
+        *memo = m;
+    }
+    return elemwise_full(expr, nin, inputs, outputs, nparams, params, m);
+}
+
+int64_t mt_elemwise_memo_hits(const mt_elemwise_memo *memo)
+{
+    return memo ? memo->hits : 0;
+}
+
+void mt_elemwise_memo_free(mt_elemwise_memo *memo)
+{
+    mt_free(memo);
 }
 
 /* Prebuild: tiny C-contiguous stand-ins (every size > 1 becomes 2, which changes neither the

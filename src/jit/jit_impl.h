@@ -123,6 +123,7 @@ typedef struct mt__jstep {
     int64_t *mdims;    /* FUSED: scratch, MT_MAX_DIMS per member: run-time shapes */
     mt_kexpr kx;       /* ELEMWISE node or FUSED kernel */
     bool has_kx;
+    mt_elemwise_memo *ew_memo; /* FUSED: the kernel launch of the previous call (plan.c) */
     bool allocates;    /* its results are new allocations (not views) */
     int32_t coll;      /* COLL_*: index of its bucket in the plan (mt__jplan.coll_*) */
     int32_t ncoll_vars; /* COLL_START: number of nodes in out_vars */

@@ -6,7 +6,9 @@
  * slots whose last reader it is, so temporaries go back to the device's caching allocator as
  * soon as they are dead and the memory high-water mark follows the liveness of the graph, not
  * its size. The same runner executes the reference schedule (one step per node) and the fused
- * schedule built by fuse.c (FUSED steps run one mt_elemwise kernel with several outputs). */
+ * schedule built by fuse.c (FUSED steps run one mt_elemwise kernel with several outputs,
+ * through a per-step mt_elemwise_memo: a call whose operands have the layouts of the previous
+ * call launches the same kernel without planning it again). */
 #include <string.h>
 
 #include "jit_impl.h"
@@ -22,6 +24,7 @@ void mt__step_free(mt__jstep *s)
     mt_free(s->inplace);
     mt_free(s->free);
     if (s->has_kx) mt_kexpr_deinit(&s->kx);
+    mt_elemwise_memo_free(s->ew_memo);
     memset(s, 0, sizeof *s);
 }
 
@@ -369,7 +372,7 @@ static mt_status run_fused(mt_function *f, mt__jstep *s, const mt_array *const *
             st = mt_array_empty(outs[j], f->dev, t->dtype, nd, dims, 'C');
     }
     if (st == MT_OK && mt_array_size(outs[0]) > 0)
-        st = mt_elemwise(&s->kx, s->nin, ins, outs, 0, NULL);
+        st = mt_elemwise_memo_run(&s->ew_memo, &s->kx, s->nin, ins, outs, 0, NULL);
     if (st != MT_OK) {
         for (int32_t j = 0; j < s->nout; j++) mt_array_clear(&values[s->out[j]]);
         return mt__node_error(f->g, s->out_vars[0], st);
