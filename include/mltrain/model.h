@@ -83,6 +83,9 @@ const char *mt_model_layer_name(const mt_model *m, int32_t i);
 int32_t mt_model_find_layer(const mt_model *m, const char *name); /* -1 if absent */
 /* "MLP", "SoftmaxRegression", "DenoisingAutoencoder", ... */
 const char *mt_model_type_name(const mt_model *m);
+/* Whether obj, built by the registry as kind "model", is an mt_model: an MLP with layer_name and
+ * neither nvis nor input_space builds a layer of another MLP, which is not a model. */
+bool mt_model_is_model(const void *obj);
 /* True when the model's default cost needs targets (MLP with a Softmax/Linear/Sigmoid output);
  * autoencoders do not. */
 bool mt_model_needs_targets(const mt_model *m);

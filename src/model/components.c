@@ -202,7 +202,7 @@ typedef struct conv_nonlin {
     bool monitor_classification;
 } conv_nonlin;
 
-static bool is_model(const void *obj)
+bool mt_model_is_model(const void *obj)
 {
     return obj && *(const uint32_t *)obj == MT__MODEL_MAGIC;
 }
@@ -214,7 +214,7 @@ static mt_status build_sub(rd *r, mt_cfg_builder *b, const mt_cfg_node *item,
     void *obj = NULL;
     mt_status st = mt_cfg_build(b, item, "layer", &obj, NULL);
     if (st) return st;
-    if (is_model(obj))
+    if (mt_model_is_model(obj))
         return mt_cfg_error(MT_ERR_INVALID, item->loc, "%s: an MLP used as a layer needs a "
                             "layer_name and takes its input from the layer below (no nvis or "
                             "input_space)", r->what);
@@ -872,7 +872,7 @@ static const mt_component corruptor_components[] = {
 /* The MLP component builds a model, or a layer spec when the MLP is a layer of another. */
 static void model_destroy(void *obj)
 {
-    if (is_model(obj)) mt_model_free(obj);
+    if (mt_model_is_model(obj)) mt_model_free(obj);
     else layer_destroy(obj);
 }
 
@@ -959,7 +959,7 @@ static mt_status mlp_build(mt_cfg_builder *b, const mt_cfg_node *node, void **ou
     for (int32_t i = 0; i < layers->n && !r.st; i++) {
         void *obj;
         r.st = mt_cfg_build(b, layers->items[i], "layer", &obj, NULL);
-        if (!r.st && is_model(obj))
+        if (!r.st && mt_model_is_model(obj))
             r.st = mt_cfg_error(MT_ERR_INVALID, layers->items[i]->loc, "MLP: an MLP used as a "
                                 "layer needs a layer_name and takes its input from the layer "
                                 "below (no nvis or input_space)");

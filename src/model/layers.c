@@ -351,14 +351,23 @@ mt__state mt__sub_input(mt_model_graph *mg, const mt__layer *L, int32_t i, mt__s
     mt_var parts[64] = {0};
     mt_var *pp = n <= 64 ? parts : mt_calloc((size_t)n, sizeof(mt_var));
     mt__state st = {MT_VAR_NONE, false};
-    if (!pp) return st;
+    if (!pp) {
+        mt_err_set(MT_ERR_NOMEM, "CompositeLayer '%s': routing %d input components", L->path,
+                   (int)n);
+        return st;
+    }
+    bool index = false;
     for (int32_t k = 0; k < n; k++) {
         int32_t j = L->sub_in[a + k];
         int64_t off = comp_offset(L->in_sp, j), d = mt__space_total_dim(&L->in_sp->comp[j]);
         pp[k] = mt_graph_slice_axis(mg->g, x.v, 1, off, off + d, 1);
+        index |= mt__space_has_index(&L->in_sp->comp[j]);
     }
     st.v = mt_graph_concatenate(mg->g, n, pp, 1);
     if (pp != parts) mt_free(pp);
+    /* as mt__component_state: indices stay float32, the rest computes in the compute dtype */
+    const mt_type *t = st.v ? mt_graph_type(mg->g, st.v) : NULL;
+    if (!index && t && t->dtype != mg->compute) st.v = mt_graph_cast(mg->g, st.v, mg->compute);
     return st;
 }
 

@@ -19,6 +19,21 @@ mt_status mt__build_opt(mt_cfg_builder *b, const mt_cfg_node *node, const char *
     return mt_cfg_build(b, v, kind, out, NULL);
 }
 
+mt_status mt__build_model(mt_cfg_builder *b, const mt_cfg_node *node, const char *key,
+                          void **out)
+{
+    *out = NULL;
+    const mt_cfg_node *v = mt_cfg_get(node, key);
+    mt_status st = mt_cfg_build(b, v, "model", out, NULL);
+    if (st) return st;
+    if (mt_model_is_model(*out)) return MT_OK;
+    *out = NULL; /* a layer spec: the builder owns and frees it */
+    return mt_cfg_error(MT_ERR_INVALID, v ? v->loc : node->loc,
+                        "%s: this MLP has layer_name and neither nvis nor input_space, so it is "
+                        "a layer of another MLP, not a model (give it nvis or input_space)",
+                        key);
+}
+
 mt_status mt__get_value(mt_cfg_builder *b, const mt_cfg_node *node, const char *key,
                         double dflt, double *out)
 {

@@ -60,7 +60,7 @@ static mt_status build_train(mt_cfg_builder *b, const mt_cfg_node *node, void **
     mt_status st;
     if ((st = mt_cfg_build(b, mt_cfg_get(node, "dataset"), "dataset", &obj, NULL))) goto fail;
     t->dataset = obj;
-    if ((st = mt_cfg_build(b, mt_cfg_get(node, "model"), "model", &obj, NULL))) goto fail;
+    if ((st = mt__build_model(b, node, "model", &obj))) goto fail;
     t->model = obj;
     if ((st = mt__build_opt(b, node, "algorithm", "algorithm", &obj))) goto fail;
     t->alg = obj;

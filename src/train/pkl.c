@@ -122,7 +122,7 @@ static void no_destroy(void *obj)
 static mt_status build_push_monitor(mt_cfg_builder *b, const mt_cfg_node *node, void **out)
 {
     void *m = NULL;
-    mt_status st = mt_cfg_build(b, mt_cfg_get(node, "model"), "model", &m, NULL);
+    mt_status st = mt__build_model(b, node, "model", &m);
     if (st) return st;
     const char *name = NULL;
     if ((st = mt_cfg_get_string(node, "name", NULL, &name))) return st;
@@ -139,7 +139,7 @@ static mt_status build_push_monitor(mt_cfg_builder *b, const mt_cfg_node *node, 
 static mt_status build_read_channel(mt_cfg_builder *b, const mt_cfg_node *node, void **out)
 {
     void *m = NULL;
-    mt_status st = mt_cfg_build(b, mt_cfg_get(node, "model"), "model", &m, NULL);
+    mt_status st = mt__build_model(b, node, "model", &m);
     if (st) return st;
     const char *chan = NULL, *mon = NULL;
     if ((st = mt_cfg_get_string(node, "channel_name", NULL, &chan)) ||

@@ -217,9 +217,9 @@ static const mt__termination_ops mc_ops = {.name = "MatchChannel",
 static mt_status ci_continue(mt__termination *t, mt__run *run, bool *cont)
 {
     channel_inf *c = (channel_inf *)t;
-    double v;
+    double v = 0;
     mt_status st = channel_value(run, c->channel, c->channel_loc, "ChannelInf", &v);
-    *cont = !isinf(v);
+    *cont = st != MT_OK || !isinf(v);
     return st;
 }
 
@@ -241,12 +241,21 @@ static mt_status pb_name(const patience *p, const mt__chanvals *cv, const char *
         *out = p->channel;
         return mt__chanvals_require(cv, p->channel, p->channel_loc, "PatienceBasedTermCrit");
     }
-    if (cv->n != 1)
+    /* the monitor's only channel, not counting the two timing channels every run records */
+    int32_t found = -1, n = 0;
+    for (int32_t i = 0; i < cv->n; i++) {
+        if (strcmp(cv->names[i], "training_seconds_this_epoch") == 0 ||
+            strcmp(cv->names[i], "total_seconds_last_epoch") == 0)
+            continue;
+        found = i;
+        n++;
+    }
+    if (n != 1)
         return mt_cfg_error(MT_ERR_INVALID, p->base.loc,
                             "PatienceBasedTermCrit: without channel_name the monitor must have "
-                            "exactly one channel (it has %d)",
-                            (int)cv->n);
-    *out = cv->names[0];
+                            "exactly one channel besides the timing ones (it has %d)",
+                            (int)n);
+    *out = cv->names[found];
     return MT_OK;
 }
 

@@ -569,6 +569,10 @@ const char *mt__path_join(char *buf, size_t cap, const char *prefix, const char 
 /* Builds an optional sub-component (absent or null key -> *out NULL). */
 mt_status mt__build_opt(mt_cfg_builder *b, const mt_cfg_node *node, const char *key,
                         const char *kind, void **out);
+/* Builds node[key] as a "model" and checks it is one (an MLP with layer_name and no nvis is a
+ * layer): an error at the value's position otherwise. */
+mt_status mt__build_model(mt_cfg_builder *b, const mt_cfg_node *node, const char *key,
+                          void **out);
 /* A number or a read_channel object (kind "value"): *out receives the value. */
 mt_status mt__get_value(mt_cfg_builder *b, const mt_cfg_node *node, const char *key,
                         double dflt, double *out);

@@ -119,7 +119,7 @@ static mt_status build_transformer_dataset(mt_cfg_builder *b, const mt_cfg_node 
     void *raw = NULL, *model = NULL;
     mt_status st = mt_cfg_build(b, mt_cfg_get(node, "raw"), "dataset", &raw, NULL);
     if (st) return st;
-    if ((st = mt_cfg_build(b, mt_cfg_get(node, "transformer"), "model", &model, NULL))) return st;
+    if ((st = mt__build_model(b, node, "transformer", &model))) return st;
     mt_dataset *d = NULL;
     if ((st = transform_dataset(&d, raw, model)))
         return mt_cfg_error(st, node->loc, "TransformerDataset: %s", mt_last_error());

@@ -28,6 +28,9 @@
 
 #include "train_impl.h"
 
+/* Largest window side and padding (pixels): keeps every size product far from overflow. */
+#define WF_MAX_SIDE 65536
+
 typedef struct wf_set {
     mt_dataset *d;       /* borrowed (builder) */
     bool once;           /* randomize_once */
@@ -132,8 +135,19 @@ static mt_status start_random(window_flip *w, wf_set *s, int32_t j, int64_t k)
     s->cols = info.topo[1] + 2 * p;
     s->ch = info.topo[2];
     if (w->wr > s->rows || w->wc > s->cols) return window_error(w, &info, s->rows, s->cols);
-    s->orig = mt_calloc((size_t)(s->n * s->rows * s->cols * s->ch) + 1, sizeof(float));
-    float *X = mt_malloc((size_t)(s->n * w->wr * w->wc * s->ch) * sizeof(float) + 1);
+    int64_t norig, nwin;
+    if (__builtin_mul_overflow(s->n, s->rows, &norig) ||
+        __builtin_mul_overflow(norig, s->cols, &norig) ||
+        __builtin_mul_overflow(norig, s->ch, &norig) ||
+        (uint64_t)norig > mt_data_max_bytes() / sizeof(float))
+        return mt_err_set(MT_ERR_RANGE,
+                          "WindowAndFlip: %s padded by %lld pixels needs %lld x %lld x %lld x "
+                          "%lld floats, more than MLTRAIN_DATA_MAX_BYTES allows",
+                          info.name, (long long)p, (long long)s->n, (long long)s->rows,
+                          (long long)s->cols, (long long)s->ch);
+    nwin = s->n * w->wr * w->wc * s->ch; /* <= norig: the window fits in the padded image */
+    s->orig = mt_calloc((size_t)norig + 1, sizeof(float));
+    float *X = mt_malloc((size_t)nwin * sizeof(float) + 1);
     if (!s->orig || !X) {
         mt_free(X);
         return mt_err_set(MT_ERR_NOMEM, "WindowAndFlip: %s", info.name);
@@ -252,16 +266,18 @@ static mt_status build_wf(mt_cfg_builder *b, const mt_cfg_node *node, void **out
         (st = mt_cfg_get_int(node, "pad_randomized", 0, &w->pad)) ||
         (st = mt_cfg_get_bool(node, "flip", true, &w->flip)))
         goto fail;
-    if (ns != 2 || shape[0] < 1 || shape[1] < 1) {
+    if (ns != 2 || shape[0] < 1 || shape[1] < 1 || shape[0] > WF_MAX_SIDE ||
+        shape[1] > WF_MAX_SIDE) {
         st = mt_cfg_error(MT_ERR_INVALID, mt_cfg_key_loc(node, "window_shape"),
-                          "WindowAndFlip: window_shape must be [rows, cols] with both >= 1");
+                          "WindowAndFlip: window_shape must be [rows, cols] with both in "
+                          "[1, %d]", WF_MAX_SIDE);
         goto fail;
     }
     w->wr = shape[0];
     w->wc = shape[1];
-    if (w->pad < 0) {
+    if (w->pad < 0 || w->pad > WF_MAX_SIDE) {
         st = mt_cfg_error(MT_ERR_RANGE, mt_cfg_key_loc(node, "pad_randomized"),
-                          "WindowAndFlip: pad_randomized must be >= 0");
+                          "WindowAndFlip: pad_randomized must be >= 0 and <= %d", WF_MAX_SIDE);
         goto fail;
     }
     const mt_cfg_node *rng = mt_cfg_get(node, "rng");

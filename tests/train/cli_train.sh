@@ -168,6 +168,17 @@ EOF
     run 1 job.yaml --dry-run
     grep -q "job.yaml:4:63: .*batch_sise.*did you mean 'batch_size'" "$W/out.txt" || fail "message"
     ;;
+dry_run_layer_as_model)
+    cat > job.yaml <<'EOF'
+!obj:Train {
+    dataset: !obj:FashionMNIST { which_set: 'train', stop: 100 },
+    model: !obj:MLP { layer_name: 'inner', layers: [ !obj:Softmax { layer_name: 'y', n_classes: 10, irange: 0. } ] },
+    algorithm: !obj:SGD { batch_size: 10, learning_rate: 0.1 },
+}
+EOF
+    run 1 job.yaml --dry-run
+    grep -q "job.yaml:3:12: model: this MLP has layer_name and neither nvis nor input_space" "$W/out.txt" || fail "message"
+    ;;
 dry_run_unknown_channel)
     conf tutorials__multilayer_perceptron__mlp_tutorial_part_3.yaml job.yaml
     sed 's/channel_name: "valid_y_misclass"/channel_name: "valid_y_misclas"/' job.yaml > typo.yaml

@@ -211,6 +211,14 @@ MT_TEST(lr_adjuster_channel_check_and_bad_keys)
                            "extension"),
                  MT_ERR_RANGE, "pad_randomized must be >= 0");
     built_free(&bt);
+    MT_CHECK_ERR(try_build(&bt, "!obj:WindowAndFlip { window_shape: [3, 3], "
+                                "pad_randomized: 2147483648 }",
+                           "extension"),
+                 MT_ERR_RANGE, "pad_randomized must be >= 0 and <= 65536");
+    built_free(&bt);
+    MT_CHECK_ERR(try_build(&bt, "!obj:WindowAndFlip { window_shape: [3, 70000] }", "extension"),
+                 MT_ERR_INVALID, "both in [1, 65536]");
+    built_free(&bt);
     MT_CHECK_ERR(try_build(&bt, "!obj:ChannelInf {}", "termination"), MT_ERR_INVALID,
                  "channel_name");
     built_free(&bt);
@@ -318,6 +326,8 @@ MT_TEST(termination_patience_based)
                "patience_increase: 0.5 }",
                "termination");
     run_init_fake(&run);
+    add_record(&run, "training_seconds_this_epoch", 0.5); /* timing channels do not count */
+    add_record(&run, "total_seconds_last_epoch", 0.7);
     add_record(&run, "objective", 1.0);
     MT_CHECK(!ask(a.obj, &run, "objective", 1.0)); /* 2 records, patience max(2, 1) */
     add_record(&run, "other", 1.0);
