@@ -37,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -109,6 +110,7 @@ static bool child_limit_memory(uint64_t limit)
     if (getrlimit(RLIMIT_AS, &rl) != 0) return false;
     rlim_t want = (rlim_t)(have + limit);
     if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want) want = rl.rlim_max;
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) want = rl.rlim_cur; /* never loosen */
     rl.rlim_cur = want;
     return setrlimit(RLIMIT_AS, &rl) == 0;
 }
@@ -152,11 +154,24 @@ static void child_misbehave(const char *mode)
     if (!strcmp(mode, "silent")) _exit(0);
 }
 
+/* In the child: closes every descriptor from 4 up (close_range where the kernel has it, else
+ * the descriptors /proc/self/fd lists, else every number below the descriptor limit). */
+static void close_other_fds(void)
+{
+#ifdef SYS_close_range
+    if (syscall(SYS_close_range, 4u, ~0u, 0u) == 0) return;
+#endif
+    long max = sysconf(_SC_OPEN_MAX);
+    if (max < 0 || max > 1 << 20) max = 1 << 20;
+    for (long fd = 4; fd < max; fd++) close((int)fd);
+}
+
 static _Noreturn void child_main(const mt__isolate_spec *s, int wfd, pid_t parent, uint64_t limit)
 {
-    static const int fatal[] = {SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL, SIGTRAP, SIGSYS};
-    for (size_t i = 0; i < sizeof fatal / sizeof fatal[0]; i++)
-        signal(fatal[i], SIG_DFL);
+    /* every signal back to its default action (the parent's handlers, e.g. the training loop's
+     * SIGTERM/SIGINT flag setters, would keep a stuck child alive), SIGPIPE ignored */
+    for (int sig = 1; sig < NSIG; sig++)
+        if (sig != SIGKILL && sig != SIGSTOP) signal(sig, SIG_DFL);
     signal(SIGPIPE, SIG_IGN);
     sigset_t none;
     sigemptyset(&none);
@@ -169,7 +184,7 @@ static _Noreturn void child_main(const mt__isolate_spec *s, int wfd, pid_t paren
     if (getppid() != parent) _exit(0); /* the parent died before the line above */
     /* stdin, stdout and stderr stay; the pipe moves to 3, every other descriptor goes */
     if (wfd != 3 && dup2(wfd, 3) < 0) _exit(125);
-    close_range(4, ~0u, 0);
+    close_other_fds();
     g_child.spec = s;
     g_child.limit = child_limit_memory(limit) ? limit : 0;
     const char *tm = getenv("MLTRAIN_ISOLATE_TEST_CHILD");

@@ -497,9 +497,10 @@ static mt_status h5_probe_dataset(h5_ctx *c, const char *name)
         }
     }
     uint64_t n = 1;
-    for (int32_t i = 1; i < nd; i++)
-        n *= (uint64_t)dims[i];
-    if (dims[0] == 0 || n * sizeof(float) > PROBE_ROW_MAX) goto out;
+    bool big = false;
+    for (int32_t i = 1; i < nd; i++) /* saturating: a row over PROBE_ROW_MAX is not read */
+        big = big || __builtin_mul_overflow(n, (uint64_t)dims[i], &n);
+    if (big || dims[0] == 0 || n > PROBE_ROW_MAX / sizeof(float)) goto out;
     hsize_t start[4] = {0}, count[4], m = n;
     for (int32_t i = 0; i < nd; i++)
         count[i] = i ? (hsize_t)dims[i] : 1;
@@ -525,8 +526,17 @@ static mt_status h5_probe_file(const char *path, const char *x_name, const char 
 {
     h5_ctx c = {.path = path};
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    if ((c.file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT)) < 0)
-        return h5_fail(&c, MT_ERR_FORMAT, "H5Fopen");
+    /* The stdio driver, not the default sec2 one: libhdf5 shares an open file among opens of
+     * the same file by the same driver, and a lazy dataset of this process (inherited by the
+     * child) may hold this file open through a descriptor the child has closed. */
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    if (fapl < 0 || H5Pset_fapl_stdio(fapl) < 0) {
+        if (fapl >= 0) H5Pclose(fapl);
+        return h5_fail(&c, MT_ERR_FORMAT, "H5Pset_fapl_stdio");
+    }
+    c.file = H5Fopen(path, H5F_ACC_RDONLY, fapl);
+    H5Pclose(fapl);
+    if (c.file < 0) return h5_fail(&c, MT_ERR_FORMAT, "H5Fopen");
     mt_status st = h5_probe_dataset(&c, x_name);
     if (st == MT_OK && y_name) st = h5_probe_dataset(&c, y_name);
     H5Fclose(c.file);

@@ -211,8 +211,10 @@ static void cb_load_once(void)
         dlclose(h);
         return;
     }
-    if (!g_cb.GemmEx)
-        g_cb.GemmStridedBatchedEx = NULL; /* half products: both or neither */
+    if (!g_cb.GemmEx || !g_cb.GemmStridedBatchedEx) { /* half products: both or neither */
+        g_cb.GemmEx = NULL;
+        g_cb.GemmStridedBatchedEx = NULL;
+    }
     g_cb_ok = true;
 }
 

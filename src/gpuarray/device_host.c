@@ -77,19 +77,33 @@ static void host_enumerate(mt_device_info **infos, int32_t *count, int32_t *cap)
     (*count)++;
 }
 
+/* An OpenBLAS built on OpenMP (openblas_get_parallel() == 2) takes its thread count from the
+ * calling thread's OpenMP settings, which mltrain's pool threads do not share. */
+static bool blas_is_openmp(void)
+{
+    return openblas_get_parallel() == 2;
+}
+
 static mt_status host_open(mt_device *dev, int32_t platform, int32_t idx)
 {
     if (platform != 0 || idx != 0)
         return mt_err_set(MT_ERR_NOT_FOUND, "there is only one host device");
     host_info(&dev->info);
     mt_status st = mt_threadpool_new(&dev->pool, 0);
-    /* OpenBLAS sizes its own pool at load time from the machine (or OPENBLAS_NUM_THREADS);
-     * an explicit MLTRAIN_NUM_THREADS (set per rank by the data-parallel launcher) bounds it
-     * too, so ranks sharing a node do not oversubscribe the cores. */
+    if (st) return st;
+    if (!blas_is_openmp()) {
+        /* host GEMMs never use OpenBLAS's threads (see host_gemm): one thread, set once for
+         * the process (a setting changed around each call would race between callers) */
+        openblas_set_num_threads(1);
+        return MT_OK;
+    }
+    /* an OpenMP OpenBLAS sizes its threads per calling thread: host_gemm does not split, and
+     * an explicit MLTRAIN_NUM_THREADS (set per rank by the data-parallel launcher) bounds it,
+     * so ranks sharing a node do not oversubscribe the cores */
     const char *t = getenv("MLTRAIN_NUM_THREADS");
-    if (!st && t && *t && !getenv("OPENBLAS_NUM_THREADS"))
+    if (t && *t && !getenv("OPENBLAS_NUM_THREADS"))
         openblas_set_num_threads(mt_threadpool_size(dev->pool));
-    return st;
+    return MT_OK;
 }
 
 static void host_close(mt_device *dev)
@@ -301,13 +315,9 @@ static mt_status host_gemm(mt_device *dev, mt_dtype dt, bool trans_a, bool trans
                   .ldc = ldc, .parts = 1, .alpha = alpha, .beta = beta, .isz = isz};
     int nt = dev->pool ? mt_threadpool_size(dev->pool) : 1;
     int64_t len = j.split_rows ? m : n;
-    if ((double)m * (double)n * (double)k >= HOST_GEMM_SERIAL_MACS && nt > 1)
+    if ((double)m * (double)n * (double)k >= HOST_GEMM_SERIAL_MACS && nt > 1 && !blas_is_openmp())
         j.parts = len / HOST_GEMM_ALIGN < nt ? len / HOST_GEMM_ALIGN : nt;
     if (j.parts < 1) j.parts = 1;
-    /* Process-wide setting, restored below: host GEMMs are issued by one thread at a time
-     * (the calling function's thread), and OpenBLAS's threads are never used here. */
-    int threads = openblas_get_num_threads();
-    if (threads > 1) openblas_set_num_threads(1);
     for (int64_t i = 0; i < batch; i++) {
         j.a = pa + i * stride_a * (int64_t)isz;
         j.b = pb + i * stride_b * (int64_t)isz;
@@ -317,7 +327,6 @@ static mt_status host_gemm(mt_device *dev, mt_dtype dt, bool trans_a, bool trans
         else
             gemm_chunk(&j, 0, 1, 0);
     }
-    if (threads > 1) openblas_set_num_threads(threads);
     return MT_OK;
 }
 

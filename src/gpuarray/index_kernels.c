@@ -69,7 +69,7 @@ typedef struct kdesc {
 #define CHUNK 32
 #define MT_CHUNK_HEAD                                                                          \
     "const MT_I c = w % NCH, r = w / NCH;\n"                                                     \
-    "const MT_I i0 = c * " MT__STR(CHUNK) ", i1 = i0 + " MT__STR(CHUNK) " < INNER ? i0 + "      \
+    "const MT_I i0 = c * " MT__STR(CHUNK) ", i1 = INNER - i0 > " MT__STR(CHUNK) " ? i0 + "      \
     MT__STR(CHUNK) " : INNER;\n"
 #define MT__STR2(x) #x
 #define MT__STR(x) MT__STR2(x)
@@ -492,7 +492,7 @@ mt_status mt_array_take(mt_array *out, const mt_array *x, const mt_array *idx, i
     mt_array o = {0};
     st = mt_array_empty(&o, c.dev, x->dtype, nd, dims, 'C');
     int64_t nch = (inner + CHUNK - 1) / CHUNK, nwork = outer * m * nch;
-    bool i32 = outer * m * inner < INT32_MAX && fits_i32(&c.x) && fits_i32(&o);
+    bool i32 = outer * m * inner < INT32_MAX - CHUNK && fits_i32(&c.x) && fits_i32(&o);
     if (st == MT_OK && nwork > 0) {
         const mt_array *bufs[4] = {&c.x, &c.idx, &o, &c.flag};
         const int64_t sc[4] = {n, m, inner, nch};
@@ -594,7 +594,7 @@ mt_status mt_array_scatter_add(mt_array *out, const mt_array *x, const mt_array 
     if (st == MT_OK) st = mt_array_empty(&o, c.dev, x->dtype, x->ndim, x->dims, 'C');
     int64_t size = mt_array_size(&o);
     if (st == MT_OK && m == 0 && size > 0) st = mt_array_copy(&o, &c.x);
-    bool i32 = size < INT32_MAX && n < INT32_MAX - 1 && m < INT32_MAX && fits_i32(&c.x) &&
+    bool i32 = size < INT32_MAX - CHUNK && n < INT32_MAX - 1 && m < INT32_MAX && fits_i32(&c.x) &&
                fits_i32(&c.y) && fits_i32(&o);
     mt_dtype it = i32 ? MT_INT32 : MT_INT64;
     /* CPU devices build the CSR in one work item (O(n + m), one launch); devices with many

@@ -1211,7 +1211,9 @@ static hid_t image_fapl(img_ud *ud)
                                       img_udata_copy, img_udata_free, ud};
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
     if (fapl < 0) return -1;
-    if (H5Pset_fapl_core(fapl, 1 << 16, 0) < 0 || H5Pset_file_image_callbacks(fapl, &cb) < 0 ||
+    /* strong close: H5Fclose closes every object of the file, so none outlives the image */
+    if (H5Pset_fapl_core(fapl, 1 << 16, 0) < 0 || H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG) < 0 ||
+        H5Pset_file_image_callbacks(fapl, &cb) < 0 ||
         H5Pset_file_image(fapl, ud->buf, ud->size) < 0) {
         H5Pclose(fapl);
         return -1;

@@ -186,6 +186,8 @@ typedef struct dec {
     const char *bad; /* malformed: why */
     mt_status own;   /* a failure of this process, its message recorded */
     bool ended;      /* the stream stopped early (EOF or the deadline) */
+    uint64_t budget; /* array bytes a child within its memory limit can send (0: no limit) */
+    uint64_t taken;  /* array bytes received so far */
 } dec;
 
 static bool d_read(dec *d, void *dst, size_t n)
@@ -282,6 +284,10 @@ static bool d_array(dec *d, mt_ckpt *c)
     }
     if (ok && (want != nbytes || nbytes > SIZE_MAX / 2))
         ok = d_malformed(d, "an array whose size does not match its shape");
+    /* the child held every array it sends within its memory limit: more is not a real parse */
+    if (ok && d->budget && nbytes > d->budget - d->taken)
+        ok = d_malformed(d, "arrays larger than the reading process's memory limit");
+    if (ok) d->taken += nbytes;
     void *data = NULL;
     if (ok && nbytes && !(data = mt_malloc((size_t)nbytes)))
         ok = d_fail(d, mt_err_prefix(MT_ERR_NOMEM, "%s: array '%s' (%llu bytes): ", d->label, name,
@@ -387,7 +393,7 @@ static mt_status ckpt_parent(mt__isolate_rx *rx, void *ctx)
     if (st == MT_OK && !(j->c->path = mt_strdup(j->path)))
         st = mt_err_prefix(MT_ERR_NOMEM, "%s: ", j->label);
     if (st != MT_OK) return st;
-    dec d = {.r = rx, .label = j->label};
+    dec d = {.r = rx, .label = j->label, .budget = mt__isolate_mem_limit(j->size)};
     if (d_stream(&d, j->c, &j->child_st, &j->msg)) return MT_OK;
     if (d.own) return d.own;
     if (d.bad) return mt__isolate_malformed(rx, d.bad);

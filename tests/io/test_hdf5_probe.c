@@ -156,3 +156,26 @@ MT_TEST(hdf5_probe_memory_limit)
     unsetenv("MLTRAIN_HDF5_PROBE_TIMEOUT");
     mt_free(ballast);
 }
+
+/* Two lazy datasets of one file open at once (X_train then X_valid, say), then an in-memory
+ * one: each later probe's child must not reuse the open file of the earlier lazy datasets,
+ * whose descriptors it does not have. */
+MT_TEST(hdf5_probe_with_the_file_already_open)
+{
+    char *p = write_matrix("twice.h5");
+    mt_dataset *a = NULL, *b = NULL, *c = NULL;
+    MT_CHECK_OK(mt_dataset_hdf5_mode(&a, p, "params/h0_W", "labels", MT_DATA_LOAD_LAZY));
+    MT_CHECK_OK(mt_dataset_hdf5_mode(&b, p, "params/h0_W", NULL, MT_DATA_LOAD_LAZY));
+    MT_CHECK_OK(mt_dataset_hdf5_mode(&c, p, "params/h0_W", "labels", MT_DATA_LOAD_MEMORY));
+    mt_dataset_info ia, ib, ic;
+    mt_dataset_get_info(a, &ia);
+    mt_dataset_get_info(b, &ib);
+    mt_dataset_get_info(c, &ic);
+    MT_CHECK_EQ_INT(ia.n, 6);
+    MT_CHECK_EQ_INT(ib.n, 6);
+    MT_CHECK_EQ_INT(ic.dim, 4);
+    mt_dataset_free(a);
+    mt_dataset_free(b);
+    mt_dataset_free(c);
+    check_no_children();
+}
