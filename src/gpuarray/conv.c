@@ -205,7 +205,13 @@ static mt_status gen_source(void *ctx, mt_strbuf *sb, char *entry, size_t entry_
         mt_strbuf_appendf(sb, "#define MT_MUL(a, b) %s(a, b)\n", f64 ? "__dmul_rn" : "__fmul_rn");
     else
         mt_strbuf_append(sb, "#define MT_MUL(a, b) ((a) * (b))\n");
-    if (k->kind >= K_POOL_FWD_MAX) mt_strbuf_append(sb, pool_helpers);
+    if (k->kind >= K_POOL_FWD_MAX) {
+        /* helper names of this kernel's own: several kernels (each with its own MT_T and MT_I)
+         * may share one source when compiled as a batch */
+        mt_strbuf_appendf(sb, "#undef mt_pool_argmax\n#define mt_pool_argmax %s_argmax\n", entry);
+        mt_strbuf_appendf(sb, "#undef mt_pool_span\n#define mt_pool_span %s_span\n", entry);
+        mt_strbuf_append(sb, pool_helpers);
+    }
 
     const char *const *bufs = k_bufs[k->kind], *const *sc = k_scalars[k->kind];
     int nb = 0, ns = 0;
