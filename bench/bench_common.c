@@ -667,3 +667,18 @@ void bench_cuda_gemm(bench_cuda *c, bool f64, bool trans_a, bool trans_b, int n,
 }
 
 #endif /* MT_BENCH_HAVE_CUDA */
+
+int bench_parse_sizes(const char *s, int64_t *out, int max)
+{
+    int k = 0;
+    const char *p = s;
+    while (*p && k < max) {
+        char *end;
+        long long v = strtoll(p, &end, 10);
+        if (end == p || v < 0) bench_fail("bad size list '%s'", s);
+        if (v > 0) out[k++] = v;
+        if (*end && *end != ',') bench_fail("bad size list '%s'", s);
+        p = *end == ',' ? end + 1 : end;
+    }
+    return k;
+}

@@ -45,6 +45,10 @@ typedef int (*bench_extra_opt_fn)(int argc, char **argv, int i);
 void bench_parse_args(bench_opts *o, int argc, char **argv, int default_reps,
                       const char *extra_usage, bench_extra_opt_fn extra);
 
+/* Parses a comma-separated list of sizes ("256,1024"; zeros skipped) into out (at most max);
+ * returns how many. A malformed list ends the benchmark with a message. */
+int bench_parse_sizes(const char *s, int64_t *out, int max);
+
 /* Opens o->device. When it is absent (ERR_NOT_FOUND / ERR_NOT_BUILT) prints a SKIP line and
  * exits BENCH_EXIT_SKIP; other failures exit 1. */
 mt_device *bench_open_device(const bench_opts *o);

@@ -35,30 +35,15 @@ static int64_t g_gemm_n[MAX_SIZES] = {4096, 8192};
 static int g_ngemm = 2;
 static bool g_do_copy = true, g_do_gemm = true;
 
-static int parse_sizes(const char *s, int64_t *out)
-{
-    int k = 0;
-    const char *p = s;
-    while (*p && k < MAX_SIZES) {
-        char *end;
-        long long v = strtoll(p, &end, 10);
-        if (end == p || v < 0) bench_fail("bad size list '%s'", s);
-        if (v > 0) out[k++] = v;
-        if (*end && *end != ',') bench_fail("bad size list '%s'", s);
-        p = *end == ',' ? end + 1 : end;
-    }
-    return k;
-}
-
 static int extra_opt(int argc, char **argv, int i)
 {
     if (i + 1 >= argc) return 0;
     if (!strcmp(argv[i], "--copy-mib")) {
-        g_ncopy = parse_sizes(argv[i + 1], g_copy_mib);
+        g_ncopy = bench_parse_sizes(argv[i + 1], g_copy_mib, MAX_SIZES);
         return 2;
     }
     if (!strcmp(argv[i], "--gemm-sizes")) {
-        g_ngemm = parse_sizes(argv[i + 1], g_gemm_n);
+        g_ngemm = bench_parse_sizes(argv[i + 1], g_gemm_n, MAX_SIZES);
         return 2;
     }
     if (!strcmp(argv[i], "--only")) {

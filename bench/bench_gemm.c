@@ -23,30 +23,15 @@ static int64_t g_sizes64[MAX_SIZES] = {512, 1024};
 static int g_nsizes64 = 2;
 static int64_t g_trans_n = 1024; /* 0: no transposed-view cases */
 
-static int parse_sizes(const char *s, int64_t *out)
-{
-    int k = 0;
-    const char *p = s;
-    while (*p && k < MAX_SIZES) {
-        char *end;
-        long long v = strtoll(p, &end, 10);
-        if (end == p || v < 0) bench_fail("bad size list '%s'", s);
-        if (v > 0) out[k++] = v;
-        p = *end == ',' ? end + 1 : end;
-        if (*end && *end != ',') bench_fail("bad size list '%s'", s);
-    }
-    return k;
-}
-
 static int extra_opt(int argc, char **argv, int i)
 {
     if (i + 1 >= argc) return 0;
     if (!strcmp(argv[i], "--sizes")) {
-        g_nsizes32 = parse_sizes(argv[i + 1], g_sizes32);
+        g_nsizes32 = bench_parse_sizes(argv[i + 1], g_sizes32, MAX_SIZES);
         return 2;
     }
     if (!strcmp(argv[i], "--sizes64")) {
-        g_nsizes64 = parse_sizes(argv[i + 1], g_sizes64);
+        g_nsizes64 = bench_parse_sizes(argv[i + 1], g_sizes64, MAX_SIZES);
         return 2;
     }
     if (!strcmp(argv[i], "--trans-n")) {
