@@ -517,6 +517,8 @@ typedef struct rd {
     const char *path;
     int64_t file_size;
     mt_ckpt *c;
+    mt__ckpt_array_fn on_array; /* NULL, or called with each array read */
+    void *user;
 } rd;
 
 /* Names of the hard links of a group, in creation order when the group tracks it. */
@@ -678,6 +680,11 @@ static mt_status read_array(rd *r, hid_t ds, const char *full)
     size_t nbytes = 0;
     if (st == MT_OK) st = read_data(r, ds, full, dt, ndim, dims, &data, &nbytes);
     if (st == MT_OK) st = mt__ckpt_put_array_owned(r->c, full, dt, ndim, dims, data, nbytes);
+    for (int32_t i = r->c->n_arrays - 1; st == MT_OK && r->on_array && i >= 0; i--)
+        if (!strcmp(r->c->arrays[i].name, full)) {
+            r->on_array(r->user, r->c, &r->c->arrays[i]);
+            break;
+        }
     return st;
 }
 
@@ -1223,8 +1230,14 @@ static hid_t image_fapl(img_ud *ud)
 
 mt_status mt__ckpt_parse_image(const char *path, unsigned char *img, uint64_t size, mt_ckpt **out)
 {
+    return mt__ckpt_parse_image_each(path, img, size, out, NULL, NULL);
+}
+
+mt_status mt__ckpt_parse_image_each(const char *path, unsigned char *img, uint64_t size,
+                                    mt_ckpt **out, mt__ckpt_array_fn on_array, void *user)
+{
     *out = NULL;
-    rd r = {path, (int64_t)size, NULL};
+    rd r = {path, (int64_t)size, NULL, on_array, user};
     img_ud ud = {img, (size_t)size};
     hid_t fapl = image_fapl(&ud);
     if (fapl < 0)

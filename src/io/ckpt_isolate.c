@@ -7,9 +7,10 @@
  * only stdio and the pipe, gets the default action for the fatal signals and a memory limit;
  * the deadline; the errors for a crash, a non-zero exit, a timeout). The child parses the
  * file's bytes, which the parent read once before the fork (its copy of the parent's memory:
- * nothing is read from disk again, so the bytes checked are the bytes parsed), with libhdf5
- * into a checkpoint, every array read, and streams that checkpoint through the pipe:
- * attributes, arrays, monitor histories, then an end record with the status and message. The
+ * nothing is read from disk again, so the bytes checked are the bytes parsed), with libhdf5,
+ * and streams the checkpoint through the pipe: each array as soon as it is read (then dropped,
+ * so the child holds the image and one array), then the attributes and monitor histories, then
+ * an end record with the status and message (a failed parse discards what was sent). The
  * parent rebuilds the checkpoint from the stream with the checkpoint API, which validates every
  * name, dtype and shape again; it treats the stream as untrusted (a child whose memory libhdf5
  * corrupted may send anything): every length is bounded, every size is checked against the
@@ -86,6 +87,19 @@ static void tx_str(tx *t, const char *s)
     tx_put(t, s, n);
 }
 
+static void tx_array(tx *t, const mt__ckpt_array *a)
+{
+    uint64_t nbytes = a->nbytes;
+    tx_u8(t, REC_ARRAY);
+    tx_str(t, a->name);
+    tx_u32(t, (uint32_t)a->dtype);
+    tx_u32(t, (uint32_t)a->ndim);
+    tx_put(t, a->dims, (size_t)a->ndim * sizeof a->dims[0]);
+    tx_put(t, &nbytes, 8);
+    if (nbytes) tx_put(t, a->data, a->nbytes);
+}
+
+/* The attributes and monitors of c (its arrays were streamed while they were read). */
 static void tx_ckpt(tx *t, const mt_ckpt *c)
 {
     for (int32_t i = 0; i < c->n_attrs; i++) {
@@ -99,17 +113,6 @@ static void tx_ckpt(tx *t, const mt_ckpt *c)
             tx_put(t, &a->d, 8);
         else
             tx_str(t, a->s);
-    }
-    for (int32_t i = 0; i < c->n_arrays; i++) {
-        const mt__ckpt_array *a = &c->arrays[i];
-        uint64_t nbytes = a->nbytes;
-        tx_u8(t, REC_ARRAY);
-        tx_str(t, a->name);
-        tx_u32(t, (uint32_t)a->dtype);
-        tx_u32(t, (uint32_t)a->ndim);
-        tx_put(t, a->dims, (size_t)a->ndim * sizeof a->dims[0]);
-        tx_put(t, &nbytes, 8);
-        if (nbytes) tx_put(t, a->data, a->nbytes);
     }
     for (int32_t i = 0; i < c->n_monitors; i++) {
         const mt_monitor_history *h = &c->monitors[i];
@@ -158,7 +161,18 @@ typedef struct ckpt_job {
     char *msg;          /* its message (mt_free) */
 } ckpt_job;
 
-/* In the child: parse, stream the checkpoint and the end record. */
+/* In the child: each array goes to the parent as soon as libhdf5 has read it, and its data is
+ * dropped here, so the child holds the file image and one array at a time. */
+static void child_array(void *user, mt_ckpt *c, mt__ckpt_array *a)
+{
+    (void)c;
+    tx_array(user, a);
+    mt_free(a->data);
+    a->data = NULL;
+}
+
+/* In the child: parse (streaming the arrays), then the rest of the checkpoint and the end
+ * record. */
 static int ckpt_child(int fd, void *ctx)
 {
     const ckpt_job *j = ctx;
@@ -170,7 +184,8 @@ static int ckpt_child(int fd, void *ctx)
         return 0;
     }
     mt_ckpt *c = NULL;
-    mt_status st = mt__isolate_child_result(mt__ckpt_parse_image(j->path, j->img, j->size, &c));
+    mt_status st = mt__isolate_child_result(
+        mt__ckpt_parse_image_each(j->path, j->img, j->size, &c, child_array, &t));
     if (st == MT_OK) tx_ckpt(&t, c);
     tx_end(&t, st);
     return 0;
@@ -186,8 +201,8 @@ typedef struct dec {
     const char *bad; /* malformed: why */
     mt_status own;   /* a failure of this process, its message recorded */
     bool ended;      /* the stream stopped early (EOF or the deadline) */
-    uint64_t budget; /* array bytes a child within its memory limit can send (0: no limit) */
-    uint64_t taken;  /* array bytes received so far */
+    uint64_t budget; /* the child's memory limit (0: none): no array it held can be larger */
+    uint64_t taken;  /* array bytes received so far (at most 4 budgets in all) */
 } dec;
 
 static bool d_read(dec *d, void *dst, size_t n)
@@ -284,8 +299,10 @@ static bool d_array(dec *d, mt_ckpt *c)
     }
     if (ok && (want != nbytes || nbytes > SIZE_MAX / 2))
         ok = d_malformed(d, "an array whose size does not match its shape");
-    /* the child held every array it sends within its memory limit: more is not a real parse */
-    if (ok && d->budget && nbytes > d->budget - d->taken)
+    /* the child held each array it sends within its memory limit, one at a time: an array
+     * over that limit, or a total past 4 limits (a checkpoint decompressing to over 32x its
+     * file size), is not a real parse */
+    if (ok && d->budget && (nbytes > d->budget || d->taken + nbytes > 4 * d->budget))
         ok = d_malformed(d, "arrays larger than the reading process's memory limit");
     if (ok) d->taken += nbytes;
     void *data = NULL;

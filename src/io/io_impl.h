@@ -59,6 +59,12 @@ bool mt__ckpt_dtype_ok(mt_dtype dt);
 /* Parses a checked checkpoint file image (the whole file's bytes) in this process with
  * libhdf5 (ckpt_hdf5.c); path is for messages. */
 mt_status mt__ckpt_parse_image(const char *path, unsigned char *img, uint64_t size, mt_ckpt **out);
+/* mt__ckpt_parse_image that hands each array to on_array(user, c, a) as soon as it is read
+ * (a is c's last array); on_array may take a->data (setting it NULL), so at most one array's
+ * data need be held at a time (the isolated reader streams them to the parent this way). */
+typedef void (*mt__ckpt_array_fn)(void *user, mt_ckpt *c, mt__ckpt_array *a);
+mt_status mt__ckpt_parse_image_each(const char *path, unsigned char *img, uint64_t size,
+                                    mt_ckpt **out, mt__ckpt_array_fn on_array, void *user);
 /* The same in a forked child, the result streamed back and rebuilt here (ckpt_isolate.c): a
  * crash, an abnormal exit or no result within timeout_s seconds is an error naming the file.
  * Takes img (mt_free'd, also on failure). */
