@@ -121,6 +121,7 @@ typedef struct mt_cuda_dev {
     int sm_count;
     int max_threads_per_block;
     pthread_mutex_t blas_lock; /* guards the cuBLAS handle (created on first use) */
+    bool half_refused[2]; /* cuBLAS refused GemmEx for float16 / bfloat16 (under blas_lock) */
     cublasHandle_t blas;
     const mt_cublas_api *cb;
     void *dnn; /* cudnnHandle_t (cuda_dnn.c), created on first use under blas_lock */

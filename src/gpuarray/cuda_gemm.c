@@ -211,6 +211,11 @@ mt_status mt__cuda_gemm(mt_device *dev, mt_dtype dt, bool trans_a, bool trans_b,
                         dev->info.name, mt_dtype_name(dt));
         goto done;
     }
+    if (half && d->half_refused[dt == MT_BFLOAT16]) { /* refused before: not asked again */
+        st = mt_err_set(MT_ERR_DTYPE, "gemm on %s: cuBLAS refused %s GemmEx before",
+                        dev->info.name, mt_dtype_name(dt));
+        goto done;
+    }
     cublasStatus_t cs = d->cb->SetStream(d->blas, mt__cuda_stream(dev, mt__stream_impl(s)));
     if (cs != CUBLAS_STATUS_SUCCESS) {
         st = mt_err_set(blas_status(cs), "cublasSetStream on %s: %s", dev->info.name,
@@ -237,6 +242,7 @@ mt_status mt__cuda_gemm(mt_device *dev, mt_dtype dt, bool trans_a, bool trans_b,
     if (cs != CUBLAS_STATUS_SUCCESS && half && first_call &&
         (cs == CUBLAS_STATUS_NOT_SUPPORTED || cs == CUBLAS_STATUS_ARCH_MISMATCH)) {
         /* this GPU / cuBLAS cannot do the type: the caller's float32 temporaries can */
+        d->half_refused[dt == MT_BFLOAT16] = true;
         st = mt_err_set(MT_ERR_DTYPE, "%s(%s, m=%lld, n=%lld, k=%lld) on %s (sm_%d): %s", call,
                         mt_dtype_name(dt), (long long)m, (long long)n, (long long)k,
                         dev->info.name, d->arch, status_name(d->cb, cs));

@@ -419,7 +419,10 @@ mt_status mt_array_gemm(mt_array *c, const mt_array *a, const mt_array *b, doubl
          * it as it is; the others answer ERR_DTYPE before touching data, and the product goes
          * through float32 temporaries. cblas has none: the host skips the attempt. */
         st = dev->ops == &mt__host_ops ? MT_ERR_DTYPE : gemm_blas(&lc, &la, &lb, alpha, beta);
-        if (st == MT_ERR_DTYPE) st = gemm_half(&lc, &la, &lb, alpha, beta);
+        if (st == MT_ERR_DTYPE) {
+            mt_err_clear(); /* the backend's refusal is not this call's error */
+            st = gemm_half(&lc, &la, &lb, alpha, beta);
+        }
     }
     else
         st = gemm_loop(&lc, &la, &lb, alpha, beta);
