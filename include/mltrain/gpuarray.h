@@ -349,6 +349,24 @@ mt_status mt_array_reduce(mt_array *out, const mt_array *src, mt_reduce_op op, i
 mt_status mt_reduce_fused(const mt_kexpr *map, int32_t nin, const mt_array *const *inputs,
                           mt_reduce_op op, int32_t naxes, const int32_t *axes, mt_array *out,
                           int32_t nparams, const mt_scalar *params);
+/* mt_reduce_fused for a caller that runs the same reduction over and over (a compiled
+ * function's fused reduction step): *memo (NULL at first; the caller owns it and frees it with
+ * mt_reduce_memo_free) records the loop plan and the compiled kernel of the previous call.
+ * When this call has the same map pointer, op, axes, nin and nparams, and every input and the
+ * output have the recorded dtype, shape, strides and device (output writeable), the recorded
+ * kernel is launched on the new buffers without planning or a kernel-cache lookup; otherwise
+ * the call takes mt_reduce_fused's full path (same checks and errors) and records it when that
+ * ran a compiled kernel on the arguments themselves. Results are the same bits as
+ * mt_reduce_fused's. The map must not change while a memo refers to it, and a memo is used
+ * with one device, which must outlive it; not safe to use one memo from several threads. */
+typedef struct mt_reduce_memo mt_reduce_memo;
+mt_status mt_reduce_memo_run(mt_reduce_memo **memo, const mt_kexpr *map, int32_t nin,
+                             const mt_array *const *inputs, mt_reduce_op op, int32_t naxes,
+                             const int32_t *axes, mt_array *out, int32_t nparams,
+                             const mt_scalar *params);
+void mt_reduce_memo_free(mt_reduce_memo *memo); /* NULL is fine */
+/* Calls of mt_reduce_memo_run that launched the recorded kernel (0 for NULL). */
+int64_t mt_reduce_memo_hits(const mt_reduce_memo *memo);
 
 /* ---------------------------------------------------------------- products */
 

@@ -632,39 +632,46 @@ static mt_status launch_mode(mt_device *dev, void *kernel, rargs *ra, int64_t mo
     return dev->ops->kernel_launch(dev, kernel, ra->nargs, ra->args, nwork, grain, NULL);
 }
 
-static mt_status run_compiled(const rjob *job)
+/* A planned compiled reduction: the loop nest, the kernel and its launch shape. */
+typedef struct rexec {
+    rplan pl;
+    void *kernel;
+    int64_t P, C, units;
+    bool tiled;
+} rexec;
+
+static mt_status plan_compiled(const rjob *job, mt_device *dev, rexec *ex)
 {
-    mt_device *dev = mt_buffer_device(job->out->buf);
     mt_klang lang = dev->ops->klang;
     if (lang != MT_KLANG_C && !dev->info.fp64 && mt__reduce_acc_kind(job->op, job->map_dt) == 'd')
         return mt_err_set(MT_ERR_UNSUPPORTED,
                           "reduce %s of %s on %s: the device has no double "
                           "precision, which float reductions accumulate in",
                           mt_reduce_op_name(job->op), mt_dtype_name(job->map_dt), dev->info.name);
-    rplan pl;
-    build_plan(&pl, job);
+    rplan *pl = &ex->pl;
+    build_plan(pl, job);
     mt__rsig sig;
-    fill_sig(&sig, job, &pl, lang);
+    fill_sig(&sig, job, pl, lang);
     /* Tiles when the innermost kept dim is contiguous but the reduced elements are not (a sum
      * over axis 0): each work item then reads rows of a tile of outputs. */
-    int32_t lj = pl.ndj - 1, lk = pl.ndk - 1;
+    int32_t lj = pl->ndj - 1, lk = pl->ndk - 1;
     int64_t isz0 = (int64_t)mt_dtype_size(sig.in_dt[0]);
-    sig.tiled = device_is_cpu(dev) && lang != MT_KLANG_CUDA && pl.ndj >= 1 && pl.dj[lj] >= 8 &&
-                pl.sj[0][lj] == isz0 && llabs(pl.sk[0][lk]) > isz0;
-    int64_t units = pl.J, width = 1;
+    sig.tiled = device_is_cpu(dev) && lang != MT_KLANG_CUDA && pl->ndj >= 1 && pl->dj[lj] >= 8 &&
+                pl->sj[0][lj] == isz0 && llabs(pl->sk[0][lk]) > isz0;
+    int64_t units = pl->J, width = 1;
     if (sig.tiled) {
         sig.tile = lang == MT_KLANG_C ? MT__RED_TILE_HOST : MT__RED_TILE_DEV;
-        width = pl.dj[lj] < sig.tile ? pl.dj[lj] : sig.tile;
-        units = pl.J / pl.dj[lj] * ((pl.dj[lj] + sig.tile - 1) / sig.tile);
+        width = pl->dj[lj] < sig.tile ? pl->dj[lj] : sig.tile;
+        units = pl->J / pl->dj[lj] * ((pl->dj[lj] + sig.tile - 1) / sig.tile);
     }
     int64_t P, C;
-    bool interleave = !device_is_cpu(dev) && pl.ndk == 1;
-    choose_split(dev, units, width, pl.K, interleave, &P, &C);
+    bool interleave = !device_is_cpu(dev) && pl->ndk == 1;
+    choose_split(dev, units, width, pl->K, interleave, &P, &C);
     if (sig.tiled && sig.acc == 'd' && (job->op == MT_REDUCE_SUM || job->op == MT_REDUCE_MEAN))
-        cap_tiled_chunks(pl.K, &P, &C);
+        cap_tiled_chunks(pl->K, &P, &C);
     sig.interleave = interleave && P > 1;
     for (int32_t i = 0; i < job->nin; i++) {
-        int64_t s = sig.tiled ? pl.sj[i][lj] : pl.sk[i][lk];
+        int64_t s = sig.tiled ? pl->sj[i][lj] : pl->sk[i][lk];
         bool unit = !sig.interleave && s == (int64_t)mt_dtype_size(sig.in_dt[i]);
         sig.inner[i] = s == 0 ? 'z' : unit ? 'c' : 'g';
     }
@@ -672,13 +679,23 @@ static mt_status run_compiled(const rjob *job)
     mt_strbuf_init(&key);
     mt__reduce_key(&key, &sig);
     mt_status st = mt_strbuf_status(&key);
-    void *kernel = NULL;
-    if (st == MT_OK) st = mt__kernel_get(dev, key.data, gen_source, &sig, &kernel);
+    ex->kernel = NULL;
+    if (st == MT_OK) st = mt__kernel_get(dev, key.data, gen_source, &sig, &ex->kernel);
     mt_strbuf_deinit(&key);
-    if (st != MT_OK) return st;
+    ex->P = P;
+    ex->C = C;
+    ex->units = units;
+    ex->tiled = sig.tiled;
+    return st;
+}
 
+/* Launches a planned reduction (ex->pl's offsets are those of job's arrays). */
+static mt_status launch_compiled(const rjob *job, mt_device *dev, const rexec *ex)
+{
+    const rplan *pl = &ex->pl;
     mt_buffer *tmp = NULL;
-    int64_t npart = pl.J * P;
+    int64_t P = ex->P, npart = pl->J * P;
+    mt_status st = MT_OK;
     if (P > 1) {
         size_t bytes = (size_t)npart * 8 * (op_is_arg(job->op) ? 2 : 1);
         st = mt_buffer_new(&tmp, dev, bytes);
@@ -686,22 +703,33 @@ static mt_status run_compiled(const rjob *job)
             return mt_err_prefix(st, "reduce %s: partial results: ", mt_reduce_op_name(job->op));
     }
     rargs ra = {0};
-    st = build_args(&ra, job, &pl, tmp, P, C);
+    st = build_args(&ra, job, pl, tmp, P, ex->C);
     if (st == MT_OK) {
         if (P == 1) {
-            int64_t grain = sig.tiled || pl.K >= 65536 ? 1 : 65536 / pl.K;
-            st = launch_mode(dev, kernel, &ra, MT__RMODE_DIRECT, units, grain);
+            int64_t grain = ex->tiled || pl->K >= 65536 ? 1 : 65536 / pl->K;
+            st = launch_mode(dev, ex->kernel, &ra, MT__RMODE_DIRECT, ex->units, grain);
         } else {
-            st = launch_mode(dev, kernel, &ra, MT__RMODE_PARTIAL, units * P, 1);
+            st = launch_mode(dev, ex->kernel, &ra, MT__RMODE_PARTIAL, ex->units * P, 1);
             if (st == MT_OK) {
                 int64_t grain = P >= 4096 ? 1 : 4096 / P;
-                st = launch_mode(dev, kernel, &ra, MT__RMODE_COMBINE, pl.J, grain);
+                st = launch_mode(dev, ex->kernel, &ra, MT__RMODE_COMBINE, pl->J, grain);
             }
         }
     }
     mt_free(ra.args);
     mt_free(ra.sc);
     mt_buffer_release(tmp); /* later work on the device's queue is ordered after ours */
+    return st;
+}
+
+/* Plans and launches job; when rec is not NULL and both succeed, *rec keeps the plan. */
+static mt_status run_compiled(const rjob *job, rexec *rec)
+{
+    mt_device *dev = mt_buffer_device(job->out->buf);
+    rexec local;
+    rexec *ex = rec ? rec : &local;
+    mt_status st = plan_compiled(job, dev, ex);
+    if (st == MT_OK) st = launch_compiled(job, dev, ex);
     return st;
 }
 
@@ -758,7 +786,7 @@ static mt_status run_materialized(const rjob *job, bool generic)
     if (st == MT_OK) {
         rjob j2;
         job_over(&j2, job, &tmp, &ident);
-        st = generic ? run_generic(&j2, 0) : run_compiled(&j2);
+        st = generic ? run_generic(&j2, 0) : run_compiled(&j2, NULL);
     }
     mt_array_clear(&tmp);
     mt_kexpr_deinit(&ident);
@@ -772,13 +800,16 @@ static mt_status run_host_generic(const rjob *job)
     return run_materialized(job, true);
 }
 
-static mt_status reduce_dispatch(const rjob *job)
+/* rec (may be NULL) is filled only when the compiled kernel ran on the job itself; the caller
+ * tells that apart by the returned flag in *recorded. */
+static mt_status reduce_dispatch(const rjob *job, rexec *rec, bool *recorded)
 {
     mt_device *dev = mt_buffer_device(job->out->buf);
     bool host = dev->ops->klang == MT_KLANG_C && mt_device_is_host_addressable(dev);
     if (host && !host_compiler_usable()) return run_host_generic(job);
     if (mt__kexpr_uses_index(job->map)) return run_materialized(job, false);
-    mt_status st = run_compiled(job);
+    mt_status st = run_compiled(job, rec);
+    if (st == MT_OK && recorded) *recorded = true;
     if (st == MT_ERR_NOT_BUILT && host) { /* the compiler vanished: interpret instead */
         mt_log(MT_LOG_DEBUG, "reduce: kernel not built (%s); using the generic loop",
                mt_last_error());
@@ -792,8 +823,9 @@ static mt_status reduce_dispatch(const rjob *job)
     return st;
 }
 
-/* Runs job (shapes and dtypes checked): empty cases, then the kernel. */
-static mt_status reduce_run(const rjob *job)
+/* Runs job (shapes and dtypes checked): empty cases, then the kernel (rec, recorded: see
+ * reduce_dispatch). */
+static mt_status reduce_run(const rjob *job, rexec *rec, bool *recorded)
 {
     int64_t J = 1, K = 1;
     for (int32_t a = 0; a < job->ndim; a++) {
@@ -828,7 +860,7 @@ static mt_status reduce_run(const rjob *job)
         }
         return mt_array_fill(job->out, v);
     }
-    return reduce_dispatch(job);
+    return reduce_dispatch(job, rec, recorded);
 }
 
 /* ---------------------------------------------------------------- public entry points */
@@ -913,7 +945,7 @@ mt_status mt_array_reduce(mt_array *out, const mt_array *src, mt_reduce_op op, i
         job.out = &res;
         st = output_strides(&job, name);
     }
-    if (st == MT_OK) st = reduce_run(&job);
+    if (st == MT_OK) st = reduce_run(&job, NULL, NULL);
     mt_kexpr_deinit(&ident);
     if (st != MT_OK) {
         mt_array_clear(&res);
@@ -974,9 +1006,10 @@ static mt_status fused_check(rjob *job, const mt_kexpr *map, int32_t nin,
     return MT_OK;
 }
 
-mt_status mt_reduce_fused(const mt_kexpr *map, int32_t nin, const mt_array *const *inputs,
-                          mt_reduce_op op, int32_t naxes, const int32_t *axes, mt_array *out,
-                          int32_t nparams, const mt_scalar *params)
+static mt_status reduce_fused_full(const mt_kexpr *map, int32_t nin, const mt_array *const *inputs,
+                                   mt_reduce_op op, int32_t naxes, const int32_t *axes,
+                                   mt_array *out, int32_t nparams, const mt_scalar *params,
+                                   rexec *rec, bool *recorded)
 {
     if (!op_valid(op)) return mt_err_set(MT_ERR_INVALID, "reduce: invalid op %d", (int)op);
     const char *name = mt_reduce_op_name(op);
@@ -1006,5 +1039,131 @@ mt_status mt_reduce_fused(const mt_kexpr *map, int32_t nin, const mt_array *cons
     job.out = out;
     st = output_strides(&job, name);
     if (st != MT_OK) return st;
-    return reduce_run(&job);
+    return reduce_run(&job, rec, recorded);
+}
+
+mt_status mt_reduce_fused(const mt_kexpr *map, int32_t nin, const mt_array *const *inputs,
+                          mt_reduce_op op, int32_t naxes, const int32_t *axes, mt_array *out,
+                          int32_t nparams, const mt_scalar *params)
+{
+    return reduce_fused_full(map, nin, inputs, op, naxes, axes, out, nparams, params, NULL, NULL);
+}
+
+/* ---------------------------------------------------------------- the launch memo */
+
+/* One array's layout as a memo recorded it. */
+typedef struct rmemo_arg {
+    mt_dtype dt;
+    int32_t ndim;
+    int64_t dims[MT_MAX_DIMS];
+    int64_t strides[MT_MAX_DIMS];
+} rmemo_arg;
+
+struct mt_reduce_memo {
+    bool valid;
+    bool host; /* a host device: the host compiler's availability is checked again */
+    mt_device *dev;
+    const mt_kexpr *map;
+    mt_reduce_op op;
+    int32_t nin, nparams, naxes;
+    int32_t axes[MT_MAX_DIMS];
+    int64_t hits;
+    rexec ex;                           /* ex.pl.off: relative to the arrays' offsets */
+    rmemo_arg args[MT__RED_MAX_IN + 1]; /* inputs, then the output */
+};
+
+static void rmemo_record(rmemo_arg *m, const mt_array *a)
+{
+    m->dt = a->dtype;
+    m->ndim = a->ndim;
+    memcpy(m->dims, a->dims, (size_t)a->ndim * sizeof a->dims[0]);
+    memcpy(m->strides, a->strides, (size_t)a->ndim * sizeof a->strides[0]);
+}
+
+static bool rmemo_same(const rmemo_arg *m, const mt_array *a, mt_device *dev)
+{
+    return a && a->buf && a->dtype == m->dt && a->ndim == m->ndim &&
+           memcmp(a->dims, m->dims, (size_t)a->ndim * sizeof a->dims[0]) == 0 &&
+           memcmp(a->strides, m->strides, (size_t)a->ndim * sizeof a->strides[0]) == 0 &&
+           mt_buffer_device(a->buf) == dev;
+}
+
+static bool rmemo_applies(const mt_reduce_memo *m, const mt_kexpr *map, int32_t nin,
+                          const mt_array *const *inputs, mt_reduce_op op, int32_t naxes,
+                          const int32_t *axes, const mt_array *out, int32_t nparams,
+                          const mt_scalar *params)
+{
+    if (!m->valid || m->map != map || m->op != op || m->nin != nin || m->nparams != nparams ||
+        m->naxes != naxes || !inputs || !out || (nparams > 0 && !params) || (naxes > 0 && !axes))
+        return false;
+    for (int32_t i = 0; i < naxes; i++)
+        if (axes[i] != m->axes[i]) return false;
+    if (!rmemo_same(&m->args[nin], out, m->dev) || !(out->flags & MT_ARRAY_WRITEABLE)) return false;
+    for (int32_t i = 0; i < nin; i++)
+        if (!rmemo_same(&m->args[i], inputs[i], m->dev)) return false;
+    return !m->host || host_compiler_usable();
+}
+
+mt_status mt_reduce_memo_run(mt_reduce_memo **memo, const mt_kexpr *map, int32_t nin,
+                             const mt_array *const *inputs, mt_reduce_op op, int32_t naxes,
+                             const int32_t *axes, mt_array *out, int32_t nparams,
+                             const mt_scalar *params)
+{
+    if (!memo) return mt_err_set(MT_ERR_INVALID, "reduce: NULL memo");
+    mt_reduce_memo *m = *memo;
+    if (m && rmemo_applies(m, map, nin, inputs, op, naxes, axes, out, nparams, params)) {
+        rjob job;
+        job.op = op;
+        job.map = map;
+        job.nin = nin;
+        for (int32_t i = 0; i < nin; i++)
+            job.in[i] = inputs[i];
+        job.out = out;
+        job.map_dt = map->nodes[map->outs[0]].dtype;
+        job.nparams = nparams;
+        job.params = params;
+        rexec ex = m->ex;
+        for (int32_t i = 0; i < nin; i++)
+            ex.pl.off[i] += (int64_t)inputs[i]->offset;
+        ex.pl.off[nin] += (int64_t)out->offset;
+        mt_status st = launch_compiled(&job, m->dev, &ex);
+        if (st == MT_OK) m->hits++;
+        return st;
+    }
+    if (!m) {
+        if (!(m = mt_calloc(1, sizeof *m))) return mt_err_prefix(MT_ERR_NOMEM, "reduce: ");
+        *memo = m;
+    }
+    m->valid = false;
+    bool recorded = false;
+    mt_status st = reduce_fused_full(map, nin, inputs, op, naxes, axes, out, nparams, params,
+                                     &m->ex, &recorded);
+    if (st != MT_OK || !recorded || naxes > MT_MAX_DIMS) return st;
+    m->dev = mt_buffer_device(out->buf);
+    m->host = m->dev->ops->klang == MT_KLANG_C && mt_device_is_host_addressable(m->dev);
+    m->map = map;
+    m->op = op;
+    m->nin = nin;
+    m->nparams = nparams;
+    m->naxes = naxes;
+    for (int32_t i = 0; i < naxes; i++)
+        m->axes[i] = axes[i];
+    for (int32_t i = 0; i < nin; i++) {
+        rmemo_record(&m->args[i], inputs[i]);
+        m->ex.pl.off[i] -= (int64_t)inputs[i]->offset;
+    }
+    rmemo_record(&m->args[nin], out);
+    m->ex.pl.off[nin] -= (int64_t)out->offset;
+    m->valid = true;
+    return st;
+}
+
+int64_t mt_reduce_memo_hits(const mt_reduce_memo *memo)
+{
+    return memo ? memo->hits : 0;
+}
+
+void mt_reduce_memo_free(mt_reduce_memo *memo)
+{
+    mt_free(memo);
 }

@@ -561,6 +561,7 @@ static bool dry_run(mt_function *f)
         st = mt__plan_run(f, &f->fast, inp, res, false, NULL);
         f->profile = profile;
         f->fast.run_peak_bytes = peak;
+        mt__plan_forget_launches(&f->fast);
         if (st == MT_OK) st = mt_device_sync(f->dev);
     }
     if (st != MT_OK) {

@@ -18,6 +18,8 @@ typedef struct mt__jctx {
     uint64_t rng_call;
     mt_threadpool **pool; /* the function's host pool for convolution and pooling (ref_conv.c
                              creates it on first need), or NULL: one pool per op */
+    struct mt__jstep *step; /* the schedule step running the node (its per-step caches), or
+                               NULL */
 } mt__jctx;
 
 /* Runs node v of ctx->g on its operand values (ins[i] is operand i) through gpuarray's generic
@@ -124,6 +126,13 @@ typedef struct mt__jstep {
     mt_kexpr kx;       /* ELEMWISE node or FUSED kernel */
     bool has_kx;
     mt_elemwise_memo *ew_memo; /* FUSED: the kernel launch of the previous call (plan.c) */
+    mt_reduce_memo *red_memo;  /* REDUCE group, or NODE of a reduction: the kernel launch of
+                                  the previous call (plan.c) */
+    mt_kexpr *red_map;         /* NODE of a reduction: the identity map over its operand */
+    mt_kexpr *node_kx;         /* NODE of one_hot: its expression, built on first use for
+                                  labels of dtype node_kx_dt (ref_index.c) */
+    mt_dtype node_kx_dt;
+    mt_elemwise_memo *node_memo; /* NODE of one_hot: the launch of node_kx's previous call */
     bool allocates;    /* its results are new allocations (not views) */
     int32_t coll;      /* COLL_*: index of its bucket in the plan (mt__jplan.coll_*) */
     int32_t ncoll_vars; /* COLL_START: number of nodes in out_vars */
@@ -228,6 +237,10 @@ mt_status mt__plan_leaves(mt_function *f, mt__jplan *p);
 mt_status mt__plan_reference(mt_function *f, mt__jplan *p);
 void mt__plan_free(mt__jplan *p);
 void mt__step_free(mt__jstep *s); /* frees what the step owns and zeroes it */
+/* Drops every step's record of its previous launch (ew_memo, red_memo, node_memo): after a run
+ * that was not a real call (the kernel-prediction dry run of mt_function_new), so the memos
+ * describe only the caller's calls. */
+void mt__plan_forget_launches(mt__jplan *p);
 /* Liveness: fills each step's free list from the slots' last uses (outputs and update values
  * are kept) and computes peak_bytes when every size is static (-1 otherwise). */
 mt_status mt__plan_liveness(mt_function *f, mt__jplan *p);

@@ -326,8 +326,21 @@ mt_status mt__ref_take_along(const mt__jctx *ctx, const mt_array *x, const mt_ar
 
 /* ---------------------------------------------------------------- one_hot, concat, subtensor */
 
+/* e (initialised here) = the one_hot expression: cast(index % depth == labels, odt). */
+static mt_status one_hot_expr(mt_kexpr *e, mt_dtype ldt, int64_t depth, mt_dtype odt)
+{
+    mt_kexpr_init(e);
+    int32_t lab = mt_kexpr_cast(e, mt_kexpr_input(e, 0, ldt), MT_INT64);
+    int32_t pos = mt_kexpr_binary(e, MT_SOP_MOD, mt_kexpr_index(e),
+                                  mt_kexpr_const(e, mt_scalar_i64(depth), MT_INT64));
+    int32_t hit = mt_kexpr_binary(e, MT_SOP_EQ, pos, lab);
+    return mt_kexpr_add_output(e, mt_kexpr_cast(e, hit, odt));
+}
+
 /* out[..., k] = (k == labels[...]): an elementwise kernel over the output whose flat index
- * modulo depth is k; labels outside [0, depth) match nothing. Runs on every device. */
+ * modulo depth is k; labels outside [0, depth) match nothing. Runs on every device. Within a
+ * schedule step the expression is built once and launched through the step's
+ * mt_elemwise_memo (no planning when the batch repeats). */
 mt_status mt__ref_one_hot(const mt__jctx *ctx, mt_var v, const mt_array *labels,
                           mt_array *out)
 {
@@ -342,19 +355,32 @@ mt_status mt__ref_one_hot(const mt__jctx *ctx, mt_var v, const mt_array *labels,
     mt_status st = mt_array_empty(&o, ctx->dev, t->dtype, labels->ndim + 1, dims, 'C');
     if (st != MT_OK || mt_array_size(&o) == 0) goto done;
     if ((st = mt_array_expand_dims(&lx, labels, labels->ndim)) != MT_OK) goto done;
-    mt_kexpr e;
-    mt_kexpr_init(&e);
-    int32_t lab = mt_kexpr_cast(&e, mt_kexpr_input(&e, 0, labels->dtype), MT_INT64);
-    int32_t pos = mt_kexpr_binary(&e, MT_SOP_MOD, mt_kexpr_index(&e),
-                                  mt_kexpr_const(&e, mt_scalar_i64(depth), MT_INT64));
-    int32_t hit = mt_kexpr_binary(&e, MT_SOP_EQ, pos, lab);
-    st = mt_kexpr_add_output(&e, mt_kexpr_cast(&e, hit, t->dtype));
-    if (st == MT_OK) {
-        const mt_array *ins[1] = {&lx};
-        mt_array *outs[1] = {&o};
-        st = mt_elemwise(&e, 1, ins, outs, 0, NULL);
+    const mt_array *ins[1] = {&lx};
+    mt_array *outs[1] = {&o};
+    mt__jstep *s = ctx->step;
+    if (s && (!s->node_kx || s->node_kx_dt != labels->dtype)) {
+        if (s->node_kx) mt_kexpr_deinit(s->node_kx);
+        else if (!(s->node_kx = mt_calloc(1, sizeof *s->node_kx))) {
+            st = mt_err_prefix(MT_ERR_NOMEM, "one_hot: ");
+            goto done;
+        }
+        st = one_hot_expr(s->node_kx, labels->dtype, depth, t->dtype);
+        if (st != MT_OK) {
+            mt_kexpr_deinit(s->node_kx);
+            mt_free(s->node_kx);
+            s->node_kx = NULL;
+            goto done;
+        }
+        s->node_kx_dt = labels->dtype;
     }
-    mt_kexpr_deinit(&e);
+    if (s) {
+        st = mt_elemwise_memo_run(&s->node_memo, s->node_kx, 1, ins, outs, 0, NULL);
+    } else {
+        mt_kexpr e;
+        st = one_hot_expr(&e, labels->dtype, depth, t->dtype);
+        if (st == MT_OK) st = mt_elemwise(&e, 1, ins, outs, 0, NULL);
+        mt_kexpr_deinit(&e);
+    }
 done:
     mt_array_clear(&lx);
     if (st != MT_OK) {
