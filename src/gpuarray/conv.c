@@ -253,14 +253,7 @@ static mt_status gen_source(void *ctx, mt_strbuf *sb, char *entry, size_t entry_
     for (int i = 0; i < ns - 1; i++)
         mt_strbuf_appendf(sb, "    const MT_I %s = (MT_I)%s_;\n    (void)%s;\n", sc[i], sc[i],
                           sc[i]);
-    if (k->lang == MT_KLANG_C)
-        mt_strbuf_append(sb, "    (void)nwork_;\n    for (int64_t w_ = begin; w_ < end; w_++) {\n");
-    else if (k->lang == MT_KLANG_OPENCL)
-        mt_strbuf_append(sb, "    for (int64_t w_ = get_global_id(0); w_ < nwork_; "
-                             "w_ += get_global_size(0)) {\n");
-    else
-        mt_strbuf_append(sb, "    for (int64_t w_ = (int64_t)blockIdx.x * blockDim.x + "
-                             "threadIdx.x; w_ < nwork_; w_ += (int64_t)gridDim.x * blockDim.x) {\n");
+    mt__kgen_work_loop(sb, k->lang);
     mt_strbuf_append(sb, "        const MT_I w = (MT_I)w_;\n");
     const char *in = "        ";
     switch (k->kind) {

@@ -201,6 +201,10 @@ mt_status mt__kgen_expr(mt_strbuf *sb, const mt_kexpr *e, mt_klang lang, const c
  * emits the double helpers when the device has fp64, unless the source defines MT_NO_FP64
  * before it (do that when the kernel uses no double: mt__kexpr_uses_f64). */
 void mt__kgen_prelude(mt_strbuf *sb, mt_klang lang);
+/* Opens the work loop of a generated kernel over work items w_ (int64_t): [begin, end) in C,
+ * grid-stride up to nwork_ in OpenCL C and CUDA C (the kernel's parameters must be named so);
+ * the caller closes it. */
+void mt__kgen_work_loop(mt_strbuf *sb, mt_klang lang);
 /* C type name used to store / compute a dtype in a language ("float", "uint16_t", ...). */
 const char *mt__kgen_storage_type(mt_dtype dt, mt_klang lang);
 const char *mt__kgen_compute_type(mt_dtype dt, mt_klang lang);

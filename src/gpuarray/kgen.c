@@ -136,6 +136,19 @@ static const char prelude_cuda[] =
     "#define MT_INF __longlong_as_double(0x7FF0000000000000LL)\n"
     "#define MT_NAN __longlong_as_double(0x7FF8000000000000LL)\n";
 
+void mt__kgen_work_loop(mt_strbuf *sb, mt_klang lang)
+{
+    if (lang == MT_KLANG_C)
+        mt_strbuf_append(sb, "    (void)nwork_;\n    for (int64_t w_ = begin; w_ < end; w_++) {\n");
+    else if (lang == MT_KLANG_OPENCL)
+        mt_strbuf_append(sb, "    for (int64_t w_ = get_global_id(0); w_ < nwork_; "
+                             "w_ += get_global_size(0)) {\n");
+    else
+        mt_strbuf_append(sb, "    for (int64_t w_ = (int64_t)blockIdx.x * blockDim.x + "
+                             "threadIdx.x; w_ < nwork_;\n"
+                             "         w_ += (int64_t)gridDim.x * blockDim.x) {\n");
+}
+
 void mt__kgen_prelude(mt_strbuf *sb, mt_klang lang)
 {
     switch (lang) {
