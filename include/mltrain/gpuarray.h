@@ -364,6 +364,12 @@ mt_status mt_reduce_memo_run(mt_reduce_memo **memo, const mt_kexpr *map, int32_t
                              const mt_array *const *inputs, mt_reduce_op op, int32_t naxes,
                              const int32_t *axes, mt_array *out, int32_t nparams,
                              const mt_scalar *params);
+/* mt_array_reduce through a memo (the same one a caller would pass to mt_reduce_memo_run; the
+ * memo keeps the identity map it reduces): a new result array, the same bits as
+ * mt_array_reduce's, without planning when the source's layout repeats. */
+mt_status mt_array_reduce_memo(mt_reduce_memo **memo, mt_array *out, const mt_array *src,
+                               mt_reduce_op op, int32_t naxes, const int32_t *axes,
+                               bool keepdims);
 void mt_reduce_memo_free(mt_reduce_memo *memo); /* NULL is fine */
 /* Calls of mt_reduce_memo_run that launched the recorded kernel (0 for NULL). */
 int64_t mt_reduce_memo_hits(const mt_reduce_memo *memo);

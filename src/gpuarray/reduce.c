@@ -904,8 +904,29 @@ static mt_status output_strides(rjob *job, const char *name)
     return MT_OK;
 }
 
+static mt_status array_reduce(mt_array *out, const mt_array *src, mt_reduce_op op, int32_t naxes,
+                              const int32_t *axes, bool keepdims, mt_reduce_memo **memo);
+
 mt_status mt_array_reduce(mt_array *out, const mt_array *src, mt_reduce_op op, int32_t naxes,
                           const int32_t *axes, bool keepdims)
+{
+    return array_reduce(out, src, op, naxes, axes, keepdims, NULL);
+}
+
+mt_status mt_array_reduce_memo(mt_reduce_memo **memo, mt_array *out, const mt_array *src,
+                               mt_reduce_op op, int32_t naxes, const int32_t *axes,
+                               bool keepdims)
+{
+    if (!memo) return mt_err_set(MT_ERR_INVALID, "reduce: NULL memo");
+    return array_reduce(out, src, op, naxes, axes, keepdims, memo);
+}
+
+/* The identity map over src's dtype that memo keeps for mt_array_reduce_memo. */
+static mt_status memo_identity(mt_reduce_memo **memo, mt_dtype dt, const mt_kexpr **map);
+
+/* mt_array_reduce, through *memo when memo is not NULL. */
+static mt_status array_reduce(mt_array *out, const mt_array *src, mt_reduce_op op, int32_t naxes,
+                              const int32_t *axes, bool keepdims, mt_reduce_memo **memo)
 {
     if (!out || !src) return mt_err_set(MT_ERR_INVALID, "reduce: NULL array argument");
     if (!op_valid(op)) return mt_err_set(MT_ERR_INVALID, "reduce: invalid op %d", (int)op);
@@ -932,10 +953,23 @@ mt_status mt_array_reduce(mt_array *out, const mt_array *src, mt_reduce_op op, i
             odims[ond++] = 1;
     }
     mt_array res = {0};
-    mt_kexpr ident;
-    mt_kexpr_init(&ident);
     st = mt_array_empty(&res, mt_buffer_device(src->buf), mt_reduce_result_dtype(op, src->dtype),
                         ond, odims, 'C');
+    if (src->ndim < 1 || mt_array_size(src) == 0) memo = NULL; /* no kernel: the plain path */
+    if (memo) {
+        const mt_kexpr *map = NULL;
+        if (st == MT_OK) st = memo_identity(memo, src->dtype, &map);
+        if (st == MT_OK)
+            st = mt_reduce_memo_run(memo, map, 1, &src, op, naxes, axes, &res, 0, NULL);
+        if (st != MT_OK) {
+            mt_array_clear(&res);
+            return st;
+        }
+        *out = res;
+        return MT_OK;
+    }
+    mt_kexpr ident;
+    mt_kexpr_init(&ident);
     if (st == MT_OK) {
         int32_t n = mt_kexpr_input(&ident, 0, src->dtype);
         st = n < 0 ? mt_last_status() : mt_kexpr_add_output(&ident, n);
@@ -1070,6 +1104,8 @@ struct mt_reduce_memo {
     int64_t hits;
     rexec ex;                           /* ex.pl.off: relative to the arrays' offsets */
     rmemo_arg args[MT__RED_MAX_IN + 1]; /* inputs, then the output */
+    bool has_ident;                     /* mt_array_reduce_memo: its identity map */
+    mt_kexpr ident;
 };
 
 static void rmemo_record(rmemo_arg *m, const mt_array *a)
@@ -1165,5 +1201,32 @@ int64_t mt_reduce_memo_hits(const mt_reduce_memo *memo)
 
 void mt_reduce_memo_free(mt_reduce_memo *memo)
 {
+    if (memo && memo->has_ident) mt_kexpr_deinit(&memo->ident);
     mt_free(memo);
+}
+
+static mt_status memo_identity(mt_reduce_memo **memo, mt_dtype dt, const mt_kexpr **map)
+{
+    mt_reduce_memo *m = *memo;
+    if (!m) {
+        if (!(m = mt_calloc(1, sizeof *m))) return mt_err_prefix(MT_ERR_NOMEM, "reduce: ");
+        *memo = m;
+    }
+    if (m->has_ident && m->ident.nodes[m->ident.outs[0]].dtype != dt) {
+        mt_kexpr_deinit(&m->ident);
+        m->has_ident = false;
+        m->valid = false; /* it recorded the former map */
+    }
+    if (!m->has_ident) {
+        mt_kexpr_init(&m->ident);
+        int32_t n = mt_kexpr_input(&m->ident, 0, dt);
+        mt_status st = n < 0 ? mt_last_status() : mt_kexpr_add_output(&m->ident, n);
+        if (st != MT_OK) {
+            mt_kexpr_deinit(&m->ident);
+            return st;
+        }
+        m->has_ident = true;
+    }
+    *map = &m->ident;
+    return MT_OK;
 }

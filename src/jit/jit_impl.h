@@ -126,9 +126,8 @@ typedef struct mt__jstep {
     mt_kexpr kx;       /* ELEMWISE node or FUSED kernel */
     bool has_kx;
     mt_elemwise_memo *ew_memo; /* FUSED: the kernel launch of the previous call (plan.c) */
-    mt_reduce_memo *red_memo;  /* REDUCE group, or NODE of a reduction: the kernel launch of
-                                  the previous call (plan.c) */
-    mt_kexpr *red_map;         /* NODE of a reduction: the identity map over its operand */
+    mt_reduce_memo *red_memo;  /* REDUCE group (plan.c), or NODE of a reduction (ref_exec.c):
+                                  the kernel launch of the previous call */
     mt_kexpr *node_kx;         /* NODE of one_hot: its expression, built on first use for
                                   labels of dtype node_kx_dt (ref_index.c) */
     mt_dtype node_kx_dt;

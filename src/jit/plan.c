@@ -8,8 +8,8 @@
  * its size. The same runner executes the reference schedule (one step per node) and the fused
  * schedule built by fuse.c (FUSED steps run one mt_elemwise kernel with several outputs,
  * through a per-step mt_elemwise_memo: a call whose operands have the layouts of the previous
- * call launches the same kernel without planning it again; REDUCE steps and reduction nodes
- * likewise through a per-step mt_reduce_memo). */
+ * call launches the same kernel without planning it again; REDUCE steps likewise through a
+ * per-step mt_reduce_memo, and reduction nodes through mt_array_reduce_memo in ref_exec.c). */
 #include <string.h>
 
 #include "jit_impl.h"
@@ -40,8 +40,6 @@ void mt__step_free(mt__jstep *s)
     if (s->has_kx) mt_kexpr_deinit(&s->kx);
     mt_elemwise_memo_free(s->ew_memo);
     mt_reduce_memo_free(s->red_memo);
-    if (s->red_map) mt_kexpr_deinit(s->red_map);
-    mt_free(s->red_map);
     if (s->node_kx) mt_kexpr_deinit(s->node_kx);
     mt_free(s->node_kx);
     mt_elemwise_memo_free(s->node_memo);
@@ -429,62 +427,6 @@ static mt_status run_reduce(mt_function *f, mt__jstep *s, const mt_array *const 
     return MT_OK;
 }
 
-/* A reduction node (mt_array_reduce's result) through the step's mt_reduce_memo: the result
- * array, then the reduction of the identity map over the operand, the same kernel and bits as
- * mt_array_reduce. *handled is false (nothing done) for cases left to mt__ref_node: an empty
- * or 0-d operand, axes that are not valid, a node checked at run time, another dtype. */
-static mt_status run_node_reduce(mt_function *f, mt__jstep *s, const mt_array *const *ins,
-                                 mt_array *values, bool *handled)
-{
-    *handled = false;
-    const mt_op_attrs *at = mt_graph_attrs(f->g, s->v);
-    const mt_array *x = ins[0];
-    mt_dtype rd = x ? mt_reduce_result_dtype(at->reduce, x->dtype) : MT_DTYPE_COUNT;
-    if (!x || !x->buf || x->ndim < 1 || mt_array_size(x) == 0 || at->naxes < 0 ||
-        at->naxes > x->ndim || (mt_graph_flags(f->g, s->v) & MT_NODE_RTCHECK) ||
-        rd != mt_graph_type(f->g, s->v)->dtype)
-        return MT_OK;
-    bool mask[MT_MAX_DIMS] = {false};
-    for (int32_t i = 0; i < at->naxes; i++) {
-        int32_t a = at->axes[i] < 0 ? at->axes[i] + x->ndim : at->axes[i];
-        if (a < 0 || a >= x->ndim || mask[a]) return MT_OK;
-        mask[a] = true;
-    }
-    int32_t ond = 0;
-    int64_t odims[MT_MAX_DIMS];
-    for (int32_t d = 0; d < x->ndim; d++) {
-        bool red = at->naxes == 0 || mask[d];
-        if (!red) odims[ond++] = x->dims[d];
-        else if (at->keepdims) odims[ond++] = 1;
-    }
-    mt_status st = MT_OK;
-    *handled = true; /* from here on, errors are the node's */
-    if (!s->red_map || s->red_map->nodes[s->red_map->outs[0]].dtype != x->dtype) {
-        if (s->red_map) mt_kexpr_deinit(s->red_map);
-        else if (!(s->red_map = mt_calloc(1, sizeof *s->red_map)))
-            return mt__node_error(f->g, s->v, mt_err_prefix(MT_ERR_NOMEM, "reduce: "));
-        mt_kexpr_init(s->red_map);
-        int32_t n = mt_kexpr_input(s->red_map, 0, x->dtype);
-        st = n < 0 ? mt_last_status() : mt_kexpr_add_output(s->red_map, n);
-        if (st != MT_OK) {
-            mt_kexpr_deinit(s->red_map);
-            mt_free(s->red_map);
-            s->red_map = NULL;
-            return mt__node_error(f->g, s->v, st);
-        }
-    }
-    mt_array *out = &values[s->out[0]];
-    st = mt_array_empty(out, f->dev, rd, ond, odims, 'C');
-    if (st == MT_OK)
-        st = mt_reduce_memo_run(&s->red_memo, s->red_map, 1, ins, at->reduce, at->naxes,
-                                at->axes, out, 0, NULL);
-    if (st != MT_OK) {
-        mt_array_clear(out);
-        return mt__node_error(f->g, s->v, st);
-    }
-    return MT_OK;
-}
-
 static void bind_leaves(mt_function *f, mt__jplan *p, const mt_array *const *inputs)
 {
     for (int32_t i = 0; i < p->nleaves; i++) {
@@ -543,14 +485,9 @@ mt_status mt__plan_run(mt_function *f, mt__jplan *p, const mt_array *const *inpu
         else if (s->inplace && s->inplace[0] >= 0)
             st = mt__ref_gemm_into(&ctx, s->v, p->ins, &f->shared[s->inplace[0]].value,
                                    &values[s->out[0]]);
-        else {
-            bool done = false;
-            if (mt_graph_op(f->g, s->v) == MT_OP_REDUCE)
-                st = run_node_reduce(f, s, p->ins, values, &done);
-            if (!done)
-                st = mt__ref_node(&ctx, s->v, s->has_kx ? &s->kx : NULL, p->ins,
-                                  &values[s->out[0]]);
-        }
+        else
+            st = mt__ref_node(&ctx, s->v, s->has_kx ? &s->kx : NULL, p->ins,
+                              &values[s->out[0]]);
         if (st == MT_OK && f->profile) {
             st = mt_device_sync(f->dev);
             s->seconds += mt_now_seconds() - t0;

@@ -350,6 +350,10 @@ static mt_status run_op(const mt__jctx *ctx, mt_var v, const mt_kexpr *kx,
     case MT_OP_ELEMWISE:
         return run_elemwise(ctx, v, kx, ins, out);
     case MT_OP_REDUCE:
+        /* in a schedule, through the step's memo: no planning when the layout repeats */
+        if (ctx->step)
+            return mt_array_reduce_memo(&ctx->step->red_memo, out, ins[0], at->reduce, at->naxes,
+                                        at->axes, at->keepdims);
         return mt_array_reduce(out, ins[0], at->reduce, at->naxes, at->axes, at->keepdims);
     case MT_OP_LOGSUMEXP:
         return mt__ref_logsumexp(ctx, v, ins[0], out);
