@@ -52,6 +52,7 @@
 #include <unistd.h>
 
 #include "bench_common.h"
+#include "train_floor.h"
 #include "mltrain/config.h"
 #include "mltrain/data.h"
 #include "mltrain/graph_grad.h"
@@ -504,7 +505,7 @@ static void pause_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
-enum { IMPL_MT, IMPL_NODUP, IMPL_TORCH, IMPL_GEMM, IMPL_JOB, IMPL_COUNT };
+enum { IMPL_MT, IMPL_NODUP, IMPL_TORCH, IMPL_GEMM, IMPL_FLOOR, IMPL_JOB, IMPL_COUNT };
 
 /* The rewrites that replace nodes in these graphs: with them off, the fused schedule has no
  * duplicated forward/backward chain (see the diagnostic row in print_rows). */
@@ -578,6 +579,18 @@ static void print_rows(const train_case *tc, const opts *o, bench_case *c, bool 
                  gr->flops / 1e9);
         bench_table_row(tc->name, impl, "OpenBLAS", &c[IMPL_GEMM], gr->flops, "GFLOP/s", "bound");
     }
+    if (on[IMPL_FLOOR]) {
+        p = ratio;
+        p[0] = 0;
+        if (on[IMPL_TORCH])
+            p += sprintf(p, "%.2fx PyTorch's steps/s",
+                         bench_paired_ratio(&c[IMPL_FLOOR], 1, &c[IMPL_TORCH], 1));
+        sprintf(p, "%smltrain takes %.2fx its time", p != ratio ? "; " : "",
+                1.0 / bench_paired_ratio(&c[IMPL_MT], 1, &c[IMPL_FLOOR], 1));
+        bench_table_row(tc->name,
+                        "floor: the same step hand-written in C (gather, cblas, fused loops)",
+                        thr, &c[IMPL_FLOOR], flops, "GFLOP/s", ratio);
+    }
 }
 
 /* Everything one case measures and holds. */
@@ -586,6 +599,7 @@ typedef struct case_run {
     const opts *o;
     sgd_bench sb, sb_nodup;
     gemm_ref gr;
+    train_floor *floor;
     torch_proc tp;
     char dir[64]; /* job files */
     bool on[IMPL_COUNT];
@@ -624,6 +638,15 @@ static void one_round(case_run *cr, int r)
         }
         c[IMPL_GEMM].samples[c[IMPL_GEMM].nsamples++] = bench_median(cr->ms, o->steps);
     }
+    if (cr->on[IMPL_FLOOR]) {
+        pause_ms(300);
+        for (int i = 0; i < o->steps; i++) {
+            double s0 = bench_now();
+            (void)train_floor_step(cr->floor);
+            cr->ms[i] = bench_now() - s0;
+        }
+        c[IMPL_FLOOR].samples[c[IMPL_FLOOR].nsamples++] = bench_median(cr->ms, o->steps);
+    }
     if (cr->on[IMPL_TORCH]) {
         pause_ms(300);
         torch_run(&cr->tp, o->steps, cr->ms);
@@ -635,7 +658,8 @@ static void one_round(case_run *cr, int r)
                b = job_seconds(tc, cr->dir, o->device, tc->job_n2);
         c[IMPL_JOB].samples[c[IMPL_JOB].nsamples++] = (b - a) / (tc->job_n2 - tc->job_n1);
     }
-    static const char *const nm[IMPL_COUNT] = {"mltrain", "no-dup", "torch", "cblas", "job"};
+    static const char *const nm[IMPL_COUNT] = {"mltrain", "no-dup", "torch", "cblas", "floor",
+                                               "job"};
     printf("round %d:", r + 1);
     for (int k = 0; k < IMPL_COUNT; k++)
         if (cr->on[k]) printf(" %s %.3f ms", nm[k], c[k].samples[r] * 1e3);
@@ -694,6 +718,10 @@ static void setup_case(case_run *cr, mt_device *dev, bool profile)
     if (cr->on[IMPL_GEMM]) {
         gemm_ref_init(&cr->gr, tc->sizes, tc->n_layers, tc->batch);
         gemm_ref_step(&cr->gr);
+        cr->floor = train_floor_new(tc->sizes, tc->n_layers, tc->batch, 64 * tc->batch);
+        for (int i = 0; cr->floor && i < 5; i++)
+            (void)train_floor_step(cr->floor);
+        cr->on[IMPL_FLOOR] = cr->floor != NULL;
     }
     if (cr->o->torch) cr->on[IMPL_TORCH] = torch_start(&cr->tp, cr->o, tc);
     snprintf(cr->dir, sizeof(cr->dir), "/tmp/bench_train_XXXXXX");
@@ -742,6 +770,7 @@ static void run_case(const train_case *tc, const opts *o, mt_device *dev)
         bench_case_free(&cr->c[k]);
     mt_free(cr->ms);
     gemm_ref_free(&cr->gr);
+    train_floor_free(cr->floor);
     sgd_bench_free(&cr->sb);
     if (cr->on[IMPL_NODUP]) sgd_bench_free(&cr->sb_nodup);
     mt_free(cr);
