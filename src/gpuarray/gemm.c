@@ -19,6 +19,7 @@
  * integral alpha/beta stay in integer arithmetic, other values go through float64 and are cast
  * like NumPy casts (truncation toward zero). Floats in that loop accumulate in float64. */
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "gpuarray_impl.h"
@@ -562,31 +563,38 @@ static mt_status mm_run(mt_array *out, const mt_array *a, const mt_array *b, int
     return MT_OK;
 }
 
+/* "matmul: a SHAPE @ b SHAPE: " + what, formatted only for errors. */
+static mt_status mm_error(mt_status code, const mt_array *a, const mt_array *b, const char *what)
+{
+    char sa[128], sb[128];
+    mt_shape_str(a->ndim, a->dims, sa, sizeof sa);
+    mt_shape_str(b->ndim, b->dims, sb, sizeof sb);
+    return mt_err_set(code, "matmul: a %s @ b %s: %s", sa, sb, what);
+}
+
 mt_status mt_array_matmul(mt_array *out, const mt_array *a, const mt_array *b)
 {
     if (!out || !a || !b || !a->buf || !b->buf)
         return mt_err_set(MT_ERR_INVALID, "matmul: an operand is NULL or empty");
-    char sa[128], sb[128];
-    mt_shape_str(a->ndim, a->dims, sa, sizeof sa);
-    mt_shape_str(b->ndim, b->dims, sb, sizeof sb);
     if (a->ndim == 0 || b->ndim == 0)
-        return mt_err_set(MT_ERR_SHAPE, "matmul: a %s @ b %s: operands must have at least 1 "
-                          "dimension (use multiply for scalars)", sa, sb);
+        return mm_error(MT_ERR_SHAPE, a, b,
+                        "operands must have at least 1 dimension (use multiply for scalars)");
     mt_device *dev = mt_array_device(a);
     if (mt_array_device(b) != dev)
         return mt_err_set(MT_ERR_INVALID, "matmul: a is on %s but b is on %s",
                           mt_device_name(dev), mt_device_name(mt_array_device(b)));
     int64_t ka = a->dims[a->ndim - 1];
     int64_t kb = b->ndim == 1 ? b->dims[0] : b->dims[b->ndim - 2];
-    if (ka != kb)
-        return mt_err_set(MT_ERR_SHAPE, "matmul: a %s @ b %s: inner dims differ (%lld vs %lld)",
-                          sa, sb, (long long)ka, (long long)kb);
+    if (ka != kb) {
+        char why[96];
+        snprintf(why, sizeof why, "inner dims differ (%lld vs %lld)", (long long)ka,
+                 (long long)kb);
+        return mm_error(MT_ERR_SHAPE, a, b, why);
+    }
     int32_t nba = a->ndim > 2 ? a->ndim - 2 : 0, nbb = b->ndim > 2 ? b->ndim - 2 : 0, nb;
     int64_t bdims[MT_MAX_DIMS];
     mt_status st = mt_broadcast_shapes(&nb, bdims, nba, a->dims, nbb, b->dims);
-    if (st != MT_OK)
-        return mt_err_set(MT_ERR_SHAPE, "matmul: a %s @ b %s: batch dims do not broadcast", sa,
-                          sb);
+    if (st != MT_OK) return mm_error(MT_ERR_SHAPE, a, b, "batch dims do not broadcast");
     int64_t odims[MT_MAX_DIMS];
     int32_t ond = nb;
     memcpy(odims, bdims, (size_t)nb * sizeof *odims);
@@ -613,5 +621,7 @@ fail:
     mt_array_clear(&ca);
     mt_array_clear(&cb);
     mt_array_clear(&o);
-    return mt_err_prefix(st, "matmul %s @ %s: ", sa, sb);
+    char sa[128], sb[128];
+    return mt_err_prefix(st, "matmul %s @ %s: ", mt_shape_str(a->ndim, a->dims, sa, sizeof sa),
+                         mt_shape_str(b->ndim, b->dims, sb, sizeof sb));
 }

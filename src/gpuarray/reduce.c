@@ -1095,7 +1095,6 @@ typedef struct rmemo_arg {
 
 struct mt_reduce_memo {
     bool valid;
-    bool host; /* a host device: the host compiler's availability is checked again */
     mt_device *dev;
     const mt_kexpr *map;
     mt_reduce_op op;
@@ -1137,7 +1136,8 @@ static bool rmemo_applies(const mt_reduce_memo *m, const mt_kexpr *map, int32_t 
     if (!rmemo_same(&m->args[nin], out, m->dev) || !(out->flags & MT_ARRAY_WRITEABLE)) return false;
     for (int32_t i = 0; i < nin; i++)
         if (!rmemo_same(&m->args[i], inputs[i], m->dev)) return false;
-    return !m->host || host_compiler_usable();
+    return true; /* the kernel is loaded: as for the elementwise memo, a compiler that became
+                  * unusable since (or MLTRAIN_NO_CC set later) does not matter to it */
 }
 
 mt_status mt_reduce_memo_run(mt_reduce_memo **memo, const mt_kexpr *map, int32_t nin,
@@ -1176,7 +1176,6 @@ mt_status mt_reduce_memo_run(mt_reduce_memo **memo, const mt_kexpr *map, int32_t
                                      &m->ex, &recorded);
     if (st != MT_OK || !recorded || naxes > MT_MAX_DIMS) return st;
     m->dev = mt_buffer_device(out->buf);
-    m->host = m->dev->ops->klang == MT_KLANG_C && mt_device_is_host_addressable(m->dev);
     m->map = map;
     m->op = op;
     m->nin = nin;

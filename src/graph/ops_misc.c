@@ -15,12 +15,17 @@ mt_status mt__infer_matmul(mt__infer_ctx *cx)
     const mt_type *a = cx->in[0], *b = cx->in[1];
     const char *name = cx->opname;
     bool gemm = cx->op == MT_OP_GEMM;
+    /* shapes as text for the messages, formatted only on an error: this runs on every call of a
+     * compiled function whose shapes are checked at run time */
     char as[128], bs[128];
-    mt__shape_str(a->ndim, a->shape, as, sizeof(as));
-    mt__shape_str(b->ndim, b->shape, bs, sizeof(bs));
+#define MM_SHAPES()                                                                                \
+    (mt__shape_str(a->ndim, a->shape, as, sizeof(as)),                                             \
+     mt__shape_str(b->ndim, b->shape, bs, sizeof(bs)))
     if (a->ndim < 2 || a->ndim != b->ndim)
-        return mt_err_set(MT_ERR_SHAPE, "%s: operands must have equal ndim >= 2, got %s and %s "
-                          "(the matmul builder handles NumPy's 1-D and batch rules)", name, as, bs);
+        return MM_SHAPES(), mt_err_set(MT_ERR_SHAPE,
+                                       "%s: operands must have equal ndim >= 2, got %s and %s "
+                                       "(the matmul builder handles NumPy's 1-D and batch rules)",
+                                       name, as, bs);
     if (a->dtype != b->dtype || (gemm && cx->in[2]->dtype != a->dtype))
         return mt_err_set(MT_ERR_DTYPE, "%s: operand dtypes differ (%s and %s)", name,
                           mt_dtype_name(a->dtype),
@@ -33,15 +38,18 @@ mt_status mt__infer_matmul(mt__infer_ctx *cx)
     int64_t m = a->shape[nd - (ta ? 1 : 2)], ka = a->shape[nd - (ta ? 2 : 1)];
     int64_t kb = b->shape[nd - (tb ? 1 : 2)], n = b->shape[nd - (tb ? 2 : 1)];
     if (ka >= 0 && kb >= 0 && ka != kb)
-        return mt_err_set(MT_ERR_SHAPE, "%s: inner dimensions differ: %s @ %s (%lld vs %lld)", name,
+        return MM_SHAPES(),
+               mt_err_set(MT_ERR_SHAPE, "%s: inner dimensions differ: %s @ %s (%lld vs %lld)", name,
                           as, bs, (long long)ka, (long long)kb);
     if (ka < 0 || kb < 0) cx->rtcheck = true;
     mt_type t = mt_type_make(a->dtype, nd, NULL);
     for (int32_t i = 0; i < nd - 2; i++) {
         int64_t r = mt__broadcast_dim(a->shape[i], b->shape[i], &cx->rtcheck);
         if (r == -2)
-            return mt_err_set(MT_ERR_SHAPE, "%s: batch dimensions of %s and %s do not broadcast",
-                              name, as, bs);
+            return MM_SHAPES(), mt_err_set(MT_ERR_SHAPE,
+                                           "%s: batch dimensions of %s and %s do "
+                                           "not broadcast",
+                                           name, as, bs);
         t.shape[i] = r;
     }
     t.shape[nd - 2] = m;
@@ -49,23 +57,28 @@ mt_status mt__infer_matmul(mt__infer_ctx *cx)
     if (gemm) {
         const mt_type *c = cx->in[2];
         char cs[128], os[128];
-        mt__shape_str(c->ndim, c->shape, cs, sizeof(cs));
-        mt__shape_str(nd, t.shape, os, sizeof(os));
+#define GEMM_SHAPES()                                                                              \
+    (mt__shape_str(c->ndim, c->shape, cs, sizeof(cs)), mt__shape_str(nd, t.shape, os, sizeof(os)))
         if (c->ndim != nd)
-            return mt_err_set(MT_ERR_SHAPE, "gemm: c of shape %s must have the product's ndim %d",
+            return GEMM_SHAPES(),
+                   mt_err_set(MT_ERR_SHAPE, "gemm: c of shape %s must have the product's ndim %d",
                               cs, (int)nd);
         for (int32_t i = 0; i < nd; i++) {
             int64_t s = c->shape[i];
             if (s == 1 || s == t.shape[i]) continue;
             if (s >= 0 && t.shape[i] >= 0)
-                return mt_err_set(MT_ERR_SHAPE, "gemm: c of shape %s does not broadcast to the "
-                                  "product's shape %s", cs, os);
+                return GEMM_SHAPES(), mt_err_set(MT_ERR_SHAPE,
+                                                 "gemm: c of shape %s does not "
+                                                 "broadcast to the product's shape %s",
+                                                 cs, os);
             cx->rtcheck = true;
             if (t.shape[i] < 0) t.shape[i] = s;
         }
     }
     cx->out = t;
     return MT_OK;
+#undef MM_SHAPES
+#undef GEMM_SHAPES
 }
 
 /* NumPy matmul: 1-D promotion, dtype promotion, batch broadcasting; the MATMUL node itself

@@ -748,16 +748,25 @@ void mt_function_set_rng_counter(mt_function *f, uint64_t calls)
 
 /* ---------------------------------------------------------------- values and type checks */
 
-/* ERR_DTYPE / ERR_SHAPE unless a fits type t; names what (argument or shared variable). */
-static mt_status check_value(const mt_type *t, const mt_array *a, const char *what)
+/* ERR_INVALID / ERR_DTYPE / ERR_SHAPE unless a fits v's type; v is argument `arg` (>= 0) or a
+ * shared variable (arg < 0). The label (into what) is formatted only on an error: this runs on
+ * every call. */
+static mt_status check_value(const mt_graph *g, mt_var v, int32_t arg, const mt_array *a,
+                             char *what, size_t what_size)
 {
-    if (!a || !a->buf)
-        return mt_err_set(MT_ERR_INVALID, "%s: no array given (NULL or empty)", what);
-    bool dt_ok = a->dtype == t->dtype;
-    bool shape_ok = a->ndim == t->ndim;
+    const mt_type *t = mt_graph_type(g, v);
+    bool dt_ok = a && a->buf && a->dtype == t->dtype;
+    bool shape_ok = a && a->buf && a->ndim == t->ndim;
     for (int32_t d = 0; shape_ok && d < t->ndim; d++)
         if (t->shape[d] >= 0 && t->shape[d] != a->dims[d]) shape_ok = false;
     if (dt_ok && shape_ok) return MT_OK;
+    char nb[32];
+    if (arg >= 0)
+        snprintf(what, what_size, "argument %d ('%s')", (int)arg, var_name(g, v, nb, sizeof nb));
+    else
+        snprintf(what, what_size, "shared variable '%s'", var_name(g, v, nb, sizeof nb));
+    if (!a || !a->buf)
+        return mt_err_set(MT_ERR_INVALID, "%s: no array given (NULL or empty)", what);
     mt_strbuf sb;
     mt_strbuf_init(&sb);
     mt_type_format(t, &sb);
@@ -778,14 +787,14 @@ mt_status mt_function_set_shared(mt_function *f, mt_var var, const mt_array *val
                           "function (%d shared variables)", (int)var, (int)f->n_shared);
     mt__jshared *s = &f->shared[k];
     char what[96], nb[32];
-    snprintf(what, sizeof what, "shared variable '%s'", var_name(f->g, s->var, nb, sizeof nb));
-    mt_status st = check_value(mt_graph_type(f->g, s->var), value, what);
+    mt_status st = check_value(f->g, s->var, -1, value, what, sizeof what);
     if (st != MT_OK) return st;
     mt_array nv = {0};
     if (mt_array_device(value) == f->dev && (value->flags & MT_ARRAY_WRITEABLE))
         mt_array_view(&nv, value);
     else if ((st = mt_array_copy_to(&nv, value, f->dev)) != MT_OK)
-        return mt_err_prefix(st, "%s: copying to %s: ", what, mt_device_name(f->dev));
+        return mt_err_prefix(st, "shared variable '%s': copying to %s: ",
+                             var_name(f->g, s->var, nb, sizeof nb), mt_device_name(f->dev));
     mt_array_clear(&s->value);
     s->value = nv;
     return MT_OK;
@@ -833,14 +842,14 @@ static mt_status check_call(mt_function *f, int32_t n_in, const mt_array *const 
                               var_name(f->g, f->shared[i].var, nb, sizeof nb));
     for (int32_t i = 0; i < n_in; i++) {
         char what[96];
-        snprintf(what, sizeof what, "argument %d ('%s')", (int)i,
-                 var_name(f->g, f->in_var[i], nb, sizeof nb));
-        mt_status st = check_value(mt_graph_type(f->g, f->in_var[i]), inputs[i], what);
+        mt_status st = check_value(f->g, f->in_var[i], i, inputs[i], what, sizeof what);
         if (st != MT_OK) return st;
         if (mt_array_device(inputs[i]) != f->dev) {
             st = mt_array_copy_to(&moved[i], inputs[i], f->dev);
-            if (st != MT_OK) return mt_err_prefix(st, "%s: copying to %s: ", what,
-                                                  mt_device_name(f->dev));
+            if (st != MT_OK)
+                return mt_err_prefix(st, "argument %d ('%s'): copying to %s: ", (int)i,
+                                     var_name(f->g, f->in_var[i], nb, sizeof nb),
+                                     mt_device_name(f->dev));
         }
     }
     return MT_OK;

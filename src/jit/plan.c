@@ -438,9 +438,12 @@ static void bind_leaves(mt_function *f, mt__jplan *p, const mt_array *const *inp
     }
 }
 
+/* Slots without a buffer were cleared already (freed after their last use): skipping them
+ * saves rewriting ~160 zero bytes per slot on every call. */
 void mt__plan_clear(mt__jplan *p)
 {
-    for (int32_t i = 0; i < p->nslots; i++) mt_array_clear(&p->values[i]);
+    for (int32_t i = 0; i < p->nslots; i++)
+        if (p->values[i].buf) mt_array_clear(&p->values[i]);
 }
 
 /* MT_MODE_CHECK: the step's results against the reference run's values of the same nodes. */
