@@ -53,10 +53,16 @@ static void install_signals(mt__signal_state *s, saved_handlers *sv, bool handle
     memset(sv, 0, sizeof(*sv));
     s->pending = 0;
     s->test_after_batches = -1;
+    s->test_at_monitor = -1;
     s->test_signal = SIGTERM;
-    const char *t = getenv("MLTRAIN_TEST_SIGNAL_AFTER_BATCHES");
-    if (t && *t) {
+    const char *t = getenv("MLTRAIN_TEST_SIGNAL_AFTER_BATCHES"), *m;
+    if ((m = getenv("MLTRAIN_TEST_SIGNAL_AT_MONITOR")) && *m) {
+        s->test_at_monitor = strtoll(m, NULL, 10);
+        t = m;
+    } else if (t && *t) {
         s->test_after_batches = strtoll(t, NULL, 10);
+    }
+    if (t && *t) {
         const char *c = strchr(t, ':');
         if (c) {
             if (!strcmp(c + 1, "INT")) s->test_signal = SIGINT;
@@ -531,15 +537,23 @@ static mt_status epoch_loop(mt__run *run, bool resume_decide, mt_train_result *r
             run->batch_in_epoch = 0;
             run->stage = 1;
             if ((st = monitor_and_extensions(run))) return st;
+            if (run->sig && run->sig->test_at_monitor == run->epochs_seen &&
+                (run->sig->test_rank < 0 || run->sig->test_rank == mt__run_rank(run))) {
+                run->sig->test_at_monitor = -1;
+                raise(run->sig->test_signal);
+            }
             if (t->save_freq > 0 && run->epochs_seen % t->save_freq == 0 &&
                 (st = mt__run_save(run, t->save_path)))
                 return st;
             run->epoch_total_seconds = mt_now_seconds() - loop_start;
         }
         skip_train = false;
+        /* A signal from the monitoring or saving is checkpointed before the criteria run, so
+         * the checkpoint holds their state before this epoch's decision and a resumed run
+         * (stage 1) decides exactly once: EpochCounter and MonitorBased count calls. */
         bool cont = true, stop = false;
-        mt_status st = decide(run, &cont);
-        if (!st) st = pending_signal(run, &stop);
+        mt_status st = pending_signal(run, &stop);
+        if (!st && !stop) st = decide(run, &cont);
         if (st) return st;
         if (stop) {
             res->interrupted = run->stop_signal;

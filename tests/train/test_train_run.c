@@ -230,6 +230,40 @@ MT_TEST(resume_after_sigterm_is_bit_identical)
     MT_CHECK(res.resumed);
 }
 
+/* A signal during the monitoring (outside the batches): the checkpoint has stage 1 and the
+ * criteria's state before that epoch's decision, so the resumed run decides once and stops
+ * after the same number of epochs, bit-identical (EpochCounter counts its calls). */
+MT_TEST(resume_after_sigterm_in_monitoring_is_bit_identical)
+{
+    need_data();
+    const char *ref = small_job("mref", "0.05", 3, 1);
+    MT_CHECK_OK(run_job(ref, MT_RESUME_NO, NULL));
+    const char *job = small_job("msig", "0.05", 3, 1);
+    setenv("MLTRAIN_TEST_SIGNAL_AT_MONITOR", "1", 1);
+    mt_train_result res;
+    mt_status st = run_job(job, MT_RESUME_NO, &res);
+    unsetenv("MLTRAIN_TEST_SIGNAL_AT_MONITOR");
+    MT_CHECK_OK(st);
+    MT_CHECK_EQ_INT(res.interrupted, SIGTERM);
+    mt_ckpt *mid = read_ckpt("%s/%s.ckpt", "msig");
+    int64_t stage = -1, ep = -1;
+    MT_CHECK_OK(mt_ckpt_get_int(mid, "train/stage", &stage));
+    MT_CHECK_OK(mt_ckpt_get_int(mid, "train/epochs_seen", &ep));
+    MT_CHECK_EQ_INT(stage, 1);
+    MT_CHECK_EQ_INT(ep, 1);
+    mt_ckpt_free(mid);
+    MT_CHECK_OK(run_job(job, MT_RESUME_YES, &res));
+    MT_CHECK(res.resumed);
+    MT_CHECK_EQ_INT(res.epochs_seen, 3);
+    mt_ckpt *a = read_ckpt("%s/%s.ckpt", "mref"), *b = read_ckpt("%s/%s.ckpt", "msig");
+    check_same_state(a, b);
+    int32_t na, nb;
+    MT_CHECK(last_value(a, "valid_objective", &na) == last_value(b, "valid_objective", &nb));
+    MT_CHECK_EQ_INT(na, nb);
+    mt_ckpt_free(a);
+    mt_ckpt_free(b);
+}
+
 MT_TEST(resume_after_sigkill_is_bit_identical)
 {
     need_data();
