@@ -21,6 +21,10 @@
  * model, SGD with Momentum, no monitoring dataset) run by mt_job_run with N1 and N2 batches;
  * (t(N2) - t(N1)) / (N2 - N1) is the time per batch of the whole loop (--no-job skips it).
  *
+ * --script bench/theano_mlp.py --python <Theano's python> puts Theano (the best peer of
+ * ../shared/research/peers.md; THEANO_BENCH_VARIANT picks its variant) in PyTorch's place,
+ * rows and ratios then name Theano.
+ *
  * PyTorch runs in a coprocess (bench/torch_mlp.py --serve, /usr/bin/python3, torch threads =
  * mltrain's thread count), so the process stays warm; each round runs a block of steps of
  * every implementation in turn (mltrain, cblas, PyTorch), after a short sleep so that
@@ -379,8 +383,9 @@ static void gemm_ref_free(gemm_ref *r)
 
 typedef struct torch_proc {
     pid_t pid;
-    FILE *in, *out; /* we write to in, read from out */
+    FILE *in, *out;   /* we write to in, read from out */
     char version[256];
+    const char *peer; /* "PyTorch", or "Theano" for bench/theano_mlp.py (--script) */
 } torch_proc;
 
 static bool torch_start(torch_proc *t, const opts *o, const train_case *tc)
@@ -419,6 +424,7 @@ static bool torch_start(torch_proc *t, const opts *o, const train_case *tc)
     }
     line[strcspn(line, "\n")] = 0;
     snprintf(t->version, sizeof(t->version), "%s", line + 6);
+    t->peer = strncmp(t->version, "theano", 6) == 0 ? "Theano" : "PyTorch";
     return true;
 }
 
@@ -538,8 +544,8 @@ static void print_rows(const train_case *tc, const opts *o, bench_case *c, bool 
     char *p = ratio;
     p[0] = 0;
     if (on[IMPL_TORCH])
-        p += sprintf(p, "**%.2fx** PyTorch's steps/s",
-                     bench_paired_ratio(&c[IMPL_MT], 1, &c[IMPL_TORCH], 1));
+        p += sprintf(p, "**%.2fx** %s's steps/s",
+                     bench_paired_ratio(&c[IMPL_MT], 1, &c[IMPL_TORCH], 1), tp->peer);
     if (on[IMPL_GEMM])
         sprintf(p, "%s**%.2fx** the cblas time of its GEMMs", p != ratio ? "; " : "",
                 1.0 / bench_paired_ratio(&c[IMPL_MT], 1, &c[IMPL_GEMM], 1));
@@ -549,8 +555,8 @@ static void print_rows(const train_case *tc, const opts *o, bench_case *c, bool 
         p = ratio;
         p[0] = 0;
         if (on[IMPL_TORCH])
-            p += sprintf(p, "%.2fx PyTorch's steps/s",
-                         bench_paired_ratio(&c[IMPL_NODUP], 1, &c[IMPL_TORCH], 1));
+            p += sprintf(p, "%.2fx %s's steps/s",
+                         bench_paired_ratio(&c[IMPL_NODUP], 1, &c[IMPL_TORCH], 1), tp->peer);
         if (on[IMPL_GEMM])
             p += sprintf(p, "%s%.2fx the cblas time", p != ratio ? "; " : "",
                          1.0 / bench_paired_ratio(&c[IMPL_NODUP], 1, &c[IMPL_GEMM], 1));
@@ -562,16 +568,20 @@ static void print_rows(const train_case *tc, const opts *o, bench_case *c, bool 
                         thr, &c[IMPL_NODUP], flops, "GFLOP/s", ratio);
     }
     if (on[IMPL_JOB]) {
-        snprintf(ratio, sizeof(ratio), "**%.2fx** PyTorch's steps/s",
-                 on[IMPL_TORCH] ? bench_paired_ratio(&c[IMPL_JOB], 1, &c[IMPL_TORCH], 1) : 0);
+        snprintf(ratio, sizeof(ratio), "**%.2fx** %s's steps/s",
+                 on[IMPL_TORCH] ? bench_paired_ratio(&c[IMPL_JOB], 1, &c[IMPL_TORCH], 1) : 0,
+                 on[IMPL_TORCH] ? tp->peer : "PyTorch");
         snprintf(impl, sizeof(impl), "mltrain mt_job_run, per batch ((t(%d)-t(%d))/%d)", tc->job_n2,
                  tc->job_n1, tc->job_n2 - tc->job_n1);
         bench_table_row(tc->name, impl, thr, &c[IMPL_JOB], flops, "GFLOP/s",
                         on[IMPL_TORCH] ? ratio : NULL);
     }
     if (on[IMPL_TORCH]) {
-        snprintf(impl, sizeof(impl), "PyTorch %s (eager, SGD momentum, %s)", tp->version,
-                 o->torch_device);
+        if (!strcmp(tp->peer, "Theano"))
+            snprintf(impl, sizeof(impl), "Theano: %s", tp->version);
+        else
+            snprintf(impl, sizeof(impl), "PyTorch %s (eager, SGD momentum, %s)", tp->version,
+                     o->torch_device);
         bench_table_row(tc->name, impl, thr, &c[IMPL_TORCH], flops, "GFLOP/s", "reference");
     }
     if (on[IMPL_GEMM]) {
@@ -583,8 +593,8 @@ static void print_rows(const train_case *tc, const opts *o, bench_case *c, bool 
         p = ratio;
         p[0] = 0;
         if (on[IMPL_TORCH])
-            p += sprintf(p, "%.2fx PyTorch's steps/s",
-                         bench_paired_ratio(&c[IMPL_FLOOR], 1, &c[IMPL_TORCH], 1));
+            p += sprintf(p, "%.2fx %s's steps/s",
+                         bench_paired_ratio(&c[IMPL_FLOOR], 1, &c[IMPL_TORCH], 1), tp->peer);
         sprintf(p, "%smltrain takes %.2fx its time", p != ratio ? "; " : "",
                 1.0 / bench_paired_ratio(&c[IMPL_MT], 1, &c[IMPL_FLOOR], 1));
         bench_table_row(tc->name,
