@@ -178,8 +178,16 @@ static mt_status composite_routes(mt__layer *L)
             return mt_err_set(MT_ERR_INVALID, "layer '%s' (CompositeLayer): inputs_to_layers "
                               "has the key %d (0-based) but the input space has only %d "
                               "components", s->name, (int)s->route_key[r], (int)in->n_comp);
+    /* the routes are int32 offsets into sub_in: at most n_sub * n_comp of them */
+    int64_t n_pairs = 0;
+    if (__builtin_mul_overflow((int64_t)L->n_sub, (int64_t)in->n_comp, &n_pairs) ||
+        n_pairs >= INT32_MAX)
+        return mt_err_set(MT_ERR_RANGE, "layer '%s' (CompositeLayer): inputs_to_layers over %d "
+                          "sub-layers and %d input components gives %lld routes, over the limit "
+                          "of %d", L->path, (int)L->n_sub, (int)in->n_comp, (long long)n_pairs,
+                          INT32_MAX - 1);
     L->sub_in_off = mt_calloc((size_t)L->n_sub + 1, sizeof(int32_t));
-    L->sub_in = mt_calloc((size_t)(L->n_sub * in->n_comp + 1), sizeof(int32_t));
+    L->sub_in = mt_calloc((size_t)n_pairs + 1, sizeof(int32_t));
     if (!L->sub_in_off || !L->sub_in) return mt_err_set(MT_ERR_NOMEM, "model: out of memory");
     int32_t k = 0;
     for (int32_t i = 0; i < L->n_sub; i++) {
@@ -199,14 +207,18 @@ static mt_status composite_routes(mt__layer *L)
     return MT_OK;
 }
 
-static void set_out_shape(mt__layer *L)
+static mt_status set_out_shape(mt__layer *L)
 {
     const mt__space *o = L->out_sp;
-    L->out_dim = mt__space_total_dim(o);
+    char what[MT__PATH_MAX + 64];
+    snprintf(what, sizeof(what), "layer '%s' (%s): output", L->path, L->s.cls);
+    mt_status st = mt__space_dim(o, what, &L->out_dim);
+    if (st) return st;
     L->out_image = o->kind == MT__SPACE_CONV2D && o->nchw;
     L->out_c = L->out_image ? o->channels : 0;
     L->out_h = L->out_image ? o->shape[0] : 0;
     L->out_w = L->out_image ? o->shape[1] : 0;
+    return MT_OK;
 }
 
 mt_status mt__setup_container(mt_model *m, mt__layer *L, int32_t li)
@@ -231,7 +243,7 @@ mt_status mt__setup_container(mt_model *m, mt__layer *L, int32_t li)
         mt__space v;
         memset(&v, 0, sizeof(v));
         v.kind = MT__SPACE_VECTOR;
-        v.dim = mt__space_total_dim(L->sub[0].out_sp);
+        v.dim = L->sub[0].out_dim; /* checked when the raw layer was placed */
         st = space_new(&L->out_sp, &v);
         break;
     }
@@ -282,8 +294,7 @@ mt_status mt__setup_container(mt_model *m, mt__layer *L, int32_t li)
     default: return mt_err_set(MT_ERR_INTERNAL, "layer '%s' is not a container", s->name);
     }
     if (st) return st;
-    set_out_shape(L);
-    return MT_OK;
+    return set_out_shape(L);
 }
 
 mt_status mt__setup_projection(mt_model *m, mt__layer *L, int32_t li)
@@ -299,6 +310,13 @@ mt_status mt__setup_projection(mt_model *m, mt__layer *L, int32_t li)
     if (s->has_irange == s->has_istdev)
         return mt_err_set(MT_ERR_INVALID, "layer '%s' (ProjectionLayer): give irange or istdev "
                           "(exactly one)", s->name);
+    mt__space v;
+    memset(&v, 0, sizeof(v));
+    v.kind = MT__SPACE_VECTOR;
+    if (__builtin_mul_overflow(in->dim, s->dim, &v.dim))
+        return mt_err_set(MT_ERR_RANGE, "layer '%s' (ProjectionLayer): its output has input dim "
+                          "%lld * dim %lld features, more than an int64 holds", L->path,
+                          (long long)in->dim, (long long)s->dim);
     int64_t wd[2] = {in->max_labels, s->dim};
     mt_status st = mt__add_param(m, L->path, "W", li, true, 2, wd, &L->iW);
     if (st) return st;
@@ -306,13 +324,8 @@ mt_status mt__setup_projection(mt_model *m, mt__layer *L, int32_t li)
     snprintf(what, sizeof(what), "layer '%s' (ProjectionLayer)", s->name);
     uint64_t key = mt__init_key(m->seed_key, m->params[L->iW].name);
     if ((st = mt__init_dense(mt__param_data(m, L->iW), wd[0], wd[1], s, key, what))) return st;
-    mt__space v;
-    memset(&v, 0, sizeof(v));
-    v.kind = MT__SPACE_VECTOR;
-    v.dim = in->dim * s->dim;
     if ((st = space_new(&L->out_sp, &v))) return st;
-    set_out_shape(L);
-    return MT_OK;
+    return set_out_shape(L);
 }
 
 /* ---------------------------------------------------------------- forward */

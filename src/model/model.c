@@ -197,6 +197,38 @@ int64_t mt__space_total_dim(const mt__space *s)
     return 0;
 }
 
+mt_status mt__space_dim(const mt__space *s, const char *what, int64_t *out)
+{
+    int64_t t = 0;
+    switch (s->kind) {
+    case MT__SPACE_VECTOR:
+    case MT__SPACE_INDEX: t = s->dim; break;
+    case MT__SPACE_CONV2D:
+        if (__builtin_mul_overflow(s->shape[0], s->shape[1], &t) ||
+            __builtin_mul_overflow(t, s->channels, &t))
+            return mt_err_set(MT_ERR_RANGE, "%s: Conv2DSpace %lld x %lld with %lld channels has "
+                              "more features than an int64 holds", what, (long long)s->shape[0],
+                              (long long)s->shape[1], (long long)s->channels);
+        break;
+    case MT__SPACE_COMPOSITE:
+        for (int32_t i = 0; i < s->n_comp; i++) {
+            int64_t d = 0;
+            mt_status st = mt__space_dim(&s->comp[i], what, &d);
+            if (st) return st;
+            int64_t sum = 0;
+            if (__builtin_add_overflow(t, d, &sum))
+                return mt_err_set(MT_ERR_RANGE, "%s: CompositeSpace component %d has %lld "
+                                  "features, which with the %lld of the components before it "
+                                  "are more than an int64 holds", what, (int)i, (long long)d,
+                                  (long long)t);
+            t = sum;
+        }
+        break;
+    }
+    *out = t;
+    return MT_OK;
+}
+
 bool mt__space_has_index(const mt__space *s)
 {
     if (s->kind == MT__SPACE_INDEX) return true;
@@ -378,7 +410,11 @@ static mt_status setup_maxout(mt_model *m, mt__layer *L, int32_t li)
     if (s->dim < 1) return bad(L, "num_units must be >= 1", NULL);
     if (s->num_pieces < 1) return bad(L, "num_pieces must be >= 1", NULL);
     int64_t stride = s->maxout_stride > 0 ? s->maxout_stride : s->num_pieces;
-    int64_t det = s->dim * s->num_pieces;
+    int64_t det = 0;
+    if (__builtin_mul_overflow(s->dim, s->num_pieces, &det))
+        return mt_err_set(MT_ERR_RANGE, "layer '%s' (Maxout): num_units %lld * num_pieces %lld "
+                          "is more than an int64 holds", L->path, (long long)s->dim,
+                          (long long)s->num_pieces);
     if ((det - s->num_pieces) % stride != 0)
         return mt_err_set(MT_ERR_INVALID, "layer '%s' (Maxout): num_units*num_pieces - "
                           "num_pieces = %lld is not divisible by pool_stride %lld", s->name,
@@ -404,8 +440,9 @@ static mt_status setup_maxout(mt_model *m, mt__layer *L, int32_t li)
  * ceil_mode). */
 static int64_t pool_out(int64_t n, int64_t p, int64_t s)
 {
-    int64_t out = (n - p + s - 1) / s + 1;
-    if ((out - 1) * s >= n) out--; /* a last window past the input would be empty */
+    /* 1 <= p <= n and s >= 1 (any size): ceil((n - p) / s) + 1 without overflow */
+    int64_t out = (n - p) / s + ((n - p) % s != 0) + 1;
+    if (out - 1 > (n - 1) / s) out--; /* (out - 1) * s >= n: the last window would be empty */
     return out;
 }
 
@@ -428,8 +465,13 @@ static mt_status setup_conv(mt_model *m, mt__layer *L, int32_t li)
     }
     int64_t in_hw[2] = {L->in_h, L->in_w}, det[2];
     for (int i = 0; i < 2; i++) {
-        int64_t pad = s->border_full ? s->kernel_shape[i] - 1 : 0;
-        int64_t span = in_hw[i] + 2 * pad - s->kernel_shape[i];
+        int64_t pad = s->border_full ? s->kernel_shape[i] - 1 : 0, span = 0;
+        if (__builtin_mul_overflow(pad, 2, &span) || __builtin_add_overflow(span, in_hw[i], &span))
+            return mt_err_set(MT_ERR_RANGE, "%s: kernel_shape [%lld, %lld] with border_mode "
+                              "'full' on a %lldx%lld input is more than an int64 holds", what,
+                              (long long)s->kernel_shape[0], (long long)s->kernel_shape[1],
+                              (long long)L->in_h, (long long)L->in_w);
+        span -= s->kernel_shape[i];
         if (span < 0)
             return mt_err_set(MT_ERR_SHAPE, "%s: kernel %lldx%lld is larger than the %lldx%lld "
                               "input", what, (long long)s->kernel_shape[0],
@@ -457,7 +499,11 @@ static mt_status setup_conv(mt_model *m, mt__layer *L, int32_t li)
         L->out_w = pool_out(det[1], s->pool_shape[1], s->pool_stride[1]);
     }
     L->out_image = true;
-    L->out_dim = L->out_c * L->out_h * L->out_w;
+    if (__builtin_mul_overflow(L->out_c, L->out_h, &L->out_dim) ||
+        __builtin_mul_overflow(L->out_dim, L->out_w, &L->out_dim))
+        return mt_err_set(MT_ERR_RANGE, "%s: the output of %lld channels x %lld x %lld has more "
+                          "features than an int64 holds", what, (long long)L->out_c,
+                          (long long)L->out_h, (long long)L->out_w);
     int64_t wd[4] = {s->dim, L->in_c, s->kernel_shape[0], s->kernel_shape[1]};
     int64_t bd[3] = {s->dim, det[0], det[1]};
     mt_status st = mt__add_param(m, L->path, "W", li, true, 4, wd, &L->iW);
@@ -500,18 +546,27 @@ static mt_status space_new(mt__space **out, const mt__space *src)
 mt_status mt__setup_layer(mt_model *m, mt__layer *L, int32_t li, const char *path,
                           const mt__space *in)
 {
+    _Static_assert(MT__PATH_LEN_MAX < MT__PATH_MAX, "a layer path must fit in mt__layer.path");
+    _Static_assert(MT__PATH_LEN_MAX + sizeof("_kernel_norms_mean") <=
+                       sizeof(((mt_channel_def *)0)->name),
+                   "the longest channel of a layer must fit in mt_channel_def.name");
     L->iW = L->ib = -1;
-    if (strlen(path) >= sizeof(L->path))
-        return mt_err_set(MT_ERR_INVALID, "layer '%s': the path '%s' is too long (at most %zu "
-                          "bytes)", L->s.name, path, sizeof(L->path) - 1);
-    snprintf(L->path, sizeof(L->path), "%s", path);
-    mt_status st = space_new(&L->in_sp, in);
+    size_t len = strlen(path);
+    if (len > MT__PATH_LEN_MAX)
+        return mt_err_set(MT_ERR_INVALID, "layer '%s' (%s): its path '%s' is %zu bytes long, over "
+                          "the limit of %d bytes (parameter names, checkpoint keys and "
+                          "monitoring channels are made from it): use shorter layer names",
+                          L->s.name, L->s.cls, path, len, MT__PATH_LEN_MAX);
+    memcpy(L->path, path, len + 1);
+    char what[MT__PATH_MAX + 48];
+    snprintf(what, sizeof(what), "layer '%s' (%s)", path, L->s.cls);
+    mt_status st = mt__space_dim(in, what, &L->in_dim);
+    if (!st) st = space_new(&L->in_sp, in);
     if (st) return st;
     L->in_image = in->kind == MT__SPACE_CONV2D;
     L->in_c = L->in_image ? in->channels : 0;
     L->in_h = L->in_image ? in->shape[0] : 0;
     L->in_w = L->in_image ? in->shape[1] : 0;
-    L->in_dim = mt__space_total_dim(in);
     switch (L->s.kind) {
     case MT__LAYER_COMPOSITE:
     case MT__LAYER_FLATTENER:
@@ -624,6 +679,8 @@ mt_status mt__model_new_mlp(mt_model **out, const mt__mlp_desc *d)
         m->has_input_space = true;
         if ((st = mt__space_copy(&m->input_space, d->input_space))) goto fail;
         if ((st = input_from_space(m, &m->input_space))) goto fail;
+        int64_t total = 0;
+        if ((st = mt__space_dim(&m->input_space, "MLP: input_space", &total))) goto fail;
     } else {
         m->input_space.kind = MT__SPACE_VECTOR;
         m->input_space.dim = d->nvis;

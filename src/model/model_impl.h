@@ -22,7 +22,16 @@
 #include "mltrain/model.h"
 
 #define MT__NAME_MAX 64
-#define MT__PATH_MAX 256 /* a layer's path: names of its containers and its own, '/'-joined */
+#define MT__PATH_MAX 256 /* storage of a layer's path: names of its containers and its own,
+                            '/'-joined */
+/* The longest layer path accepted (bytes, mt__setup_layer). Every name built from a path then
+ * fits where it is stored, so no two of them can be cut to the same text: the monitoring
+ * channels "<path, '/' as '_'>_kernel_norms_mean" (the longest suffix, 18 bytes) in
+ * mt_channel_def.name (95 bytes; model.c checks this at compile time), the parameters
+ * "<path>_W" and "<path>_b", and the checkpoint keys and graph names made from those, the
+ * longest being "optimizer/mean_square_grad_<path>_W" (106 bytes, in the 159 bytes of an
+ * optimizer state's name). */
+#define MT__PATH_LEN_MAX 77
 #define MT__MAX_SEED 16
 #define MT__MODEL_MAGIC 0x6d746d6fu /* "mtmo": checks that a !pkl result is a model */
 
@@ -168,7 +177,13 @@ typedef struct mt__space {
 } mt__space;
 void mt__space_clear(mt__space *s);
 mt_status mt__space_copy(mt__space *dst, const mt__space *src);
+/* The number of features of s (a CompositeSpace: the sum over its components). Unchecked: for
+ * the spaces of a built model, whose sizes were checked by mt__space_dim when they were
+ * placed. */
 int64_t mt__space_total_dim(const mt__space *s);
+/* mt__space_total_dim with overflow checks: ERR_RANGE naming `what` ("layer 'h0' (Linear)")
+ * and the sizes when the total does not fit in int64. */
+mt_status mt__space_dim(const mt__space *s, const char *what, int64_t *out);
 /* True when s is or contains an IndexSpace. */
 bool mt__space_has_index(const mt__space *s);
 /* "VectorSpace(dim 5)", "IndexSpace(dim 3, max_labels 100)", "CompositeSpace(...)". */

@@ -18,6 +18,10 @@
 
 #include "train_impl.h"
 
+/* Room for a key made from a parameter name ("params/<name>"); the model bounds layer paths,
+ * and so parameter names, far below it. */
+#define MT__CKPT_KEY_CAP 512
+
 mt_status mt__ckpt_copy_into(const mt_ckpt *c, const char *name, mt_array *dst)
 {
     mt_array src;
@@ -101,12 +105,23 @@ mt_status mt__extension_load(mt__extension *e, const char *prefix, const mt_ckpt
     return st || !e->ops->load_state ? st : e->ops->load_state(e, prefix, c);
 }
 
+/* "params/<name>" into k: ERR_RANGE naming the parameter when it does not fit, so two
+ * parameters never share a key cut short. */
+static mt_status param_key(char *k, size_t cap, const char *pname)
+{
+    int n = snprintf(k, cap, "params/%s", pname);
+    if (n < 0 || (size_t)n >= cap)
+        return mt_err_set(MT_ERR_RANGE, "checkpoint: the key of parameter '%s' would be %d bytes "
+                          "long, over the limit of %zu", pname, n, cap - 1);
+    return MT_OK;
+}
+
 mt_status mt__run_save_algorithm(mt__run *run, mt_ckpt *c)
 {
-    char k[256];
+    char k[MT__CKPT_KEY_CAP];
     for (int32_t i = 0; i < run->n_params; i++) {
-        snprintf(k, sizeof(k), "params/%s", mt_model_param_const(run->model, i)->name);
-        mt_status st = mt_ckpt_put_array(c, k, &run->params[i]);
+        mt_status st = param_key(k, sizeof(k), mt_model_param_const(run->model, i)->name);
+        if (!st) st = mt_ckpt_put_array(c, k, &run->params[i]);
         if (st) return st;
     }
     if (run->alg && run->alg->ops->save_state) return run->alg->ops->save_state(run->alg, run, c);
@@ -115,10 +130,10 @@ mt_status mt__run_save_algorithm(mt__run *run, mt_ckpt *c)
 
 mt_status mt__run_load_algorithm(mt__run *run, const mt_ckpt *c)
 {
-    char k[256];
+    char k[MT__CKPT_KEY_CAP];
     for (int32_t i = 0; i < run->n_params; i++) {
-        snprintf(k, sizeof(k), "params/%s", mt_model_param_const(run->model, i)->name);
-        mt_status st = mt__ckpt_copy_into(c, k, &run->params[i]);
+        mt_status st = param_key(k, sizeof(k), mt_model_param_const(run->model, i)->name);
+        if (!st) st = mt__ckpt_copy_into(c, k, &run->params[i]);
         if (st) return st;
     }
     if (run->alg && run->alg->ops->load_state) return run->alg->ops->load_state(run->alg, run, c);
@@ -141,9 +156,9 @@ static mt_status put_attributes(mt__run *run, mt_ckpt *c)
         return st;
     if (run->n_params > 0) {
         const mt_model_param *p = mt_model_param_const(run->model, 0);
-        char k[256];
-        snprintf(k, sizeof(k), "params/%s", p->name);
-        if ((st = mt_ckpt_put_string(c, "first_weights", k)) ||
+        char k[MT__CKPT_KEY_CAP];
+        if ((st = param_key(k, sizeof(k), p->name)) ||
+            (st = mt_ckpt_put_string(c, "first_weights", k)) ||
             (st = mt_ckpt_put_string(c, "first_weights_layout",
                                      p->value.ndim == 4 ? "conv" : "dense")))
             return st;

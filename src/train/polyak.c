@@ -55,6 +55,23 @@ static void pa_teardown(mt__extension *e)
     p->run = NULL;
 }
 
+/* Room for the names made from a parameter name: "polyak_<name>" (graph) and
+ * "<prefix>/mean/<name>" (checkpoint keys). */
+#define PA_NAME_CAP 512
+
+/* "<prefix>/mean/<name>" (or "mean/<name>" without a prefix) into k: ERR_RANGE naming the
+ * parameter when it does not fit, so two parameters never share a key cut short. */
+static mt_status mean_key(char *k, size_t cap, const char *prefix, const char *pname)
+{
+    bool sep = prefix && *prefix;
+    int n = snprintf(k, cap, "%s%smean/%s", sep ? prefix : "", sep ? "/" : "", pname);
+    if (n < 0 || (size_t)n >= cap)
+        return mt_err_set(MT_ERR_RANGE, "PolyakAveraging: the checkpoint key of the average of "
+                          "parameter '%s' would be %d bytes long, over the limit of %zu", pname,
+                          n, cap - 1);
+    return MT_OK;
+}
+
 static mt_status pa_setup(mt__extension *e, mt__run *run)
 {
     ((polyak *)e)->run = run;
@@ -79,8 +96,14 @@ static mt_status compile_average(polyak *p, mt__run *run)
     mt_var t = mt_graph_placeholder(g, "polyak_t", MT_FLOAT32, 0, NULL);
     for (int32_t i = 0; i < n && !st; i++) {
         const mt_array *a = &run->params[i];
-        char name[200];
-        snprintf(name, sizeof(name), "polyak_%s", mt_model_param_const(run->model, i)->name);
+        const char *pname = mt_model_param_const(run->model, i)->name;
+        char name[PA_NAME_CAP];
+        int len = snprintf(name, sizeof(name), "polyak_%s", pname);
+        if (len < 0 || (size_t)len >= sizeof(name)) {
+            st = mt_err_set(MT_ERR_RANGE, "the name of the average of parameter '%s' would be "
+                            "%d bytes long, over the limit of %zu", pname, len, sizeof(name) - 1);
+            goto done;
+        }
         pv[i] = mt_graph_placeholder(g, mt_model_param_const(run->model, i)->name, a->dtype,
                                      a->ndim, a->dims);
         mv[i] = mt_graph_placeholder(g, name, a->dtype, a->ndim, a->dims);
@@ -186,9 +209,9 @@ static mt_status pa_save(const mt__extension *e, const char *prefix, mt_ckpt *c)
     const polyak *p = (const polyak *)e;
     mt_status st = MT_OK;
     for (int32_t i = 0; p->active && i < p->n && !st; i++) {
-        char k[256], name[200];
-        snprintf(name, sizeof(name), "mean/%s", mt_model_param_const(p->run->model, i)->name);
-        st = mt_ckpt_put_array(c, mt__path_join(k, sizeof(k), prefix, name), &p->mean[i]);
+        char k[PA_NAME_CAP];
+        st = mean_key(k, sizeof(k), prefix, mt_model_param_const(p->run->model, i)->name);
+        if (!st) st = mt_ckpt_put_array(c, k, &p->mean[i]);
     }
     return st;
 }
@@ -202,9 +225,9 @@ static mt_status pa_load(mt__extension *e, const char *prefix, const mt_ckpt *c)
     mt_status st = p->fn ? MT_OK : pa_activate(p, p->run);
     p->t = t;
     for (int32_t i = 0; i < p->n && !st; i++) {
-        char k[256], name[200];
-        snprintf(name, sizeof(name), "mean/%s", mt_model_param_const(p->run->model, i)->name);
-        st = mt__ckpt_copy_into(c, mt__path_join(k, sizeof(k), prefix, name), &p->mean[i]);
+        char k[PA_NAME_CAP];
+        st = mean_key(k, sizeof(k), prefix, mt_model_param_const(p->run->model, i)->name);
+        if (!st) st = mt__ckpt_copy_into(c, k, &p->mean[i]);
     }
     return st;
 }

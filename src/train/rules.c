@@ -37,7 +37,11 @@ static mt_status add_state(mt__rule_ctx *ctx, const char *name, int32_t ndim,
     }
     mt__opt_state *st = &ctx->state[ctx->n_state];
     memset(st, 0, sizeof(*st));
-    snprintf(st->name, sizeof(st->name), "optimizer/%s", name);
+    int len = snprintf(st->name, sizeof(st->name), "optimizer/%s", name);
+    if (len < 0 || (size_t)len >= sizeof(st->name))
+        return mt_err_set(MT_ERR_RANGE, "SGD: the checkpoint key of optimizer state %s would be "
+                          "%d bytes long, over the limit of %zu", name, len,
+                          sizeof(st->name) - 1);
     for (int32_t i = 0; i < ndim; i++)
         if (shape[i] < 0)
             return mt_err_set(MT_ERR_SHAPE, "SGD: parameter of %s has an unknown size", name);
@@ -76,6 +80,18 @@ mt_status mt__rule_begin(const mt__learning_rule *r, mt__rule_ctx *ctx)
     return MT_OK;
 }
 
+/* The name "<slot>_<param>" of a state of parameter pname ("vel_h0_W"): ERR_RANGE naming the
+ * parameter when it does not fit, so two states never share a name cut short. */
+static mt_status state_name(char *buf, size_t cap, const char *slot, const char *pname)
+{
+    int len = snprintf(buf, cap, "%s_%s", slot, pname);
+    if (len < 0 || (size_t)len >= cap)
+        return mt_err_set(MT_ERR_RANGE, "SGD: the name of optimizer state %s of parameter '%s' "
+                          "would be %d bytes long, over the limit of %zu", slot, pname, len,
+                          cap - 1);
+    return MT_OK;
+}
+
 static mt_status check_graph(mt_graph *g, const char *pname)
 {
     if (mt_graph_status(g))
@@ -93,7 +109,7 @@ mt_status mt__rule_param_update(const mt__learning_rule *r, mt__rule_ctx *ctx,
     if (!t) return mt_err_set(MT_ERR_INVALID, "SGD: parameter %s has no type", pname);
     mt_var eps = lr_scale == 1.0 ? ctx->lr : mt_graph_mul(g, ctx->lr, lit(g, lr_scale));
     mt__rule_kind kind = r ? r->kind : MT__RULE_SGD;
-    char name[160];
+    char name[256];
     mt_var s1 = MT_VAR_NONE, s2 = MT_VAR_NONE;
     mt_status st = MT_OK;
     switch (kind) {
@@ -101,8 +117,9 @@ mt_status mt__rule_param_update(const mt__learning_rule *r, mt__rule_ctx *ctx,
         *new_p = mt_graph_sub(g, p, mt_graph_mul(g, eps, grad));
         break;
     case MT__RULE_MOMENTUM: {
-        snprintf(name, sizeof(name), "vel_%s", pname);
-        if ((st = add_state(ctx, name, t->ndim, t->shape, &s1))) return st;
+        if ((st = state_name(name, sizeof(name), "vel", pname)) ||
+            (st = add_state(ctx, name, t->ndim, t->shape, &s1)))
+            return st;
         mt_var step = mt_graph_mul(g, eps, grad);
         mt_var v_new = mt_graph_sub(g, mt_graph_mul(g, ctx->momentum, s1), step);
         set_state_update(ctx, s1, v_new);
@@ -112,10 +129,12 @@ mt_status mt__rule_param_update(const mt__learning_rule *r, mt__rule_ctx *ctx,
         break;
     }
     case MT__RULE_ADADELTA: {
-        snprintf(name, sizeof(name), "mean_square_grad_%s", pname);
-        if ((st = add_state(ctx, name, t->ndim, t->shape, &s1))) return st;
-        snprintf(name, sizeof(name), "mean_square_dx_%s", pname);
-        if ((st = add_state(ctx, name, t->ndim, t->shape, &s2))) return st;
+        if ((st = state_name(name, sizeof(name), "mean_square_grad", pname)) ||
+            (st = add_state(ctx, name, t->ndim, t->shape, &s1)))
+            return st;
+        if ((st = state_name(name, sizeof(name), "mean_square_dx", pname)) ||
+            (st = add_state(ctx, name, t->ndim, t->shape, &s2)))
+            return st;
         mt_var rho = lit(g, r->decay), one_m = lit(g, 1.0 - r->decay);
         mt_var msg = mt_graph_add(g, mt_graph_mul(g, rho, s1),
                                   mt_graph_mul(g, one_m, mt_graph_square(g, grad)));
@@ -130,8 +149,9 @@ mt_status mt__rule_param_update(const mt__learning_rule *r, mt__rule_ctx *ctx,
         break;
     }
     case MT__RULE_ADAGRAD: {
-        snprintf(name, sizeof(name), "sum_square_grad_%s", pname);
-        if ((st = add_state(ctx, name, t->ndim, t->shape, &s1))) return st;
+        if ((st = state_name(name, sizeof(name), "sum_square_grad", pname)) ||
+            (st = add_state(ctx, name, t->ndim, t->shape, &s1)))
+            return st;
         mt_var ssg = mt_graph_add(g, s1, mt_graph_square(g, grad));
         mt_var scale = mt_graph_maximum(g, lit(g, 1.0 / r->max_scaling), mt_graph_sqrt(g, ssg));
         mt_var dx = mt_graph_mul(g, mt_graph_div(g, mt_graph_neg(g, eps), scale), grad);
@@ -140,8 +160,9 @@ mt_status mt__rule_param_update(const mt__learning_rule *r, mt__rule_ctx *ctx,
         break;
     }
     case MT__RULE_RMSPROP: {
-        snprintf(name, sizeof(name), "mean_square_grad_%s", pname);
-        if ((st = add_state(ctx, name, t->ndim, t->shape, &s1))) return st;
+        if ((st = state_name(name, sizeof(name), "mean_square_grad", pname)) ||
+            (st = add_state(ctx, name, t->ndim, t->shape, &s1)))
+            return st;
         mt_var msg = mt_graph_add(g, mt_graph_mul(g, lit(g, r->decay), s1),
                                   mt_graph_mul(g, lit(g, 1.0 - r->decay), mt_graph_square(g, grad)));
         mt_var rms = mt_graph_maximum(g, mt_graph_sqrt(g, msg), lit(g, 1.0 / r->max_scaling));
@@ -151,10 +172,12 @@ mt_status mt__rule_param_update(const mt__learning_rule *r, mt__rule_ctx *ctx,
         break;
     }
     case MT__RULE_ADAM: {
-        snprintf(name, sizeof(name), "adam_m_%s", pname);
-        if ((st = add_state(ctx, name, t->ndim, t->shape, &s1))) return st;
-        snprintf(name, sizeof(name), "adam_v_%s", pname);
-        if ((st = add_state(ctx, name, t->ndim, t->shape, &s2))) return st;
+        if ((st = state_name(name, sizeof(name), "adam_m", pname)) ||
+            (st = add_state(ctx, name, t->ndim, t->shape, &s1)))
+            return st;
+        if ((st = state_name(name, sizeof(name), "adam_v", pname)) ||
+            (st = add_state(ctx, name, t->ndim, t->shape, &s2)))
+            return st;
         mt_var m = mt_graph_add(g, mt_graph_mul(g, lit(g, r->beta1), s1),
                                 mt_graph_mul(g, lit(g, 1.0 - r->beta1), grad));
         mt_var v = mt_graph_add(g, mt_graph_mul(g, lit(g, r->beta2), s2),

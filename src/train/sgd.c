@@ -185,9 +185,15 @@ static mt_status parallel_grads(mt__sgd *s, mt__run *run, mt_var *grads, mt_var 
         (*wgrads)[0] = s->r.cost;
         for (int32_t k = 0; k < s->n_train; k++) {
             mt_type t = *mt_graph_type(s->r.g, p[k]);
-            char name[200];
-            snprintf(name, sizeof(name), "dp_grad_%s",
-                     mt_model_param_const(run->model, s->train_idx[k])->name);
+            const char *pname = mt_model_param_const(run->model, s->train_idx[k])->name;
+            char name[256];
+            int len = snprintf(name, sizeof(name), "dp_grad_%s", pname);
+            if (len < 0 || (size_t)len >= sizeof(name)) {
+                st = mt_err_set(MT_ERR_RANGE, "SGD: the name of the reduced gradient of "
+                                "parameter '%s' would be %d bytes long, over the limit of %zu",
+                                pname, len, sizeof(name) - 1);
+                goto done;
+            }
             (*wgrads)[k + 1] = mt_graph_mul(s->r.g, g[k], s->weight);
             r[k] = mt_graph_placeholder(s->r.g, name, t.dtype, t.ndim, t.shape);
             s->red_vars[k] = r[k];

@@ -1,6 +1,8 @@
 /* Model tests: MLP forward values and output-layer costs against plain double loops,
  * gradients through mt_verify_grad, Pylearn2's initialization schemes (statistics and exact
- * sparse counts, determinism), norm constraints against Pylearn2's formula, weight decay. */
+ * sparse counts, determinism), norm constraints against Pylearn2's formula, weight decay; the
+ * layer path limit (names made from the longest paths stay whole, one byte more is an error)
+ * and YAML sizes too large for int64 (range errors at model build). */
 #include <stdio.h>
 #include <string.h>
 
@@ -468,4 +470,200 @@ MT_TEST(weight_decay_values)
     mt_cost_free(def);
     mt_cost_free(wd);
     mt_model_free(m);
+}
+
+/* ---------------------------------------------------------------- paths and sizes */
+
+/* A model whose two deepest layers sit at paths of `len` bytes, "<a>/<b>/<c>0" and
+ * "<a>/<b>/<c>1" (a, b: 30 bytes; the two differ in their last byte only): an MLP used as a
+ * layer holding a CompositeLayer of two Tanh layers, then a Softmax. path0 receives the first
+ * path. */
+static const char *long_path_model(char *buf, size_t cap, int len, char *path0, size_t pcap)
+{
+    char a[31], b[31], c[64];
+    memset(a, 'a', 30);
+    a[30] = 0;
+    memset(b, 'b', 30);
+    b[30] = 0;
+    int nc = len - 63; /* 30 + 1 + 30 + 1 + nc + 1 */
+    MT_CHECK(nc > 0 && nc < (int)sizeof(c));
+    memset(c, 'c', (size_t)nc);
+    c[nc] = 0;
+    snprintf(path0, pcap, "%s/%s/%s0", a, b, c);
+    MT_CHECK_EQ_INT(strlen(path0), len);
+    snprintf(buf, cap,
+             "!obj:pylearn2.models.mlp.MLP {\n"
+             "  nvis: 4, seed: [1, 2, 3],\n"
+             "  layers: [\n"
+             "    !obj:pylearn2.models.mlp.MLP { layer_name: '%s', layers: [\n"
+             "      !obj:pylearn2.models.mlp.CompositeLayer { layer_name: '%s', layers: [\n"
+             "        !obj:pylearn2.models.mlp.Tanh { layer_name: '%s0', dim: 3, irange: 0.5 },\n"
+             "        !obj:pylearn2.models.mlp.Tanh { layer_name: '%s1', dim: 2, irange: 0.5 }\n"
+             "      ] } ] },\n"
+             "    !obj:pylearn2.models.mlp.Softmax { layer_name: 'y', n_classes: 2, irange: 0.5 }\n"
+             "  ]\n"
+             "}\n",
+             a, b, c, c);
+    return buf;
+}
+
+MT_TEST(layer_path_length_limit)
+{
+    char yaml[2048], path[128], name[160], want[160];
+    /* at the limit: builds, every name made from the paths is whole and distinct */
+    mt_model *m = mtt_model(long_path_model(yaml, sizeof(yaml), MT__PATH_LEN_MAX, path,
+                                            sizeof(path)));
+    snprintf(name, sizeof(name), "%s_W", path);
+    const mt_array *w0 = mtt_param_array(m, name);
+    MT_CHECK_EQ_INT(w0->dims[1], 3);
+    name[strlen(path) - 1] = '1'; /* "<a>/<b>/<c>1_W" */
+    MT_CHECK_EQ_INT(mtt_param_array(m, name)->dims[1], 2);
+    MT_CHECK_EQ_INT(mt_model_n_params(m), 6);
+    mtt_ctx c;
+    mtt_ctx_init(&c, m, true, 2, 0, 1);
+    mt_channel_list cl = {0};
+    MT_CHECK_OK(mt_model_channels(&c.mg, &cl));
+    /* the longest channels of both layers, whole ('/' becomes '_' in channel names) */
+    int found = 0;
+    for (int k = 0; k < 2; k++) {
+        snprintf(want, sizeof(want), "%s_range_x_mean_u", path);
+        for (char *q = want; *q; q++)
+            if (*q == '/') *q = '_';
+        want[strlen(path) - 1] = (char)('0' + k);
+        for (int32_t i = 0; i < cl.n; i++) found += !strcmp(cl.items[i].name, want);
+    }
+    MT_CHECK_EQ_INT(found, 2);
+    mt_channel_list_clear(&cl);
+    mtt_ctx_clear(&c);
+    mt_model_free(m);
+    /* one byte over: an error at model build naming the path, its length and the limit */
+    long_path_model(yaml, sizeof(yaml), MT__PATH_LEN_MAX + 1, path, sizeof(path));
+    snprintf(want, sizeof(want), "its path '%s' is %d bytes long, over the limit of %d bytes",
+             path, MT__PATH_LEN_MAX + 1, MT__PATH_LEN_MAX);
+    m = NULL;
+    MT_CHECK_ERR(mtt_try_model(&m, yaml), MT_ERR_INVALID, want);
+    MT_CHECK(m == NULL);
+}
+
+/* Sizes from YAML whose products or sums do not fit in int64: range errors naming the layer
+ * (or the input space) and the values, at model build. */
+MT_TEST(huge_yaml_sizes_are_range_errors)
+{
+    static const struct {
+        const char *yaml, *needle;
+    } cases[] = {
+        {"!obj:MLP { input_space: !obj:IndexSpace { dim: 4294967296, max_labels: 5 }, layers: [\n"
+         "  !obj:ProjectionLayer { layer_name: 'p', dim: 4294967296, irange: 0.1 } ] }",
+         "layer 'p' (ProjectionLayer): its output has input dim 4294967296 * dim 4294967296 "
+         "features, more than an int64 holds"},
+        {"!obj:MLP { input_space: !obj:CompositeSpace { components: [\n"
+         "    !obj:VectorSpace { dim: 5000000000000000000 },\n"
+         "    !obj:VectorSpace { dim: 5000000000000000000 } ] },\n"
+         "  layers: [ !obj:Softmax { layer_name: 'y', n_classes: 2, irange: 0.1 } ] }",
+         "MLP: input_space: CompositeSpace component 1 has 5000000000000000000 features, which "
+         "with the 5000000000000000000 of the components before it are more than an int64 "
+         "holds"},
+        {"!obj:MLP { input_space: !obj:Conv2DSpace { shape: [4294967296, 4294967296],\n"
+         "    num_channels: 1 },\n"
+         "  layers: [ !obj:Softmax { layer_name: 'y', n_classes: 2, irange: 0.1 } ] }",
+         "Conv2DSpace 4294967296 x 4294967296 with 1 channels has more features than an int64 "
+         "holds"},
+        {"!obj:MLP { nvis: 4611686018427387904, layers: [\n"
+         "  !obj:CompositeLayer { layer_name: 'comp', layers: [\n"
+         "    !obj:Softmax { layer_name: 'a', n_classes: 4611686018427387904, no_affine: true },\n"
+         "    !obj:Softmax { layer_name: 'b', n_classes: 4611686018427387904, no_affine: true }\n"
+         "  ] } ] }",
+         "layer 'comp' (CompositeLayer): output: CompositeSpace component 1 has "
+         "4611686018427387904 features, which with the 4611686018427387904 of the components "
+         "before it"},
+        {"!obj:MLP { nvis: 3, layers: [\n"
+         "  !obj:Maxout { layer_name: 'm', num_units: 4611686018427387904, num_pieces: 4,\n"
+         "      irange: 0.1 } ] }",
+         "layer 'm' (Maxout): num_units 4611686018427387904 * num_pieces 4 is more than an "
+         "int64 holds"},
+        {"!obj:MLP { input_space: !obj:Conv2DSpace { shape: [4, 4], num_channels: 1 },\n"
+         "  layers: [ !obj:ConvRectifiedLinear { layer_name: 'c',\n"
+         "    output_channels: 4611686018427387904, kernel_shape: [1, 1], pool_shape: [1, 1],\n"
+         "    pool_stride: [1, 1],\n"
+         "    irange: 0.1 } ] }",
+         "the output of 4611686018427387904 channels x 4 x 4 has more features than an int64 "
+         "holds"},
+        {"!obj:MLP { input_space: !obj:Conv2DSpace { shape: [4, 4], num_channels: 1 },\n"
+         "  layers: [ !obj:ConvRectifiedLinear { layer_name: 'c', output_channels: 2,\n"
+         "    kernel_shape: [4611686018427387904, 2], border_mode: 'full', pool_shape: [1, 1],\n"
+         "    pool_stride: [1, 1],\n"
+         "    irange: 0.1 } ] }",
+         "kernel_shape [4611686018427387904, 2] with border_mode 'full' on a 4x4 input is more "
+         "than an int64 holds"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        mt_model *m = NULL;
+        mt_err_clear();
+        mt_status st = mtt_try_model(&m, cases[i].yaml);
+        if (st != MT_ERR_RANGE || !strstr(mt_last_error(), cases[i].needle))
+            mt_test_fail(__FILE__, __LINE__, "case %d: %s: '%s' (want ERR_RANGE with '%s')",
+                         (int)i, mt_status_name(st), mt_last_error(), cases[i].needle);
+        MT_CHECK(m == NULL);
+    }
+    /* pooling with a stride of any size gives one window per axis */
+    mt_model *m = mtt_model(
+        "!obj:MLP { input_space: !obj:Conv2DSpace { shape: [4, 4], num_channels: 1 },\n"
+        "  layers: [ !obj:ConvRectifiedLinear { layer_name: 'c', output_channels: 2,\n"
+        "    kernel_shape: [1, 1], pool_type: 'max', pool_shape: [2, 3],\n"
+        "    pool_stride: [9223372036854775807, 9223372036854775807], irange: 0.1 } ] }");
+    MT_CHECK_EQ_INT(m->layers[0].out_h, 1);
+    MT_CHECK_EQ_INT(m->layers[0].out_w, 1);
+    MT_CHECK_EQ_INT(m->layers[0].out_dim, 2);
+    mt_model_free(m);
+}
+
+/* inputs_to_layers routes are int32 offsets: a CompositeLayer of 4096 sub-layers over an input
+ * of 2^19 components (2^31 routes) is a range error, not an overflowed allocation. */
+MT_TEST(composite_route_count_is_bounded)
+{
+    enum { NSUB = 4096, NCOMP = 1 << 19 };
+    mt__space in;
+    memset(&in, 0, sizeof(in));
+    in.kind = MT__SPACE_COMPOSITE;
+    in.comp = mt_calloc(NCOMP, sizeof(mt__space));
+    MT_CHECK(in.comp != NULL);
+    for (int32_t i = 0; i < NCOMP; i++) {
+        in.comp[i].kind = MT__SPACE_VECTOR;
+        in.comp[i].dim = 1;
+    }
+    in.n_comp = NCOMP;
+    mt__layer_spec comp;
+    mt__layer_spec_init(&comp, MT__LAYER_COMPOSITE, "comp");
+    comp.sub = mt_calloc(NSUB, sizeof(mt__layer_spec));
+    MT_CHECK(comp.sub != NULL);
+    for (int32_t i = 0; i < NSUB; i++) {
+        char nm[16];
+        snprintf(nm, sizeof(nm), "s%d", (int)i);
+        mt__layer_spec_init(&comp.sub[i], MT__LAYER_LINEAR, nm);
+        comp.sub[i].dim = 1;
+        comp.sub[i].has_irange = true;
+    }
+    comp.n_sub = NSUB;
+    int32_t key = 0, off[2] = {0, 1}, val = 0; /* component 0 -> sub-layer 0 */
+    comp.n_route = 1;
+    comp.route_key = mt_malloc(sizeof(int32_t));
+    comp.route_off = mt_malloc(2 * sizeof(int32_t));
+    comp.route_val = mt_malloc(sizeof(int32_t));
+    MT_CHECK(comp.route_key && comp.route_off && comp.route_val);
+    memcpy(comp.route_key, &key, sizeof(key));
+    memcpy(comp.route_off, off, sizeof(off));
+    memcpy(comp.route_val, &val, sizeof(val));
+    mt__mlp_desc d;
+    memset(&d, 0, sizeof(d));
+    d.kind = MT__MODEL_MLP;
+    d.n_layers = 1;
+    d.layers = &comp;
+    d.input_space = &in;
+    mt_model *m = NULL;
+    MT_CHECK_ERR(mt__model_new_mlp(&m, &d), MT_ERR_RANGE,
+                 "layer 'comp' (CompositeLayer): inputs_to_layers over 4096 sub-layers and "
+                 "524288 input components gives 2147483648 routes, over the limit of 2147483646");
+    MT_CHECK(m == NULL);
+    mt__layer_spec_clear(&comp);
+    mt__space_clear(&in);
 }

@@ -12,7 +12,10 @@
  *     learning_rate channel following the adjuster's rule, the averaged parameters saved
  *     apart, and a run stopped by SIGTERM mid-epoch and resumed ending bit-identical (the
  *     averages included);
- *   - validation errors for bad keys and values. */
+ *   - validation errors for bad keys and values;
+ *   - checkpoint keys made from parameter names: whole for names differing only past where
+ *     keys used to be cut, an error naming the parameter when too long, and a job whose layer
+ *     paths have the longest length accepted saving every key and resuming bit-identical. */
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -963,4 +966,232 @@ MT_TEST(job_dry_run_errors)
         mt_strbuf_deinit(&sb);
         mt_job_free(job);
     }
+}
+
+/* ---------------------------------------------------------------- long names */
+
+/* Renames the fake run's parameters to `len` bytes: 'p' repeated, then the index, so they differ
+ * in their last byte only. */
+static void long_param_names(mt__run *run, size_t len)
+{
+    for (int32_t i = 0; i < run->n_params; i++) {
+        mt_model_param *p = mt_model_param_at(run->model, i);
+        char *nm = mt_malloc(len + 1);
+        MT_CHECK(nm != NULL);
+        memset(nm, 'p', len - 1);
+        nm[len - 1] = (char)('0' + i);
+        nm[len] = 0;
+        mt_free((char *)p->name);
+        p->name = nm;
+    }
+}
+
+/* Array `key` of c holds the same float32 values as a. */
+static void check_same_as(const mt_ckpt *c, const char *key, const mt_array *a)
+{
+    mt_array x;
+    memset(&x, 0, sizeof(x));
+    MT_CHECK_OK(mt_ckpt_get_array(c, key, &x));
+    int64_t n = mt_array_size(a);
+    MT_CHECK_EQ_INT(mt_array_size(&x), n);
+    MT_CHECK_EQ_INT(x.ndim, a->ndim);
+    float *hx = malloc((size_t)n * sizeof(float)), *ha = malloc((size_t)n * sizeof(float));
+    MT_CHECK(hx && ha);
+    MT_CHECK_OK(mt_array_to_host(hx, (size_t)n * sizeof(float), &x));
+    MT_CHECK_OK(mt_array_to_host(ha, (size_t)n * sizeof(float), a));
+    MT_CHECK(memcmp(hx, ha, (size_t)n * sizeof(float)) == 0);
+    free(hx);
+    free(ha);
+    mt_array_clear(&x);
+}
+
+/* The checkpoint keys made from parameter names ("params/<name>", PolyakAveraging's
+ * "<prefix>/mean/<name>") are whole for names that differ only past where they used to be cut
+ * (256 and 200 bytes), and a name too long for a key is an error naming the parameter. */
+MT_TEST(checkpoint_keys_of_long_parameter_names)
+{
+    mt__run run;
+    run_init_fake(&run);
+    fake_params fp;
+    memset(&fp, 0, sizeof(fp));
+    fake_run_params(&run, &fp);
+    set_params(&run, 1);
+    bool cont = true;
+    const size_t lens[3] = {300, 500, 540};
+    for (int li = 0; li < 3; li++) {
+        long_param_names(&run, lens[li]);
+        const char *n0 = mt_model_param_const(run.model, 0)->name;
+        built bt;
+        build_yaml(&bt, "!obj:PolyakAveraging { start: 0 }", "extension");
+        mt__extension *e = bt.obj;
+        MT_CHECK_OK(e->ops->setup(e, &run));
+        mt_ckpt *c = NULL;
+        MT_CHECK_OK(mt_ckpt_new(&c));
+        if (lens[li] == 540) {
+            /* "params/<name>" is 547 bytes; the average's graph name "polyak_<name>" too */
+            MT_CHECK_ERR(mt__run_save_algorithm(&run, c), MT_ERR_RANGE,
+                         "the key of parameter 'pppp");
+            MT_CHECK(strstr(mt_last_error(), n0) && strstr(mt_last_error(), "over the limit"));
+            MT_CHECK_ERR(mt__run_load_algorithm(&run, c), MT_ERR_RANGE, "over the limit of 511");
+            MT_CHECK_ERR(e->ops->on_monitor(e, &run, &cont), MT_ERR_RANGE,
+                         "the name of the average of parameter 'pppp");
+            MT_CHECK(strstr(mt_last_error(), n0) != NULL);
+        } else {
+            MT_CHECK_OK(mt__run_save_algorithm(&run, c));
+            MT_CHECK_OK(e->ops->on_monitor(e, &run, &cont)); /* call 0 == start: mean = params */
+            if (lens[li] == 500) {
+                /* "extension/0/mean/<name>" is 517 bytes */
+                MT_CHECK_ERR(mt__extension_save(e, "extension/0", c), MT_ERR_RANGE,
+                             "the checkpoint key of the average of parameter 'pppp");
+                MT_CHECK(strstr(mt_last_error(), n0) && strstr(mt_last_error(), "517 bytes"));
+            } else {
+                MT_CHECK_OK(mt__extension_save(e, "extension/0", c));
+                MT_CHECK_EQ_INT(mt_ckpt_n_arrays(c), 2 * run.n_params);
+                for (int32_t i = 0; i < run.n_params; i++) {
+                    char k[400];
+                    const char *nm = mt_model_param_const(run.model, i)->name;
+                    snprintf(k, sizeof(k), "params/%s", nm);
+                    check_same_as(c, k, &run.params[i]);
+                    snprintf(k, sizeof(k), "extension/0/mean/%s", nm);
+                    check_same_as(c, k, &run.params[i]);
+                }
+                /* and they load back, each into its own parameter */
+                MT_CHECK_OK(mt__run_load_algorithm(&run, c));
+                MT_CHECK_OK(mt__extension_load(e, "extension/0", c));
+            }
+        }
+        mt_ckpt_free(c);
+        e->ops->teardown(e);
+        built_free(&bt);
+    }
+    fake_params_free(&fp);
+    run_clear_fake(&run);
+}
+
+/* The job of long_path_job: an MLP used as a layer holding a CompositeLayer of two Tanh layers
+ * whose paths "<a>/<b>/<c>0" and "<a>/<b>/<c>1" have `len` bytes (they differ in the last byte
+ * only), RMSProp (the longest optimizer keys) and PolyakAveraging, on a small .npy dataset. */
+static const char *long_path_job(const char *name, int len, char *path0, size_t pcap,
+                                 char *buf, size_t cap)
+{
+    const char *d = mt_test_tmpdir();
+    char a[31], b[31], c[64], text[4096];
+    memset(a, 'a', 30);
+    a[30] = 0;
+    memset(b, 'b', 30);
+    b[30] = 0;
+    int nc = len - 63; /* 30 + 1 + 30 + 1 + nc + 1 */
+    MT_CHECK(nc > 0 && nc < (int)sizeof(c));
+    memset(c, 'c', (size_t)nc);
+    c[nc] = 0;
+    snprintf(path0, pcap, "%s/%s/%s0", a, b, c);
+    snprintf(buf, cap, "%s/%s.yaml", d, name);
+    snprintf(text, sizeof(text),
+             "!obj:pylearn2.train.Train {\n"
+             "  dataset: &train !obj:NpyDataset { file: '%s/lp_x.npy', y_file: '%s/lp_y.npy' },\n"
+             "  model: !obj:pylearn2.models.mlp.MLP { nvis: 4, seed: [3, 1, 4], layers: [\n"
+             "    !obj:pylearn2.models.mlp.MLP { layer_name: '%s', layers: [\n"
+             "      !obj:pylearn2.models.mlp.CompositeLayer { layer_name: '%s', layers: [\n"
+             "        !obj:pylearn2.models.mlp.Tanh { layer_name: '%s0', dim: 3, irange: 0.5 },\n"
+             "        !obj:pylearn2.models.mlp.Tanh { layer_name: '%s1', dim: 2, irange: 0.5 }\n"
+             "      ] } ] },\n"
+             "    !obj:pylearn2.models.mlp.Softmax { layer_name: 'y', n_classes: 2,\n"
+             "        irange: 0.5 } ] },\n"
+             "  algorithm: !obj:pylearn2.training_algorithms.sgd.SGD {\n"
+             "    batch_size: 10, learning_rate: 0.01,\n"
+             "    learning_rule: !obj:pylearn2.training_algorithms.learning_rule.RMSProp {\n"
+             "        decay: 0.9 },\n"
+             "    monitoring_dataset: { 'train': *train },\n"
+             "    termination_criterion: !obj:EpochCounter { max_epochs: 3 } },\n"
+             "  extensions: [ !obj:PolyakAveraging { start: 1 } ],\n"
+             "  save_path: '%s/%s.ckpt', save_freq: 1 }\n",
+             d, d, a, b, c, c, d, name);
+    FILE *f = fopen(buf, "w");
+    MT_CHECK(f != NULL);
+    fputs(text, f);
+    fclose(f);
+    return buf;
+}
+
+/* 60 examples of 4 features, labels from the sign of a linear function. */
+static void write_long_path_data(void)
+{
+    float x[60 * 4];
+    int64_t y[60];
+    for (int i = 0; i < 60; i++) {
+        for (int j = 0; j < 4; j++) x[i * 4 + j] = (float)sin(0.37 * i + 1.1 * j);
+        y[i] = x[i * 4] - 0.5f * x[i * 4 + 2] > 0;
+    }
+    mt_device *host = NULL;
+    MT_CHECK_OK(mt_device_open(&host, "host"));
+    int64_t dx[2] = {60, 4}, dy[1] = {60};
+    mt_array a, l;
+    MT_CHECK_OK(mt_array_from_host(&a, host, MT_FLOAT32, 2, dx, x));
+    MT_CHECK_OK(mt_array_from_host(&l, host, MT_INT64, 1, dy, y));
+    char p[600];
+    snprintf(p, sizeof(p), "%s/lp_x.npy", mt_test_tmpdir());
+    MT_CHECK_OK(mt_npy_save(p, &a));
+    snprintf(p, sizeof(p), "%s/lp_y.npy", mt_test_tmpdir());
+    MT_CHECK_OK(mt_npy_save(p, &l));
+    mt_array_clear(&a);
+    mt_array_clear(&l);
+    mt_device_release(host);
+}
+
+/* A model whose deepest layer paths have the longest length accepted saves every key whole
+ * (the two sibling layers, differing in their last byte, keep their own parameters, optimizer
+ * state and averages) and, stopped by SIGTERM mid-epoch, resumes bit-identical. */
+MT_TEST(longest_layer_paths_save_and_resume)
+{
+    const int len = 77; /* MT__PATH_LEN_MAX (src/model/model_impl.h) */
+    write_long_path_data();
+    char ref[600], job[600], path0[128], path1[128], k[256];
+    MT_CHECK_OK(run_job(long_path_job("lpref", len, path0, sizeof(path0), ref, sizeof(ref)),
+                        MT_RESUME_NO, NULL));
+    MT_CHECK_EQ_INT(strlen(path0), len);
+    snprintf(path1, sizeof(path1), "%s", path0);
+    path1[len - 1] = '1';
+    mt_ckpt *a = read_ckpt("lpref", "");
+    static const char *const fmt[] = {"params/%s_W", "params/%s_b",
+                                      "optimizer/mean_square_grad_%s_W",
+                                      "optimizer/mean_square_grad_%s_b",
+                                      "extension/0/mean/%s_W", "extension/0/mean/%s_b"};
+    for (int i = 0; i < 6; i++) {
+        mt_dtype dt;
+        int32_t nd = 0;
+        int64_t d0[MT_MAX_DIMS], d1[MT_MAX_DIMS];
+        const void *data = NULL;
+        snprintf(k, sizeof(k), fmt[i], path0);
+        MT_CHECK_OK(mt_ckpt_array_info(a, k, &dt, &nd, d0, &data));
+        snprintf(k, sizeof(k), fmt[i], path1);
+        MT_CHECK_OK(mt_ckpt_array_info(a, k, &dt, &nd, d1, &data));
+        MT_CHECK_EQ_INT(d0[nd - 1], 3); /* Tanh dim 3 */
+        MT_CHECK_EQ_INT(d1[nd - 1], 2); /* Tanh dim 2 */
+    }
+    double v[8];
+    snprintf(k, sizeof(k), "train_%s_range_x_mean_u", path0);
+    for (char *q = k; *q; q++)
+        if (*q == '/') *q = '_';
+    MT_CHECK_EQ_INT(channel(a, k, v, 8), 4);
+    mt_ckpt_free(a);
+    long_path_job("lpsig", len, path0, sizeof(path0), job, sizeof(job));
+    setenv("MLTRAIN_TEST_SIGNAL_AFTER_BATCHES", "8", 1); /* epoch 2, batch 2 of 6 */
+    mt_train_result res;
+    mt_status st = run_job(job, MT_RESUME_NO, &res);
+    unsetenv("MLTRAIN_TEST_SIGNAL_AFTER_BATCHES");
+    MT_CHECK_OK(st);
+    MT_CHECK_EQ_INT(res.interrupted, SIGTERM);
+    MT_CHECK_OK(run_job(job, MT_RESUME_YES, &res));
+    MT_CHECK(res.resumed);
+    MT_CHECK_EQ_INT(res.epochs_seen, 3);
+    a = read_ckpt("lpref", "");
+    mt_ckpt *b = read_ckpt("lpsig", "");
+    MT_CHECK_EQ_INT(same_arrays(a, b, "params/", "optimizer/"), 6 + 6);
+    MT_CHECK_EQ_INT(same_arrays(a, b, "extension/0/mean/", NULL), 6);
+    double va[8], vb[8];
+    int32_t n = channel(a, k, va, 8);
+    MT_CHECK_EQ_INT(channel(b, k, vb, 8), n);
+    for (int32_t i = 0; i < n; i++) MT_CHECK(va[i] == vb[i]);
+    mt_ckpt_free(a);
+    mt_ckpt_free(b);
 }

@@ -1,7 +1,8 @@
 /* train unit tests without data files: each learning rule's update (two steps, compiled
  * through the jit) against a float64 hand computation; the update callbacks' schedules; the
  * termination criteria on scripted channel values (And/Or short-circuit, state round trips
- * through a checkpoint); MomentumAdjustor / LinearDecayOverEpoch on a stand-in algorithm. */
+ * through a checkpoint); MomentumAdjustor / LinearDecayOverEpoch on a stand-in algorithm;
+ * optimizer state names of long parameter names (whole, or an error, never cut short). */
 #include <math.h>
 #include <string.h>
 
@@ -190,6 +191,52 @@ MT_TEST(rule_adam)
     rule_case rc = {.r = {.kind = MT__RULE_ADAM, .beta1 = 0.9, .beta2 = 0.999, .epsilon = 1e-8},
                     .lr = 0.01, .lr_scale = 1.0};
     check_rule(&rc);
+}
+
+/* Optimizer state names ("optimizer/mean_square_grad_<param>", checkpoint keys in 159 bytes)
+ * stay whole for parameters that differ in their last byte at the longest length that fits; one
+ * byte more is an error naming the parameter, never a key cut short and shared. */
+MT_TEST(rule_state_names_of_long_parameter_names)
+{
+    enum { FIT = 159 - 27 }; /* strlen("optimizer/mean_square_grad_") */
+    mt_graph *g = NULL;
+    MT_CHECK_OK(mt_graph_new(&g));
+    mt_device *dev = NULL;
+    MT_CHECK_OK(mt_device_open(&dev, "host"));
+    mt__learning_rule r = {.kind = MT__RULE_RMSPROP, .decay = 0.9, .max_scaling = 1e5};
+    mt__rule_ctx ctx;
+    memset(&ctx, 0, sizeof(ctx));
+    ctx.g = g;
+    ctx.dev = dev;
+    ctx.lr = mt_graph_placeholder(g, "learning_rate", MT_FLOAT32, 0, NULL);
+    MT_CHECK_OK(mt__rule_begin(&r, &ctx));
+    int64_t shape[1] = {NP};
+    char names[3][FIT + 2];
+    for (int i = 0; i < 3; i++) {
+        size_t len = i < 2 ? FIT : FIT + 1;
+        memset(names[i], 'w', len - 1);
+        names[i][len - 1] = (char)('0' + i);
+        names[i][len] = 0;
+        mt_var p = mt_graph_placeholder(g, names[i], MT_FLOAT32, 1, shape), newp = MT_VAR_NONE;
+        mt_var grad = mt_graph_mul(g, p, p);
+        if (i < 2) {
+            MT_CHECK_OK(mt__rule_param_update(&r, &ctx, names[i], p, grad, 1.0, &newp));
+        } else {
+            MT_CHECK_ERR(mt__rule_param_update(&r, &ctx, names[i], p, grad, 1.0, &newp),
+                         MT_ERR_RANGE, "over the limit of 159");
+            MT_CHECK(strstr(mt_last_error(), names[i]) != NULL);
+        }
+    }
+    MT_CHECK_EQ_INT(ctx.n_state, 2);
+    for (int i = 0; i < 2; i++) {
+        char want[512];
+        snprintf(want, sizeof(want), "optimizer/mean_square_grad_%s", names[i]);
+        MT_CHECK_EQ_INT(strlen(want), 159);
+        MT_CHECK_STR_EQ(ctx.state[i].name, want);
+    }
+    mt__rule_ctx_clear(&ctx);
+    mt_graph_free(g);
+    mt_device_release(dev);
 }
 
 /* ---------------------------------------------------------------- update callbacks */
