@@ -156,6 +156,8 @@ typedef enum mt_lowering {
     X(XENT_LABELS, "crossentropy_labels", 2, MT_LOWER_OTHER) /* (probs, int labels) */       \
     X(SOFTMAX_XENT, "softmax_crossentropy", 2, MT_LOWER_OTHER) /* (logits, target probs) */  \
     X(SOFTMAX_XENT_LABELS, "softmax_crossentropy_labels", 2, MT_LOWER_OTHER)                 \
+    /* (gz, logits, labels): gz * (softmax - onehot), formed by a rewrite; no gradient */    \
+    X(SOFTMAX_XENT_LABELS_DX, "softmax_crossentropy_labels_dx", 3, MT_LOWER_OTHER)           \
     /* products */                                                                           \
     X(MATMUL, "matmul", 2, MT_LOWER_LIBRARY)     /* both ndim >= 2, equal ndim */            \
     X(GEMM, "gemm", 3, MT_LOWER_LIBRARY)         /* alpha*op(a)@op(b) + beta*c */            \
@@ -514,6 +516,15 @@ mt_var mt_graph_crossentropy_labels(mt_graph *g, mt_var probs, mt_var labels, in
 mt_var mt_graph_softmax_crossentropy(mt_graph *g, mt_var logits, mt_var targets, int32_t axis);
 mt_var mt_graph_softmax_crossentropy_labels(mt_graph *g, mt_var logits, mt_var labels,
                                             int32_t axis);
+/* The gradient of softmax_crossentropy_labels w.r.t. the logits, fused (Theano's
+ * crossentropy_softmax_1hot_with_bias_dx): gz[..., None at axis] * (softmax(logits, axis) -
+ * onehot(labels, logits.shape[axis], along axis)). gz has the logits' float dtype and their shape
+ * without the axis (a size-1 dimension of gz broadcasts); labels are integers shaped like the
+ * logits without the axis and must lie in [0, logits.shape[axis]) (ERR_RANGE at run time,
+ * naming the label, its row and the range). The rewrite `xent_softmax_dx` forms it from the
+ * gradient graph; it has no gradient of its own (take gradients before rewriting). */
+mt_var mt_graph_softmax_crossentropy_labels_dx(mt_graph *g, mt_var gz, mt_var logits,
+                                               mt_var labels, int32_t axis);
 /* Elementwise softplus(x) - x * t (TF's sigmoid_cross_entropy_with_logits), built from
  * ELEMWISE nodes so it fuses. */
 mt_var mt_graph_sigmoid_crossentropy_logits(mt_graph *g, mt_var logits, mt_var targets);

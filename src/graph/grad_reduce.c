@@ -1,5 +1,6 @@
 /* Gradient rules of the reductions (sum, mean, prod, max, min, logsumexp) and of the
- * neural-network ops (softmax, logsoftmax, the four crossentropy forms). The output gradient
+ * neural-network ops (softmax, logsoftmax, the four crossentropy forms; the fused labels
+ * gradient softmax_crossentropy_labels_dx has none and says so). The output gradient
  * is first given back the reduced axes (size 1), then broadcast against the operand by the
  * elementwise builders. Choices documented in graph_grad.h: max/min split the gradient evenly
  * between ties; prod is exact when the reduced slice holds zeros (ProdWithoutZeros); the fused
@@ -122,6 +123,10 @@ mt_status mt__grad_xent(mt__grad_cx *cx)
 {
     mt_graph *g = cx->g;
     const mt__node *n = cx->n;
+    if (n->op == MT_OP_SOFTMAX_XENT_LABELS_DX) /* only rewrites build it, after autodiff ran */
+        return mt_err_set(MT_ERR_UNSUPPORTED, "%s has no gradient: it is formed by a rewrite "
+                          "(xent_softmax_dx) from a gradient graph; take gradients of the graph "
+                          "before rewriting it", mt_op_name(n->op));
     int32_t axis = n->attrs.axes[0];
     mt_var p = n->in[0], t = n->in[1];
     mt_dtype dt = mt_graph_type(g, p)->dtype;

@@ -3,7 +3,10 @@
  * target probabilities or integer labels, of probabilities or fused with the softmax of
  * logits). The stability rewrites map patterns such as log(softmax(x)) or
  * crossentropy(softmax(x), y) into these. Sigmoid crossentropy with logits is a composite of
- * elementwise nodes (softplus(x) - x*t) so that it fuses with its neighbours. */
+ * elementwise nodes (softplus(x) - x*t) so that it fuses with its neighbours. The gradient of
+ * the labels form w.r.t. the logits, gz * (softmax(x) - onehot(y)), has a fused op of its own
+ * (softmax_crossentropy_labels_dx, formed by the rewrite xent_softmax_dx) so that it runs as one
+ * pass over the rows instead of a one_hot, a softmax and an elementwise kernel. */
 #include <string.h>
 
 #include "graph_impl.h"
@@ -28,8 +31,56 @@ mt_status mt__infer_softmax(mt__infer_ctx *cx)
     return MT_OK;
 }
 
+/* softmax_crossentropy_labels_dx(gz, x, labels): x's type. gz: x's float dtype and x's shape
+ * without the axis, where a static size 1 broadcasts (as in elementwise ops, an unknown size
+ * never does); labels: integers of x's shape without the axis. Sizes only known at run time
+ * are checked then (rtcheck). */
+static mt_status infer_xent_dx(mt__infer_ctx *cx)
+{
+    const mt_type *gz = cx->in[0], *x = cx->in[1], *lb = cx->in[2];
+    const char *name = cx->opname;
+    if (!mt_dtype_is_float(x->dtype))
+        return mt_err_set(MT_ERR_DTYPE, "%s: needs float logits, got %s", name,
+                          mt_dtype_name(x->dtype));
+    if (gz->dtype != x->dtype)
+        return mt_err_set(MT_ERR_DTYPE, "%s: the output gradient's dtype %s differs from the "
+                          "logits' %s", name, mt_dtype_name(gz->dtype), mt_dtype_name(x->dtype));
+    char k = mt_dtype_kind(lb->dtype);
+    if (k != 'i' && k != 'u')
+        return mt_err_set(MT_ERR_DTYPE, "%s: labels must be integers, got %s", name,
+                          mt_dtype_name(lb->dtype));
+    mt_status st = axis_check(name, cx->attrs, x->ndim);
+    if (st) return st;
+    int32_t axis = cx->attrs->axes[0];
+    char xs[128], os[128];
+    mt__shape_str(x->ndim, x->shape, xs, sizeof(xs));
+    mt_type out = mt_type_make(x->dtype, x->ndim, x->shape);
+    const mt_type *ops[2] = {gz, lb};
+    for (int32_t o = 0; o < 2; o++) {
+        const mt_type *t = ops[o];
+        const char *what = o == 0 ? "output gradient" : "labels";
+        mt__shape_str(t->ndim, t->shape, os, sizeof(os));
+        if (t->ndim != x->ndim - 1)
+            return mt_err_set(MT_ERR_SHAPE, "%s: %s of shape %s do not match %s without axis %d",
+                              name, what, os, xs, (int)axis);
+        for (int32_t i = 0, d = 0; i < t->ndim; i++, d++) {
+            if (d == axis) d++;
+            int64_t s = t->shape[i], q = out.shape[d];
+            if (s == q || (o == 0 && s == 1)) continue; /* a size-1 gz dimension broadcasts */
+            if (s >= 0 && q >= 0)
+                return mt_err_set(MT_ERR_SHAPE, "%s: %s of shape %s do not match %s without "
+                                  "axis %d", name, what, os, xs, (int)axis);
+            cx->rtcheck = true;
+            if (q < 0 && s >= 0 && (o == 1 || s != 1)) out.shape[d] = s;
+        }
+    }
+    cx->out = out;
+    return MT_OK;
+}
+
 mt_status mt__infer_xent(mt__infer_ctx *cx)
 {
+    if (cx->op == MT_OP_SOFTMAX_XENT_LABELS_DX) return infer_xent_dx(cx);
     const mt_type *p = cx->in[0], *t = cx->in[1];
     const char *name = cx->opname;
     bool labels = cx->op == MT_OP_XENT_LABELS || cx->op == MT_OP_SOFTMAX_XENT_LABELS;
@@ -154,6 +205,28 @@ mt_var mt_graph_softmax_crossentropy_labels(mt_graph *g, mt_var logits, mt_var l
                                             int32_t axis)
 {
     return xent(g, MT_OP_SOFTMAX_XENT_LABELS, logits, labels, axis);
+}
+
+mt_var mt_graph_softmax_crossentropy_labels_dx(mt_graph *g, mt_var gz, mt_var logits,
+                                               mt_var labels, int32_t axis)
+{
+    const char *name = mt_op_name(MT_OP_SOFTMAX_XENT_LABELS_DX);
+    mt_var in[3] = {gz, logits, labels};
+    if (!mt__check_vars(g, name, 3, in)) return MT_VAR_NONE;
+    const mt_type *xt = mt_graph_type(g, logits), *lt = mt_graph_type(g, labels);
+    mt_op_attrs a;
+    memset(&a, 0, sizeof(a));
+    a.naxes = 1;
+    if (!mt__norm_axis(g, name, axis, xt->ndim, &a.axes[0])) return MT_VAR_NONE;
+    char k = mt_dtype_kind(lt->dtype);
+    if (k != 'i' && k != 'u')
+        return mt__fail(g, MT_ERR_DTYPE, "%s: labels must be integers, got %s", name,
+                        mt_dtype_name(lt->dtype));
+    mt_dtype dt = mt__float_dtype(xt->dtype);
+    in[0] = mt__cast(g, gz, dt);
+    in[1] = mt__cast(g, logits, dt);
+    if (!in[0] || !in[1]) return MT_VAR_NONE;
+    return mt__create(g, MT_OP_SOFTMAX_XENT_LABELS_DX, &a, 3, in);
 }
 
 mt_var mt_graph_sigmoid_crossentropy_logits(mt_graph *g, mt_var logits, mt_var targets)

@@ -31,6 +31,8 @@ const mt_op_info mt__op_table[MT_OP_COUNT] = {
                             mt__infer_xent},
     [MT_OP_SOFTMAX_XENT_LABELS] = {"softmax_crossentropy_labels", 2, 2, 2, MT_LOWER_OTHER, A_AXIS,
                                    false, mt__infer_xent},
+    [MT_OP_SOFTMAX_XENT_LABELS_DX] = {"softmax_crossentropy_labels_dx", 3, 3, 3, MT_LOWER_OTHER,
+                                      A_AXIS, false, mt__infer_xent},
     [MT_OP_MATMUL] = {"matmul", 2, 2, 2, MT_LOWER_LIBRARY, A_NONE, false, mt__infer_matmul},
     [MT_OP_GEMM] = {"gemm", 3, 3, 3, MT_LOWER_LIBRARY, MT__A_GEMM, false, mt__infer_matmul},
     [MT_OP_RESHAPE] = {"reshape", 1, 1, 1, MT_LOWER_VIEW, MT__A_SHAPE, false, mt__infer_reshape},

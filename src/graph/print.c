@@ -68,6 +68,7 @@ static void append_attrs(mt_strbuf *sb, const mt__node *n)
         break;
     case MT_OP_SOFTMAX: case MT_OP_LOGSOFTMAX: case MT_OP_XENT: case MT_OP_XENT_LABELS:
     case MT_OP_SOFTMAX_XENT: case MT_OP_SOFTMAX_XENT_LABELS: case MT_OP_CONCAT:
+    case MT_OP_SOFTMAX_XENT_LABELS_DX:
     case MT_OP_GATHER: case MT_OP_SCATTER_ADD:
         mt_strbuf_appendf(sb, "{axis=%d}", (int)a->axes[0]);
         break;

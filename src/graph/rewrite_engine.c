@@ -178,7 +178,7 @@ void mt__rw_node_pw(const mt_graph *g, mt_var v, int64_t *penalty, int64_t *weig
         break;
     case MT_OP_REDUCE: p = 1; w = 8; break;
     case MT_OP_LOGSUMEXP: case MT_OP_SOFTMAX: case MT_OP_LOGSOFTMAX: case MT_OP_SOFTMAX_XENT:
-    case MT_OP_SOFTMAX_XENT_LABELS: w = 3; break;
+    case MT_OP_SOFTMAX_XENT_LABELS: case MT_OP_SOFTMAX_XENT_LABELS_DX: w = 3; break;
     case MT_OP_XENT: case MT_OP_XENT_LABELS: w = 8; break;
     case MT_OP_MATMUL: w = 20; break;
     case MT_OP_GEMM: w = 4 - (n->attrs.trans_a ? 1 : 0) - (n->attrs.trans_b ? 1 : 0); break;

@@ -15,6 +15,10 @@
  *   crossentropy(softmax(x), t), crossentropy_labels(softmax(x), y) -> the fused softmax forms
  *   -sum(t * logsoftmax(x), a)                -> softmax_crossentropy(x, t, a)
  *   -log(sum(softmax(x) * one_hot(y), a))     -> softmax_crossentropy_labels(x, y), guarded
+ *   the crossentropy gradients through a softmax -> gk * (softmax(x) - onehot(y)) (or the
+ *                                                targets form), without the division
+ *   gk * (softmax(x, a) - onehot(y) along a)  -> softmax_crossentropy_labels_dx(gz, x, y, a)
+ *                                                (specialize: one pass instead of three steps)
  *
  * Constants are matched by value (mt_graph_scalar_value sees through casts and broadcasts), and
  * a replacement is only built when it has the replaced node's type. */
@@ -433,6 +437,133 @@ static mt_var rule_xent_softmax_grad(mt__rw_ctx *cx, mt_var v)
     return gk ? mt_graph_mul(g, gk, d) : d;
 }
 
+/* ---------------------------------------------------------------- fused labels gradient */
+
+/* hot = one_hot(y, depth) of dtype dt with the class axis moved to `axis` exactly as the
+ * gradient of softmax_crossentropy_labels builds it (onehot_at in grad_reduce.c: no dimshuffle
+ * when the axis is the last, else the one that moves the appended axis there). Returns y. */
+static mt_var onehot_along(const mt_graph *g, mt_var hot, int32_t axis, int32_t nd, mt_dtype dt,
+                           int64_t depth)
+{
+    if (axis != nd - 1) {
+        if (mt_graph_op(g, hot) != MT_OP_DIMSHUFFLE) return MT_VAR_NONE;
+        const mt_op_attrs *p = mt_graph_attrs(g, hot);
+        if (p->nperm != nd) return MT_VAR_NONE;
+        for (int32_t i = 0; i < nd; i++) {
+            int32_t want = i < axis ? i : i == axis ? nd - 1 : i - 1;
+            if (p->perm[i] != want) return MT_VAR_NONE;
+        }
+        hot = mt__rw_in(g, hot, 0);
+    }
+    if (mt_graph_op(g, hot) != MT_OP_ONE_HOT || mt_graph_attrs(g, hot)->depth != depth ||
+        mt_graph_type(g, hot)->dtype != dt)
+        return MT_VAR_NONE;
+    mt_var y = mt__rw_in(g, hot, 0);
+    char k = mt_dtype_kind(mt_graph_type(g, y)->dtype);
+    return k == 'i' || k == 'u' ? y : MT_VAR_NONE;
+}
+
+/* s = softmax(x, a) - onehot(y) along a, with one dtype throughout, the one_hot's depth equal
+ * to x's static size on a and the one_hot of x's shape (one label per row, nothing broadcast).
+ * Returns x, y and a. */
+static bool softmax_minus_onehot(const mt_graph *g, mt_var s, mt_var *x, mt_var *y,
+                                 int32_t *axis)
+{
+    if (!mt__rw_is(g, s, MT_SOP_SUB)) return false;
+    mt_var sm = mt__rw_in(g, s, 0), hot = mt__rw_in(g, s, 1);
+    if (mt_graph_op(g, sm) != MT_OP_SOFTMAX) return false;
+    *x = mt__rw_in(g, sm, 0);
+    *axis = mt_graph_attrs(g, sm)->axes[0];
+    const mt_type *xt = mt_graph_type(g, *x);
+    int64_t depth = xt->shape[*axis];
+    if (depth < 1 || !mt__rw_same_type(g, hot, *x) || !mt__rw_same_type(g, s, *x)) return false;
+    *y = onehot_along(g, hot, *axis, xt->ndim, xt->dtype, depth);
+    return *y != MT_VAR_NONE;
+}
+
+/* gk = dimshuffle(gz) inserting exactly the axis (mt_graph_expand_dims): gz, else NONE. */
+static mt_var expanded_operand(const mt_graph *g, mt_var gk, int32_t axis)
+{
+    if (mt_graph_op(g, gk) != MT_OP_DIMSHUFFLE) return MT_VAR_NONE;
+    const mt_op_attrs *p = mt_graph_attrs(g, gk);
+    if (p->nperm != mt_graph_type(g, gk)->ndim) return MT_VAR_NONE;
+    for (int32_t i = 0, k = 0; i < p->nperm; i++)
+        if (p->perm[i] != (i == axis ? -1 : k++)) return MT_VAR_NONE;
+    return mt__rw_in(g, gk, 0);
+}
+
+/* A constant 1 of dtype dt with nd axes of size 1 (broadcasts as a unit upstream gradient). */
+static mt_var unit_gradient(mt__rw_ctx *cx, mt_dtype dt, int32_t nd)
+{
+    unsigned char buf[16] = {0};
+    mt_scalar one = mt_scalar_f64(1.0);
+    mt_scalar_store(&one, dt, buf);
+    mt_op_attrs a;
+    memset(&a, 0, sizeof(a));
+    a.dtype = dt;
+    a.nshape = nd;
+    for (int32_t i = 0; i < nd; i++) a.shape[i] = 1;
+    a.data = buf;
+    a.nbytes = mt_dtype_size(dt);
+    return mt_graph_make(cx->g, MT_OP_CONST, &a, 0, NULL);
+}
+
+/* gk * (softmax(x, a) - onehot(y) along a) (the gradient of softmax_crossentropy_labels as
+ * autodiff builds it, mul in either order, gk the upstream gradient expanded at a or any
+ * operand whose size on a is 1, e.g. a folded constant) -> softmax_crossentropy_labels_dx(gz,
+ * x, y, a) with gz = gk without the axis; softmax(x) - onehot(y) alone (a unit upstream gradient
+ * that mul_one removed) -> the op with gz = 1. A sweep meets the sub before the mul, so the mul
+ * form also accepts gk * dx(1, x, y) and folds gk in. */
+static mt_var rule_xent_softmax_dx(mt__rw_ctx *cx, mt_var v)
+{
+    mt_graph *g = cx->g;
+    mt_var x = MT_VAR_NONE, y = MT_VAR_NONE, gk = MT_VAR_NONE, gz = MT_VAR_NONE;
+    int32_t axis = -1;
+    if (mt__rw_is(g, v, MT_SOP_SUB)) {
+        if (!softmax_minus_onehot(g, v, &x, &y, &axis)) return MT_VAR_NONE;
+    } else if (mt__rw_is(g, v, MT_SOP_MUL)) {
+        bool found = false;
+        for (int32_t i = 0; i < 2 && !found; i++) {
+            mt_var d = mt__rw_in(g, v, i);
+            gk = mt__rw_in(g, v, 1 - i);
+            if (softmax_minus_onehot(g, d, &x, &y, &axis)) {
+                found = true;
+            } else if (mt_graph_op(g, d) == MT_OP_SOFTMAX_XENT_LABELS_DX &&
+                       mt__rw_const_eq(g, mt__rw_in(g, d, 0), 1.0)) {
+                x = mt__rw_in(g, d, 1);
+                y = mt__rw_in(g, d, 2);
+                axis = mt_graph_attrs(g, d)->axes[0];
+                found = true;
+            }
+        }
+        if (!found) return MT_VAR_NONE;
+        const mt_type *kt = mt_graph_type(g, gk), *xt = mt_graph_type(g, x);
+        if (kt->dtype != xt->dtype || kt->ndim != xt->ndim || kt->shape[axis] != 1)
+            return MT_VAR_NONE;
+        gz = expanded_operand(g, gk, axis);
+    } else {
+        return MT_VAR_NONE;
+    }
+    if (!mt__rw_same_type(g, v, x)) return MT_VAR_NONE; /* gk must not enlarge the result */
+    mt__rw_begin(cx, v);
+    const mt_type *xt = mt_graph_type(g, x);
+    int32_t nd = xt->ndim;
+    if (!gz && gk) { /* drop gk's size-1 axis */
+        int32_t perm[MT_MAX_DIMS];
+        for (int32_t i = 0, k = 0; i < nd; i++)
+            if (i != axis) perm[k++] = i;
+        gz = mt_graph_dimshuffle(g, gk, nd - 1, perm);
+    } else if (!gz) {
+        gz = unit_gradient(cx, xt->dtype, nd - 1);
+    }
+    mt_op_attrs a;
+    memset(&a, 0, sizeof(a));
+    a.naxes = 1;
+    a.axes[0] = axis;
+    mt_var in[3] = {gz, x, y};
+    return mt_graph_make(g, MT_OP_SOFTMAX_XENT_LABELS_DX, &a, 3, in);
+}
+
 /* ---------------------------------------------------------------- table */
 
 #define ST MT__PH(STABILIZE)
@@ -505,6 +636,13 @@ const mt__rule mt__rules_stability[] = {
      EW,
      MT_SOP_MUL,
      rule_xent_softmax_grad},
+    {{"xent_softmax_dx",
+      "gk * (softmax(x, a) - onehot(y) along a) (the gradient of softmax_crossentropy_labels; "
+      "also without gk) -> softmax_crossentropy_labels_dx(gz, x, y, a)",
+      MT__PH(SPECIALIZE), MT_REWRITE_EXACT},
+     EW,
+     MT_SOP_COUNT,
+     rule_xent_softmax_dx},
     {{"xent_onehot",
       "-log(sum(softmax(x) * one_hot(y), -1)) -> softmax_crossentropy_labels(x, "
       "y) with label and inf guards",

@@ -366,6 +366,7 @@ static mt_status run_op(const mt__jctx *ctx, mt_var v, const mt_kexpr *kx,
     case MT_OP_XENT_LABELS:
     case MT_OP_SOFTMAX_XENT:
     case MT_OP_SOFTMAX_XENT_LABELS:
+    case MT_OP_SOFTMAX_XENT_LABELS_DX:
         return mt__ref_xent(ctx, v, ins, out);
     case MT_OP_MATMUL:
         return mt_array_matmul(out, ins[0], ins[1]);

@@ -10,7 +10,15 @@
  * so softmax([1000, 1000]) = [0.5, 0.5] and logsoftmax([0, 1000, -1000]) = [-1000, 0, -2000].
  * The sums run through mt_reduce_fused, so exp(x - m) is never stored; float sums accumulate
  * in float64 inside gpuarray. Crossentropies with integer labels pick the labelled entry with a
- * take-along-axis (ref_index.c: host loops on the host, indexing kernels on other devices). */
+ * take-along-axis (ref_index.c: host loops on the host, indexing kernels on other devices).
+ *
+ * softmax_crossentropy_labels_dx(gz, x, y) = gz * (softmax(x) - onehot(y)) along the axis: on
+ * the host one pass per row (the softmax row pass, then the row minus the one at the label,
+ * times gz), elsewhere the softmax above and one elementwise kernel that compares the class
+ * index with the label. Both compute exactly the unfused sequence's operations in the same
+ * order, so on the host the values are bit-identical to softmax -> sub(one_hot) -> mul. As in
+ * one_hot, a label outside [0, n) matches no class (its row is gz * softmax), so the rewrite
+ * that forms the op changes no value; the forward crossentropy is what reports such labels. */
 #include <math.h>
 #include <string.h>
 
@@ -145,7 +153,8 @@ static bool host_rows(const mt__jctx *ctx, const mt_array *x, int32_t axis)
 }
 
 #define MT__ROW_PASS(T, EXP, LOG)                                                              \
-    static void row_stats_##T(const T *r, int64_t n, T *m_out, double *s_out)                 \
+    /* e (if not NULL) receives exp(r - m), so a caller needing it does not compute it twice */ \
+    static void row_stats_##T(const T *r, int64_t n, T *m_out, double *s_out, T *e)          \
     {                                                                                          \
         T m = r[0];                                                                            \
         bool nan = false;                                                                      \
@@ -155,7 +164,10 @@ static bool host_rows(const mt__jctx *ctx, const mt_array *x, int32_t axis)
         }                                                                                      \
         if (nan || !isfinite(m)) m = 0; /* the finite shift */                                 \
         double s = 0;                                                                          \
-        for (int64_t j = 0; j < n; j++) s += (double)EXP(r[j] - m);                            \
+        if (e)                                                                                 \
+            for (int64_t j = 0; j < n; j++) s += (double)(e[j] = (T)EXP(r[j] - m));            \
+        else                                                                                   \
+            for (int64_t j = 0; j < n; j++) s += (double)EXP(r[j] - m);                        \
         *m_out = m;                                                                            \
         *s_out = s;                                                                            \
     }                                                                                          \
@@ -165,7 +177,7 @@ static bool host_rows(const mt__jctx *ctx, const mt_array *x, int32_t axis)
             const T *r = x + i * n;                                                            \
             T *o = y + i * n, m;                                                               \
             double s;                                                                          \
-            row_stats_##T(r, n, &m, &s);                                                       \
+            row_stats_##T(r, n, &m, &s, NULL);                                                 \
             T sv = (T)s, ls = (T)LOG(sv);                                                    \
             for (int64_t j = 0; j < n; j++)                                                    \
                 o[j] = log_form ? (T)(r[j] - m) - ls : (T)EXP(r[j] - m) / sv;                  \
@@ -220,17 +232,176 @@ static mt_status host_xent_labels(const mt__jctx *ctx, const mt_array *x, const 
         if (x->dtype == MT_FLOAT32) {
             const float *r = (const float *)xp + i * n;
             float m;
-            row_stats_float(r, n, &m, &s);
+            row_stats_float(r, n, &m, &s, NULL);
             ((float *)op)[i] = (m + logf((float)s)) - r[l]; /* m: the shift */
         } else {
             const double *r = (const double *)xp + i * n;
             double m;
-            row_stats_double(r, n, &m, &s);
+            row_stats_double(r, n, &m, &s, NULL);
             ((double *)op)[i] = (m + log(s)) - r[l];
         }
     }
     *out = o;
     return MT_OK;
+}
+
+/* ---------------------------------------------------------------- fused labels gradient */
+
+/* Byte offset of row i (C order over the dims) of an array with those byte strides. */
+static int64_t row_offset(int64_t i, int32_t nd, const int64_t *dims, const int64_t *strides)
+{
+    int64_t off = 0;
+    for (int32_t d = nd - 1; d >= 0; d--) {
+        off += (i % dims[d]) * strides[d];
+        i /= dims[d];
+    }
+    return off;
+}
+
+/* gz's byte strides over x's dims without the axis (0 where gz broadcasts a size 1), after
+ * checking that gz's shape is that (each size equal or 1). */
+static mt_status gz_strides(const mt_array *gz, const mt_array *x, int32_t axis, int64_t *st)
+{
+    bool ok = gz->ndim == x->ndim - 1;
+    for (int32_t i = 0, d = 0; ok && i < gz->ndim; i++, d++) {
+        if (d == axis) d++;
+        ok = gz->dims[i] == x->dims[d] || gz->dims[i] == 1;
+        st[i] = gz->dims[i] == 1 ? 0 : gz->strides[i];
+    }
+    if (ok) return MT_OK;
+    char b1[96], b2[96];
+    return mt_err_set(MT_ERR_SHAPE, "output gradient of shape %s does not match %s without axis "
+                      "%d", mt_shape_str(gz->ndim, gz->dims, b1, sizeof b1),
+                      mt_shape_str(x->ndim, x->dims, b2, sizeof b2), (int)axis);
+}
+
+/* o = g * (softmax(r) - onehot(l)) with softmax_rows' operations: exp(r - m) (kept in o by
+ * row_stats, so it is computed once) / (T)s, minus 0 or 1, times g. */
+#define MT__DX_ROW(T)                                                                          \
+    static void dx_row_##T(const T *r, T *o, int64_t n, T g, int64_t l)                      \
+    {                                                                                          \
+        T m;                                                                                   \
+        double s;                                                                              \
+        row_stats_##T(r, n, &m, &s, o);                                                        \
+        T sv = (T)s;                                                                           \
+        for (int64_t j = 0; j < n; j++) o[j] = g * (o[j] / sv - (T)(j == l));                  \
+    }
+MT__DX_ROW(float)
+MT__DX_ROW(double)
+#undef MT__DX_ROW
+
+/* The host pass: x C-contiguous float32/float64 with the axis last (host_rows), gz of x's
+ * dtype and labels int32/int64 readable through host pointers, any strides. Allocates only the
+ * result. MT_ERR_UNSUPPORTED without a message when the operands do not qualify. */
+static mt_status host_xent_dx(const mt__jctx *ctx, const mt_array *gz, const mt_array *x,
+                              const mt_array *lab, mt_array *out)
+{
+    int32_t axis = x->ndim - 1, nr = x->ndim - 1;
+    const char *gp = mt_buffer_host_ptr(gz->buf), *lp = mt_buffer_host_ptr(lab->buf);
+    if (gz->dtype != x->dtype || (lab->dtype != MT_INT64 && lab->dtype != MT_INT32) || !gp ||
+        !lp || lab->ndim != nr)
+        return MT_ERR_UNSUPPORTED;
+    for (int32_t d = 0; d < nr; d++)
+        if (lab->dims[d] != x->dims[d]) return MT_ERR_UNSUPPORTED; /* the generic path says */
+    int64_t gst[MT_MAX_DIMS];
+    mt_status st = gz_strides(gz, x, axis, gst);
+    if (st != MT_OK) return st;
+    mt_array o = {0};
+    st = mt_array_empty(&o, ctx->dev, x->dtype, x->ndim, x->dims, 'C');
+    if (st != MT_OK) return st;
+    int64_t n = x->dims[axis], rows = mt_array_size(x) / n;
+    const char *xp = (const char *)mt_buffer_host_ptr(x->buf) + x->offset;
+    char *op = (char *)mt_buffer_host_ptr(o.buf) + o.offset;
+    gp += gz->offset;
+    lp += lab->offset;
+    bool i64 = lab->dtype == MT_INT64;
+    for (int64_t i = 0; i < rows; i++) {
+        int64_t lo = nr == 1 ? i * lab->strides[0] : row_offset(i, nr, lab->dims, lab->strides);
+        int64_t go = nr == 1 ? i * gst[0] : row_offset(i, nr, lab->dims, gst);
+        int64_t l = i64 ? *(const int64_t *)(lp + lo) : *(const int32_t *)(lp + lo);
+        if (x->dtype == MT_FLOAT32)
+            dx_row_float((const float *)xp + i * n, (float *)op + i * n, n,
+                         *(const float *)(gp + go), l);
+        else
+            dx_row_double((const double *)xp + i * n, (double *)op + i * n, n,
+                          *(const double *)(gp + go), l);
+    }
+    *out = o;
+    return MT_OK;
+}
+
+/* labels shaped like x without the axis. */
+static mt_status labels_check(const mt_array *lab, const mt_array *x, int32_t axis)
+{
+    bool ok = lab->ndim == x->ndim - 1;
+    for (int32_t i = 0, d = 0; ok && i < lab->ndim; i++, d++) {
+        if (d == axis) d++;
+        ok = lab->dims[i] == x->dims[d];
+    }
+    if (ok) return MT_OK;
+    char b1[96], b2[96];
+    return mt_err_set(MT_ERR_SHAPE, "labels of shape %s do not match %s without axis %d",
+                      mt_shape_str(lab->ndim, lab->dims, b1, sizeof b1),
+                      mt_shape_str(x->ndim, x->dims, b2, sizeof b2), (int)axis);
+}
+
+/* Any device, dtype, layout and axis: softmax (the host row pass or softmax_core), then one
+ * kernel out = gz' * (sm - cast((index / inner) % n == y', dt)) with gz' and y' expanded at the
+ * axis (broadcast along it) and `inner` the product of the sizes after the axis. */
+static mt_status generic_xent_dx(const mt__jctx *ctx, const mt_array *gz, const mt_array *x,
+                                 const mt_array *lab, int32_t axis, mt_array *out)
+{
+    mt_dtype dt = x->dtype;
+    int64_t n = x->dims[axis], inner = 1, gst[MT_MAX_DIMS];
+    for (int32_t d = axis + 1; d < x->ndim; d++) inner *= x->dims[d];
+    mt_status st = gz_strides(gz, x, axis, gst);
+    if (st == MT_OK) st = labels_check(lab, x, axis);
+    if (st != MT_OK) return st;
+    mt_array sm = {0}, ge = {0}, le = {0};
+    st = host_rows(ctx, x, axis) ? host_softmax(ctx, x, false, &sm)
+                                 : softmax_core(ctx, x, axis, false, &sm);
+    if (st == MT_OK) st = mt_array_expand_dims(&ge, gz, axis);
+    if (st == MT_OK) st = mt_array_expand_dims(&le, lab, axis);
+    mt_kexpr e;
+    mt_kexpr_init(&e);
+    if (st == MT_OK) {
+        int32_t g = k_in_as(&e, 0, gz->dtype, dt), p = mt_kexpr_input(&e, 1, dt);
+        int32_t y = k_in_as(&e, 2, lab->dtype, MT_INT64);
+        int32_t k = mt_kexpr_binary(&e, MT_SOP_FLOORDIV, mt_kexpr_index(&e),
+                                    mt_kexpr_const(&e, mt_scalar_i64(inner), MT_INT64));
+        k = mt_kexpr_binary(&e, MT_SOP_MOD, k, mt_kexpr_const(&e, mt_scalar_i64(n), MT_INT64));
+        int32_t hot = mt_kexpr_cast(&e, mt_kexpr_binary(&e, MT_SOP_EQ, k, y), dt);
+        st = mt_kexpr_add_output(
+            &e, mt_kexpr_binary(&e, MT_SOP_MUL, g, mt_kexpr_binary(&e, MT_SOP_SUB, p, hot)));
+    }
+    const mt_array *ins[3] = {&ge, &sm, &le};
+    if (st == MT_OK) st = ew_new(ctx, &e, 3, ins, dt, x->ndim, x->dims, out);
+    mt_kexpr_deinit(&e);
+    mt_array_clear(&sm);
+    mt_array_clear(&ge);
+    mt_array_clear(&le);
+    return st;
+}
+
+/* softmax_crossentropy_labels_dx(gz, x, labels): ins = {gz, x, labels}. */
+static mt_status xent_dx(const mt__jctx *ctx, mt_var v, const mt_array *const *ins,
+                         mt_array *out)
+{
+    const mt_graph *g = ctx->g;
+    int32_t axis = mt_graph_attrs(g, v)->axes[0];
+    mt_dtype dt = mt_graph_type(g, v)->dtype;
+    const mt_array *gz = ins[0], *x = ins[1], *lab = ins[2];
+    if (x->dtype == dt && gz->dtype == dt && host_rows(ctx, x, axis)) {
+        mt_status st = host_xent_dx(ctx, gz, x, lab, out);
+        if (st != MT_ERR_UNSUPPORTED) return st;
+    }
+    mt_array xf = {0}, gf = {0};
+    mt_status st = as_dtype(&xf, x, dt);
+    if (st == MT_OK) st = as_dtype(&gf, gz, dt);
+    if (st == MT_OK) st = generic_xent_dx(ctx, &gf, &xf, lab, axis, out);
+    mt_array_clear(&xf);
+    mt_array_clear(&gf);
+    return st;
 }
 
 mt_status mt__ref_softmax(const mt__jctx *ctx, mt_var v, const mt_array *x, bool log_form,
@@ -366,6 +537,7 @@ mt_status mt__ref_xent(const mt__jctx *ctx, mt_var v, const mt_array *const *ins
 {
     const mt_graph *g = ctx->g;
     mt_op op = mt_graph_op(g, v);
+    if (op == MT_OP_SOFTMAX_XENT_LABELS_DX) return xent_dx(ctx, v, ins, out);
     int32_t axis = mt_graph_attrs(g, v)->axes[0];
     mt_dtype dt = mt_graph_type(g, v)->dtype;
     mt_array x = {0}, tmp = {0}, tmp2 = {0};

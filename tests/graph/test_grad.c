@@ -490,6 +490,10 @@ MT_TEST(every_op_has_a_gradient_path)
         mt_graph_crossentropy_labels(g, p, lab, 1),                  /* XENT_LABELS */
         mt_graph_softmax_crossentropy(g, x, p, 1),                   /* SOFTMAX_XENT */
         mt_graph_softmax_crossentropy_labels(g, x, lab, 1),          /* ..._LABELS */
+        /* ..._LABELS_DX: formed by rewrites after autodiff, so it has no gradient; reached
+         * here only through stop_gradient (no_gradient_through_fused_xent_dx tests the error) */
+        mt_graph_softmax_crossentropy_labels_dx(g, mt_graph_ones(g, MT_FLOAT64, 1, s3),
+                                                mt_graph_stop_gradient(g, x), lab, 1),
         mt_graph_matmul(g, x, v),                                    /* MATMUL */
         mt_graph_gemm(g, x, mt_graph_transpose(g, x, NULL), mt_graph_ones(g, MT_FLOAT64, 2,
                                                                           (int64_t[2]){3, 3}),
@@ -550,5 +554,32 @@ MT_TEST(every_op_has_a_gradient_path)
     MT_CHECK_OK(mt_graph_grad(g, sum_all(g, mt_graph_mul(g, gr[0], gr[0])), 1, &x, &hx, NULL));
     EXPECT_TYPE(g, hx, "float64[3,4]");
     MT_CHECK_OK(mt_graph_verify(g));
+    mt_graph_free(g);
+}
+
+/* The fused labels gradient is built by a rewrite from a gradient graph: differentiating it
+ * (reverse, L-op or R-op) is an error naming the op and what to do, never a crash. */
+MT_TEST(no_gradient_through_fused_xent_dx)
+{
+    mt_graph *g = new_graph();
+    int64_t s34[2] = {3, 4}, s3[1] = {3};
+    mt_var x = mt_graph_placeholder(g, "x", MT_FLOAT64, 2, s34);
+    mt_var gz = mt_graph_placeholder(g, "gz", MT_FLOAT64, 1, s3);
+    mt_var lab = mt_graph_placeholder(g, "lab", MT_INT64, 1, s3);
+    mt_var d = mt_graph_softmax_crossentropy_labels_dx(g, gz, x, lab, 1);
+    mt_var cost = sum_all(g, d);
+    mt_var wrt[2] = {x, gz}, out[2] = {MT_VAR_NONE, MT_VAR_NONE};
+    MT_CHECK_ERR(mt_graph_grad(g, cost, 2, wrt, out, NULL), MT_ERR_UNSUPPORTED,
+                 "softmax_crossentropy_labels_dx has no gradient: it is formed by a rewrite");
+    MT_CHECK(strstr(mt_last_error(), "take gradients of the graph before rewriting it") != NULL);
+    MT_CHECK(out[0] == MT_VAR_NONE && out[1] == MT_VAR_NONE);
+    mt_graph_clear_error(g);
+    mt_var ev = mt_graph_ones(g, MT_FLOAT64, 2, s34), r = MT_VAR_NONE;
+    MT_CHECK_ERR(mt_graph_rop(g, 1, &d, 1, &x, &ev, &r, NULL), MT_ERR_UNSUPPORTED,
+                 "softmax_crossentropy_labels_dx has no gradient");
+    mt_graph_clear_error(g);
+    mt_var ones = mt_graph_ones(g, MT_FLOAT64, 2, s34), lo = MT_VAR_NONE;
+    MT_CHECK_ERR(mt_graph_lop(g, 1, &d, 1, &gz, &ones, &lo, NULL), MT_ERR_UNSUPPORTED,
+                 "softmax_crossentropy_labels_dx has no gradient");
     mt_graph_free(g);
 }

@@ -570,6 +570,8 @@ MT_TEST(every_op_built_and_verified)
         mt_graph_crossentropy(g, x, x, 1), mt_graph_crossentropy_labels(g, x, lab, 1),
         mt_graph_softmax_crossentropy(g, x, x, 1),
         mt_graph_softmax_crossentropy_labels(g, x, lab, 1), mt_graph_matmul(g, x, w),
+        mt_graph_softmax_crossentropy_labels_dx(g, mt_graph_ones(g, MT_FLOAT32, 1, SHAPE(4)), x,
+                                                lab, 1),
         mt_graph_gemm(g, x, w, mt_graph_zeros(g, MT_FLOAT32, 1, SHAPE(3)), 1, 1, false, false),
         mt_graph_reshape(g, x, 1, SHAPE(20)), mt_graph_transpose(g, x, NULL),
         mt_graph_broadcast_to(g, x, 3, SHAPE(2, 4, 5)), mt_graph_zeros_like(g, u),

@@ -389,6 +389,57 @@ MT_TEST(nnet_ops)
     mt_graph_free(g);
 }
 
+/* softmax_crossentropy_labels_dx(gz, x, y): x's type; gz of x's shape without the axis (a
+ * size 1 broadcasts), labels integers of that shape; unknown sizes are checked at run time. */
+MT_TEST(xent_dx_types_and_errors)
+{
+    mt_graph *g = new_graph();
+    mt_var x = ph(g, "x", MT_FLOAT32, 2, SHAPE(-1, 10));
+    mt_var gz = ph(g, "gz", MT_FLOAT32, 1, SHAPE(8));
+    mt_var g1 = ph(g, "g1", MT_FLOAT32, 1, SHAPE(1));
+    mt_var gd = ph(g, "gd", MT_FLOAT64, 1, SHAPE(8));
+    mt_var y = ph(g, "y", MT_INT32, 1, SHAPE(-1));
+    mt_var y8 = ph(g, "y8", MT_UINT8, 1, SHAPE(8));
+    mt_var xt = ph(g, "xt", MT_FLOAT64, 2, SHAPE(10, 8));
+    mt_var d = mt_graph_softmax_crossentropy_labels_dx(g, gz, x, y, -1);
+    CHECK_TYPE(g, d, "float32[8,10]"); /* gz's static size fills x's unknown one */
+    MT_CHECK(mt_graph_flags(g, d) & MT_NODE_RTCHECK);
+    MT_CHECK_EQ_INT(mt_graph_attrs(g, d)->axes[0], 1);
+    MT_CHECK_STR_EQ(mt_graph_op_label(g, d), "softmax_crossentropy_labels_dx");
+    mt_var d1 = mt_graph_softmax_crossentropy_labels_dx(g, g1, x, y, 1);
+    CHECK_TYPE(g, d1, "float32[?,10]"); /* a size-1 gz broadcasts */
+    /* the class axis first; gz's float64 is cast to the logits' dtype by the builder */
+    mt_var d0 = mt_graph_softmax_crossentropy_labels_dx(g, gd, xt, y8, 0);
+    CHECK_TYPE(g, d0, "float64[10,8]");
+    MT_CHECK(!(mt_graph_flags(g, d0) & MT_NODE_RTCHECK));
+    CHECK_FAIL(g, mt_graph_softmax_crossentropy_labels_dx(g, gz, x, gz, 1), MT_ERR_DTYPE,
+               "softmax_crossentropy_labels_dx: labels must be integers, got float32");
+    mt_var y3 = ph(g, "y3", MT_INT64, 1, SHAPE(3));
+    CHECK_FAIL(g, mt_graph_softmax_crossentropy_labels_dx(g, gd, xt, y3, 0), MT_ERR_SHAPE,
+               "labels of shape (3,) do not match (10, 8) without axis 0");
+    mt_var g3 = ph(g, "g3", MT_FLOAT64, 2, SHAPE(8, 1));
+    CHECK_FAIL(g, mt_graph_softmax_crossentropy_labels_dx(g, g3, xt, y8, 0), MT_ERR_SHAPE,
+               "output gradient of shape (8, 1) do not match (10, 8) without axis 0");
+    CHECK_FAIL(g, mt_graph_softmax_crossentropy_labels_dx(g, gz, x, y, 2), MT_ERR_INVALID,
+               "axis 2 is out of range");
+    /* mt_graph_make does not cast: a gz of another dtype is refused */
+    mt_op_attrs a;
+    memset(&a, 0, sizeof(a));
+    a.naxes = 1;
+    a.axes[0] = 1;
+    CHECK_FAIL(g, mt_graph_make(g, MT_OP_SOFTMAX_XENT_LABELS_DX, &a, 3, (mt_var[]){gd, x, y}),
+               MT_ERR_DTYPE, "the output gradient's dtype float64 differs from the logits' "
+               "float32");
+    /* concrete shapes at run time: x's batch must match gz's */
+    const int64_t s_gz[1] = {8}, s_x[2] = {7, 10}, s_y[1] = {7};
+    const int64_t *shapes[3] = {s_gz, s_x, s_y};
+    int64_t out[MT_MAX_DIMS];
+    MT_CHECK_ERR(mt_graph_eval_shape(g, d, shapes, out), MT_ERR_SHAPE,
+                 "output gradient of shape (8,) do not match (7, 10) without axis 1");
+    MT_CHECK_OK(mt_graph_verify(g));
+    mt_graph_free(g);
+}
+
 /* ---------------------------------------------------------------- products */
 
 MT_TEST(matmul_shapes)

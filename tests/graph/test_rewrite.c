@@ -96,7 +96,7 @@ MT_TEST(registry_names_phases_soundness)
         "cast_identity", "cast_cast", "reshape_identity", "dimshuffle_identity",
         "dimshuffle_merge", "broadcast_identity", "broadcast_broadcast", "reduce_broadcast",
         "gemm_bias", "gemm_scale", "gemm_transpose", "mul_recip", "argmax_monotone",
-        "xent_softmax_grad"};
+        "xent_softmax_grad", "xent_softmax_dx"};
     for (size_t i = 0; i < sizeof(required) / sizeof(required[0]); i++)
         if (mt_rewrite_find(required[i]) < 0)
             mt_test_fail(__FILE__, __LINE__, "rule %s is missing", required[i]);
@@ -395,6 +395,104 @@ MT_TEST(crossentropy_gradients_stabilized)
     EXPECT(g, outs[0], "softmax", 1);
     MT_CHECK(prov_has(g, outs[0], "xent_softmax_grad"));
     mt_graph_free(g);
+}
+
+/* The gradient of mean(softmax_crossentropy_labels(x, y)) w.r.t. x, with x's class axis at
+ * `axis` of a 2-d x of the given shape: optimized, it must be one softmax_crossentropy_labels_dx
+ * node and no softmax, one_hot, sub or mul. */
+static void check_xent_dx(const int64_t *xs, int32_t axis, bool mean)
+{
+    mt_graph *g = new_graph();
+    mt_var x = ph(g, "x", MT_FLOAT32, 2, xs);
+    mt_var y = ph(g, "y", MT_INT64, 1, SHAPE(xs[1 - axis]));
+    mt_var c = mt_graph_softmax_crossentropy_labels(g, x, y, axis);
+    c = mean ? mt_graph_mean(g, c, 0, NULL, false) : mt_graph_sum(g, c, 0, NULL, false);
+    mt_var gx;
+    MT_CHECK_OK(mt_graph_grad(g, c, 1, &x, &gx, NULL));
+    MT_CHECK(count1(g, gx, "one_hot") == 1 && count1(g, gx, "softmax") == 1);
+    mt_var out = gx;
+    mt_rewrite_stats st;
+    optimize_with(g, 1, &out, 0, NULL, &st);
+    MT_CHECK_EQ_INT(mt_rewrite_stats_count(&st, "xent_softmax_dx") >= 1, 1);
+    EXPECT(g, out, "softmax_crossentropy_labels_dx", 1);
+    EXPECT(g, out, "softmax", 0);
+    EXPECT(g, out, "one_hot", 0);
+    EXPECT(g, out, "sub", 0);
+    EXPECT(g, out, "mul", 0);
+    MT_CHECK_EQ_INT(mt_graph_op(g, out), MT_OP_SOFTMAX_XENT_LABELS_DX);
+    MT_CHECK_EQ_INT(mt_graph_attrs(g, out)->axes[0], axis);
+    MT_CHECK_EQ_INT(mt_graph_input(g, out, 1), x);
+    MT_CHECK_EQ_INT(mt_graph_input(g, out, 2), y);
+    MT_CHECK(prov_has(g, out, "xent_softmax_dx") && prov_has(g, out, "grad"));
+    /* switched off by name: the three steps stay */
+    out = gx;
+    const char *off[] = {"xent_softmax_dx"};
+    optimize_with(g, 1, &out, 1, off, NULL);
+    EXPECT(g, out, "softmax_crossentropy_labels_dx", 0);
+    EXPECT(g, out, "softmax", 1);
+    EXPECT(g, out, "one_hot", 1);
+    mt_graph_free(g);
+}
+
+MT_TEST(xent_softmax_dx_fuses_the_labels_gradient)
+{
+    check_xent_dx(SHAPE(4, 3), 1, true);   /* axis last, gz folded to a constant */
+    check_xent_dx(SHAPE(3, 4), 0, true);   /* axis 0: the one_hot is dimshuffled */
+    check_xent_dx(SHAPE(-1, 10), 1, true); /* unknown batch: gz = expand_dims(1/n) */
+    check_xent_dx(SHAPE(10, -1), 0, true);
+    check_xent_dx(SHAPE(-1, 10), 1, false); /* sum: mul_one left softmax - one_hot */
+    check_xent_dx(SHAPE(4, 3), 1, false);
+}
+
+MT_TEST(xent_softmax_dx_only_for_the_exact_pattern)
+{
+    mt_graph *g = new_graph();
+    mt_var x = ph(g, "x", MT_FLOAT32, 2, SHAPE(4, 3));
+    mt_var xq = ph(g, "xq", MT_FLOAT32, 2, SHAPE(3, 3));
+    mt_var xu = ph(g, "xu", MT_FLOAT32, 2, SHAPE(4, -1));
+    mt_var y = ph(g, "y", MT_INT32, 1, SHAPE(4));
+    mt_var y3 = ph(g, "y3", MT_INT32, 1, SHAPE(3));
+    mt_var gk = ph(g, "gk", MT_FLOAT32, 2, SHAPE(4, 1));
+    mt_var outs[6] = {
+        /* depth 1 against 3 classes: the one_hot broadcasts along the classes */
+        mt_graph_mul(g, gk, mt_graph_sub(g, mt_graph_softmax(g, x, 1),
+                                         mt_graph_one_hot(g, y, 1, MT_FLOAT32))),
+        /* 3 classes against an unknown class axis: depth not statically x's */
+        mt_graph_mul(g, gk, mt_graph_sub(g, mt_graph_softmax(g, xu, 1),
+                                         mt_graph_one_hot(g, y, 3, MT_FLOAT32))),
+        /* a float64 one_hot: the difference is float64, softmax is cast */
+        mt_graph_mul(g, gk, mt_graph_sub(g, mt_graph_softmax(g, x, 1),
+                                         mt_graph_one_hot(g, y, 3, MT_FLOAT64))),
+        /* a float16 one_hot cast to float32 (not the pattern autodiff builds) */
+        mt_graph_sub(g, mt_graph_softmax(g, x, 1),
+                     mt_graph_cast(g, mt_graph_one_hot(g, y, 3, MT_FLOAT16), MT_FLOAT32)),
+        /* softmax over axis 0, one_hot along the last axis of a square x */
+        mt_graph_sub(g, mt_graph_softmax(g, xq, 0), mt_graph_one_hot(g, y3, 3, MT_FLOAT32)),
+        /* softmax + one_hot (not a difference) */
+        mt_graph_add(g, mt_graph_softmax(g, x, 1), mt_graph_one_hot(g, y, 3, MT_FLOAT32)),
+    };
+    MT_CHECK_OK(mt_graph_status(g));
+    mt_rewrite_stats st;
+    optimize_with(g, 6, outs, 0, NULL, &st);
+    MT_CHECK_EQ_INT(mt_rewrite_stats_count(&st, "xent_softmax_dx"), 0);
+    MT_CHECK_EQ_INT(count(g, 6, outs, "softmax_crossentropy_labels_dx"), 0);
+    MT_CHECK_EQ_INT(count(g, 6, outs, "one_hot"), 5);
+    mt_graph_free(g);
+    /* the same builders with depth 3 and one float32 dtype do fuse, gk in either order */
+    for (int order = 0; order < 2; order++) {
+        g = new_graph();
+        x = ph(g, "x", MT_FLOAT32, 2, SHAPE(4, 3));
+        y = ph(g, "y", MT_INT32, 1, SHAPE(4));
+        gk = ph(g, "gk", MT_FLOAT32, 2, SHAPE(4, 1));
+        mt_var d = mt_graph_sub(g, mt_graph_softmax(g, x, 1),
+                                mt_graph_one_hot(g, y, 3, MT_FLOAT32));
+        mt_var ok = order ? mt_graph_mul(g, d, gk) : mt_graph_mul(g, gk, d);
+        optimize(g, 1, &ok);
+        MT_CHECK_EQ_INT(mt_graph_op(g, ok), MT_OP_SOFTMAX_XENT_LABELS_DX);
+        CHECK_TYPE(g, mt_graph_input(g, ok, 0), "float32[4]");
+        EXPECT(g, ok, "mul", 0);
+        mt_graph_free(g);
+    }
 }
 
 MT_TEST(stable_patterns_in_constants_are_stabilized_before_folding)

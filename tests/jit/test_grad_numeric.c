@@ -540,6 +540,68 @@ MT_TEST(nnet_ops)
     tc_free(t);
 }
 
+/* The labels crossentropy's gradient with the specialize rewrites on (FAST_RUN), where
+ * xent_softmax_dx replaces gk * (softmax - onehot) by the fused op: mt_verify_grad in FAST_RUN
+ * along both axes, and the compiled FAST_RUN gradient (checked to hold the fused op) against
+ * central differences of the cost computed here. */
+MT_TEST(fused_xent_gradient_fast_run)
+{
+    int64_t d[2] = {3, 4}, dl[1] = {3}, dl0[1] = {4};
+    double xv[12] = {0.5, -1.2, 0.8, 1.9, -0.4, 1.1, 0.65, -0.9, 30.0, 0.75, -1.6, -30.0};
+    double lv[3] = {3, 0, 2}, l0[4] = {2, 0, 1, 1};
+    tcase *t = tc_new();
+    mt_graph *g = t->g;
+    mt_var x = tc_in(t, "x", MT_FLOAT64, 2, d, NULL, xv);
+    mt_var lab = tc_in(t, "lab", MT_INT32, 1, dl, NULL, lv);
+    mt_var lab0 = tc_in(t, "lab0", MT_INT64, 1, dl0, NULL, l0);
+    const mt_array *arrs[3] = {&t->a[0], &t->a[1], &t->a[2]};
+    mt_verify_grad_options o;
+    mt_verify_grad_options_init(&o);
+    o.mode = MT_MODE_FAST_RUN;
+    mt_verify_grad_report rep;
+    MT_CHECK_OK(mt_verify_grad(g, mt_graph_softmax_crossentropy_labels(g, x, lab, 1), 3, t->v,
+                               arrs, &o, &rep));
+    MT_CHECK(rep.passed);
+    MT_CHECK_OK(mt_verify_grad(g, mt_graph_softmax_crossentropy_labels(g, x, lab0, 0), 3, t->v,
+                               arrs, &o, &rep));
+    MT_CHECK(rep.passed);
+    /* the FAST_RUN gradient of mean(xent) holds the fused op, and matches central differences */
+    mt_var cost = mt_graph_mean(g, mt_graph_softmax_crossentropy_labels(g, x, lab, 1), 0, NULL,
+                                false);
+    mt_var gx = grad1(t, cost, x);
+    mt_function_options fo;
+    mt_function_options_init(&fo);
+    mt_function *f = NULL;
+    mt_var ins[2] = {x, lab};
+    MT_CHECK_OK(mt_function_new(&f, g, 2, ins, 1, &gx, 0, NULL, host(), &fo));
+    mt_strbuf sb;
+    mt_strbuf_init(&sb);
+    MT_CHECK_OK(mt_function_print(f, &sb));
+    MT_CHECK(strstr(sb.data, "softmax_crossentropy_labels_dx") != NULL);
+    MT_CHECK(strstr(sb.data, "one_hot") == NULL);
+    mt_strbuf_deinit(&sb);
+    mt_array r = {0};
+    MT_CHECK_OK(mt_function_call(f, 2, arrs, 1, &r));
+    double sym[12], num[12];
+    read_arr(&r, sym, 12);
+    mt_array_clear(&r);
+    mt_function_free(f);
+    for (int i = 0; i < 12; i++) {
+        double c[2], h = 1e-5 * fmax(1.0, fabs(xv[i]));
+        for (int s2 = 0; s2 < 2; s2++) {
+            double xp[12];
+            memcpy(xp, xv, sizeof xp);
+            xp[i] += s2 ? -h : h;
+            mt_array_clear(&t->a[0]);
+            mk_arr(&t->a[0], MT_FLOAT64, 2, d, xp);
+            EVAL(t, cost, &c[s2], 1);
+        }
+        num[i] = (c[0] - c[1]) / (2 * h);
+    }
+    expect_close("d mean(xent) / dx", sym, num, 12, 1e-8, 1e-6);
+    tc_free(t);
+}
+
 /* ---------------------------------------------------------------- products */
 
 MT_TEST(matmul_gemm)

@@ -7,7 +7,9 @@
  * equal a sequential loop bit for bit and be the same from run to run. The graph ops (gather,
  * scatter_add, the label crossentropies and their gradients, one_hot) then run on the device and
  * on the host through the reference executor and must agree, including their error messages and
- * the MLTRAIN_INDEX_PATH=host round trip. Skips where the device cannot be opened. */
+ * the MLTRAIN_INDEX_PATH=host round trip. The fused labels-crossentropy gradient
+ * (softmax_crossentropy_labels_dx) compiled for the device must agree with the unfused
+ * gradient there and with the host. Skips where the device cannot be opened. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -640,4 +642,106 @@ MT_TEST(graph_index_ops_match_host)
     MT_CHECK_ERR(eval_on(dev, g, 1, &outs[3], 3, vars, dts, dims, nds, bi, none), MT_ERR_RANGE,
                  "index -6 is out of range for axis 1 of size 5 (at flat position 2)");
     mt_graph_free(g);
+}
+
+/* The gradient of mean(softmax_crossentropy_labels(x, y)) compiled for the device in FAST_RUN
+ * with xent_softmax_dx on (one softmax_crossentropy_labels_dx step: the generic softmax and
+ * kernel there) and off (one_hot, softmax, elementwise kernel), along the last axis and axis 0:
+ * on equals off within float32 rounding, and equals the host's fused row pass. A label out of
+ * range is the same error as on the host. */
+static mt_function *grad_fn(mt_device *dev, mt_graph *g, const mt_var *ins, mt_var out, bool on)
+{
+    mt_function_options o;
+    mt_function_options_init(&o);
+    const char *off[1] = {"xent_softmax_dx"};
+    o.n_disabled_rewrites = on ? 0 : 1;
+    o.disabled_rewrites = off;
+    mt_function *f = NULL;
+    MT_CHECK_OK(mt_function_new(&f, g, 2, ins, 1, &out, 0, NULL, dev, &o));
+    mt_strbuf sb;
+    mt_strbuf_init(&sb);
+    MT_CHECK_OK(mt_function_print(f, &sb));
+    MT_CHECK((strstr(sb.data, "softmax_crossentropy_labels_dx") != NULL) == on);
+    mt_strbuf_deinit(&sb);
+    return f;
+}
+
+static double *call_fn(mt_function *f, mt_device *dev, const mt_array *const *host_ins,
+                       size_t n, mt_status *st_out)
+{
+    mt_array in[2] = {{0}, {0}}, r = {0};
+    for (int i = 0; i < 2; i++) MT_CHECK_OK(mt_array_copy_to(&in[i], host_ins[i], dev));
+    const mt_array *ptrs[2] = {&in[0], &in[1]};
+    double *v = NULL;
+    mt_status st = mt_function_call(f, 2, ptrs, 1, &r);
+    if (st == MT_OK) {
+        v = calloc(n + 1, sizeof(double));
+        MT_CHECK(v != NULL);
+        jt_read(&r, v, n);
+    }
+    if (st_out) *st_out = st;
+    else MT_CHECK_OK(st);
+    mt_array_clear(&r);
+    mt_array_clear(&in[0]);
+    mt_array_clear(&in[1]);
+    return v;
+}
+
+MT_TEST(fused_xent_gradient_on_device)
+{
+    mt_device *dev = dev_or_skip();
+    enum { B = 6, K = 5 };
+    double xv[B * K], lv[B] = {0, 4, 2, 2, 1, 3}, bad[B] = {0, 4, 2, 5, 1, 3};
+    jt_fill(xv, B * K, -3, 3, 43);
+    xv[7] = 1e30; /* a huge logit */
+    for (int axis = 1; axis >= 0; axis--) {
+        mt_graph *g = NULL;
+        MT_CHECK_OK(mt_graph_new(&g));
+        int64_t xd[2] = {axis ? B : K, axis ? K : B}, ld[1] = {B};
+        mt_var x = mt_graph_placeholder(g, "x", MT_FLOAT32, 2, xd);
+        mt_var l = mt_graph_placeholder(g, "l", MT_INT32, 1, ld);
+        mt_var cost = mt_graph_mean(g, mt_graph_softmax_crossentropy_labels(g, x, l, axis), 0,
+                                    NULL, false);
+        mt_var gx;
+        MT_CHECK_OK(mt_graph_grad(g, cost, 1, &x, &gx, NULL));
+        mt_var ins[2] = {x, l};
+        mt_array X = {0}, L = {0}, LB = {0};
+        make(&X, g_host, MT_FLOAT32, 2, xd, xv); /* the same values, transposed shape */
+        make(&L, g_host, MT_INT32, 1, ld, lv);
+        make(&LB, g_host, MT_INT32, 1, ld, bad);
+        const mt_array *hin[2] = {&X, &L}, *hbad[2] = {&X, &LB};
+        mt_function *fon = grad_fn(dev, g, ins, gx, true), *foff = grad_fn(dev, g, ins, gx, false);
+        mt_function *fh = grad_fn(g_host, g, ins, gx, true);
+        double *on = call_fn(fon, dev, hin, B * K, NULL), *off = call_fn(foff, dev, hin, B * K,
+                                                                         NULL);
+        double *host = call_fn(fh, g_host, hin, B * K, NULL);
+        for (int i = 0; i < B * K; i++) {
+            if (fabs(on[i] - off[i]) > 1e-7 + 1e-6 * fabs(off[i]) ||
+                fabs(on[i] - host[i]) > 1e-7 + 1e-6 * fabs(host[i]))
+                mt_test_fail(__FILE__, __LINE__, "axis %d element %d: %.9g fused on the device, "
+                             "%.9g unfused, %.9g fused on the host", axis, i, on[i], off[i],
+                             host[i]);
+        }
+        /* a label outside [0, K) matches no class, as in one_hot: the same values fused and
+         * unfused (only the gradient is computed here, so nothing reports the label) */
+        free(on), free(off), free(host);
+        on = call_fn(fon, dev, hbad, B * K, NULL);
+        off = call_fn(foff, dev, hbad, B * K, NULL);
+        host = call_fn(fh, g_host, hbad, B * K, NULL);
+        for (int i = 0; i < B * K; i++) {
+            if (fabs(on[i] - off[i]) > 1e-7 + 1e-6 * fabs(off[i]) ||
+                fabs(on[i] - host[i]) > 1e-7 + 1e-6 * fabs(host[i]))
+                mt_test_fail(__FILE__, __LINE__, "bad label, axis %d element %d: %.9g fused on "
+                             "the device, %.9g unfused, %.9g fused on the host", axis, i, on[i],
+                             off[i], host[i]);
+        }
+        free(on), free(off), free(host);
+        mt_function_free(fon);
+        mt_function_free(foff);
+        mt_function_free(fh);
+        mt_array_clear(&X);
+        mt_array_clear(&L);
+        mt_array_clear(&LB);
+        mt_graph_free(g);
+    }
 }

@@ -791,6 +791,93 @@ MT_TEST(crossentropy_forms)
     mt_graph_free(g);
 }
 
+/* softmax_crossentropy_labels_dx(gz, x, y) = gz * (softmax(x) - onehot(y)) along the axis
+ * against plain loops: class axis last (the host row pass) and first (the generic kernel),
+ * a broadcast gz, int64 and int32 labels, a +inf and a huge row; labels out of range match no
+ * class, as in one_hot. */
+MT_TEST(softmax_crossentropy_labels_dx_values)
+{
+    mt_graph *g = new_graph();
+    int64_t s[2] = {3, 4}, st[2] = {4, 3}, s3[1] = {3}, s1[1] = {1};
+    mt_var x = mt_graph_placeholder(g, "x", MT_FLOAT64, 2, s);
+    mt_var xt = mt_graph_placeholder(g, "xt", MT_FLOAT64, 2, st);
+    mt_var gz = mt_graph_placeholder(g, "gz", MT_FLOAT64, 1, s3);
+    mt_var g1 = mt_graph_placeholder(g, "g1", MT_FLOAT64, 1, s1);
+    mt_var l = mt_graph_placeholder(g, "l", MT_INT64, 1, s3);
+    mt_var l32 = mt_graph_placeholder(g, "l32", MT_INT32, 1, s3);
+    mt_var outs[4] = {mt_graph_softmax_crossentropy_labels_dx(g, gz, x, l, 1),
+                      mt_graph_softmax_crossentropy_labels_dx(g, g1, x, l32, 1),
+                      mt_graph_softmax_crossentropy_labels_dx(g, gz, xt, l, 0),
+                      mt_graph_softmax_crossentropy_labels_dx(g, g1, xt, l32, 0)};
+    double xv[12] = {1000, 0, -1000, 5, 1, 2, INFINITY, 4, -1, 0, 1e300, 0.5}, xtv[12];
+    double gv[3] = {0.5, -2, 0.25}, g1v[1] = {1.5}, lv[3] = {1, 3, 0};
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 4; j++) xtv[j * 3 + i] = xv[i * 4 + j];
+    mt_array X, XT, GZ, G1, L, L32, r[4] = {{0}};
+    jt_arr(&X, MT_FLOAT64, 2, s, xv);
+    jt_arr(&XT, MT_FLOAT64, 2, st, xtv);
+    jt_arr(&GZ, MT_FLOAT64, 1, s3, gv);
+    jt_arr(&G1, MT_FLOAT64, 1, s1, g1v);
+    jt_arr(&L, MT_INT64, 1, s3, lv);
+    jt_arr(&L32, MT_INT32, 1, s3, lv);
+    mt_var vars[6] = {x, xt, gz, g1, l, l32};
+    const mt_array *arrs[6] = {&X, &XT, &GZ, &G1, &L, &L32};
+    jt_eval(g, 4, outs, 6, vars, arrs, r);
+    double e[2][12], et[2][12];
+    for (int i = 0; i < 3; i++) {
+        double m = -INFINITY, se = 0;
+        for (int j = 0; j < 4; j++) m = fmax(m, xv[i * 4 + j]);
+        if (!isfinite(m)) m = 0;
+        for (int j = 0; j < 4; j++) se += exp(xv[i * 4 + j] - m);
+        for (int j = 0; j < 4; j++) {
+            double d = exp(xv[i * 4 + j] - m) / se - (j == (int)lv[i]);
+            e[0][i * 4 + j] = gv[i] * d;
+            e[1][i * 4 + j] = g1v[0] * d;
+            et[0][j * 3 + i] = e[0][i * 4 + j];
+            et[1][j * 3 + i] = e[1][i * 4 + j];
+        }
+    }
+    jt_expect(&r[0], MT_FLOAT64, 2, s, e[0]);
+    jt_expect(&r[1], MT_FLOAT64, 2, s, e[1]);
+    jt_expect(&r[2], MT_FLOAT64, 2, st, et[0]);
+    jt_expect(&r[3], MT_FLOAT64, 2, st, et[1]);
+    clear_all(r, 4);
+    /* labels out of range (4, -2) match no class: that row is gz * softmax */
+    double bad[3] = {1, 0, 4}, neg[3] = {1, -2, 0};
+    mt_array LB, LN;
+    jt_arr(&LB, MT_INT64, 1, s3, bad);
+    jt_arr(&LN, MT_INT32, 1, s3, neg);
+    const mt_array *arrs2[6] = {&X, &XT, &GZ, &G1, &LB, &LN};
+    jt_eval(g, 4, outs, 6, vars, arrs2, r);
+    for (int i = 0; i < 3; i++) {
+        double m = -INFINITY, se = 0;
+        for (int j = 0; j < 4; j++) m = fmax(m, xv[i * 4 + j]);
+        if (!isfinite(m)) m = 0;
+        for (int j = 0; j < 4; j++) se += exp(xv[i * 4 + j] - m);
+        for (int j = 0; j < 4; j++) {
+            double p = exp(xv[i * 4 + j] - m) / se;
+            e[0][i * 4 + j] = gv[i] * (p - (j == (int)bad[i]));
+            e[1][i * 4 + j] = g1v[0] * (p - (j == (int)neg[i]));
+            et[0][j * 3 + i] = e[0][i * 4 + j];
+            et[1][j * 3 + i] = e[1][i * 4 + j];
+        }
+    }
+    jt_expect(&r[0], MT_FLOAT64, 2, s, e[0]);
+    jt_expect(&r[1], MT_FLOAT64, 2, s, e[1]);
+    jt_expect(&r[2], MT_FLOAT64, 2, st, et[0]);
+    jt_expect(&r[3], MT_FLOAT64, 2, st, et[1]);
+    clear_all(r, 4);
+    mt_array_clear(&LB);
+    mt_array_clear(&LN);
+    mt_array_clear(&X);
+    mt_array_clear(&XT);
+    mt_array_clear(&GZ);
+    mt_array_clear(&G1);
+    mt_array_clear(&L);
+    mt_array_clear(&L32);
+    mt_graph_free(g);
+}
+
 /* ---------------------------------------------------------------- indexing */
 
 MT_TEST(gather_scatter_add_duplicates)
@@ -1204,6 +1291,7 @@ MT_TEST(every_op_runs)
         mt_graph_crossentropy_labels(g, sm, l, 1),
         mt_graph_softmax_crossentropy(g, x, sm, 1),
         mt_graph_softmax_crossentropy_labels(g, x, l, 1),
+        mt_graph_softmax_crossentropy_labels_dx(g, mt_graph_sum(g, x, 1, ax1, false), x, l, 1),
         mt_graph_matmul(g, x, w),
         mt_graph_gemm(g, x, w, mt_graph_zeros(g, MT_FLOAT64, 2, (int64_t[]){2, 2}), 1, 0, false, false),
         mt_graph_reshape(g, x, 2, spec),

@@ -684,6 +684,210 @@ MT_TEST(crossentropy_gradient_values)
     mt_graph_free(g);
 }
 
+/* ---------------------------------------------------------------- fused labels gradient */
+
+/* Rows of logits for xent_softmax_dx: ordinary values, +-inf, NaN, huge, denormals, +-0,
+ * all-equal rows, rows far below zero. */
+enum { DX_K = 5, DX_N = 16 };
+static const double k_dx_rows[DX_N][DX_K] = {
+    {0.5, -1.25, 2.0, 0.0, 3.0},          {1000, 1000, -3, 2, 0},
+    {INFINITY, 0, 1, 2, 3},               {-INFINITY, 0, 1, 2, 3},
+    {NAN, 0, 1, 2, 3},                    {1e30, -1e30, 0, 1, 2},
+    {-1e30, -1e30, -1e30, -1e30, -1e30},  {5e-324, -5e-324, 1e-310, 1e-40, 0},
+    {0.0, -0.0, 0.0, -0.0, 0.0},          {7, 7, 7, 7, 7},
+    {INFINITY, INFINITY, INFINITY, INFINITY, INFINITY},
+    {-INFINITY, -INFINITY, -INFINITY, -INFINITY, -INFINITY},
+    {-800, -805, -900, -1e4, -750},       {88, 89, -88, 3, 1e-8},
+    {-3.5, 2.25, 0.125, -0.5, 1.75},      {20, -20, 40, -40, 0.3}};
+static const double k_dx_labels[DX_N] = {0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 2};
+
+/* Layouts of the logits handed to the compiled gradient. */
+typedef enum dx_layout {
+    DX_ROWS = 0,  /* [N, K] C-contiguous, class axis last (the host row pass) */
+    DX_COLS,      /* [K, N] C-contiguous, class axis 0 */
+    DX_STRIDED,   /* [N, K] view of a [K, N] array (class axis last, not contiguous) */
+} dx_layout;
+
+/* The gradient of cost(softmax_crossentropy_labels(x, y)) compiled in FAST_RUN with the rule
+ * on or off ("xent_softmax_dx" disabled). */
+static mt_function *dx_function(mt_graph *g, mt_var x, mt_var y, mt_var gx, bool on)
+{
+    mt_function_options o;
+    mt_function_options_init(&o);
+    const char *off[1] = {"xent_softmax_dx"};
+    o.n_disabled_rewrites = on ? 0 : 1;
+    o.disabled_rewrites = off;
+    mt_function *f = NULL;
+    mt_var ins[2] = {x, y};
+    MT_CHECK_OK(mt_function_new(&f, g, 2, ins, 1, &gx, 0, NULL, jt_dev(), &o));
+    mt_strbuf sb;
+    mt_strbuf_init(&sb);
+    MT_CHECK_OK(mt_function_print(f, &sb));
+    bool fused = strstr(sb.data, "softmax_crossentropy_labels_dx") != NULL;
+    bool onehot = strstr(sb.data, "one_hot") != NULL;
+    if (fused != on || onehot == on)
+        mt_test_fail(__FILE__, __LINE__, "rule %s but the schedule is:\n%s", on ? "on" : "off",
+                     sb.data);
+    mt_strbuf_deinit(&sb);
+    return f;
+}
+
+typedef struct dx_case {
+    mt_graph *g;
+    mt_var x, y, gx;
+    mt_function *on, *off;
+    mt_array xa, ya; /* the arguments: xa may be a view (DX_STRIDED) */
+    int32_t axis;
+} dx_case;
+
+static void dx_case_init(dx_case *c, mt_dtype dt, mt_dtype ldt, dx_layout lay, bool mean,
+                         bool static_batch, const double *labels)
+{
+    memset(c, 0, sizeof *c);
+    c->g = new_graph();
+    c->axis = lay == DX_COLS ? 0 : 1;
+    int64_t n = static_batch ? DX_N : -1;
+    int64_t xs[2] = {lay == DX_COLS ? DX_K : n, lay == DX_COLS ? n : DX_K}, ys[1] = {n};
+    c->x = mt_graph_placeholder(c->g, "x", dt, 2, xs);
+    c->y = mt_graph_placeholder(c->g, "y", ldt, 1, ys);
+    mt_var l = mt_graph_softmax_crossentropy_labels(c->g, c->x, c->y, c->axis);
+    mt_var cost = mean ? mt_graph_mean(c->g, l, 0, NULL, false)
+                       : mt_graph_sum(c->g, l, 0, NULL, false);
+    MT_CHECK_OK(mt_graph_grad(c->g, cost, 1, &c->x, &c->gx, NULL));
+    c->on = dx_function(c->g, c->x, c->y, c->gx, true);
+    c->off = dx_function(c->g, c->x, c->y, c->gx, false);
+    double v[DX_N * DX_K];
+    int64_t rd[2] = {DX_N, DX_K}, cd[2] = {DX_K, DX_N}, ld[1] = {DX_N};
+    if (lay == DX_ROWS) {
+        memcpy(v, k_dx_rows, sizeof v);
+        jt_arr(&c->xa, dt, 2, rd, v);
+    } else {
+        for (int r = 0; r < DX_N; r++)
+            for (int k = 0; k < DX_K; k++) v[k * DX_N + r] = k_dx_rows[r][k];
+        mt_array t = {0};
+        jt_arr(&t, dt, 2, cd, v);
+        if (lay == DX_COLS) c->xa = t;
+        else {
+            MT_CHECK_OK(mt_array_transpose(&c->xa, &t, NULL));
+            MT_CHECK(!mt_array_is_c_contiguous(&c->xa));
+            mt_array_clear(&t);
+        }
+    }
+    jt_arr(&c->ya, ldt, 1, ld, labels);
+}
+
+static void dx_case_free(dx_case *c)
+{
+    mt_function_free(c->on);
+    mt_function_free(c->off);
+    mt_array_clear(&c->xa);
+    mt_array_clear(&c->ya);
+    mt_graph_free(c->g);
+}
+
+/* Rule on and off: the same bits (NaN equals NaN) on the host, every layout and dtype; finite
+ * rows also against a long double reference gz * (softmax - onehot), where a label outside
+ * [0, K) matches no class (one_hot's rule). */
+static void dx_values_labels(mt_dtype dt, mt_dtype ldt, dx_layout lay, bool mean,
+                             bool static_batch, const double *labels)
+{
+    dx_case c;
+    dx_case_init(&c, dt, ldt, lay, mean, static_batch, labels);
+    const mt_array *ins[2] = {&c.xa, &c.ya};
+    mt_array r[2] = {{0}, {0}};
+    MT_CHECK_OK(mt_function_call(c.on, 2, ins, 1, &r[0]));
+    MT_CHECK_OK(mt_function_call(c.off, 2, ins, 1, &r[1]));
+    size_t n = DX_N * DX_K, isz = mt_dtype_size(dt);
+    unsigned char *b[2];
+    for (int i = 0; i < 2; i++) {
+        MT_CHECK_EQ_INT(r[i].dtype, dt);
+        b[i] = malloc(n * isz);
+        MT_CHECK(b[i] != NULL);
+        MT_CHECK_OK(mt_array_to_host(b[i], n * isz, &r[i]));
+    }
+    double on[DX_N * DX_K], off[DX_N * DX_K];
+    jt_read(&r[0], on, n);
+    jt_read(&r[1], off, n);
+    for (size_t i = 0; i < n; i++) {
+        bool same = (isnan(on[i]) && isnan(off[i])) || memcmp(b[0] + i * isz, b[1] + i * isz,
+                                                              isz) == 0;
+        if (!same)
+            mt_test_fail(__FILE__, __LINE__, "%s axis %d layout %d %s: element %zu: %.17g with "
+                         "the fused op, %.17g unfused", mt_dtype_name(dt), (int)c.axis, (int)lay,
+                         mean ? "mean" : "sum", i, on[i], off[i]);
+    }
+    /* the exact value for rows of finite logits (as the dtype holds them) */
+    double atol, rtol, xr[DX_K];
+    jt_tol(dt, &atol, &rtol);
+    for (int row = 0; row < DX_N; row++) {
+        memcpy(xr, k_dx_rows[row], sizeof xr);
+        round_to(dt, xr, DX_K);
+        bool finite = true;
+        for (int k = 0; k < DX_K; k++) finite = finite && isfinite(xr[k]);
+        if (!finite) continue;
+        long double m = xr[0], se = 0, gz = mean ? 1.0L / DX_N : 1.0L;
+        for (int k = 1; k < DX_K; k++) m = xr[k] > m ? xr[k] : m;
+        for (int k = 0; k < DX_K; k++) se += expl((long double)xr[k] - m);
+        for (int k = 0; k < DX_K; k++) {
+            long double p = expl((long double)xr[k] - m) / se;
+            long double want = gz * (p - (k == labels[row]));
+            size_t at = lay == DX_COLS ? (size_t)(k * DX_N + row) : (size_t)(row * DX_K + k);
+            if (!mt_test_close(on[at], (double)want, atol, rtol))
+                mt_test_fail(__FILE__, __LINE__, "%s row %d class %d: %.17g, exact %.17g",
+                             mt_dtype_name(dt), row, k, on[at], (double)want);
+        }
+    }
+    free(b[0]);
+    free(b[1]);
+    mt_array_clear(&r[0]);
+    mt_array_clear(&r[1]);
+    dx_case_free(&c);
+}
+
+static void dx_values(mt_dtype dt, mt_dtype ldt, dx_layout lay, bool mean, bool static_batch)
+{
+    dx_values_labels(dt, ldt, lay, mean, static_batch, k_dx_labels);
+}
+
+MT_TEST(xent_softmax_dx_values)
+{
+    if (!mt_device_is_host_addressable(jt_dev())) MT_SKIP("bit comparisons are for the host");
+    const mt_dtype dts[2] = {MT_FLOAT32, MT_FLOAT64};
+    for (int d = 0; d < 2; d++) {
+        for (int lay = DX_ROWS; lay <= DX_STRIDED; lay++) {
+            dx_values(dts[d], MT_INT64, (dx_layout)lay, true, false);
+            dx_values(dts[d], MT_INT32, (dx_layout)lay, true, true);
+            dx_values(dts[d], MT_INT64, (dx_layout)lay, false, true);
+        }
+    }
+    dx_values(MT_FLOAT16, MT_INT64, DX_ROWS, true, false); /* the generic path on the host */
+    dx_values(MT_FLOAT16, MT_INT32, DX_COLS, false, true);
+}
+
+/* A label outside [0, K): the fused op fails with ERR_RANGE naming itself, the label, its row
+ * and the range, on the row pass and on the generic path alike (the unfused one_hot gives a
+ * zero row instead, so the rule-off function still runs). */
+/* Labels outside [0, K) (negative or K): the fused op keeps one_hot's rule (no class matches,
+ * the row is gz * softmax), so rule on and off still give the same bits and no error. */
+MT_TEST(xent_softmax_dx_labels_out_of_range)
+{
+    if (!mt_device_is_host_addressable(jt_dev())) MT_SKIP("bit comparisons are for the host");
+    static const struct {
+        mt_dtype dt;
+        dx_layout lay;
+    } cases[] = {{MT_FLOAT32, DX_ROWS}, {MT_FLOAT64, DX_COLS}, {MT_FLOAT32, DX_STRIDED},
+                 {MT_FLOAT16, DX_ROWS}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        for (int bad = 0; bad < 2; bad++) {
+            double lv[DX_N];
+            memcpy(lv, k_dx_labels, sizeof lv);
+            lv[6] = bad ? -1 : DX_K;
+            lv[9] = bad ? DX_K + 7 : -3;
+            dx_values_labels(cases[i].dt, bad ? MT_INT32 : MT_INT64, cases[i].lay, true, true,
+                             lv);
+        }
+}
+
 /* ---------------------------------------------------------------- algebra */
 
 static mt_var b_mul1(mt_graph *g, mt_var x)
