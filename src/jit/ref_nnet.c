@@ -156,11 +156,12 @@ static bool host_rows(const mt__jctx *ctx, const mt_array *x, int32_t axis)
     /* e (if not NULL) receives exp(r - m), so a caller needing it does not compute it twice */ \
     static void row_stats_##T(const T *r, int64_t n, T *m_out, double *s_out, T *e)          \
     {                                                                                          \
+        /* branch-free (vectorizable) max and NaN test: with a NaN anywhere the shift is 0 */  \
         T m = r[0];                                                                            \
         bool nan = false;                                                                      \
         for (int64_t j = 0; j < n; j++) {                                                      \
-            if (r[j] != r[j]) nan = true;                                                      \
-            else if (r[j] > m || m != m) m = r[j];                                             \
+            nan |= r[j] != r[j];                                                               \
+            m = r[j] > m ? r[j] : m;                                                           \
         }                                                                                      \
         if (nan || !isfinite(m)) m = 0; /* the finite shift */                                 \
         double s = 0;                                                                          \
@@ -177,10 +178,10 @@ static bool host_rows(const mt__jctx *ctx, const mt_array *x, int32_t axis)
             const T *r = x + i * n;                                                            \
             T *o = y + i * n, m;                                                               \
             double s;                                                                          \
-            row_stats_##T(r, n, &m, &s, NULL);                                                 \
-            T sv = (T)s, ls = (T)LOG(sv);                                                    \
+            row_stats_##T(r, n, &m, &s, log_form ? NULL : o); /* o: exp(r - m) */             \
+            T sv = (T)s, ls = log_form ? (T)LOG(sv) : 0;                                       \
             for (int64_t j = 0; j < n; j++)                                                    \
-                o[j] = log_form ? (T)(r[j] - m) - ls : (T)EXP(r[j] - m) / sv;                  \
+                o[j] = log_form ? (T)(r[j] - m) - ls : o[j] / sv;                              \
         }                                                                                      \
     }
 MT__ROW_PASS(float, expf, logf)
