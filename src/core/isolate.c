@@ -7,18 +7,38 @@
  * The child: gets the default action back for the fatal signals (Open MPI and other libraries
  * install handlers that print backtraces), ignores SIGPIPE, unblocks every signal, dumps no
  * core, dies with its parent (PR_SET_PDEATHSIG, and leaves at once when the parent is already
- * gone), keeps stdin, stdout and stderr (a sanitizer reports on stderr) and the pipe (moved to
- * descriptor 3) and closes every other descriptor it inherited, limits its address space, runs
- * the caller's function and leaves with _exit: no atexit handler runs and no stdio buffer that
- * belongs to the parent is flushed. It never calls MPI (fork after MPI_Init is fine for a child
- * that only computes and _exits).
+ * gone), keeps stdin, stdout and stderr (a sanitizer reports on stderr; those the parent had
+ * closed are opened on /dev/null) and the pipe (moved to descriptor 3; the parent keeps both
+ * ends above 2, so that a process started with stdio closed cannot get the pipe on 1 or 2,
+ * where the child's writes to stdout or stderr would land in the result) and closes every
+ * other descriptor it inherited, limits its address space, runs the caller's function and
+ * leaves with _exit: no atexit handler runs and no stdio buffer that belongs to the parent is
+ * flushed. It never calls MPI (fork after MPI_Init is fine for a child that only computes and
+ * _exits).
+ *
+ * Fork in a process with threads (the training loop's thread pools, MPI's progress threads):
+ * the child holds only the forking thread, and every lock another thread held at the fork
+ * stays held in it forever. core's own log mutex is made free again in the child
+ * (mt__log_reset_after_fork); glibc's malloc and stdio take care of theirs. A lock of another
+ * library held at that moment (libhdf5's, when a thread of this process is inside libhdf5;
+ * a lock of the MPI library, if the child's work reached it) makes the child wait forever: it
+ * is reported as a timeout at the deadline, not as a hang of this process. Callers should fork
+ * while no other thread of theirs is inside libhdf5. With InfiniBand verbs transports (Open
+ * MPI's openib, UCX over verbs) memory registered for RDMA is not fork-safe on kernels that do
+ * not copy pinned pages at fork (older ones) unless the transport enables its fork support
+ * (ibv_fork_init, RDMAV_FORK_SAFE=1): without it, this process (not the child, which never
+ * touches that memory or MPI) can see RDMA transfers land in the pages the child got
+ * copy-on-write while it ran; Open MPI warns about fork() there (OMPI_MCA_mpi_warn_on_fork=0
+ * silences the warning, not the risk). docs/security.md, "Checkpoints", says the same for
+ * users.
  *
  * The memory limit (RLIMIT_AS): the child may map mt__isolate_mem_limit(file size) bytes more
  * than the address space it inherited (measured in /proc/self/statm), by default
  * max(1 GiB, 8 x the file), MLTRAIN_ISOLATE_MAX_MB MiB when set (0: no limit). An allocation
  * beyond it fails (malloc returns NULL) instead of growing the child until the machine swaps;
- * the caller's function reports its failure through mt__isolate_child_result, which tells
- * such a failure (errno ENOMEM right after the work) by the out-of-memory message. Under
+ * the caller's function reports its failure through mt__isolate_child_result, which gives an
+ * ERR_NOMEM of the work (the caller maps a library's allocation failure to ERR_NOMEM) the
+ * out-of-memory message naming the limit; any other status is left as it is. Under
  * AddressSanitizer or ThreadSanitizer there is no limit: they reserve terabytes of address
  * space and report oversized allocations themselves.
  *
@@ -45,6 +65,7 @@
 #include <sys/prctl.h>
 #endif
 
+#include "core_internal.h"
 #include "isolate.h"
 
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
@@ -70,10 +91,13 @@ uint64_t mt__isolate_mem_limit(uint64_t file_bytes)
         char *end;
         errno = 0;
         unsigned long long mb = strtoull(v, &end, 10);
-        if (*end == '\0' && errno == 0 && v[0] != '-' && mb <= (UINT64_MAX >> 21))
+        if (*end == '\0' && v[0] != '-' && (errno == 0 || errno == ERANGE)) {
+            if (errno == ERANGE || mb > MT__ISOLATE_MAX_MB) mb = MT__ISOLATE_MAX_MB;
             return (uint64_t)mb * MIB; /* 0: no limit */
+        }
     }
-    uint64_t scaled = file_bytes > (UINT64_MAX >> 4) ? UINT64_MAX >> 1 : 8 * file_bytes;
+    const uint64_t most = MT__ISOLATE_MAX_MB * MIB;
+    uint64_t scaled = file_bytes > most / 8 ? most : 8 * file_bytes;
     return scaled > 1024 * MIB ? scaled : 1024 * MIB;
 }
 
@@ -117,8 +141,7 @@ static bool child_limit_memory(uint64_t limit)
 
 mt_status mt__isolate_child_result(mt_status st)
 {
-    int e = errno;
-    if (st == MT_OK || !g_child.spec || g_child.limit == 0 || e != ENOMEM) return st;
+    if (st != MT_ERR_NOMEM || !g_child.spec || g_child.limit == 0) return st;
     const mt__isolate_spec *s = g_child.spec;
     return mt_err_set(MT_ERR_NOMEM,
                       "%s: %s ran out of memory within the limit of %llu MiB while %s "
@@ -166,8 +189,25 @@ static void close_other_fds(void)
     for (long fd = 4; fd < max; fd++) close((int)fd);
 }
 
+/* In the child: descriptors 0, 1 and 2 that this process had closed are opened on /dev/null,
+ * so that nothing the child opens later (a file libhdf5 reads) lands on them and no write to
+ * stdout or stderr reaches it. */
+static void fill_stdio(void)
+{
+    for (int fd = 0; fd <= 2; fd++) {
+        if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF) continue;
+        int n = open("/dev/null", O_RDWR);
+        if (n >= 0 && n != fd) {
+            dup2(n, fd);
+            close(n);
+        }
+    }
+}
+
 static _Noreturn void child_main(const mt__isolate_spec *s, int wfd, pid_t parent, uint64_t limit)
 {
+    /* a thread of the parent may have held the log's mutex at the fork: it never unlocks here */
+    mt__log_reset_after_fork();
     /* every signal back to its default action (the parent's handlers, e.g. the training loop's
      * SIGTERM/SIGINT flag setters, would keep a stuck child alive), SIGPIPE ignored */
     for (int sig = 1; sig < NSIG; sig++)
@@ -182,9 +222,11 @@ static _Noreturn void child_main(const mt__isolate_spec *s, int wfd, pid_t paren
     prctl(PR_SET_PDEATHSIG, SIGKILL);
 #endif
     if (getppid() != parent) _exit(0); /* the parent died before the line above */
-    /* stdin, stdout and stderr stay; the pipe moves to 3, every other descriptor goes */
+    /* stdin, stdout and stderr stay; the pipe (above 2: see mt__isolate_run) moves to 3, every
+     * other descriptor goes */
     if (wfd != 3 && dup2(wfd, 3) < 0) _exit(125);
     close_other_fds();
+    fill_stdio();
     g_child.spec = s;
     g_child.limit = child_limit_memory(limit) ? limit : 0;
     const char *tm = getenv("MLTRAIN_ISOLATE_TEST_CHILD");
@@ -330,11 +372,38 @@ static mt_status child_error(const mt__isolate_spec *s, const mt__isolate_rx *r,
                       w < 0 ? " (and its exit status was lost: is SIGCHLD ignored?)" : "", s->hint);
 }
 
+/* fd itself when it is above 2, else a close-on-exec duplicate above 2 (fd is closed): a
+ * process started with stdin, stdout or stderr closed gets its pipe on those numbers, and a
+ * write end left on 1 or 2 in the child would take the child's (and its libraries') writes to
+ * stdout or stderr into the result stream. -1 with errno on failure. */
+static int above_stdio(int fd)
+{
+    if (fd > 2) return fd;
+    int moved = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+    int e = errno;
+    close(fd);
+    errno = e;
+    return moved;
+}
+
 mt_status mt__isolate_run(const mt__isolate_spec *s)
 {
     const char *fix = s->start_fix ? s->start_fix : "";
     int fds[2];
-    if (pipe2(fds, O_CLOEXEC) != 0) {
+    bool piped = pipe2(fds, O_CLOEXEC) == 0;
+    if (piped && (fds[0] = above_stdio(fds[0])) < 0) {
+        int e = errno;
+        close(fds[1]);
+        errno = e;
+        piped = false;
+    }
+    if (piped && (fds[1] = above_stdio(fds[1])) < 0) {
+        int e = errno;
+        close(fds[0]);
+        errno = e;
+        piped = false;
+    }
+    if (!piped) {
         int e = errno;
         return mt_err_set(MT_ERR_IO,
                           "%s: cannot create a pipe for the process in which %s would be %s: %s%s",

@@ -3,7 +3,10 @@
  * without bound on them (io: checkpoints parsed by libhdf5; data: HDF5 dataset files probed
  * before they are opened). Not part of the public API: those modules include it as
  * "../core/isolate.h", as graph and gpuarray include core's kscalar.h. src/core/isolate.c
- * describes the child's environment, the deadline and the memory limit. */
+ * describes the child's environment, the deadline and the memory limit, and the risks of a fork
+ * in a process with threads or MPI: a lock another thread held at the fork (libhdf5's, say)
+ * makes the child wait forever, reported as a timeout at the deadline; RDMA memory of verbs
+ * transports is not fork-safe without their fork support. */
 #ifndef MT_CORE_ISOLATE_H
 #define MT_CORE_ISOLATE_H
 
@@ -59,15 +62,22 @@ mt_status mt__isolate_malformed(mt__isolate_rx *rx, const char *why);
  * gone (this process stopped reading: the child has nothing left to do). */
 bool mt__isolate_write(int fd, const void *data, size_t n);
 
-/* In the child, on the status of its work, called right after the work returns (it reads
- * errno): when the work failed because an allocation hit the child's memory limit, an
- * ERR_NOMEM with the out-of-memory message above (recorded in the error slot); otherwise st as
- * it is. */
+/* In the child, on the status of its work: when the work failed with ERR_NOMEM (an allocation
+ * failed: the caller maps a library's allocation failure to ERR_NOMEM) while a memory limit is
+ * in force, an ERR_NOMEM with the out-of-memory message above naming the limit (recorded in
+ * the error slot); otherwise st as it is (another failure keeps its own status and message,
+ * whatever errno says). */
 mt_status mt__isolate_child_result(mt_status st);
 
+/* The largest MLTRAIN_ISOLATE_MAX_MB honoured (2^40 MiB = 1 EiB; larger values are clamped to
+ * it), so that the limit in bytes and small multiples of it (4x: the checkpoint reader's
+ * budget for what a child may send) stay far from overflowing 64 bits. */
+#define MT__ISOLATE_MAX_MB ((uint64_t)1 << 40)
+
 /* The child's memory limit in bytes for an input of file_bytes (0: none): MLTRAIN_ISOLATE_MAX_MB
- * MiB when set (0 turns the limit off), else max(1 GiB, 8 x file_bytes); always 0 under
- * AddressSanitizer, which reserves terabytes of address space. */
+ * MiB when set (0 turns the limit off), else max(1 GiB, 8 x file_bytes); at most
+ * MT__ISOLATE_MAX_MB MiB either way; always 0 under AddressSanitizer, which reserves
+ * terabytes of address space. */
 uint64_t mt__isolate_mem_limit(uint64_t file_bytes);
 
 #endif

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core_internal.h"
 #include "mltrain/core.h"
 
 static pthread_mutex_t log_mutex = PTHREAD_MUTEX_INITIALIZER;
@@ -39,6 +40,12 @@ static void default_sink(mt_log_level level, const char *msg, void *user)
 {
     (void)user;
     fprintf(stderr, "mltrain: %s: %s\n", level_names[level], msg);
+}
+
+void mt__log_reset_after_fork(void)
+{
+    static const pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
+    memcpy(&log_mutex, &fresh, sizeof fresh);
 }
 
 void mt_log_set_callback(mt_log_fn fn, void *user)

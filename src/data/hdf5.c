@@ -37,20 +37,33 @@ typedef struct h5_ctx {
     hid_t file;
 } h5_ctx;
 
+typedef struct h5_cause {
+    char text[256];
+    bool alloc; /* an entry says an allocation failed */
+} h5_cause;
+
 static herr_t walk_cb(unsigned n, const H5E_error2_t *e, void *data)
 {
-    char *buf = data;
+    h5_cause *c = data;
     /* Walking downward the last entry is the innermost cause: keep overwriting. */
-    snprintf(buf, 256, "%s (%s)", e->desc ? e->desc : "?", e->func_name ? e->func_name : "?");
+    snprintf(c->text, sizeof c->text, "%s (%s)", e->desc ? e->desc : "?",
+             e->func_name ? e->func_name : "?");
+    if (e->min_num == H5E_CANTALLOC || e->min_num == H5E_NOSPACE) c->alloc = true;
     (void)n;
     return 0;
 }
 
+/* The error for a failed HDF5 call, with HDF5's innermost cause. ERR_NOMEM instead of code when
+ * the call failed because an allocation failed (an entry of HDF5's stack says so, and errno,
+ * read first, is ENOMEM): in the probe's child, the memory limit, which core's
+ * mt__isolate_child_result then names. */
 static mt_status h5_fail(const h5_ctx *c, mt_status code, const char *what)
 {
-    char cause[256] = "no HDF5 detail";
-    H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, walk_cb, cause);
-    return mt_err_set(code, "hdf5 '%s': %s: %s", c->path, what, cause);
+    int e = errno;
+    h5_cause cause = {.text = "no HDF5 detail"};
+    H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, walk_cb, &cause);
+    if (cause.alloc && e == ENOMEM) code = MT_ERR_NOMEM;
+    return mt_err_set(code, "hdf5 '%s': %s: %s", c->path, what, cause.text);
 }
 
 static herr_t list_cb(hid_t g, const char *name, const H5L_info_t *info, void *data)
@@ -450,10 +463,12 @@ out:
  * will do with its metadata: open the file (plain POSIX driver, never MPI-IO: the child does
  * not touch MPI), look the datasets up (listing the root group when one is missing, as the
  * error message does), read their types, shapes and creation properties (layout, chunk
- * shape, filters), walk the chunk index, and read the first row of each. A crash, an abnormal
- * exit, an allocation beyond the child's memory limit (max(1 GiB, 8 x the file), or
- * MLTRAIN_ISOLATE_MAX_MB) or no answer within MLTRAIN_HDF5_PROBE_TIMEOUT seconds (default 60)
- * is an error naming the file; an error the child finds comes back as it is;
+ * shape, filters), look the chunk at the origin up in the chunk index (one lookup, not a walk
+ * of the index, whose cost would grow with the number of chunks), and read the first row of
+ * each. A crash, an abnormal exit, an allocation beyond the child's memory limit
+ * (max(1 GiB, 8 x the file), or MLTRAIN_ISOLATE_MAX_MB) or no answer within
+ * MLTRAIN_HDF5_PROBE_TIMEOUT seconds (default 60 plus 1 per 32 MiB of file, as for
+ * checkpoints) is an error naming the file; an error the child finds comes back as it is;
  * MLTRAIN_HDF5_PROBE=0 skips the probe. The child and the deadline are core's isolated-child
  * runner's (src/core/isolate.c), which also protects checkpoints (src/io/ckpt_isolate.c). The
  * result is the child's status, the length of its message and the message. */
@@ -486,10 +501,15 @@ static mt_status h5_probe_dataset(h5_ctx *c, const char *name)
                                  &conf) < 0;
         }
 #if H5_VERSION_GE(1, 10, 5)
-        hsize_t nchunks = 0;
-        hid_t sp = bad ? -1 : H5Dget_space(ds);
-        bad = bad || sp < 0 || H5Dget_num_chunks(ds, sp, &nchunks) < 0;
-        if (sp >= 0) H5Sclose(sp);
+        /* one lookup in the chunk index, of the chunk at the origin (which holds the first
+         * row), not a walk of the whole index: its cost does not grow with the dataset */
+        bool empty = false;
+        for (int32_t i = 0; i < nd; i++)
+            empty = empty || dims[i] == 0;
+        hsize_t origin[H5S_MAX_RANK] = {0}, csize = 0;
+        haddr_t caddr = 0;
+        unsigned cmask = 0;
+        bad = bad || (!empty && H5Dget_chunk_info_by_coord(ds, origin, &cmask, &caddr, &csize) < 0);
 #endif
         if (bad) {
             st = h5_fail(c, MT_ERR_FORMAT, "reading the chunk layout and index");
@@ -526,18 +546,25 @@ static mt_status h5_probe_file(const char *path, const char *x_name, const char 
 {
     h5_ctx c = {.path = path};
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    /* The stdio driver, not the default sec2 one: libhdf5 shares an open file among opens of
-     * the same file by the same driver, and a lazy dataset of this process (inherited by the
-     * child) may hold this file open through a descriptor the child has closed. */
+    /* Not the default sec2 driver: libhdf5 shares an open file among opens of the same file
+     * by the same driver, and a lazy dataset of this process (inherited by the child) may hold
+     * this file open through a descriptor the child has closed. The log driver with nothing to
+     * log is sec2's POSIX I/O under another driver class, and, unlike the stdio driver (built
+     * on the public API, whose every call clears the error stack), it keeps libhdf5's error
+     * stack whole: the innermost cause reaches the message, and an allocation that failed is
+     * told apart (ERR_NOMEM, h5_fail). */
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-    if (fapl < 0 || H5Pset_fapl_stdio(fapl) < 0) {
+    if (fapl < 0 || H5Pset_fapl_log(fapl, NULL, 0, 0) < 0) {
+        mt_status st = h5_fail(&c, MT_ERR_FORMAT, "H5Pset_fapl_log");
         if (fapl >= 0) H5Pclose(fapl);
-        return h5_fail(&c, MT_ERR_FORMAT, "H5Pset_fapl_stdio");
+        return st;
     }
     c.file = H5Fopen(path, H5F_ACC_RDONLY, fapl);
+    /* HDF5's error stack before the next call clears it */
+    mt_status st = c.file < 0 ? h5_fail(&c, MT_ERR_FORMAT, "H5Fopen") : MT_OK;
     H5Pclose(fapl);
-    if (c.file < 0) return h5_fail(&c, MT_ERR_FORMAT, "H5Fopen");
-    mt_status st = h5_probe_dataset(&c, x_name);
+    if (st != MT_OK) return st;
+    st = h5_probe_dataset(&c, x_name);
     if (st == MT_OK && y_name) st = h5_probe_dataset(&c, y_name);
     H5Fclose(c.file);
     return st;
@@ -586,10 +613,14 @@ static mt_status h5_probe(const char *path, uint64_t file_bytes, const char *x_n
 {
     const char *sw = getenv("MLTRAIN_HDF5_PROBE");
     if (sw && !strcmp(sw, "0")) return MT_OK;
+    /* the default deadline grows with the file like the checkpoint reader's (a minute plus a
+     * second per 32 MiB): what the probe reads does not grow much with the file, but a large
+     * file's metadata may still be slow to reach on a loaded or remote file system */
+    const double dflt = 60.0 + (double)(file_bytes >> 25);
     const char *tv = getenv("MLTRAIN_HDF5_PROBE_TIMEOUT");
     char *end = NULL;
-    double limit = tv && *tv ? strtod(tv, &end) : 60.0;
-    if (end && (*end || !(limit > 0) || limit > 1e7)) limit = 60.0;
+    double limit = tv && *tv ? strtod(tv, &end) : dflt;
+    if (end && (*end || !(limit > 0) || limit > 1e7)) limit = dflt;
     char subject[1100];
     snprintf(subject, sizeof subject, "hdf5 '%.1000s'", path);
     probe_job job = {.path = path, .x_name = x_name, .y_name = y_name};

@@ -300,6 +300,9 @@ mt_status mt__kcache_dlopen(const mt_kcache *kc, const char *name, mt_kcache_whe
  * link, or a reload) with the same device, inode, size, mtime and ctime skip the hashing (owner
  * and mode are checked every time). This forgets every file (benchmarks: a fresh process). */
 void mt__kcache_forget_verified(void);
+/* How many entry payloads this process has hashed so far (a verification the memo above did
+ * not spare; for tests). */
+int64_t mt__kcache_checksum_count(void);
 /* Publishes data as kc->dir/name (temporary, trailer, 0600, rename). */
 mt_status mt__kcache_write(const mt_kcache *kc, const char *name, const void *data, size_t len);
 /* Publishes the file tmp_path (a temporary in kc->dir, consumed) as kc->dir/name. */

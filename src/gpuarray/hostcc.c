@@ -36,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
@@ -558,6 +559,13 @@ static void remember_verified(const struct stat *sb)
     pthread_mutex_unlock(&g_verified_mu);
 }
 
+static int64_t g_checksums; /* payloads hashed by verify_fd (mt__kcache_checksum_count) */
+
+int64_t mt__kcache_checksum_count(void)
+{
+    return __atomic_load_n(&g_checksums, __ATOMIC_RELAXED);
+}
+
 void mt__kcache_forget_verified(void)
 {
     pthread_mutex_lock(&g_verified_mu);
@@ -595,6 +603,7 @@ static bool verify_fd(int fd, bool shared, char **data, size_t *len, char *why, 
         snprintf(why, wlen, "out of memory");
         return false;
     }
+    __atomic_fetch_add(&g_checksums, 1, __ATOMIC_RELAXED);
     uint64_t sum = KC_SEED;
     size_t done = 0;
     while (done < n) {
@@ -969,9 +978,13 @@ void mt_host_kernel_counts(int64_t *compiled, int64_t *runs)
  * member's name as a hard link (a temporary link, then rename(), so publication stays atomic
  * and the last writer wins); where the file system has no hard links, as a copy. A file thus
  * holds several kernels, each found by its own symbol; every name passes the same checks
- * (owner, mode, checksum) and dlopen maps the object once, whichever names load it. A group
- * that does not compile (e.g. two kernels with one symbol name) is compiled kernel by kernel,
- * so a faulty kernel keeps its error message and failed source. */
+ * (owner, mode, checksum) and dlopen maps the object once, whichever names load it. Each
+ * kernel's own part is followed by an #undef of every macro it #defines (undef_body_macros),
+ * so a kernel compiles in its group exactly as alone: no macro leaks into the kernels after it.
+ * The temporary link names carry 64 random bits (tmp_name_bits), not a pid and a counter,
+ * which repeat across containers and hosts sharing the cache. A group that does not compile
+ * (e.g. two kernels with one symbol name) is compiled kernel by kernel, so a faulty kernel
+ * keeps its error message and failed source. */
 
 typedef struct batch_item {
     char key[65];
@@ -1041,16 +1054,48 @@ static mt_status batch_record(hc_batch *b, const char *key, const char *name, co
     return mt_err_set(MT_ERR_NOT_BUILT, "kernel '%s' is left to the open kernel batch", entry);
 }
 
+/* 64 bits for a temporary name that no other process, container or host sharing the cache
+ * directory picks: getrandom, else /dev/urandom, else a hash of the time, the pid, the host's
+ * name and a counter (pids and counters alone repeat across containers and MPI ranks). */
+static uint64_t tmp_name_bits(void)
+{
+    uint64_t r = 0;
+    if (getrandom(&r, sizeof r, GRND_NONBLOCK) == (ssize_t)sizeof r) return r;
+    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    bool ok = fd >= 0 && read(fd, &r, sizeof r) == (ssize_t)sizeof r;
+    if (fd >= 0) close(fd);
+    if (ok) return r;
+    static atomic_uint_fast64_t counter;
+    struct {
+        struct timespec rt, mono;
+        pid_t pid;
+        uint64_t n;
+        char host[64];
+    } seed;
+    memset(&seed, 0, sizeof seed);
+    clock_gettime(CLOCK_REALTIME, &seed.rt);
+    clock_gettime(CLOCK_MONOTONIC, &seed.mono);
+    seed.pid = getpid();
+    seed.n = atomic_fetch_add(&counter, 1);
+    gethostname(seed.host, sizeof seed.host - 1);
+    return mt_hash64(&seed, sizeof seed, KC_SEED);
+}
+
 /* Publishes the sealed file `sealed` (kept) as kc->dir/name: a hard link under a temporary
- * name renamed over the entry, or a copy where links are not supported. */
+ * name (random, retried when it exists) renamed over the entry, or a copy where links are not
+ * supported. */
 static mt_status publish_link(const mt_kcache *kc, const char *sealed, const char *name)
 {
-    static atomic_uint serial;
     char tmp[4200], path[4200];
     snprintf(path, sizeof path, "%s/%s", kc->dir, name);
-    snprintf(tmp, sizeof tmp, "%s/.tmp-ln-%ld-%u-%.16s", kc->dir, (long)getpid(),
-             atomic_fetch_add(&serial, 1), name);
-    if (link(sealed, tmp) != 0) {
+    int rc = -1;
+    for (int tries = 0; tries < 16; tries++) {
+        snprintf(tmp, sizeof tmp, "%s/.tmp-ln-%016llx-%.16s", kc->dir,
+                 (unsigned long long)tmp_name_bits(), name);
+        rc = link(sealed, tmp);
+        if (rc == 0 || errno != EEXIST) break;
+    }
+    if (rc != 0) {
         if (errno != EPERM && errno != ENOTSUP && errno != EMLINK && errno != ENOSYS)
             return mt_err_errno(errno, "linking '%s' in the kernel cache", tmp);
         /* no hard links here: a copy of the sealed file */
@@ -1094,6 +1139,50 @@ static void keep_item_source(const mt_kcache *kc, const batch_item *it)
     keep_source(kc, it->key, ".c", tmp, st == MT_OK);
 }
 
+/* The name of the macro that the line at p (a line of C source) #defines, in name[len]: its
+ * length, or 0 when the line defines none. */
+static size_t line_defines(const char *p, char *name, size_t len)
+{
+    while (*p == ' ' || *p == '\t') p++;
+    if (*p++ != '#') return 0;
+    while (*p == ' ' || *p == '\t') p++;
+    if (strncmp(p, "define", 6) != 0 || (p[6] != ' ' && p[6] != '\t')) return 0;
+    p += 6;
+    while (*p == ' ' || *p == '\t') p++;
+    size_t k = 0;
+    while (k + 1 < len && (p[k] == '_' || (p[k] >= 'a' && p[k] <= 'z') ||
+                           (p[k] >= 'A' && p[k] <= 'Z') || (k && p[k] >= '0' && p[k] <= '9'))) {
+        name[k] = p[k];
+        k++;
+    }
+    name[k] = 0;
+    return k;
+}
+
+/* After one kernel's own part in a group's source: every macro that part #defines is
+ * #undef'd again, so that it cannot reach the kernels after it (each kernel must compile
+ * exactly as it does alone); a macro of the prelude that the part redefined gets the
+ * prelude's (one-line) definition back. */
+static void undef_body_macros(mt_strbuf *src, const char *body, const char *prelude)
+{
+    mt_strbuf_append(src, "\n");
+    for (const char *p = body; *p;) {
+        char name[128], other[128];
+        if (line_defines(p, name, sizeof name)) {
+            mt_strbuf_appendf(src, "#undef %s\n", name);
+            for (const char *q = prelude; *q;) { /* the prelude's own definition, if any */
+                const char *eol = strchr(q, '\n');
+                size_t len = eol ? (size_t)(eol - q) : strlen(q);
+                if (line_defines(q, other, sizeof other) && !strcmp(name, other))
+                    mt_strbuf_appendf(src, "%.*s\n", (int)len, q);
+                q += len + (eol != NULL);
+            }
+        }
+        const char *eol = strchr(p, '\n');
+        p = eol ? eol + 1 : p + strlen(p);
+    }
+}
+
 /* Compiles the group items[0..n) as one source and publishes every member; the number of
  * kernels published in *done. */
 static mt_status compile_group(const mt_kcache *kc, batch_item *const *items, int32_t n,
@@ -1106,6 +1195,7 @@ static mt_status compile_group(const mt_kcache *kc, batch_item *const *items, in
     for (int32_t i = 0; i < n; i++) {
         mt_strbuf_appendf(&src, "\n/* kernel %s: %s */\n", items[i]->key, items[i]->entry);
         mt_strbuf_append(&src, items[i]->source + items[i]->body);
+        undef_body_macros(&src, items[i]->source + items[i]->body, prelude);
     }
     mt_status st = mt_strbuf_status(&src);
     char src_path[4096], so_path[4200], what[200];

@@ -483,8 +483,11 @@ mt_status mt_array_take(mt_array *out, const mt_array *x, const mt_array *idx, i
     for (int32_t d = axis + 1; d < x->ndim; d++) dims[nd++] = x->dims[d];
     mt_array o = {0};
     st = mt_array_empty(&o, c.dev, x->dtype, nd, dims, 'C');
-    int64_t nch = (inner + CHUNK - 1) / CHUNK, nwork = outer * m * nch;
-    bool i32 = outer * m * inner < INT32_MAX - CHUNK && fits_i32(&c.x) && fits_i32(&o);
+    /* only once the result exists: its size outer * m * inner then fits in 63 bits (a failed
+     * mt_array_empty may have refused exactly that product) */
+    int64_t nch = (inner + CHUNK - 1) / CHUNK, nwork = st == MT_OK ? outer * m * nch : 0;
+    bool i32 = st == MT_OK && outer * m * inner < INT32_MAX - CHUNK && fits_i32(&c.x) &&
+               fits_i32(&o);
     if (st == MT_OK && nwork > 0) {
         const mt_array *bufs[4] = {&c.x, &c.idx, &o, &c.flag};
         const int64_t sc[4] = {n, m, inner, nch};

@@ -25,7 +25,8 @@
  * MLTRAIN_CKPT_REQUIRE_VERIFIED=1. A crafted file with a recomputed hash still reaches libhdf5:
  * the hash is against accidents, not attackers (docs/security.md).
  *
- * Isolation: the file is read into memory once; the checks above and HDF5 (core driver, a file
+ * Isolation: the file is read into memory once (a copy, not a mapping: see load_file; a read
+ * peaks at about twice the checkpoint's size); the checks above and HDF5 (core driver, a file
  * image opened in place) see those bytes, never the file again. Unless MLTRAIN_CKPT_ISOLATE=0,
  * the parse below runs in a forked child (ckpt_isolate.c) that streams the checkpoint back, so
  * libhdf5 never parses the file inside this process: a crash of libhdf5 in the child (SIGSEGV,
@@ -81,6 +82,7 @@ static void h5_quiet(void)
 
 typedef struct h5err {
     bool have;
+    bool alloc; /* an entry says an allocation failed ("Can't allocate space", "No space ...") */
     char desc[480];
     char func[64];
 } h5err;
@@ -88,6 +90,7 @@ typedef struct h5err {
 static herr_t h5_walk_cb(unsigned n, const H5E_error2_t *e, void *ud)
 {
     h5err *x = ud;
+    if (e->min_num == H5E_CANTALLOC || e->min_num == H5E_NOSPACE) x->alloc = true;
     if (!x->have) { /* walking upward: the first entry is the most specific */
         snprintf(x->desc, sizeof x->desc, "%s", e->desc ? e->desc : "");
         snprintf(x->func, sizeof x->func, "%s", e->func_name ? e->func_name : "");
@@ -96,9 +99,14 @@ static herr_t h5_walk_cb(unsigned n, const H5E_error2_t *e, void *ud)
     return 0;
 }
 
-/* Records "<our message> (HDF5: <innermost reason> in <function>)" and clears HDF5's stack. */
+/* Records "<our message> (HDF5: <innermost reason> in <function>)" and clears HDF5's stack.
+ * The code becomes ERR_NOMEM when libhdf5 failed because an allocation failed: its error stack
+ * says so (a "Can't allocate space" or "No space available for allocation" entry) and errno,
+ * read first, is ENOMEM (in the isolated child, the memory limit: core's
+ * mt__isolate_child_result then names the limit). */
 __attribute__((format(printf, 2, 3))) static mt_status h5_fail(mt_status code, const char *fmt, ...)
 {
+    int e = errno;
     char msg[700];
     va_list ap;
     va_start(ap, fmt);
@@ -107,6 +115,7 @@ __attribute__((format(printf, 2, 3))) static mt_status h5_fail(mt_status code, c
     h5err x = {0};
     H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, h5_walk_cb, &x);
     H5Eclear2(H5E_DEFAULT);
+    if (x.alloc && e == ENOMEM) code = MT_ERR_NOMEM;
     /* I/O errors of the sec2 driver carry a long "file write failed: time = ..., errno = 27,
      * error message = 'File too large', buf = ..." description: keep the gist */
     const char *em = strstr(x.desc, "error message = '");
@@ -1098,7 +1107,16 @@ static mt_status verify_image(const char *path, const unsigned char *img, uint64
 }
 
 /* Reads the whole file into memory, once: every later check and the parse (in the isolated
- * child or in this process) see these bytes, whatever happens to the file meanwhile. */
+ * child or in this process) see these bytes, whatever happens to the file meanwhile.
+ *
+ * Memory: a read costs about twice the checkpoint at its peak, the file image plus the arrays
+ * decoded from it (isolated, the child holds the image while this process rebuilds the
+ * arrays; in-process, both are here until the parse ends). The copy is deliberate. A read-only
+ * MAP_PRIVATE mapping would leave the image in the page cache, but it cannot keep "the bytes
+ * checked are the bytes parsed": on Linux a private file mapping shows later writes to the
+ * file in every page not yet copied on write, and a file truncated under it turns reads of the
+ * lost pages into SIGBUS, so a file changed between the hash and the parse would be parsed
+ * unchecked (docs/security.md, "Checkpoints"). */
 static mt_status load_file(const char *path, unsigned char **img, uint64_t *size)
 {
     *img = NULL;

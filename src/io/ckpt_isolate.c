@@ -14,11 +14,21 @@
  * parent rebuilds the checkpoint from the stream with the checkpoint API, which validates every
  * name, dtype and shape again; it treats the stream as untrusted (a child whose memory libhdf5
  * corrupted may send anything): every length is bounded, every size is checked against the
- * dtype and shape, and a malformed stream is an error. The parent never calls libhdf5 on the
- * file, and never falls back to parsing in-process.
+ * dtype and shape, the number of attributes, arrays, monitors, channels and records is
+ * bounded, every byte it decodes (array payloads, names, strings, the slots of arrays,
+ * attributes, channels and records) is charged, before it is allocated, to a budget of 4 times
+ * the child's memory limit (none when the limit is off), and a malformed stream, an entry the
+ * checkpoint API refuses included, is an error naming the file. The parent never calls libhdf5
+ * on the file, and never falls back to parsing in-process.
  *
- * Test hook: MLTRAIN_ISOLATE_TEST_CHILD=garbage makes the child send a malformed stream (the
- * runner's own hooks: hang|segv|abort|exit3|silent; tests/io/test_ckpt_isolate.c). */
+ * Memory: the parent holds the file image until the child has started (the child keeps its
+ * copy-on-write copy), then the checkpoint it rebuilds; the child holds the image, libhdf5's
+ * own memory and one array at a time. At the peak the machine holds about the file plus the
+ * decoded checkpoint (docs/security.md, "Checkpoints").
+ *
+ * Test hook: MLTRAIN_ISOLATE_TEST_CHILD=garbage[-attrs|-arrays|-strings|-records|-refused]
+ * makes the child send a malformed or hostile stream (child_garbage; the runner's own hooks:
+ * hang|segv|abort|exit3|silent; tests/io/test_ckpt_isolate.c). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,11 +41,17 @@
 
 /* Stream records (native byte order: both ends are the same program on the same machine). */
 enum { REC_ATTR = 'A', REC_ARRAY = 'R', REC_MONITOR = 'M', REC_END = 'E' };
-/* Bounds the parent checks (a legitimate checkpoint stays far below them). */
+/* Bounds the parent checks (a legitimate checkpoint stays far below them): each name and
+ * string, and how many attributes, arrays, monitors, channels (all monitors together) and
+ * records (all channels together) one stream may hold. The counts also bound the time the
+ * checkpoint API's duplicate checks take (quadratic in the number of entries). */
 #define MAX_NAME ((uint32_t)1 << 16)
 #define MAX_STRING ((uint32_t)1 << 28)
-#define MAX_CHANNELS ((uint32_t)1 << 20)
-#define MAX_RECORDS ((uint64_t)1 << 28)
+#define MAX_ATTRS ((uint32_t)1 << 14)
+#define MAX_ARRAYS ((uint32_t)1 << 15)
+#define MAX_MONITORS ((uint32_t)1 << 10)
+#define MAX_CHANNELS ((uint32_t)1 << 14)
+#define MAX_RECORDS ((uint64_t)1 << 27)
 
 static const char *const HINT = "the file is corrupt or was not written by mltrain";
 
@@ -139,13 +155,73 @@ static void tx_end(tx *t, mt_status st)
     tx_flush(t);
 }
 
-/* The test hook: an array record of 1000 dimensions. */
-static void child_garbage(tx *t)
+/* The test hook's hostile streams (MLTRAIN_ISOLATE_TEST_CHILD=garbage[-<kind>]); each but the
+ * first and the last goes on until the parent stops reading (tx_raw then _exits):
+ *   garbage          an array record of 1000 dimensions
+ *   garbage-attrs    integer attributes with distinct names
+ *   garbage-arrays   empty arrays with distinct names of 60000 bytes
+ *   garbage-strings  string attributes of 200 MiB each
+ *   garbage-records  a monitor channel announcing 2^26 records (2.5 GiB), then records
+ *   garbage-refused  an array the checkpoint API refuses (a name under "monitors/") */
+static void child_garbage(tx *t, const char *kind)
 {
-    tx_u8(t, REC_ARRAY);
-    tx_str(t, "params/W");
-    tx_u32(t, (uint32_t)MT_FLOAT32);
-    tx_u32(t, 1000);
+    static char big[60000 + 32];
+    if (!strcmp(kind, "")) {
+        tx_u8(t, REC_ARRAY);
+        tx_str(t, "params/W");
+        tx_u32(t, (uint32_t)MT_FLOAT32);
+        tx_u32(t, 1000);
+    } else if (!strcmp(kind, "-refused")) {
+        int64_t dim = 0, nbytes = 0;
+        tx_u8(t, REC_ARRAY);
+        tx_str(t, "monitors/W");
+        tx_u32(t, (uint32_t)MT_FLOAT32);
+        tx_u32(t, 1);
+        tx_put(t, &dim, 8);
+        tx_put(t, &nbytes, 8);
+    } else if (!strcmp(kind, "-records")) {
+        uint64_t n = (uint64_t)1 << 26;
+        mt_chan_record r = {0};
+        tx_u8(t, REC_MONITOR);
+        tx_str(t, "monitor");
+        tx_u32(t, 1);
+        tx_str(t, "objective");
+        tx_put(t, &n, 8);
+        for (;;)
+            tx_put(t, &r, sizeof r);
+    }
+    memset(big, 'x', sizeof big - 1);
+    for (uint64_t i = 0; kind[0]; i++) {
+        char name[32];
+        int k = snprintf(name, sizeof name, "a%llu", (unsigned long long)i);
+        if (!strcmp(kind, "-attrs")) {
+            int64_t v = (int64_t)i;
+            tx_u8(t, REC_ATTR);
+            tx_str(t, name);
+            tx_u8(t, MT_CKPT_ATTR_INT);
+            tx_put(t, &v, 8);
+        } else if (!strcmp(kind, "-arrays")) {
+            int64_t dim = 0, nbytes = 0;
+            memcpy(big, name, (size_t)k); /* distinct: the number first */
+            big[60000] = '\0';
+            tx_u8(t, REC_ARRAY);
+            tx_str(t, big);
+            tx_u32(t, (uint32_t)MT_FLOAT32);
+            tx_u32(t, 1);
+            tx_put(t, &dim, 8);
+            tx_put(t, &nbytes, 8);
+        } else if (!strcmp(kind, "-strings")) {
+            tx_u8(t, REC_ATTR);
+            tx_str(t, name);
+            tx_u8(t, MT_CKPT_ATTR_STRING);
+            tx_u32(t, (uint32_t)200 << 20);
+            for (int j = 0; j < (200 << 20) / 60000; j++)
+                tx_put(t, big, 60000);
+            tx_put(t, big, (200 << 20) % 60000);
+        } else {
+            break; /* not a hook of this reader */
+        }
+    }
     tx_flush(t);
 }
 
@@ -159,6 +235,7 @@ typedef struct ckpt_job {
     mt_ckpt *c;         /* rebuilt from the stream */
     mt_status child_st; /* the status of the child's parse */
     char *msg;          /* its message (mt_free) */
+    char why[400];      /* a malformed stream's reason that quotes the checkpoint API */
 } ckpt_job;
 
 /* In the child: each array goes to the parent as soon as libhdf5 has read it, and its data is
@@ -179,8 +256,8 @@ static int ckpt_child(int fd, void *ctx)
     static tx t;
     t.fd = fd;
     const char *tm = getenv("MLTRAIN_ISOLATE_TEST_CHILD");
-    if (tm && !strcmp(tm, "garbage")) {
-        child_garbage(&t);
+    if (tm && !strncmp(tm, "garbage", 7)) {
+        child_garbage(&t, tm + 7);
         return 0;
     }
     mt_ckpt *c = NULL;
@@ -202,7 +279,12 @@ typedef struct dec {
     mt_status own;   /* a failure of this process, its message recorded */
     bool ended;      /* the stream stopped early (EOF or the deadline) */
     uint64_t budget; /* the child's memory limit (0: none): no array it held can be larger */
-    uint64_t taken;  /* array bytes received so far (at most 4 budgets in all) */
+    uint64_t cap;    /* bytes this process may decode in all: 4 budgets (0: no bound) */
+    uint64_t taken;  /* bytes decoded so far: payloads, names, strings, record slots */
+    uint32_t n_attrs, n_arrays, n_monitors, n_channels;
+    uint64_t n_records;
+    char *why;      /* room for a reason that quotes the checkpoint API (static storage of the */
+    size_t why_len; /* job: the runner reports it after the decoding returned) */
 } dec;
 
 static bool d_read(dec *d, void *dst, size_t n)
@@ -224,7 +306,37 @@ static bool d_fail(dec *d, mt_status st)
     return false;
 }
 
-/* A string of at most max bytes as a new NUL-terminated string (mt_free). */
+/* A status of the checkpoint API on what the stream said: out of memory is this process's own
+ * failure; anything else (a name, dtype or shape it refuses) makes the stream malformed, and
+ * the error names the file and quotes the refusal. */
+static bool d_refused(dec *d, mt_status st)
+{
+    if (d->bad || d->own || d->ended) return false; /* the first failure is the one reported */
+    if (st == MT_ERR_NOMEM) return d_fail(d, mt_err_prefix(st, "%s: ", d->label));
+    snprintf(d->why, d->why_len, "an entry the checkpoint refuses: %.300s", mt_last_error());
+    mt_err_clear();
+    return d_malformed(d, d->why);
+}
+
+/* Counts n more decoded bytes (before they are allocated): false, malformed, past the cap. */
+static bool d_charge(dec *d, uint64_t n)
+{
+    if (d->cap && (n > d->cap || d->taken > d->cap - n))
+        return d_malformed(d, "more data than 4 times the reading process's memory limit");
+    d->taken = n > UINT64_MAX - d->taken ? UINT64_MAX : d->taken + n;
+    return true;
+}
+
+/* Counts one more item of a kind (*count of at most max): false, malformed (why), past max. */
+static bool d_count(dec *d, uint32_t *count, uint32_t max, const char *why)
+{
+    if (*count >= max) return d_malformed(d, why);
+    (*count)++;
+    return true;
+}
+
+/* A string of at most max bytes as a new NUL-terminated string (mt_free), charged to the
+ * budget before it is allocated. */
 static char *d_str(dec *d, uint32_t max)
 {
     uint32_t n;
@@ -233,6 +345,7 @@ static char *d_str(dec *d, uint32_t max)
         d_malformed(d, "a string longer than the limit");
         return NULL;
     }
+    if (!d_charge(d, (uint64_t)n + 1)) return NULL;
     char *s = mt_malloc((size_t)n + 1);
     if (!s) {
         d_fail(d, mt_err_prefix(MT_ERR_NOMEM, "%s: ", d->label));
@@ -253,6 +366,9 @@ static char *d_str(dec *d, uint32_t max)
 
 static bool d_attr(dec *d, mt_ckpt *c)
 {
+    if (!d_count(d, &d->n_attrs, MAX_ATTRS, "too many attributes") ||
+        !d_charge(d, sizeof(mt__ckpt_attr)))
+        return false;
     char *name = d_str(d, MAX_NAME);
     unsigned char kind;
     if (!name || !d_read(d, &kind, 1)) {
@@ -276,12 +392,15 @@ static bool d_attr(dec *d, mt_ckpt *c)
         d_malformed(d, "an attribute of an unknown kind");
     }
     mt_free(name);
-    if (st != MT_OK) return d_fail(d, st);
+    if (st != MT_OK) return d_refused(d, st);
     return !d->bad && !d->own && !d->ended;
 }
 
 static bool d_array(dec *d, mt_ckpt *c)
 {
+    if (!d_count(d, &d->n_arrays, MAX_ARRAYS, "too many arrays") ||
+        !d_charge(d, sizeof(mt__ckpt_array)))
+        return false;
     char *name = d_str(d, MAX_NAME);
     uint32_t dt, ndim;
     int64_t dims[MT_MAX_DIMS];
@@ -302,9 +421,9 @@ static bool d_array(dec *d, mt_ckpt *c)
     /* the child held each array it sends within its memory limit, one at a time: an array
      * over that limit, or a total past 4 limits (a checkpoint decompressing to over 32x its
      * file size), is not a real parse */
-    if (ok && d->budget && (nbytes > d->budget || d->taken + nbytes > 4 * d->budget))
-        ok = d_malformed(d, "arrays larger than the reading process's memory limit");
-    if (ok) d->taken += nbytes;
+    if (ok && d->budget && nbytes > d->budget)
+        ok = d_malformed(d, "an array larger than the reading process's memory limit");
+    ok = ok && d_charge(d, nbytes);
     void *data = NULL;
     if (ok && nbytes && !(data = mt_malloc((size_t)nbytes)))
         ok = d_fail(d, mt_err_prefix(MT_ERR_NOMEM, "%s: array '%s' (%llu bytes): ", d->label, name,
@@ -314,15 +433,46 @@ static bool d_array(dec *d, mt_ckpt *c)
         mt_status st = mt__ckpt_put_array_owned(c, name, (mt_dtype)dt, (int32_t)ndim, dims, data,
                                                 (size_t)nbytes);
         data = NULL; /* owned by c now, or freed */
-        if (st != MT_OK) ok = d_fail(d, st);
+        if (st != MT_OK) ok = d_refused(d, st);
     }
     mt_free(data);
     mt_free(name);
     return ok;
 }
 
+/* One channel of a monitor: its name, its record count, its records. */
+static bool d_channel(dec *d, mt_monitor_history *h)
+{
+    if (!d_count(d, &d->n_channels, MAX_CHANNELS, "too many monitor channels") ||
+        !d_charge(d, sizeof(mt_chan_history)))
+        return false;
+    char *cname = d_str(d, MAX_NAME);
+    uint64_t n;
+    bool ok = cname && d_read(d, &n, 8);
+    if (ok && n > MAX_RECORDS - d->n_records) ok = d_malformed(d, "too many monitor records");
+    if (ok) d->n_records += n;
+    ok = ok && d_charge(d, n * sizeof(mt_chan_record)); /* n < 2^27: no overflow */
+    mt_chan_history *ch = ok ? mt_monitor_history_channel(h, cname, true) : NULL;
+    mt_free(cname);
+    if (ok && !ch) ok = d_fail(d, mt_err_prefix(MT_ERR_NOMEM, "%s: ", d->label));
+    mt_chan_record recs[256];
+    for (uint64_t k = 0; ok && k < n;) {
+        size_t take = n - k < 256 ? (size_t)(n - k) : 256;
+        ok = d_read(d, recs, take * sizeof recs[0]);
+        for (size_t j = 0; ok && j < take; j++) {
+            mt_status st = mt_chan_history_append(ch, &recs[j]);
+            if (st != MT_OK) ok = d_fail(d, st);
+        }
+        k += take;
+    }
+    return ok;
+}
+
 static bool d_monitor(dec *d, mt_ckpt *c)
 {
+    if (!d_count(d, &d->n_monitors, MAX_MONITORS, "too many monitors") ||
+        !d_charge(d, sizeof(mt_monitor_history)))
+        return false;
     char *name = d_str(d, MAX_NAME);
     uint32_t nch;
     if (!name || !d_read(d, &nch, 4)) {
@@ -334,31 +484,14 @@ static bool d_monitor(dec *d, mt_ckpt *c)
     mt_free(name);
     bool ok = h.name ? true : d_fail(d, mt_err_prefix(MT_ERR_NOMEM, "%s: ", d->label));
     if (ok && nch > MAX_CHANNELS) ok = d_malformed(d, "too many monitor channels");
-    for (uint32_t i = 0; ok && i < nch; i++) {
-        char *cname = d_str(d, MAX_NAME);
-        uint64_t n;
-        ok = cname && d_read(d, &n, 8);
-        if (ok && n > MAX_RECORDS) ok = d_malformed(d, "too many monitor records");
-        mt_chan_history *ch = ok ? mt_monitor_history_channel(&h, cname, true) : NULL;
-        mt_free(cname);
-        if (ok && !ch) ok = d_fail(d, mt_err_prefix(MT_ERR_NOMEM, "%s: ", d->label));
-        mt_chan_record recs[256];
-        for (uint64_t k = 0; ok && k < n;) {
-            size_t take = n - k < 256 ? (size_t)(n - k) : 256;
-            ok = d_read(d, recs, take * sizeof recs[0]);
-            for (size_t j = 0; ok && j < take; j++) {
-                mt_status st = mt_chan_history_append(ch, &recs[j]);
-                if (st != MT_OK) ok = d_fail(d, st);
-            }
-            k += take;
-        }
-    }
+    for (uint32_t i = 0; ok && i < nch; i++)
+        ok = d_channel(d, &h);
     if (!ok) {
         mt_monitor_history_clear(&h);
         return false;
     }
     mt_status st = mt__ckpt_put_monitor_move(c, &h);
-    return st == MT_OK ? true : d_fail(d, st);
+    return st == MT_OK ? true : d_refused(d, st);
 }
 
 /* Decodes the stream into c until its end record: true with *child_st (and, for an error, the
@@ -410,7 +543,9 @@ static mt_status ckpt_parent(mt__isolate_rx *rx, void *ctx)
     if (st == MT_OK && !(j->c->path = mt_strdup(j->path)))
         st = mt_err_prefix(MT_ERR_NOMEM, "%s: ", j->label);
     if (st != MT_OK) return st;
-    dec d = {.r = rx, .label = j->label, .budget = mt__isolate_mem_limit(j->size)};
+    dec d = {.r = rx, .label = j->label, .why = j->why, .why_len = sizeof j->why};
+    d.budget = mt__isolate_mem_limit(j->size); /* at most 2^60: 4 budgets fit in 64 bits */
+    d.cap = d.budget > UINT64_MAX / 4 ? UINT64_MAX : 4 * d.budget;
     if (d_stream(&d, j->c, &j->child_st, &j->msg)) return MT_OK;
     if (d.own) return d.own;
     if (d.bad) return mt__isolate_malformed(rx, d.bad);

@@ -5,17 +5,22 @@
  * pipe and keeps running, a signal, a non-zero exit, no result, a malformed result, a failure
  * of this process) as an error naming the subject; the memory limit (an allocation beyond it
  * fails and is reported as running out of memory within it; MLTRAIN_ISOLATE_MAX_MB=0 lifts
- * it; the default grows with the file). The users of the runner are tested with real files in
+ * it; the default grows with the file; huge settings are clamped; only an ERR_NOMEM of the work
+ * is reported as running out of memory); a process started with stdio closed; the log's
+ * mutex held by another thread at the fork. The users of the runner are tested with real files in
  * tests/io/test_ckpt_isolate.c and tests/io/test_hdf5_probe.c. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../../src/core/isolate.h"
@@ -45,8 +50,10 @@ typedef struct report {
 } report;
 
 typedef struct job {
-    const char *mode; /* what the child does */
-    size_t alloc;     /* bytes the child allocates (and touches one byte of per page) */
+    const char *mode;      /* what the child does */
+    size_t alloc;          /* bytes the child allocates (and touches one byte of per page) */
+    mt_status work_status; /* the status the child's work fails with (0: it does not) ... */
+    int work_errno;        /* ... and errno at that moment */
     report got;
     const char *malformed; /* the parent calls the result malformed with this reason */
     bool own_failure;      /* the parent fails on its own after reading */
@@ -76,6 +83,18 @@ static int child_fn(int fd, void *ctx)
         }
         st = mt__isolate_child_result(st);
     }
+    if (j->work_status != MT_OK) {
+        st = mt_err_set(j->work_status, "the work failed on its own");
+        errno = j->work_errno;
+        st = mt__isolate_child_result(st);
+    }
+    if (!strcmp(j->mode, "noisy")) { /* its stdout and stderr must not reach the result */
+        printf("noise on stdout\n");
+        fflush(stdout);
+        fprintf(stderr, "noise on stderr\n");
+        if (write(1, "raw noise\n", 10) < 0 || write(2, "raw noise\n", 10) < 0) r.alloc_ok = 0;
+    }
+    if (!strcmp(j->mode, "log")) mt_log(MT_LOG_ERROR, "logged in the child");
     r.status = (int32_t)st;
     snprintf(r.msg, sizeof r.msg, "%s", st == MT_OK ? "" : mt_last_error());
     if (!strcmp(j->mode, "half")) { /* half a report, then exit 0 */
@@ -222,7 +241,126 @@ MT_TEST(isolate_memory_limit_setting)
     MT_CHECK_EQ_INT((long long)mt__isolate_mem_limit(1000), 0);
     setenv("MLTRAIN_ISOLATE_MAX_MB", "lots", 1); /* not a number: the default */
     MT_CHECK_EQ_INT((long long)mt__isolate_mem_limit(1000), 1024LL << 20);
+    /* huge values are clamped to 2^40 MiB, so that 4 limits still fit in 64 bits */
+    const uint64_t most = MT__ISOLATE_MAX_MB << 20;
+    MT_CHECK(most <= UINT64_MAX / 8);
+    static const char *const huge[] = {"1099511627777", "4398046511104", "8796093022207",
+                                       "99999999999999999999999999"};
+    for (size_t i = 0; i < sizeof huge / sizeof huge[0]; i++) {
+        setenv("MLTRAIN_ISOLATE_MAX_MB", huge[i], 1);
+        if (mt__isolate_mem_limit(1000) != most)
+            mt_test_fail(__FILE__, __LINE__, "MLTRAIN_ISOLATE_MAX_MB=%s gives %llu bytes", huge[i],
+                         (unsigned long long)mt__isolate_mem_limit(1000));
+    }
+    setenv("MLTRAIN_ISOLATE_MAX_MB", "1099511627776", 1); /* the largest honoured as it is */
+    MT_CHECK(mt__isolate_mem_limit(1000) == most);
     unsetenv("MLTRAIN_ISOLATE_MAX_MB");
+    MT_CHECK(mt__isolate_mem_limit(UINT64_MAX) == most); /* the default too */
+}
+
+/* Only a work that failed with ERR_NOMEM gets the out-of-memory message (naming the limit):
+ * a failure with another status keeps it and its message whatever errno says, and an ERR_NOMEM
+ * needs no errno. */
+MT_TEST(isolate_out_of_memory_needs_the_status)
+{
+    if (NO_LIMIT_BUILD) MT_SKIP("a sanitizer build: the child has no memory limit");
+    unsetenv("MLTRAIN_ISOLATE_MAX_MB");
+    unsetenv("MLTRAIN_ISOLATE_TEST_CHILD");
+    job fmt = {.mode = "plain", .work_status = MT_ERR_FORMAT, .work_errno = ENOMEM};
+    MT_CHECK_OK(run_job(&fmt, 30));
+    MT_CHECK_EQ_INT(fmt.got.status, MT_ERR_FORMAT);
+    MT_CHECK_STR_EQ(fmt.got.msg, "the work failed on its own");
+    job oom = {.mode = "plain", .work_status = MT_ERR_NOMEM, .work_errno = 0};
+    MT_CHECK_OK(run_job(&oom, 30));
+    MT_CHECK_EQ_INT(oom.got.status, MT_ERR_NOMEM);
+    MT_CHECK(strstr(oom.got.msg, "the parser ran out of memory within the limit of 1024 MiB") !=
+             NULL);
+    check_no_children();
+}
+
+/* A process started with some of stdin, stdout and stderr closed gets the pipe on those
+ * numbers: the child's writes to its stdout and stderr (here printf, fprintf and raw writes)
+ * must still not reach the result, and the child has all three open (on /dev/null where this
+ * process had them closed). Each variant runs in a forked process of its own, which reports
+ * through its exit status. */
+MT_TEST(isolate_with_stdio_closed)
+{
+    unsetenv("MLTRAIN_ISOLATE_TEST_CHILD");
+    static const int closed[][3] = {{0, 1, -1}, {1, 2, -1}, {0, 1, 2}, {1, -1, -1}};
+    for (size_t v = 0; v < sizeof closed / sizeof closed[0]; v++) {
+        fflush(stdout);
+        fflush(stderr);
+        pid_t pid = fork();
+        MT_CHECK(pid >= 0);
+        if (pid == 0) {
+            for (int k = 0; k < 3; k++)
+                if (closed[v][k] >= 0) close(closed[v][k]);
+            job j = {.mode = "noisy"};
+            mt_status st = run_job(&j, 30);
+            int code = st != MT_OK                            ? 10 + (int)-st
+                       : j.got.status != MT_OK                ? 2
+                       : strcmp(j.got.msg, "") != 0           ? 3
+                       : (j.got.open_fds & 7) != 7            ? 4
+                       : (j.got.open_fds & ~(uint64_t)7) != 8 ? 5
+                                                              : 0;
+            _exit(code);
+        }
+        int ws = 0;
+        MT_CHECK(waitpid(pid, &ws, 0) == pid);
+        if (!WIFEXITED(ws) || WEXITSTATUS(ws) != 0)
+            mt_test_fail(__FILE__, __LINE__,
+                         "with descriptors %d %d %d closed: the forked test process ended with "
+                         "status %d (2: a wrong status in the result, 3: a wrong message, 4, 5: "
+                         "wrong descriptors in the child, 10+: the run failed)",
+                         closed[v][0], closed[v][1], closed[v][2],
+                         WIFEXITED(ws) ? WEXITSTATUS(ws) : -WTERMSIG(ws));
+    }
+    check_no_children();
+}
+
+/* A thread of this process holds the log's mutex (inside a log callback) while the child is
+ * forked: the child's own mt_log must not wait for it forever (the mutex is free again in the
+ * child), so the result comes back well before the deadline. */
+static pthread_t g_blocker;
+static atomic_int g_inside, g_release;
+
+static void blocking_sink(mt_log_level level, const char *msg, void *user)
+{
+    (void)level, (void)msg, (void)user;
+    if (!pthread_equal(pthread_self(), g_blocker)) return;
+    atomic_store(&g_inside, 1);
+    while (!atomic_load(&g_release)) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+static void *blocker_main(void *arg)
+{
+    (void)arg;
+    mt_log(MT_LOG_ERROR, "held while the child is forked");
+    return NULL;
+}
+
+MT_TEST(isolate_log_lock_held_at_fork)
+{
+    unsetenv("MLTRAIN_ISOLATE_TEST_CHILD");
+    mt_log_set_callback(blocking_sink, NULL);
+    atomic_store(&g_inside, 0);
+    atomic_store(&g_release, 0);
+    MT_CHECK(pthread_create(&g_blocker, NULL, blocker_main, NULL) == 0);
+    while (!atomic_load(&g_inside)) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    job j = {.mode = "log"};
+    mt_status st = run_job(&j, 10);
+    atomic_store(&g_release, 1);
+    pthread_join(g_blocker, NULL);
+    mt_log_set_callback(NULL, NULL);
+    MT_CHECK_OK(st);
+    MT_CHECK_EQ_INT(j.got.status, MT_OK);
+    check_no_children();
 }
 
 /* An allocation beyond the limit fails in the child and is reported as running out of memory

@@ -5,8 +5,10 @@
  * temporary directory, nothing written to the refused one); an entry altered or truncated after
  * publication is detected, rebuilt and replaced, and the kernel computes the right value; a
  * shared read-only cache (MLTRAIN_CACHE_READONLY) is read but never written; directories are
- * created 0700 and files 0600. Each case sets its own MLTRAIN_CACHE_DIR under its temporary
- * directory. */
+ * created 0700 and files 0600; a file verified once in a process is not hashed again (counted
+ * by mt__kcache_checksum_count); kernels compiled as one group of a batch compute what they
+ * compute alone and are published without clashing with others' temporaries. Each case sets
+ * its own MLTRAIN_CACHE_DIR under its temporary directory. */
 #include <dirent.h>
 #include <dlfcn.h>
 #include <fcntl.h>
@@ -245,8 +247,13 @@ MT_TEST(kcache_verified_once_then_altered_rebuilt)
     MT_CHECK_EQ_INT(g_compiles, 1);
     struct timespec wait = {2, 200000000};
     nanosleep(&wait, NULL);
-    build_and_check(9); /* verified and remembered */
-    build_and_check(9); /* remembered */
+    int64_t h0 = mt__kcache_checksum_count();
+    build_and_check(9); /* verified (hashed) and remembered */
+    int64_t h1 = mt__kcache_checksum_count();
+    MT_CHECK(h1 > h0);
+    build_and_check(9); /* remembered: not hashed again */
+    build_and_check(9);
+    MT_CHECK_EQ_INT(mt__kcache_checksum_count(), h1);
     MT_CHECK_EQ_INT(g_compiles, 1);
     MT_CHECK(strstr(g_log, "not loaded") == NULL);
     char path[2048];
@@ -255,8 +262,120 @@ MT_TEST(kcache_verified_once_then_altered_rebuilt)
     MT_CHECK(stat(path, &sb) == 0);
     flip_byte(path, sb.st_size / 2); /* same size, new ctime */
     build_and_check(9);
+    MT_CHECK(mt__kcache_checksum_count() > h1); /* the changed file is hashed again */
     MT_CHECK_EQ_INT(g_compiles, 2);
     MT_CHECK(strstr(g_log, "does not match its recorded checksum") != NULL);
+}
+
+/* ---------------------------------------------------------------- batches */
+
+/* A generated kernel: the C prelude, then its own part. */
+static char *kernel_source(const char *body)
+{
+    mt_strbuf sb;
+    mt_strbuf_init(&sb);
+    mt__kgen_prelude(&sb, MT_KLANG_C);
+    mt_strbuf_append(&sb, body);
+    MT_CHECK_OK(mt_strbuf_status(&sb));
+    return sb.data; /* owned by the caller (mt_free) */
+}
+
+/* The entry name (<key>.so) the cache gives source: built once in a scratch cache. */
+static void entry_name_of(const char *source, const char *entry, const char *scratch, char *out,
+                          size_t len)
+{
+    setenv("MLTRAIN_CACHE_DIR", scratch, 1);
+    void *fn = NULL, *dl = NULL;
+    MT_CHECK_OK(mt__hostcc_build(source, entry, &fn, &dl));
+    dlclose(dl);
+    char path[2048];
+    only_entry(scratch, path, sizeof path);
+    snprintf(out, len, "%s", strrchr(path, '/') + 1);
+    unlink(path);
+}
+
+/* Two kernels compiled as one group (one compiler run, one file under both names):
+ * - the first kernel's own part #defines a macro that the second tests with #ifdef, and
+ *   redefines one of the prelude's (MT_INF), which the second uses: each must compute what it
+ *   computes alone (no macro leaks into the kernel after it, the prelude's comes back);
+ * - the temporary names under which the group's file is linked before the renames are not
+ *   derived from the pid and a counter (which repeat across containers and hosts sharing a
+ *   cache directory): temporaries planted under every such name for this pid do not make the
+ *   group fail (it would be compiled again kernel by kernel: three compiler runs), and they
+ *   are left alone. */
+MT_TEST(kcache_batch_group_isolated_kernels)
+{
+    need_cc();
+    const char *scratch = sub("scratch"), *dir = sub("batch");
+    make_dir(scratch, 0700);
+    make_dir(dir, 0700);
+    capture_logs();
+    /* the first part is the larger one: a group is ordered by size, largest first */
+    char *a = kernel_source("/* a kernel that defines a macro for its own use .................. "
+                            "................................................................ */\n"
+                            "#define MT_KC_LEAK 7.0\n"
+                            "#undef MT_INF\n#define MT_INF 100.0\n"
+                            "double mt_kc_a(double x) { return x + MT_KC_LEAK + MT_INF; }\n");
+    char *b = kernel_source("double mt_kc_b(double x)\n{\n#ifdef MT_KC_LEAK\n    return -1.0;\n"
+                            "#else\n    return MT_INF > 1e300 ? x * 2.0 : -2.0;\n#endif\n}\n");
+    char name_a[128], name_b[128];
+    entry_name_of(a, "mt_kc_a", scratch, name_a, sizeof name_a);
+    entry_name_of(b, "mt_kc_b", scratch, name_b, sizeof name_b);
+    int planted = 0;
+    for (int k = 0; k < 256; k++)
+        for (int w = 0; w < 2; w++) {
+            char path[2048];
+            snprintf(path, sizeof path, "%s/.tmp-ln-%ld-%d-%.16s", dir, (long)getpid(), k,
+                     w ? name_b : name_a);
+            int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+            MT_CHECK(fd >= 0);
+            close(fd);
+            planted++;
+        }
+    setenv("MLTRAIN_CACHE_DIR", dir, 1);
+    int64_t runs0 = 0, runs1 = 0;
+    mt_host_kernel_counts(NULL, &runs0);
+    MT_CHECK_OK(mt_kernel_batch_begin());
+    void *fn = NULL, *dl = NULL;
+    MT_CHECK_ERR(mt__hostcc_build(a, "mt_kc_a", &fn, &dl), MT_ERR_NOT_BUILT, "kernel batch");
+    MT_CHECK_ERR(mt__hostcc_build(b, "mt_kc_b", &fn, &dl), MT_ERR_NOT_BUILT, "kernel batch");
+    int32_t built = 0;
+    MT_CHECK_OK(mt_kernel_batch_end(1, &built));
+    MT_CHECK_EQ_INT(built, 2);
+    mt_host_kernel_counts(NULL, &runs1);
+    MT_CHECK_EQ_INT(runs1 - runs0, 1); /* one group, one compiler run */
+    char pa[2048], pb[2048];
+    snprintf(pa, sizeof pa, "%s/%s", dir, name_a);
+    snprintf(pb, sizeof pb, "%s/%s", dir, name_b);
+    struct stat sa, sb;
+    MT_CHECK(stat(pa, &sa) == 0 && stat(pb, &sb) == 0);
+    MT_CHECK(sa.st_ino == sb.st_ino); /* one file under both names */
+    MT_CHECK_OK(mt__hostcc_build(a, "mt_kc_a", &fn, &dl));
+    MT_CHECK_CLOSE(((double (*)(double))fn)(1.5), 108.5, 0, 0);
+    dlclose(dl);
+    MT_CHECK_OK(mt__hostcc_build(b, "mt_kc_b", &fn, &dl));
+    MT_CHECK_CLOSE(((double (*)(double))fn)(1.5), 3.0, 0, 0);
+    dlclose(dl);
+    mt_host_kernel_counts(NULL, &runs0);
+    MT_CHECK_EQ_INT(runs0, runs1); /* loaded, not compiled */
+    /* the planted temporaries are still there, and nothing else was left behind */
+    DIR *dp = opendir(dir);
+    MT_CHECK(dp != NULL);
+    int tmps = 0, others = 0;
+    struct dirent *de;
+    while ((de = readdir(dp)) != NULL) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
+        if (!strncmp(de->d_name, ".tmp-ln-", 8))
+            tmps++;
+        else if (strcmp(de->d_name, name_a) && strcmp(de->d_name, name_b) &&
+                 strncmp(de->d_name, "cc-", 3))
+            others++;
+    }
+    closedir(dp);
+    MT_CHECK_EQ_INT(tmps, planted);
+    MT_CHECK_EQ_INT(others, 0);
+    mt_free(a);
+    mt_free(b);
 }
 
 /* The data entries the CUDA backend stores (cubin/PTX images) go through the same checks. */

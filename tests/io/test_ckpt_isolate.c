@@ -5,6 +5,7 @@
  * end (a signal, abort, a non-zero exit, no result), MLTRAIN_CKPT_ISOLATE=0, a process that
  * ignores SIGCHLD, and that the child neither runs atexit handlers nor leaves a zombie; the
  * child's memory limit (MLTRAIN_ISOLATE_MAX_MB) on the inputs whose headers claim gigabytes;
+ * hostile streams from the child (bounded counts, a byte budget, refusals naming the file);
  * and the cost of isolation on a typical MLP checkpoint (printed). The same inputs through
  * `mltrain print-monitor` are in test_cli.c; the runner itself (src/core/isolate.c) is tested
  * in tests/core/test_isolate.c. */
@@ -65,6 +66,13 @@ static void check_small(const mt_ckpt *c)
     MT_CHECK(dt == MT_FLOAT32 && nd == 2 && dims[0] == 20 && dims[1] == 10);
     for (int i = 0; i < 200; i++)
         MT_CHECK(((const float *)data)[i] == (float)xval(i, 0));
+}
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 /* No child of this process is left, running or as a zombie. */
@@ -255,9 +263,63 @@ MT_TEST(ckpt_isolated_memory_limit)
     MT_CHECK_OK(mt_ckpt_read(&c, p));
     check_small(c);
     mt_ckpt_free(c);
+    /* a limit so large that 4 of it overflowed 64 bits (2^42 MiB: 4 x 2^62 bytes wrapped to 0
+     * and every array was refused) is clamped, and the file reads */
+    setenv("MLTRAIN_ISOLATE_MAX_MB", "4398046511104", 1);
+    MT_CHECK_OK(mt_ckpt_read(&c, p));
+    check_small(c);
+    mt_ckpt_free(c);
     unsetenv("MLTRAIN_ISOLATE_MAX_MB");
     unsetenv("MLTRAIN_CKPT_ISOLATE_TIMEOUT");
     mt_free(ballast);
+    check_no_children();
+}
+
+/* Hostile streams (a child whose memory libhdf5 corrupted may send anything; made by the test
+ * hook MLTRAIN_ISOLATE_TEST_CHILD=garbage-*): endless attributes, endless empty arrays with long
+ * names, string attributes of 200 MiB, a channel announcing 2^26 records, an array the
+ * checkpoint API refuses. Each is refused as a malformed result naming the file, quickly
+ * (printed), before this process allocates what the stream announces: the counts are bounded,
+ * and every decoded byte is charged to 4 times the child's memory limit (1 MiB here; the cases
+ * that need a limit are left out in a sanitizer build, which has none). Unbounded, the first
+ * three ran until the deadline while this process grew. */
+MT_TEST(ckpt_isolated_hostile_streams)
+{
+    char *p = write_small("streams.h5");
+    setenv("MLTRAIN_CKPT_ISOLATE_TIMEOUT", "30", 1);
+    unsetenv("MLTRAIN_ISOLATE_MAX_MB");
+    bool limited = mt__isolate_mem_limit(0) != 0;
+    setenv("MLTRAIN_ISOLATE_MAX_MB", "1", 1);
+    static const struct {
+        const char *mode;
+        bool needs_limit;
+        const char *needle;
+    } cases[] = {
+        {"garbage-attrs", false, "sent a malformed result (too many attributes)"},
+        {"garbage-refused", false,
+         "sent a malformed result (an entry the checkpoint refuses: checkpoint: array name "
+         "'monitors/W' is under \"monitors/\""},
+        {"garbage-arrays", true,
+         "sent a malformed result (more data than 4 times the reading process's memory limit)"},
+        {"garbage-strings", true, "(more data than 4 times the reading process's memory limit)"},
+        {"garbage-records", true, "(more data than 4 times the reading process's memory limit)"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        if (cases[i].needs_limit && !limited) {
+            printf("%-16s left out: no memory limit in a sanitizer build\n", cases[i].mode);
+            continue;
+        }
+        setenv("MLTRAIN_ISOLATE_TEST_CHILD", cases[i].mode, 1);
+        mt_ckpt *c = NULL;
+        double t0 = mono_s();
+        MT_CHECK_ERR(mt_ckpt_read(&c, p), MT_ERR_FORMAT, cases[i].needle);
+        printf("%-16s %.2f s: %s\n", cases[i].mode, mono_s() - t0, mt_last_error());
+        MT_CHECK(strstr(mt_last_error(), p) != NULL);
+        MT_CHECK(c == NULL);
+    }
+    unsetenv("MLTRAIN_ISOLATE_TEST_CHILD");
+    unsetenv("MLTRAIN_ISOLATE_MAX_MB");
+    unsetenv("MLTRAIN_CKPT_ISOLATE_TIMEOUT");
     check_no_children();
 }
 
@@ -274,13 +336,6 @@ MT_TEST(ckpt_isolated_sigchld_ignored)
     MT_CHECK_ERR(mt_ckpt_read(&c, p), MT_ERR_FORMAT, "ended without a result");
     unsetenv("MLTRAIN_ISOLATE_TEST_CHILD");
     signal(SIGCHLD, SIG_DFL);
-}
-
-static double mono_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 static int cmp_double(const void *a, const void *b)

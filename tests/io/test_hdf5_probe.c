@@ -157,6 +157,50 @@ MT_TEST(hdf5_probe_memory_limit)
     mt_free(ballast);
 }
 
+/* The probe looks the chunk at the origin up in the chunk index (one lookup, not a count of
+ * every chunk): datasets written by h5py whose first chunk, or every chunk, was never written
+ * (no storage allocated: the lookup finds nothing, which is not an error), whose other chunks
+ * are compressed, or with no rows at all, load in both modes. */
+MT_TEST(hdf5_probe_chunk_lookup)
+{
+    char *p = tpath("chunks.h5");
+    char script[2048];
+    snprintf(script, sizeof script,
+             "import h5py, numpy as np\n"
+             "with h5py.File('%s', 'w') as f:\n"
+             "    f.create_dataset('unwritten', shape=(10, 4), chunks=(2, 4), dtype='f4')\n"
+             "    d = f.create_dataset('partial', shape=(10, 4), chunks=(2, 4), dtype='f4',\n"
+             "                         compression='gzip')\n"
+             "    d[4:10] = np.arange(24, dtype='f4').reshape(6, 4)\n"
+             "    d = f.create_dataset('many', shape=(5000, 3), chunks=(1, 3), dtype='f8')\n"
+             "    d[:] = np.arange(15000, dtype='f8').reshape(5000, 3)\n"
+             "    f.create_dataset('norows', shape=(0, 4), chunks=(2, 4), dtype='f4',\n"
+             "                     maxshape=(None, 4))\n",
+             p);
+    MT_CHECK_EQ_INT(run_python(script, NULL, "h5py numpy", NULL), 0);
+    static const struct {
+        const char *name;
+        int64_t n;
+    } cases[] = {{"unwritten", 10}, {"partial", 10}, {"many", 5000}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        for (int lazy = 0; lazy < 2; lazy++) {
+            mt_dataset *ds = NULL;
+            MT_CHECK_OK(mt_dataset_hdf5_mode(&ds, p, cases[i].name, NULL,
+                                             lazy ? MT_DATA_LOAD_LAZY : MT_DATA_LOAD_MEMORY));
+            mt_dataset_info info;
+            mt_dataset_get_info(ds, &info);
+            MT_CHECK_EQ_INT(info.n, cases[i].n);
+            mt_dataset_free(ds);
+        }
+    /* no rows: whatever the dataset reader says of it, the probe lets it through */
+    mt_dataset *ds = NULL;
+    mt_status st = mt_dataset_hdf5_mode(&ds, p, "norows", NULL, MT_DATA_LOAD_MEMORY);
+    printf("norows: %s %s\n", mt_status_name(st), st ? mt_last_error() : "");
+    if (st != MT_OK) MT_CHECK(strstr(mt_last_error(), "probing") == NULL);
+    mt_dataset_free(ds);
+    check_no_children();
+}
+
 /* Two lazy datasets of one file open at once (X_train then X_valid, say), then an in-memory
  * one: each later probe's child must not reuse the open file of the earlier lazy datasets,
  * whose descriptors it does not have. */
