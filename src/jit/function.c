@@ -467,7 +467,8 @@ static uint64_t step_signature(const mt_function *f, const mt__jstep *s)
                               : s->kind == MT__STEP_FUSED ? s->out_vars[0] : s->v;
         const mt_type *t = mt_graph_type(f->g, v);
         uint64_t bits = (uint64_t)t->dtype << 16 | (uint64_t)t->ndim << 8;
-        for (int32_t d = 0; d < t->ndim; d++) bits |= (uint64_t)(t->shape[d] == 1) << d;
+        for (int32_t d = 0; d < t->ndim && d < MT_MAX_DIMS; d++)
+            bits |= (uint64_t)(t->shape[d] == 1) << d;
         h = (h ^ bits) * 0x100000001b3ull;
     }
     return h;
