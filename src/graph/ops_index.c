@@ -58,26 +58,32 @@ mt_status mt__infer_gather(mt__infer_ctx *cx)
         return MT_OK;
     }
     const mt_type *y = cx->in[2];
-    char ys[128], ts[128];
-    mt__shape_str(y->ndim, y->shape, ys, sizeof(ys));
-    mt__shape_str(t.ndim, t.shape, ts, sizeof(ts));
+    char ys[128], ts[128]; /* formatted only for an error: this can run on every call */
+#define SA_SHAPES()                                                                                \
+    (mt__shape_str(y->ndim, y->shape, ys, sizeof(ys)),                                             \
+     mt__shape_str(t.ndim, t.shape, ts, sizeof(ts)))
     if (y->dtype != x->dtype)
         return mt_err_set(MT_ERR_DTYPE, "scatter_add: value dtype %s differs from %s",
                           mt_dtype_name(y->dtype), mt_dtype_name(x->dtype));
     if (y->ndim != t.ndim)
-        return mt_err_set(MT_ERR_SHAPE, "scatter_add: values of shape %s do not fit the indexed "
-                          "shape %s", ys, ts);
+        return SA_SHAPES(), mt_err_set(MT_ERR_SHAPE,
+                                       "scatter_add: values of shape %s do not fit the indexed "
+                                       "shape %s",
+                                       ys, ts);
     for (int32_t i = 0; i < t.ndim; i++) {
         if (y->shape[i] == 1 || y->shape[i] == t.shape[i]) continue;
         if (y->shape[i] < 0 || t.shape[i] < 0) {
             cx->rtcheck = true;
             continue;
         }
-        return mt_err_set(MT_ERR_SHAPE, "scatter_add: values of shape %s do not fit the indexed "
-                          "shape %s", ys, ts);
+        return SA_SHAPES(), mt_err_set(MT_ERR_SHAPE,
+                                       "scatter_add: values of shape %s do not fit the indexed "
+                                       "shape %s",
+                                       ys, ts);
     }
     cx->out = mt_type_make(x->dtype, x->ndim, x->shape);
     return MT_OK;
+#undef SA_SHAPES
 }
 
 /* idx as a strong integer variable (weak literals become int64). */

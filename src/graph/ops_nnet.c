@@ -52,30 +52,38 @@ static mt_status infer_xent_dx(mt__infer_ctx *cx)
     mt_status st = axis_check(name, cx->attrs, x->ndim);
     if (st) return st;
     int32_t axis = cx->attrs->axes[0];
+    /* shapes as text only for an error: this runs on every call when the batch size is known
+     * only at run time */
     char xs[128], os[128];
-    mt__shape_str(x->ndim, x->shape, xs, sizeof(xs));
+#define DX_SHAPES(t)                                                                               \
+    (mt__shape_str(x->ndim, x->shape, xs, sizeof(xs)),                                             \
+     mt__shape_str((t)->ndim, (t)->shape, os, sizeof(os)))
     mt_type out = mt_type_make(x->dtype, x->ndim, x->shape);
     const mt_type *ops[2] = {gz, lb};
     for (int32_t o = 0; o < 2; o++) {
         const mt_type *t = ops[o];
         const char *what = o == 0 ? "output gradient" : "labels";
-        mt__shape_str(t->ndim, t->shape, os, sizeof(os));
         if (t->ndim != x->ndim - 1)
-            return mt_err_set(MT_ERR_SHAPE, "%s: %s of shape %s do not match %s without axis %d",
-                              name, what, os, xs, (int)axis);
+            return DX_SHAPES(t), mt_err_set(MT_ERR_SHAPE,
+                                            "%s: %s of shape %s do not match %s "
+                                            "without axis %d",
+                                            name, what, os, xs, (int)axis);
         for (int32_t i = 0, d = 0; i < t->ndim; i++, d++) {
             if (d == axis) d++;
             int64_t s = t->shape[i], q = out.shape[d];
             if (s == q || (o == 0 && s == 1)) continue; /* a size-1 gz dimension broadcasts */
             if (s >= 0 && q >= 0)
-                return mt_err_set(MT_ERR_SHAPE, "%s: %s of shape %s do not match %s without "
-                                  "axis %d", name, what, os, xs, (int)axis);
+                return DX_SHAPES(t), mt_err_set(MT_ERR_SHAPE,
+                                                "%s: %s of shape %s do not match "
+                                                "%s without axis %d",
+                                                name, what, os, xs, (int)axis);
             cx->rtcheck = true;
             if (q < 0 && s >= 0 && (o == 1 || s != 1)) out.shape[d] = s;
         }
     }
     cx->out = out;
     return MT_OK;
+#undef DX_SHAPES
 }
 
 mt_status mt__infer_xent(mt__infer_ctx *cx)
@@ -92,9 +100,10 @@ mt_status mt__infer_xent(mt__infer_ctx *cx)
     mt_status st = axis_check(name, cx->attrs, p->ndim);
     if (st) return st;
     int32_t axis = cx->attrs->axes[0];
-    char ps[128], ts[128];
-    mt__shape_str(p->ndim, p->shape, ps, sizeof(ps));
-    mt__shape_str(t->ndim, t->shape, ts, sizeof(ts));
+    char ps[128], ts[128]; /* shapes as text, formatted only for an error (per call otherwise) */
+#define XENT_SHAPES()                                                                              \
+    (mt__shape_str(p->ndim, p->shape, ps, sizeof(ps)),                                             \
+     mt__shape_str(t->ndim, t->shape, ts, sizeof(ts)))
     /* the reduced shape, merged with the targets' shape */
     mt_type out = mt_type_make(p->dtype, 0, NULL);
     for (int32_t i = 0; i < p->ndim; i++)
@@ -105,14 +114,18 @@ mt_status mt__infer_xent(mt__infer_ctx *cx)
             return mt_err_set(MT_ERR_DTYPE, "%s: labels must be integers, got %s", name,
                               mt_dtype_name(t->dtype));
         if (t->ndim != out.ndim)
-            return mt_err_set(MT_ERR_SHAPE, "%s: labels of shape %s do not match %s without "
-                              "axis %d", name, ts, ps, (int)axis);
+            return XENT_SHAPES(), mt_err_set(MT_ERR_SHAPE,
+                                             "%s: labels of shape %s do not match %s "
+                                             "without axis %d",
+                                             name, ts, ps, (int)axis);
         for (int32_t i = 0; i < out.ndim; i++) {
             int64_t s = t->shape[i];
             if (s == out.shape[i]) continue;
             if (s >= 0 && out.shape[i] >= 0)
-                return mt_err_set(MT_ERR_SHAPE, "%s: labels of shape %s do not match %s without "
-                                  "axis %d", name, ts, ps, (int)axis);
+                return XENT_SHAPES(), mt_err_set(MT_ERR_SHAPE,
+                                                 "%s: labels of shape %s do not match "
+                                                 "%s without axis %d",
+                                                 name, ts, ps, (int)axis);
             cx->rtcheck = true;
             if (out.shape[i] < 0) out.shape[i] = s;
         }
@@ -121,11 +134,13 @@ mt_status mt__infer_xent(mt__infer_ctx *cx)
             return mt_err_set(MT_ERR_DTYPE, "%s: targets dtype %s differs from %s", name,
                               mt_dtype_name(t->dtype), mt_dtype_name(p->dtype));
         if (t->ndim != p->ndim)
-            return mt_err_set(MT_ERR_SHAPE, "%s: shapes %s and %s differ", name, ps, ts);
+            return XENT_SHAPES(),
+                   mt_err_set(MT_ERR_SHAPE, "%s: shapes %s and %s differ", name, ps, ts);
         for (int32_t i = 0, k = 0; i < p->ndim; i++) {
             int64_t s = t->shape[i], q = p->shape[i];
             if (s >= 0 && q >= 0 && s != q)
-                return mt_err_set(MT_ERR_SHAPE, "%s: shapes %s and %s differ", name, ps, ts);
+                return XENT_SHAPES(),
+                       mt_err_set(MT_ERR_SHAPE, "%s: shapes %s and %s differ", name, ps, ts);
             if (s != q) cx->rtcheck = true;
             if (i == axis) continue;
             if (out.shape[k] < 0) out.shape[k] = s;
@@ -134,6 +149,7 @@ mt_status mt__infer_xent(mt__infer_ctx *cx)
     }
     cx->out = out;
     return MT_OK;
+#undef XENT_SHAPES
 }
 
 static mt_var softmax_like(mt_graph *g, mt_op op, mt_var x, int32_t axis)
