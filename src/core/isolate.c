@@ -91,7 +91,7 @@ uint64_t mt__isolate_mem_limit(uint64_t file_bytes)
         char *end;
         errno = 0;
         unsigned long long mb = strtoull(v, &end, 10);
-        if (*end == '\0' && v[0] != '-' && (errno == 0 || errno == ERANGE)) {
+        if (*end == '\0' && v[0] >= '0' && v[0] <= '9' && (errno == 0 || errno == ERANGE)) {
             if (errno == ERANGE || mb > MT__ISOLATE_MAX_MB) mb = MT__ISOLATE_MAX_MB;
             return (uint64_t)mb * MIB; /* 0: no limit */
         }

@@ -71,6 +71,7 @@ static mt_status infer_xent_dx(mt__infer_ctx *cx)
         for (int32_t i = 0, d = 0; i < t->ndim; i++, d++) {
             if (d == axis) d++;
             int64_t s = t->shape[i], q = out.shape[d];
+            if (o == 0 && s < 0) cx->rtcheck = true; /* no late broadcast of gz (rewrite.c) */
             if (s == q || (o == 0 && s == 1)) continue; /* a size-1 gz dimension broadcasts */
             if (s >= 0 && q >= 0)
                 return DX_SHAPES(t), mt_err_set(MT_ERR_SHAPE,

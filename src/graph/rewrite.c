@@ -461,6 +461,23 @@ static mt_status check_late_broadcast(const mt_graph *g, const mt__node *n,
         for (int32_t i = 0; i < 2 && !st; i++)
             st = no_late_broadcast(g, n, i, in_shapes[i], 0, out->ndim - 2, out);
         break;
+    case MT_OP_SOFTMAX_XENT_LABELS_DX: { /* gz's axis d is the output's d, or d + 1 from the
+                                          * class axis on */
+        const mt_type *gt = &mt__graph_node(g, n->in[0])->type;
+        int32_t axis = n->attrs.axes[0];
+        for (int32_t d = 0; d < gt->ndim && !st; d++) {
+            int32_t od = d < axis ? d : d + 1;
+            if (gt->shape[d] >= 0 || od >= out->ndim || in_shapes[0][d] == out->shape[od])
+                continue;
+            char b[128];
+            st = mt_err_set(MT_ERR_SHAPE, "%s: the output gradient of shape %s has size %lld on "
+                            "axis %d, which was unknown when the graph was built and cannot "
+                            "broadcast to %lld at run time", mt__op_label(n->op, &n->attrs),
+                            mt__shape_str(gt->ndim, in_shapes[0], b, sizeof(b)),
+                            (long long)in_shapes[0][d], (int)d, (long long)out->shape[od]);
+        }
+        break;
+    }
     default:
         break;
     }

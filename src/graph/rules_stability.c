@@ -455,12 +455,14 @@ static mt_var onehot_along(const mt_graph *g, mt_var hot, int32_t axis, int32_t 
         }
         hot = mt__rw_in(g, hot, 0);
     }
+    /* the one_hot itself has nd axes (a dimshuffle may drop size-1 or unknown axes) */
     if (mt_graph_op(g, hot) != MT_OP_ONE_HOT || mt_graph_attrs(g, hot)->depth != depth ||
-        mt_graph_type(g, hot)->dtype != dt)
+        mt_graph_type(g, hot)->dtype != dt || mt_graph_type(g, hot)->ndim != nd)
         return MT_VAR_NONE;
     mt_var y = mt__rw_in(g, hot, 0);
-    char k = mt_dtype_kind(mt_graph_type(g, y)->dtype);
-    return k == 'i' || k == 'u' ? y : MT_VAR_NONE;
+    const mt_type *yt = mt_graph_type(g, y);
+    char k = mt_dtype_kind(yt->dtype);
+    return (k == 'i' || k == 'u') && yt->ndim == nd - 1 ? y : MT_VAR_NONE;
 }
 
 /* s = softmax(x, a) - onehot(y) along a, with one dtype throughout, the one_hot's depth equal
@@ -489,7 +491,9 @@ static mt_var expanded_operand(const mt_graph *g, mt_var gk, int32_t axis)
     if (p->nperm != mt_graph_type(g, gk)->ndim) return MT_VAR_NONE;
     for (int32_t i = 0, k = 0; i < p->nperm; i++)
         if (p->perm[i] != (i == axis ? -1 : k++)) return MT_VAR_NONE;
-    return mt__rw_in(g, gk, 0);
+    /* only an insertion: the input has one axis fewer (a dimshuffle may also drop axes) */
+    mt_var gz = mt__rw_in(g, gk, 0);
+    return mt_graph_type(g, gz)->ndim == p->nperm - 1 ? gz : MT_VAR_NONE;
 }
 
 /* A constant 1 of dtype dt with nd axes of size 1 (broadcasts as a unit upstream gradient). */

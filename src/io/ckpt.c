@@ -147,6 +147,9 @@ mt_status mt__ckpt_put_array_owned(mt_ckpt *c, const char *name, mt_dtype dt, in
                             name, o);
     }
     char *nm = NULL;
+    if (st == MT_OK && at < 0 && c->n_arrays >= MT__CKPT_MAX_ARRAYS)
+        st = mt_err_set(MT_ERR_RANGE, "checkpoint: array '%s' would be array %d; a checkpoint "
+                        "holds at most %d", name, (int)c->n_arrays + 1, MT__CKPT_MAX_ARRAYS);
     if (st == MT_OK && at < 0) {
         nm = mt_strdup(name);
         if (!nm) st = mt_err_prefix(MT_ERR_NOMEM, "checkpoint: ");
@@ -303,6 +306,10 @@ static mt_status attr_slot(mt_ckpt *c, const char *name, mt__ckpt_attr **out)
         *out = a;
         return MT_OK;
     }
+    if (c->n_attrs >= MT__CKPT_MAX_ATTRS)
+        return mt_err_set(MT_ERR_RANGE, "checkpoint: attribute '%s' would be attribute %d; a "
+                          "checkpoint holds at most %d", name, (int)c->n_attrs + 1,
+                          MT__CKPT_MAX_ATTRS);
     char *nm = mt_strdup(name);
     if (!nm) return mt_err_prefix(MT_ERR_NOMEM, "checkpoint: ");
     st = grow((void **)&c->attrs, c->n_attrs, &c->cap_attrs, sizeof *c->attrs);
@@ -439,6 +446,23 @@ mt_status mt__ckpt_put_monitor_move(mt_ckpt *c, mt_monitor_history *h)
     int32_t at = -1;
     for (int32_t i = 0; st == MT_OK && i < c->n_monitors; i++)
         if (!strcmp(c->monitors[i].name, h->name)) at = i;
+    /* the totals with h in place of a monitor of the same name */
+    int64_t channels = h->n, records = 0;
+    for (int32_t k = 0; k < h->n; k++) records += h->channels[k].n;
+    for (int32_t i = 0; st == MT_OK && i < c->n_monitors; i++) {
+        if (i == at) continue;
+        channels += c->monitors[i].n;
+        for (int32_t k = 0; k < c->monitors[i].n; k++) records += c->monitors[i].channels[k].n;
+    }
+    if (st == MT_OK && at < 0 && c->n_monitors >= MT__CKPT_MAX_MONITORS)
+        st = mt_err_set(MT_ERR_RANGE, "checkpoint: monitor '%s' would be monitor %d; a "
+                        "checkpoint holds at most %d", h->name, (int)c->n_monitors + 1,
+                        MT__CKPT_MAX_MONITORS);
+    if (st == MT_OK && (channels > MT__CKPT_MAX_CHANNELS || records > MT__CKPT_MAX_RECORDS))
+        st = mt_err_set(MT_ERR_RANGE, "checkpoint: monitor '%s' would bring the checkpoint to "
+                        "%lld channels and %lld records; it holds at most %d channels and %lld "
+                        "records", h->name, (long long)channels, (long long)records,
+                        MT__CKPT_MAX_CHANNELS, (long long)MT__CKPT_MAX_RECORDS);
     if (st == MT_OK && at < 0)
         st = grow((void **)&c->monitors, c->n_monitors, &c->cap_monitors, sizeof *c->monitors);
     if (st != MT_OK) {

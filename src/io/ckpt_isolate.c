@@ -41,17 +41,18 @@
 
 /* Stream records (native byte order: both ends are the same program on the same machine). */
 enum { REC_ATTR = 'A', REC_ARRAY = 'R', REC_MONITOR = 'M', REC_END = 'E' };
-/* Bounds the parent checks (a legitimate checkpoint stays far below them): each name and
- * string, and how many attributes, arrays, monitors, channels (all monitors together) and
- * records (all channels together) one stream may hold. The counts also bound the time the
- * checkpoint API's duplicate checks take (quadratic in the number of entries). */
+/* Bounds the parent checks (io_impl.h: the checkpoint API refuses to hold more, so mltrain
+ * never writes what it would refuse to read): each name and string, and how many attributes,
+ * arrays, monitors, channels (all monitors together) and records (all channels together) one
+ * stream may hold. The counts also bound the time the checkpoint API's duplicate checks take
+ * (quadratic in the number of entries). */
 #define MAX_NAME ((uint32_t)1 << 16)
 #define MAX_STRING ((uint32_t)1 << 28)
-#define MAX_ATTRS ((uint32_t)1 << 14)
-#define MAX_ARRAYS ((uint32_t)1 << 15)
-#define MAX_MONITORS ((uint32_t)1 << 10)
-#define MAX_CHANNELS ((uint32_t)1 << 14)
-#define MAX_RECORDS ((uint64_t)1 << 27)
+#define MAX_ATTRS ((uint32_t)MT__CKPT_MAX_ATTRS)
+#define MAX_ARRAYS ((uint32_t)MT__CKPT_MAX_ARRAYS)
+#define MAX_MONITORS ((uint32_t)MT__CKPT_MAX_MONITORS)
+#define MAX_CHANNELS ((uint32_t)MT__CKPT_MAX_CHANNELS)
+#define MAX_RECORDS ((uint64_t)MT__CKPT_MAX_RECORDS)
 
 static const char *const HINT = "the file is corrupt or was not written by mltrain";
 
@@ -419,8 +420,7 @@ static bool d_array(dec *d, mt_ckpt *c)
     if (ok && (want != nbytes || nbytes > SIZE_MAX / 2))
         ok = d_malformed(d, "an array whose size does not match its shape");
     /* the child held each array it sends within its memory limit, one at a time: an array
-     * over that limit, or a total past 4 limits (a checkpoint decompressing to over 32x its
-     * file size), is not a real parse */
+     * over that limit, or a total past max(4 limits, 32x the file), is not a real parse */
     if (ok && d->budget && nbytes > d->budget)
         ok = d_malformed(d, "an array larger than the reading process's memory limit");
     ok = ok && d_charge(d, nbytes);
@@ -546,6 +546,10 @@ static mt_status ckpt_parent(mt__isolate_rx *rx, void *ctx)
     dec d = {.r = rx, .label = j->label, .why = j->why, .why_len = sizeof j->why};
     d.budget = mt__isolate_mem_limit(j->size); /* at most 2^60: 4 budgets fit in 64 bits */
     d.cap = d.budget > UINT64_MAX / 4 ? UINT64_MAX : 4 * d.budget;
+    /* with MLTRAIN_ISOLATE_MAX_MB set low, a genuine checkpoint larger than 4 limits still
+     * streams (the child holds one array at a time): the total may reach 32x the file too */
+    uint64_t by_file = j->size > UINT64_MAX / 32 ? UINT64_MAX : 32 * (uint64_t)j->size;
+    if (d.budget && d.cap < by_file) d.cap = by_file;
     if (d_stream(&d, j->c, &j->child_st, &j->msg)) return MT_OK;
     if (d.own) return d.own;
     if (d.bad) return mt__isolate_malformed(rx, d.bad);

@@ -15,6 +15,15 @@
 #define MT__CKPT_VERSION 1
 /* The group holding the monitor histories; no array may live under it. */
 #define MT__CKPT_MONITORS "monitors"
+/* The most one checkpoint holds (attributes, arrays, monitors, channels of all monitors,
+ * records of all channels): the checkpoint API refuses more with ERR_RANGE, and the isolated
+ * reader (ckpt_isolate.c) refuses a stream past them, so every checkpoint mltrain writes it can
+ * read back. Far above what a run writes (a layer has ~18 channels per monitoring dataset). */
+#define MT__CKPT_MAX_ATTRS 16384
+#define MT__CKPT_MAX_ARRAYS 32768
+#define MT__CKPT_MAX_MONITORS 1024
+#define MT__CKPT_MAX_CHANNELS 32768
+#define MT__CKPT_MAX_RECORDS ((int64_t)1 << 27)
 
 typedef struct mt__ckpt_attr {
     char *name;

@@ -331,13 +331,15 @@ void mt__monitor_describe(const mt__monitor *m, mt_strbuf *sb);
  * named signal: TERM, INT, USR1, KILL) itself after k batches, so tests exercise the real
  * handler path; with MLTRAIN_TEST_SIGNAL_RANK=r only rank r of a parallel run does.
  * MLTRAIN_TEST_SIGNAL_AT_MONITOR=e[:SIG] raises it while epoch e's monitoring and extensions
- * run (after them, before the termination criteria), the path of a signal outside the batches.
+ * run (after them, before the termination criteria), the path of a signal outside the batches;
+ * MLTRAIN_TEST_SIGNAL_AT_DECIDE=e[:SIG] while the criteria decide after epoch e.
  * MLTRAIN_TEST_STALL_RANK=r with MLTRAIN_TEST_STALL_AFTER_BATCHES=k makes rank r stop making
  * progress (sleep forever) after k batches, so tests exercise the collectives' deadline. */
 typedef struct mt__signal_state {
     volatile sig_atomic_t pending; /* last signal received (0 = none) */
     int64_t test_after_batches;    /* -1 = off */
     int64_t test_at_monitor;       /* epoch whose monitoring raises test_signal; -1 = off */
+    int64_t test_at_decide;        /* epoch whose termination check raises it; -1 = off */
     int test_signal;
     int32_t test_rank;             /* -1 = every rank */
     int32_t stall_rank;            /* -1 = off */

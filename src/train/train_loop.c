@@ -54,10 +54,14 @@ static void install_signals(mt__signal_state *s, saved_handlers *sv, bool handle
     s->pending = 0;
     s->test_after_batches = -1;
     s->test_at_monitor = -1;
+    s->test_at_decide = -1;
     s->test_signal = SIGTERM;
     const char *t = getenv("MLTRAIN_TEST_SIGNAL_AFTER_BATCHES"), *m;
     if ((m = getenv("MLTRAIN_TEST_SIGNAL_AT_MONITOR")) && *m) {
         s->test_at_monitor = strtoll(m, NULL, 10);
+        t = m;
+    } else if ((m = getenv("MLTRAIN_TEST_SIGNAL_AT_DECIDE")) && *m) {
+        s->test_at_decide = strtoll(m, NULL, 10);
         t = m;
     } else if (t && *t) {
         s->test_after_batches = strtoll(t, NULL, 10);
@@ -554,6 +558,11 @@ static mt_status epoch_loop(mt__run *run, bool resume_decide, mt_train_result *r
         bool cont = true, stop = false;
         mt_status st = pending_signal(run, &stop);
         if (!st && !stop) st = decide(run, &cont);
+        if (run->sig && run->sig->test_at_decide == run->epochs_seen &&
+            (run->sig->test_rank < 0 || run->sig->test_rank == mt__run_rank(run))) {
+            run->sig->test_at_decide = -1;
+            raise(run->sig->test_signal); /* as if it came while the criteria ran */
+        }
         if (st) return st;
         if (stop) {
             res->interrupted = run->stop_signal;
@@ -562,8 +571,13 @@ static mt_status epoch_loop(mt__run *run, bool resume_decide, mt_train_result *r
         if (!cont) break;
     }
     run->stage = 2;
-    if (t->save_freq > 0) return mt__run_save(run, t->save_path);
-    return MT_OK;
+    /* A signal that arrived during the last decision: the finished run (stage 2) is
+     * checkpointed and the job stops here instead of going on to its next phase. */
+    bool stop = false;
+    mt_status st = pending_signal(run, &stop);
+    if (!st && t->save_freq > 0) st = mt__run_save(run, t->save_path);
+    if (!st && stop) res->interrupted = run->stop_signal;
+    return st;
 }
 
 /* ---------------------------------------------------------------- dry run */

@@ -495,6 +495,27 @@ MT_TEST(xent_softmax_dx_only_for_the_exact_pattern)
     }
 }
 
+/* A dimshuffle that also drops an axis (of unknown size) is not an expand_dims of the upstream
+ * gradient: the rule must not take its input as gz (it has the wrong number of axes), and the
+ * graph still optimizes. */
+MT_TEST(xent_softmax_dx_not_through_axis_dropping_dimshuffles)
+{
+    mt_graph *g = new_graph();
+    mt_var x = ph(g, "x", MT_FLOAT32, 2, SHAPE(4, 3));
+    mt_var y = ph(g, "y", MT_INT32, 1, SHAPE(4));
+    mt_var w = ph(g, "w", MT_FLOAT32, 2, SHAPE(4, -1));
+    int32_t perm[2] = {0, -1};
+    mt_var gk = mt_graph_dimshuffle(g, w, 2, perm); /* [4, 1]: w's unknown axis dropped */
+    mt_var d = mt_graph_sub(g, mt_graph_softmax(g, x, 1), mt_graph_one_hot(g, y, 3, MT_FLOAT32));
+    mt_var out = mt_graph_mul(g, gk, d);
+    MT_CHECK_OK(mt_graph_status(g));
+    CHECK_TYPE(g, gk, "float32[4,1]");
+    optimize(g, 1, &out);
+    MT_CHECK_OK(mt_graph_status(g));
+    CHECK_TYPE(g, out, "float32[4,3]");
+    mt_graph_free(g);
+}
+
 MT_TEST(stable_patterns_in_constants_are_stabilized_before_folding)
 {
     mt_graph *g = new_graph();

@@ -267,6 +267,48 @@ MT_TEST(monitor_history_basics)
     mt_monitor_history_clear(NULL);
 }
 
+/* The checkpoint API holds no more than the isolated reader accepts (io_impl.h): the 16385th
+ * attribute and the 1025th monitor are ERR_RANGE errors naming the limit, and a checkpoint at
+ * the limits writes and reads back. */
+MT_TEST(ckpt_entry_limits_match_the_reader)
+{
+    mt_ckpt *c = NULL;
+    MT_CHECK_OK(mt_ckpt_new(&c));
+    char nm[32];
+    for (int i = 0; i < 16384; i++) {
+        snprintf(nm, sizeof nm, "a%d", i);
+        MT_CHECK_OK(mt_ckpt_put_int(c, nm, i));
+    }
+    MT_CHECK_ERR(mt_ckpt_put_int(c, "one_more", 1), MT_ERR_RANGE, "holds at most 16384");
+    MT_CHECK_OK(mt_ckpt_put_int(c, "a7", 70)); /* replacing one is fine */
+    for (int i = 0; i < 1024; i++) {
+        mt_monitor_history h;
+        snprintf(nm, sizeof nm, "m%d", i);
+        mt_monitor_history_init(&h, nm);
+        mt_chan_history *ch = mt_monitor_history_channel(&h, "x", true);
+        MT_CHECK(ch != NULL);
+        mt_chan_record r = {1.0, 1, 1, 1, 1};
+        MT_CHECK_OK(mt_chan_history_append(ch, &r));
+        MT_CHECK_OK(mt_ckpt_put_monitor(c, &h));
+        mt_monitor_history_clear(&h);
+    }
+    mt_monitor_history h;
+    mt_monitor_history_init(&h, "extra");
+    MT_CHECK_ERR(mt_ckpt_put_monitor(c, &h), MT_ERR_RANGE, "holds at most 1024");
+    mt_monitor_history_clear(&h);
+    char path[600];
+    snprintf(path, sizeof path, "%s/limits.ckpt", mt_test_tmpdir());
+    MT_CHECK_OK(mt_ckpt_write(c, path));
+    mt_ckpt *back = NULL;
+    MT_CHECK_OK(mt_ckpt_read(&back, path));
+    int64_t v = 0;
+    MT_CHECK_OK(mt_ckpt_get_int(back, "a16383", &v));
+    MT_CHECK_EQ_INT(v, 16383);
+    MT_CHECK_EQ_INT(mt_ckpt_n_monitors(back), 1024);
+    mt_ckpt_free(back);
+    mt_ckpt_free(c);
+}
+
 MT_TEST(ckpt_read_missing_empty_random)
 {
     mt_ckpt *c = (mt_ckpt *)1;

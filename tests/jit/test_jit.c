@@ -878,6 +878,38 @@ MT_TEST(softmax_crossentropy_labels_dx_values)
     mt_graph_free(g);
 }
 
+/* An output gradient whose size was unknown when the graph was built does not broadcast at run
+ * time (as in elementwise ops, whose graph this op replaces): size 1 against a batch of 3 is an
+ * error naming it; the matching size runs. */
+MT_TEST(softmax_crossentropy_labels_dx_no_late_broadcast)
+{
+    mt_graph *g = new_graph();
+    int64_t sx[2] = {-1, 4}, sg[1] = {-1};
+    mt_var x = mt_graph_placeholder(g, "x", MT_FLOAT64, 2, sx);
+    mt_var gz = mt_graph_placeholder(g, "gz", MT_FLOAT64, 1, sg);
+    mt_var l = mt_graph_placeholder(g, "l", MT_INT64, 1, sg);
+    mt_var out = mt_graph_softmax_crossentropy_labels_dx(g, gz, x, l, 1);
+    MT_CHECK_OK(mt_graph_status(g));
+    int64_t s[2] = {3, 4}, s3[1] = {3}, s1[1] = {1};
+    double xv[12] = {0}, gv[3] = {1, 1, 1}, lv[3] = {0, 1, 2};
+    mt_array X, G3, G1, L, r = {0};
+    jt_arr(&X, MT_FLOAT64, 2, s, xv);
+    jt_arr(&G3, MT_FLOAT64, 1, s3, gv);
+    jt_arr(&G1, MT_FLOAT64, 1, s1, gv);
+    jt_arr(&L, MT_INT64, 1, s3, lv);
+    mt_var vars[3] = {x, gz, l};
+    const mt_array *ok[3] = {&X, &G3, &L}, *bad[3] = {&X, &G1, &L};
+    MT_CHECK_OK(mt_graph_eval(g, 1, &out, 3, vars, ok, jt_dev(), &r));
+    mt_array_clear(&r);
+    MT_CHECK_ERR(mt_graph_eval(g, 1, &out, 3, vars, bad, jt_dev(), &r), MT_ERR_SHAPE,
+                 "cannot broadcast to 3 at run time");
+    mt_array_clear(&X);
+    mt_array_clear(&G3);
+    mt_array_clear(&G1);
+    mt_array_clear(&L);
+    mt_graph_free(g);
+}
+
 /* ---------------------------------------------------------------- indexing */
 
 MT_TEST(gather_scatter_add_duplicates)

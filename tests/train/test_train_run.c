@@ -264,6 +264,36 @@ MT_TEST(resume_after_sigterm_in_monitoring_is_bit_identical)
     mt_ckpt_free(b);
 }
 
+/* A signal while the criteria decide to end the run (after the last epoch): the job stops with
+ * the finished run checkpointed (stage 2) instead of losing the signal; resuming finds nothing
+ * to do and the parameters equal an uninterrupted run's. */
+MT_TEST(sigterm_during_the_last_decision_stops_the_job)
+{
+    need_data();
+    const char *ref = small_job("dref", "0.05", 2, 1);
+    MT_CHECK_OK(run_job(ref, MT_RESUME_NO, NULL));
+    const char *job = small_job("dsig", "0.05", 2, 1);
+    setenv("MLTRAIN_TEST_SIGNAL_AT_DECIDE", "2", 1);
+    mt_train_result res;
+    mt_status st = run_job(job, MT_RESUME_NO, &res);
+    unsetenv("MLTRAIN_TEST_SIGNAL_AT_DECIDE");
+    MT_CHECK_OK(st);
+    MT_CHECK_EQ_INT(res.interrupted, SIGTERM);
+    MT_CHECK_EQ_INT(res.epochs_seen, 2);
+    mt_ckpt *c = read_ckpt("%s/%s.ckpt", "dsig");
+    int64_t stage = -1;
+    MT_CHECK_OK(mt_ckpt_get_int(c, "train/stage", &stage));
+    MT_CHECK_EQ_INT(stage, 2);
+    mt_ckpt_free(c);
+    MT_CHECK_OK(run_job(job, MT_RESUME_AUTO, &res));
+    MT_CHECK(res.resumed);
+    MT_CHECK_EQ_INT(res.interrupted, 0);
+    mt_ckpt *a = read_ckpt("%s/%s.ckpt", "dref"), *b = read_ckpt("%s/%s.ckpt", "dsig");
+    check_same_state(a, b);
+    mt_ckpt_free(a);
+    mt_ckpt_free(b);
+}
+
 MT_TEST(resume_after_sigkill_is_bit_identical)
 {
     need_data();
