@@ -323,7 +323,7 @@ static bool d_refused(dec *d, mt_status st)
 static bool d_charge(dec *d, uint64_t n)
 {
     if (d->cap && (n > d->cap || d->taken > d->cap - n))
-        return d_malformed(d, "more data than 4 times the reading process's memory limit");
+        return d_malformed(d, "more data than the reading process's memory limit allows");
     d->taken = n > UINT64_MAX - d->taken ? UINT64_MAX : d->taken + n;
     return true;
 }
