@@ -194,37 +194,59 @@ MT_TEST(objective_decreases_and_outputs)
     MT_CHECK_EQ_INT(lines, 5);
 }
 
+/* Runs job `name` (epochs, save_freq 1) with the test hook env=value set; the run must end
+ * interrupted by SIGTERM. Returns the job file. */
+static const char *run_signalled(const char *name, int epochs, const char *env, const char *value,
+                                 mt_train_result *res)
+{
+    const char *job = small_job(name, "0.05", epochs, 1);
+    setenv(env, value, 1);
+    mt_status st = run_job(job, MT_RESUME_NO, res);
+    unsetenv(env);
+    MT_CHECK_OK(st);
+    MT_CHECK_EQ_INT(res->interrupted, SIGTERM);
+    return job;
+}
+
+/* The integer `key` of checkpoint NAME.ckpt. */
+static int64_t ckpt_int(const char *name, const char *key)
+{
+    mt_ckpt *c = read_ckpt("%s/%s.ckpt", name);
+    int64_t v = -1;
+    MT_CHECK_OK(mt_ckpt_get_int(c, key, &v));
+    mt_ckpt_free(c);
+    return v;
+}
+
+/* The parameters and optimizer state of REF.ckpt and NAME.ckpt are the same bytes; with
+ * channels, so is the last valid_objective record and the number of records. */
+static void check_same_run(const char *ref, const char *name, bool channels)
+{
+    mt_ckpt *a = read_ckpt("%s/%s.ckpt", ref), *b = read_ckpt("%s/%s.ckpt", name);
+    check_same_state(a, b);
+    if (channels) {
+        int32_t na, nb;
+        MT_CHECK(last_value(a, "valid_objective", &na) == last_value(b, "valid_objective", &nb));
+        MT_CHECK_EQ_INT(na, nb);
+    }
+    mt_ckpt_free(a);
+    mt_ckpt_free(b);
+}
+
 MT_TEST(resume_after_sigterm_is_bit_identical)
 {
     need_data();
-    const char *ref = small_job("ref", "0.05", 3, 1);
-    MT_CHECK_OK(run_job(ref, MT_RESUME_NO, NULL));
-    const char *job = small_job("sig", "0.05", 3, 1);
-    setenv("MLTRAIN_TEST_SIGNAL_AFTER_BATCHES", "17", 1); /* epoch 2, batch 5 of 12 */
+    MT_CHECK_OK(run_job(small_job("ref", "0.05", 3, 1), MT_RESUME_NO, NULL));
     mt_train_result res;
-    mt_status st = run_job(job, MT_RESUME_NO, &res);
-    unsetenv("MLTRAIN_TEST_SIGNAL_AFTER_BATCHES");
-    MT_CHECK_OK(st);
-    MT_CHECK_EQ_INT(res.interrupted, SIGTERM);
-    mt_ckpt *mid = read_ckpt("%s/%s.ckpt", "sig");
-    int64_t stage = -1, bie = -1, ep = -1;
-    MT_CHECK_OK(mt_ckpt_get_int(mid, "train/stage", &stage));
-    MT_CHECK_OK(mt_ckpt_get_int(mid, "train/batch_in_epoch", &bie));
-    MT_CHECK_OK(mt_ckpt_get_int(mid, "train/epochs_seen", &ep));
-    MT_CHECK_EQ_INT(stage, 0);
-    MT_CHECK_EQ_INT(ep, 1);
-    MT_CHECK_EQ_INT(bie, 5);
-    mt_ckpt_free(mid);
+    /* epoch 2, batch 5 of 12 */
+    const char *job = run_signalled("sig", 3, "MLTRAIN_TEST_SIGNAL_AFTER_BATCHES", "17", &res);
+    MT_CHECK_EQ_INT(ckpt_int("sig", "train/stage"), 0);
+    MT_CHECK_EQ_INT(ckpt_int("sig", "train/epochs_seen"), 1);
+    MT_CHECK_EQ_INT(ckpt_int("sig", "train/batch_in_epoch"), 5);
     MT_CHECK_OK(run_job(job, MT_RESUME_YES, &res));
     MT_CHECK(res.resumed);
     MT_CHECK_EQ_INT(res.epochs_seen, 3);
-    mt_ckpt *a = read_ckpt("%s/%s.ckpt", "ref"), *b = read_ckpt("%s/%s.ckpt", "sig");
-    check_same_state(a, b);
-    int32_t na, nb;
-    MT_CHECK(last_value(a, "valid_objective", &na) == last_value(b, "valid_objective", &nb));
-    MT_CHECK_EQ_INT(na, nb);
-    mt_ckpt_free(a);
-    mt_ckpt_free(b);
+    check_same_run("ref", "sig", true);
     /* a finished run resumes to nothing */
     MT_CHECK_OK(run_job(job, MT_RESUME_AUTO, &res));
     MT_CHECK(res.resumed);
@@ -236,32 +258,15 @@ MT_TEST(resume_after_sigterm_is_bit_identical)
 MT_TEST(resume_after_sigterm_in_monitoring_is_bit_identical)
 {
     need_data();
-    const char *ref = small_job("mref", "0.05", 3, 1);
-    MT_CHECK_OK(run_job(ref, MT_RESUME_NO, NULL));
-    const char *job = small_job("msig", "0.05", 3, 1);
-    setenv("MLTRAIN_TEST_SIGNAL_AT_MONITOR", "1", 1);
+    MT_CHECK_OK(run_job(small_job("mref", "0.05", 3, 1), MT_RESUME_NO, NULL));
     mt_train_result res;
-    mt_status st = run_job(job, MT_RESUME_NO, &res);
-    unsetenv("MLTRAIN_TEST_SIGNAL_AT_MONITOR");
-    MT_CHECK_OK(st);
-    MT_CHECK_EQ_INT(res.interrupted, SIGTERM);
-    mt_ckpt *mid = read_ckpt("%s/%s.ckpt", "msig");
-    int64_t stage = -1, ep = -1;
-    MT_CHECK_OK(mt_ckpt_get_int(mid, "train/stage", &stage));
-    MT_CHECK_OK(mt_ckpt_get_int(mid, "train/epochs_seen", &ep));
-    MT_CHECK_EQ_INT(stage, 1);
-    MT_CHECK_EQ_INT(ep, 1);
-    mt_ckpt_free(mid);
+    const char *job = run_signalled("msig", 3, "MLTRAIN_TEST_SIGNAL_AT_MONITOR", "1", &res);
+    MT_CHECK_EQ_INT(ckpt_int("msig", "train/stage"), 1);
+    MT_CHECK_EQ_INT(ckpt_int("msig", "train/epochs_seen"), 1);
     MT_CHECK_OK(run_job(job, MT_RESUME_YES, &res));
     MT_CHECK(res.resumed);
     MT_CHECK_EQ_INT(res.epochs_seen, 3);
-    mt_ckpt *a = read_ckpt("%s/%s.ckpt", "mref"), *b = read_ckpt("%s/%s.ckpt", "msig");
-    check_same_state(a, b);
-    int32_t na, nb;
-    MT_CHECK(last_value(a, "valid_objective", &na) == last_value(b, "valid_objective", &nb));
-    MT_CHECK_EQ_INT(na, nb);
-    mt_ckpt_free(a);
-    mt_ckpt_free(b);
+    check_same_run("mref", "msig", true);
 }
 
 /* A signal while the criteria decide to end the run (after the last epoch): the job stops with
@@ -270,28 +275,15 @@ MT_TEST(resume_after_sigterm_in_monitoring_is_bit_identical)
 MT_TEST(sigterm_during_the_last_decision_stops_the_job)
 {
     need_data();
-    const char *ref = small_job("dref", "0.05", 2, 1);
-    MT_CHECK_OK(run_job(ref, MT_RESUME_NO, NULL));
-    const char *job = small_job("dsig", "0.05", 2, 1);
-    setenv("MLTRAIN_TEST_SIGNAL_AT_DECIDE", "2", 1);
+    MT_CHECK_OK(run_job(small_job("dref", "0.05", 2, 1), MT_RESUME_NO, NULL));
     mt_train_result res;
-    mt_status st = run_job(job, MT_RESUME_NO, &res);
-    unsetenv("MLTRAIN_TEST_SIGNAL_AT_DECIDE");
-    MT_CHECK_OK(st);
-    MT_CHECK_EQ_INT(res.interrupted, SIGTERM);
+    const char *job = run_signalled("dsig", 2, "MLTRAIN_TEST_SIGNAL_AT_DECIDE", "2", &res);
     MT_CHECK_EQ_INT(res.epochs_seen, 2);
-    mt_ckpt *c = read_ckpt("%s/%s.ckpt", "dsig");
-    int64_t stage = -1;
-    MT_CHECK_OK(mt_ckpt_get_int(c, "train/stage", &stage));
-    MT_CHECK_EQ_INT(stage, 2);
-    mt_ckpt_free(c);
+    MT_CHECK_EQ_INT(ckpt_int("dsig", "train/stage"), 2);
     MT_CHECK_OK(run_job(job, MT_RESUME_AUTO, &res));
     MT_CHECK(res.resumed);
     MT_CHECK_EQ_INT(res.interrupted, 0);
-    mt_ckpt *a = read_ckpt("%s/%s.ckpt", "dref"), *b = read_ckpt("%s/%s.ckpt", "dsig");
-    check_same_state(a, b);
-    mt_ckpt_free(a);
-    mt_ckpt_free(b);
+    check_same_run("dref", "dsig", false);
 }
 
 MT_TEST(resume_after_sigkill_is_bit_identical)
