@@ -12,6 +12,7 @@
 #include "mltrain/io.h"
 #include "mltrain/train.h"
 #include "mt_test.h"
+#include "mt_test_ckpt.h"
 
 /* 10 examples (batch_size 4: Pylearn2's even modes train 2 batches an epoch, the others 3). */
 #define JOB                                                                                        \
@@ -77,28 +78,7 @@ static mt_ckpt *read_ckpt(const char *name)
 static int32_t same_state(const char *name_a, const char *name_b)
 {
     mt_ckpt *a = read_ckpt(name_a), *b = read_ckpt(name_b);
-    int32_t compared = 0;
-    for (int32_t i = 0; i < mt_ckpt_n_arrays(a); i++) {
-        const char *name = mt_ckpt_array_name(a, i);
-        if (strncmp(name, "params/", 7) && strncmp(name, "optimizer/", 10)) continue;
-        mt_array x, y;
-        memset(&x, 0, sizeof x);
-        memset(&y, 0, sizeof y);
-        MT_CHECK_OK(mt_ckpt_get_array(a, name, &x));
-        MT_CHECK_OK(mt_ckpt_get_array(b, name, &y));
-        size_t n = mt_array_nbytes(&x);
-        MT_CHECK_EQ_INT(n, mt_array_nbytes(&y));
-        char *hx = malloc(n), *hy = malloc(n);
-        MT_CHECK(hx && hy);
-        MT_CHECK_OK(mt_array_to_host(hx, n, &x));
-        MT_CHECK_OK(mt_array_to_host(hy, n, &y));
-        if (memcmp(hx, hy, n) != 0) mt_test_fail(__FILE__, __LINE__, "%s differs", name);
-        free(hx);
-        free(hy);
-        mt_array_clear(&x);
-        mt_array_clear(&y);
-        compared++;
-    }
+    int32_t compared = mt_test_ckpt_same_arrays(a, b, "params/", "optimizer/");
     mt_ckpt_free(a);
     mt_ckpt_free(b);
     return compared;

@@ -25,6 +25,7 @@
 #include <sys/stat.h>
 
 #include "mt_test.h"
+#include "mt_test_ckpt.h"
 #include "test_train_built.h"
 #include "train_impl.h"
 
@@ -793,35 +794,6 @@ static int32_t channel(const mt_ckpt *c, const char *name, double *out, int32_t 
     mt_test_fail(__FILE__, __LINE__, "no channel %s", name);
 }
 
-/* Every array of a and b whose name starts with one of the prefixes, byte for byte; returns
- * how many were compared. */
-static int32_t same_arrays(const mt_ckpt *a, const mt_ckpt *b, const char *p1, const char *p2)
-{
-    int32_t compared = 0;
-    for (int32_t i = 0; i < mt_ckpt_n_arrays(a); i++) {
-        const char *name = mt_ckpt_array_name(a, i);
-        if (strncmp(name, p1, strlen(p1)) && (!p2 || strncmp(name, p2, strlen(p2)))) continue;
-        mt_array x, y;
-        memset(&x, 0, sizeof(x));
-        memset(&y, 0, sizeof(y));
-        MT_CHECK_OK(mt_ckpt_get_array(a, name, &x));
-        MT_CHECK_OK(mt_ckpt_get_array(b, name, &y));
-        size_t n = mt_array_nbytes(&x);
-        MT_CHECK_EQ_INT(n, mt_array_nbytes(&y));
-        char *hx = malloc(n), *hy = malloc(n);
-        MT_CHECK(hx && hy);
-        MT_CHECK_OK(mt_array_to_host(hx, n, &x));
-        MT_CHECK_OK(mt_array_to_host(hy, n, &y));
-        if (memcmp(hx, hy, n)) mt_test_fail(__FILE__, __LINE__, "%s differs", name);
-        free(hx);
-        free(hy);
-        mt_array_clear(&x);
-        mt_array_clear(&y);
-        compared++;
-    }
-    return compared;
-}
-
 MT_TEST(job_trains_with_every_new_component)
 {
     need_data();
@@ -905,8 +877,8 @@ MT_TEST(resume_with_polyak_and_windows_is_bit_identical)
     MT_CHECK(res.resumed);
     MT_CHECK_EQ_INT(res.epochs_seen, 3);
     mt_ckpt *a = read_ckpt("extref", ""), *b = read_ckpt("extsig", "");
-    MT_CHECK(same_arrays(a, b, "params/", "optimizer/") >= 6);
-    MT_CHECK_EQ_INT(same_arrays(a, b, "extension/2/mean/", NULL), 4);
+    MT_CHECK(mt_test_ckpt_same_arrays(a, b, "params/", "optimizer/") >= 6);
+    MT_CHECK_EQ_INT(mt_test_ckpt_same_arrays(a, b, "extension/2/mean/", NULL), 4);
     double la[8], lb[8], va[8], vb[8];
     int32_t n = channel(a, "learning_rate", la, 8);
     MT_CHECK_EQ_INT(channel(b, "learning_rate", lb, 8), n);
@@ -917,7 +889,7 @@ MT_TEST(resume_with_polyak_and_windows_is_bit_identical)
     mt_ckpt_free(b);
     a = read_ckpt("extref", "_avg");
     b = read_ckpt("extsig", "_avg");
-    MT_CHECK_EQ_INT(same_arrays(a, b, "params/", NULL), 4);
+    MT_CHECK_EQ_INT(mt_test_ckpt_same_arrays(a, b, "params/", NULL), 4);
     mt_ckpt_free(a);
     mt_ckpt_free(b);
 }
@@ -1186,8 +1158,8 @@ MT_TEST(longest_layer_paths_save_and_resume)
     MT_CHECK_EQ_INT(res.epochs_seen, 3);
     a = read_ckpt("lpref", "");
     mt_ckpt *b = read_ckpt("lpsig", "");
-    MT_CHECK_EQ_INT(same_arrays(a, b, "params/", "optimizer/"), 6 + 6);
-    MT_CHECK_EQ_INT(same_arrays(a, b, "extension/0/mean/", NULL), 6);
+    MT_CHECK_EQ_INT(mt_test_ckpt_same_arrays(a, b, "params/", "optimizer/"), 6 + 6);
+    MT_CHECK_EQ_INT(mt_test_ckpt_same_arrays(a, b, "extension/0/mean/", NULL), 6);
     double va[8], vb[8];
     int32_t n = channel(a, k, va, 8);
     MT_CHECK_EQ_INT(channel(b, k, vb, 8), n);

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "mt_test.h"
+#include "mt_test_ckpt.h"
 #include "train_impl.h"
 
 static void need_data(void)
@@ -100,30 +101,10 @@ static mt_ckpt *read_ckpt(const char *fmt, const char *a)
     return c;
 }
 
-/* Every params/ and optimizer/ array of a and b, byte for byte. */
+/* Every params/ and optimizer/ array of a and b, byte for byte, and the learning rate. */
 static void check_same_state(const mt_ckpt *a, const mt_ckpt *b)
 {
-    int32_t compared = 0;
-    for (int32_t i = 0; i < mt_ckpt_n_arrays(a); i++) {
-        const char *name = mt_ckpt_array_name(a, i);
-        if (strncmp(name, "params/", 7) && strncmp(name, "optimizer/", 10)) continue;
-        mt_array x, y;
-        memset(&x, 0, sizeof(x));
-        memset(&y, 0, sizeof(y));
-        MT_CHECK_OK(mt_ckpt_get_array(a, name, &x));
-        MT_CHECK_OK(mt_ckpt_get_array(b, name, &y));
-        MT_CHECK_EQ_INT(mt_array_nbytes(&x), mt_array_nbytes(&y));
-        size_t n = mt_array_nbytes(&x);
-        char *hx = malloc(n), *hy = malloc(n);
-        MT_CHECK_OK(mt_array_to_host(hx, n, &x));
-        MT_CHECK_OK(mt_array_to_host(hy, n, &y));
-        if (memcmp(hx, hy, n) != 0) mt_test_fail(__FILE__, __LINE__, "%s differs", name);
-        free(hx);
-        free(hy);
-        mt_array_clear(&x);
-        mt_array_clear(&y);
-        compared++;
-    }
+    int32_t compared = mt_test_ckpt_same_arrays(a, b, "params/", "optimizer/");
     MT_CHECK(compared >= 4); /* h0_W, h0_b, y_W, y_b (+ velocities) */
     double la, lb;
     MT_CHECK_OK(mt_ckpt_get_double(a, "algorithm/learning_rate", &la));
