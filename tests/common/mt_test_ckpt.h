@@ -1,6 +1,6 @@
-/* Checkpoint comparisons for tests that link the io module: arrays of two checkpoints, byte for
- * byte (bit-identical resume and data-parallel checks). Header-only, so mt_testlib itself does
- * not depend on io. */
+/* For tests that link the train and io modules: running a job file, and comparing the arrays of
+ * two checkpoints byte for byte (bit-identical resume and data-parallel checks). Header-only,
+ * so mt_testlib itself depends on neither. */
 #ifndef MT_TEST_CKPT_H
 #define MT_TEST_CKPT_H
 
@@ -8,7 +8,22 @@
 #include <string.h>
 
 #include "mltrain/io.h"
+#include "mltrain/train.h"
 #include "mt_test.h"
+
+/* mt_job_load + mt_job_run of the job file at path with options o (res may be NULL). */
+static inline mt_status mt_test_run_job(const char *path, const mt_train_options *o,
+                                        mt_train_result *res)
+{
+    mt_job *job = NULL;
+    mt_status st = mt_job_load(&job, path, o);
+    if (st) return st;
+    mt_train_result r;
+    memset(&r, 0, sizeof(r));
+    st = mt_job_run(job, res ? res : &r);
+    mt_job_free(job);
+    return st;
+}
 
 /* Every array of a whose name starts with p1 (or p2, when not NULL) equals b's array of that
  * name, byte for byte (a failure names it); returns how many were compared. */

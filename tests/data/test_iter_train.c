@@ -56,13 +56,7 @@ static mt_status run_job(const char *path, mt_resume_mode resume, int32_t shards
         o.dp.shards = shards;
         o.dp.deterministic = true;
     }
-    mt_job *job = NULL;
-    mt_status st = mt_job_load(&job, path, &o);
-    if (st) return st;
-    mt_train_result r;
-    st = mt_job_run(job, res ? res : &r);
-    mt_job_free(job);
-    return st;
+    return mt_test_run_job(path, &o, res);
 }
 
 static mt_ckpt *read_ckpt(const char *name)

@@ -762,14 +762,7 @@ static mt_status run_job(const char *path, mt_resume_mode resume, mt_train_resul
     mt_train_options_init(&o);
     o.resume = resume;
     o.monitor_log = false;
-    mt_job *job = NULL;
-    mt_status st = mt_job_load(&job, path, &o);
-    if (st) return st;
-    mt_train_result r;
-    memset(&r, 0, sizeof(r));
-    st = mt_job_run(job, res ? res : &r);
-    mt_job_free(job);
-    return st;
+    return mt_test_run_job(path, &o, res);
 }
 
 static mt_ckpt *read_ckpt(const char *name, const char *suffix)
