@@ -95,6 +95,11 @@ uint64_t mt__isolate_mem_limit(uint64_t file_bytes)
             if (errno == ERANGE || mb > MT__ISOLATE_MAX_MB) mb = MT__ISOLATE_MAX_MB;
             return (uint64_t)mb * MIB; /* 0: no limit */
         }
+        static int warned;
+        if (!__atomic_exchange_n(&warned, 1, __ATOMIC_RELAXED))
+            mt_log(MT_LOG_WARN, "MLTRAIN_ISOLATE_MAX_MB='%s' is not a whole number of MiB (0 "
+                                "lifts the limit); using the default limit",
+                   v);
     }
     const uint64_t most = MT__ISOLATE_MAX_MB * MIB;
     uint64_t scaled = file_bytes > most / 8 ? most : 8 * file_bytes;

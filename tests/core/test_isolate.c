@@ -241,6 +241,8 @@ MT_TEST(isolate_memory_limit_setting)
     MT_CHECK_EQ_INT((long long)mt__isolate_mem_limit(1000), 0);
     setenv("MLTRAIN_ISOLATE_MAX_MB", "lots", 1); /* not a number: the default */
     MT_CHECK_EQ_INT((long long)mt__isolate_mem_limit(1000), 1024LL << 20);
+    setenv("MLTRAIN_ISOLATE_MAX_MB", " -5", 1); /* strtoull would negate it: the default too */
+    MT_CHECK_EQ_INT((long long)mt__isolate_mem_limit(1000), 1024LL << 20);
     /* huge values are clamped to 2^40 MiB, so that 4 limits still fit in 64 bits */
     const uint64_t most = MT__ISOLATE_MAX_MB << 20;
     MT_CHECK(most <= UINT64_MAX / 8);
