@@ -7,7 +7,13 @@
  *   bench_conv_device [--device D] [--reps N] [--warmup N]
  *
  * Layer: the Pylearn2 convolutional tutorial's second convolution, float32, x [100, 64, 11,
- * 11], w [64, 64, 5, 5] -> y [100, 64, 7, 7] (0.50 G multiply-adds). */
+ * 11], w [64, 64, 5, 5] -> y [100, 64, 7, 7] (0.50 G multiply-adds).
+ *
+ * Then each direction of the device path alone (forward, gradient of the input, gradient of
+ * the filter): the first call with its sync (on CUDA it includes choosing cuDNN's algorithm for
+ * the shape), the median call with its sync, and the CPU time a call takes to return (ten calls
+ * queued back to back, then one sync): the per-call overhead a training step pays on the host
+ * while the device works. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +59,54 @@ static void run_host_copy(void *p)
                                 (size_t)numel(YD) * 4, NULL));
     BENCH_CHECK(mt_device_sync(c->dev));
     mt_array_clear(&hx), mt_array_clear(&hw), mt_array_clear(&hy);
+}
+
+typedef struct dir_ctx {
+    ctx *c;
+    int kind; /* 0 forward, 1 gradient of x, 2 gradient of w */
+    mt_array dx, dw;
+} dir_ctx;
+
+static void dir_call(dir_ctx *d)
+{
+    const mt_conv2d_params prm = {{1, 1}, {0, 0}};
+    ctx *c = d->c;
+    if (d->kind == 0)
+        BENCH_CHECK(mt_conv2d_forward(&c->y, &c->x, &c->w, &prm));
+    else if (d->kind == 1)
+        BENCH_CHECK(mt_conv2d_backward_data(&d->dx, &c->y, &c->w, &prm));
+    else
+        BENCH_CHECK(mt_conv2d_backward_filter(&d->dw, &c->x, &c->y, &prm));
+}
+
+/* One direction: first call, median synced call, median CPU time per queued call (ms). */
+static void bench_direction(ctx *c, int kind, int reps)
+{
+    static const char *const names[3] = {"forward", "gradient of x", "gradient of w"};
+    dir_ctx d = {.c = c, .kind = kind};
+    BENCH_CHECK(mt_array_empty(&d.dx, c->dev, MT_FLOAT32, 4, XD, 'C'));
+    BENCH_CHECK(mt_array_empty(&d.dw, c->dev, MT_FLOAT32, 4, WD, 'C'));
+    double t0 = bench_now();
+    dir_call(&d);
+    BENCH_CHECK(mt_device_sync(c->dev));
+    double first = bench_now() - t0;
+    double *synced = bench_xmalloc((size_t)reps * sizeof(double));
+    double *queued = bench_xmalloc((size_t)reps * sizeof(double));
+    for (int r = 0; r < reps; r++) {
+        t0 = bench_now();
+        dir_call(&d);
+        BENCH_CHECK(mt_device_sync(c->dev));
+        synced[r] = bench_now() - t0;
+        enum { QUEUE = 10 };
+        t0 = bench_now();
+        for (int q = 0; q < QUEUE; q++) dir_call(&d);
+        queued[r] = (bench_now() - t0) / QUEUE;
+        BENCH_CHECK(mt_device_sync(c->dev));
+    }
+    printf("| %-14s | %10.3f | %10.3f | %10.3f |\n", names[kind], first * 1e3,
+           bench_median(synced, reps) * 1e3, bench_median(queued, reps) * 1e3);
+    free(synced), free(queued);
+    mt_array_clear(&d.dx), mt_array_clear(&d.dw);
 }
 
 int main(int argc, char **argv)
@@ -117,6 +171,12 @@ int main(int argc, char **argv)
         bench_table_row(cases[i].name, impl[i], "-", &cases[i], 2 * macs, "GFLOP/s", ratio);
     }
     for (int i = 0; i < 2; i++) bench_case_free(&cases[i]);
+
+    printf("\nEach direction on the device (ms; the CPU column is the time one call takes to "
+           "return when calls are queued back to back):\n\n"
+           "| direction      | first call | median     | CPU / call |\n"
+           "|---|---:|---:|---:|\n");
+    for (int k = 0; k < 3; k++) bench_direction(&c, k, o.reps);
     free(a), free(b), free(c.hx), free(c.hw);
     mt_function_free(c.host_fn);
     mt_graph_free(g);

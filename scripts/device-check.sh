@@ -15,8 +15,9 @@
 #               cuBLAS, the backend's fast paths (copies staged through pinned memory vs direct
 #               cuMemcpy from pinned and pageable memory; float16/bfloat16 GEMM through
 #               cublasGemmEx vs a direct cublasGemmEx call), MLP and convnet training steps vs
-#               PyTorch on the same GPU, and the cold (empty cache) and warm-cache build time of
-#               the training function
+#               PyTorch on the same GPU, the cold (empty cache) and warm-cache build time of
+#               the training function, and one convolution layer per direction (first call,
+#               median, CPU time per call)
 #
 # Every phase runs under `timeout`, within one overall budget ($MT_CHECK_BUDGET seconds, default
 # 285) so the script ends in under 5 minutes even when a phase hangs; a failing phase is recorded
@@ -27,7 +28,8 @@
 # Environment: MT_CHECK_BUDGET (seconds, default 285), MT_DEPS_PREFIX (default /opt/mtdeps),
 #   MT_CHECK_BUILD_DIR (default build-device), MT_CHECK_DEVICE (default cuda:0),
 #   MT_CHECK_JOBS (build jobs, default nproc), MT_CHECK_BENCHES (which benchmarks: a
-#   space-separated subset of elementwise gemm fastpaths compile mlp conv mlp_small; default all), MT_CHECK_KEEP_BUILD=1 (reuse the build directory
+#   space-separated subset of elementwise gemm fastpaths compile mlp conv mlp_small conv_layer;
+#   default all), MT_CHECK_KEEP_BUILD=1 (reuse the build directory
 #   instead of starting afresh), MT_CHECK_WORK (scratch, default /tmp/mt-device-check), CUDA_HOME (default: from nvcc on PATH, else /usr/local/cuda).
 #   The backend's own settings pass through to the tests and benchmarks, e.g.
 #   MLTRAIN_CUDA_PINNED_MB=0 (no pinned staging) or MLTRAIN_CUDA_ASYNC_WRITES=1.
@@ -327,7 +329,7 @@ compile_time() { # cold then warm: the same function built with an empty, then a
 }
 export -f compile_time
 # want NAME: whether MT_CHECK_BENCHES (a space-separated subset of: elementwise gemm fastpaths
-# compile mlp conv mlp_small; unset = all) asks for that benchmark.
+# compile mlp conv mlp_small conv_layer; unset = all) asks for that benchmark.
 want() { [ -z "${MT_CHECK_BENCHES+x}" ] || case " $MT_CHECK_BENCHES " in *" $1 "*) ;; *) false ;; esac; }
 if [ $build_ok = 1 ]; then
   want elementwise && built "$B/bench_elemwise" "bench elementwise" &&
@@ -350,6 +352,9 @@ if [ $build_ok = 1 ]; then
     want mlp_small && bench_run "bench train mlp_small" 40 "$B/bench_train" --device "$DEV" --case mlp_small \
       --rounds 3 --steps 50 --no-job --no-diag --python "$PYWRAP"
   fi
+  # one convolution layer, each direction: first call (cuDNN plan), median, CPU time per call
+  want conv_layer && built "$B/bench_conv_device" "bench conv layer" &&
+    bench_run "bench conv layer" 30 "$B/bench_conv_device" --device "$DEV" --reps 9 --warmup 2
   # The host side of gpuarray with the unpacked libraries (the quick suites; CI runs them all).
   phase "ctest unit gpuarray" 45 "$CTEST_LOG" ctest --test-dir "$BUILD" -L unit \
     -R '^test_(array|views|io)\.' -j"$JOBS" --timeout 40
@@ -391,7 +396,7 @@ count_tests() { # LOG PHASE-NAME: "passed P, failed F, skipped S of T" of one ct
   sed -n '/^=== devices (/,/^=== devices:/p' "$CTEST_LOG" | grep -v '^===' | head -20
   echo
   echo "## key numbers (bench.txt has the tables)"
-  grep -E '^(SKIP|bench:|baseline:)|\*\*|compiled \+ first step|^--- ' "$BENCH_TXT" \
+  grep -E '^(SKIP|bench:|baseline:)|\*\*|compiled \+ first step|^--- |^\| (forward|gradient of) ' "$BENCH_TXT" \
     | sed -e 's/^| //' | head -60
   grep -E '^######## ' "$BENCH_TXT" | sed 's/^######## /ran: /' | cut -c1-160
 } >"$SUMMARY"

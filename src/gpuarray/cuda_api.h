@@ -124,7 +124,7 @@ typedef struct mt_cuda_dev {
     bool half_refused[2]; /* cuBLAS refused GemmEx for float16 / bfloat16 (under blas_lock) */
     cublasHandle_t blas;
     const mt_cublas_api *cb;
-    void *dnn; /* cudnnHandle_t (cuda_dnn.c), created on first use under blas_lock */
+    void *dnn; /* cuda_dnn.c's state (handle, plan cache), created on first use under blas_lock */
     mt_cuda_stage stage; /* pinned staging of host<->device copies */
 } mt_cuda_dev;
 
@@ -147,13 +147,16 @@ void mt__cuda_gemm_close(mt_device *dev);
 
 /* cuda_dnn.c: the backend's conv2d / pool2d members through cuDNN (see gpuarray_impl.h);
  * an error means "use the generic kernels". mt__cuda_dnn_close releases the device's handle
- * (device close); mt__cuda_dnn_calls counts the operations cuDNN ran in this process. */
+ * and cached convolution plans (device close); mt__cuda_dnn_calls counts the operations cuDNN ran in this process. */
 mt_status mt__cuda_dnn_conv2d(mt_device *dev, int32_t kind, mt_array *out, const mt_array *a,
                               const mt_array *b, const mt_conv2d_params *p);
 mt_status mt__cuda_dnn_pool2d(mt_device *dev, bool backward, mt_array *out, const mt_array *x,
                               const mt_array *y, const mt_array *dy, const mt_pool2d_params *p);
 void mt__cuda_dnn_close(mt_device *dev);
 uint64_t mt__cuda_dnn_calls(void);
+/* Heuristic algorithm queries (cudnnGet*Algorithm_v7) made in this process: one per new
+ * convolution plan (direction, dtype, shapes, padding, stride) of a device, not per call. */
+uint64_t mt__cuda_dnn_algo_queries(void);
 
 /* device_cuda.c: kernels loaded from the on-disk cache (for tests: a second build of the same
  * source in a fresh process or after a device reopen counts a hit). */

@@ -13,6 +13,12 @@
  * allocator, and the device's compute stream. One cuDNN handle per device, created on first use
  * with the device's primary context current and guarded by the backend's BLAS mutex.
  *
+ * Convolution plans are cached per device: the descriptors and the chosen algorithm (or the
+ * verdict that none is acceptable) of each (direction, dtype, shapes, padding, stride), up to
+ * PLAN_SLOTS of them, least recently used evicted. The heuristic query costs about a
+ * millisecond of CPU time per call in cuDNN 9, more than the convolutions of a small network
+ * take on the GPU, so a training step asks it once per shape, as PyTorch's algorithm cache does.
+ *
  * Only cases that give the generic path's results are taken: convolutions (float32/float64,
  * sizes within cuDNN's int dimensions), max pooling forward and mean pooling forward and
  * gradient when the output has the floor size (no ceil-mode window past the padded input;
@@ -38,17 +44,23 @@
 #define MT_CUDNN_HEADERS 0
 #endif
 
-static _Atomic uint64_t g_calls;
+static _Atomic uint64_t g_calls, g_queries;
 
 uint64_t mt__cuda_dnn_calls(void)
 {
     return atomic_load(&g_calls);
 }
 
+uint64_t mt__cuda_dnn_algo_queries(void)
+{
+    return atomic_load(&g_queries);
+}
+
 #if MT_CUDNN_HEADERS
 #include <cudnn.h>
 
 #define WS_LIMIT ((size_t)512 << 20)
+#define PLAN_SLOTS 64
 
 typedef struct dnn_api {
     __typeof__(&cudnnGetVersion) GetVersion;
@@ -167,29 +179,82 @@ static const char *dnn_err(const dnn_api *a, cudnnStatus_t s)
     return n ? n : "unknown cuDNN status";
 }
 
-/* The handle (blas_lock held, context current). */
-static mt_status handle_of(mt_device *dev, const dnn_api *a, cudnnHandle_t *out)
+/* Descriptors of one call or of one cached plan, destroyed together. */
+typedef struct descs {
+    cudnnTensorDescriptor_t t[3];
+    cudnnFilterDescriptor_t f;
+    cudnnConvolutionDescriptor_t c;
+    cudnnPoolingDescriptor_t p;
+} descs;
+
+static void descs_free(const dnn_api *a, descs *d)
+{
+    for (int i = 0; i < 3; i++)
+        if (d->t[i]) a->DestroyTensor(d->t[i]);
+    if (d->f) a->DestroyFilter(d->f);
+    if (d->c) a->DestroyConv(d->c);
+    if (d->p) a->DestroyPool(d->p);
+    memset(d, 0, sizeof *d);
+}
+
+/* What identifies a convolution plan: every field is set (memset first), so keys compare with
+ * memcmp. */
+typedef struct conv_key {
+    int32_t kind, f64;
+    int32_t x[4], w[4], y[4];
+    int32_t pad[2], stride[2];
+} conv_key;
+
+typedef struct conv_plan {
+    conv_key key;
+    uint64_t used;  /* the device clock at the last use; 0 = empty slot */
+    bool runnable;  /* false: cuDNN offered no acceptable algorithm (generic kernels) */
+    int algo;
+    size_t mem;     /* workspace bytes */
+    descs ds;       /* t[0] x, t[1] y, f, c (runnable plans only) */
+} conv_plan;
+
+/* The device's cuDNN state (mt_cuda_dev.dnn), under blas_lock. */
+typedef struct dnn_state {
+    cudnnHandle_t h;
+    uint64_t clock;
+    conv_plan plans[PLAN_SLOTS];
+} dnn_state;
+
+/* The device's state and handle (blas_lock held, context current). */
+static mt_status state_of(mt_device *dev, const dnn_api *a, dnn_state **out)
 {
     mt_cuda_dev *d = dev->impl;
     if (!d->dnn) {
-        cudnnHandle_t h = NULL;
-        cudnnStatus_t s = a->Create(&h);
-        if (s != CUDNN_STATUS_SUCCESS)
+        dnn_state *st = calloc(1, sizeof *st);
+        if (!st) return mt_err_set(MT_ERR_NOMEM, "cuDNN on %s: no memory for its state",
+                                   dev->info.name);
+        cudnnStatus_t s = a->Create(&st->h);
+        if (s != CUDNN_STATUS_SUCCESS) {
+            free(st);
             return fallback(dev, MT_ERR_DEVICE, "cudnnCreate: %s", dnn_err(a, s));
-        d->dnn = h;
+        }
+        d->dnn = st;
     }
-    *out = (cudnnHandle_t)d->dnn;
-    cudnnStatus_t s = a->SetStream(*out, (cudaStream_t)mt__cuda_stream(dev, NULL));
+    dnn_state *st = d->dnn;
+    cudnnStatus_t s = a->SetStream(st->h, (cudaStream_t)mt__cuda_stream(dev, NULL));
     if (s != CUDNN_STATUS_SUCCESS)
         return fallback(dev, MT_ERR_DEVICE, "cudnnSetStream: %s", dnn_err(a, s));
+    *out = st;
     return MT_OK;
 }
 
 void mt__cuda_dnn_close(mt_device *dev)
 {
     mt_cuda_dev *d = dev->impl;
-    if (d && d->dnn && g_ok) g_api.Destroy((cudnnHandle_t)d->dnn);
-    if (d) d->dnn = NULL;
+    if (!d || !d->dnn) return;
+    dnn_state *st = d->dnn;
+    if (g_ok) {
+        for (int i = 0; i < PLAN_SLOTS; i++) descs_free(&g_api, &st->plans[i].ds);
+        g_api.Destroy(st->h);
+    }
+    free(st);
+    d->dnn = NULL;
 }
 
 static void *dptr(const mt_array *a)
@@ -208,42 +273,26 @@ static bool fits_int(const int64_t *d, int32_t n)
     return true;
 }
 
-/* Descriptors of one call, destroyed together. */
-typedef struct descs {
-    cudnnTensorDescriptor_t t[3];
-    cudnnFilterDescriptor_t f;
-    cudnnConvolutionDescriptor_t c;
-    cudnnPoolingDescriptor_t p;
-} descs;
-
-static void descs_free(const dnn_api *a, descs *d)
-{
-    for (int i = 0; i < 3; i++)
-        if (d->t[i]) a->DestroyTensor(d->t[i]);
-    if (d->f) a->DestroyFilter(d->f);
-    if (d->c) a->DestroyConv(d->c);
-    if (d->p) a->DestroyPool(d->p);
-}
-
 /* The start of a cuDNN call on dev: loads the API, binds dev, takes the device's BLAS lock and
- * its cuDNN handle. On MT_OK the lock is held; dnn_end frees the descriptors and releases it. */
-static mt_status dnn_begin(mt_device *dev, const dnn_api **a, cudnnHandle_t *h)
+ * its cuDNN state. On MT_OK the lock is held; dnn_end frees the call's descriptors (if any) and
+ * releases it. */
+static mt_status dnn_begin(mt_device *dev, const dnn_api **a, dnn_state **st)
 {
     *a = api();
     if (!*a) return fallback(dev, MT_ERR_UNSUPPORTED, "%s", g_why);
-    mt_status st = mt__cuda_bind(dev);
-    if (st != MT_OK) return st;
+    mt_status s = mt__cuda_bind(dev);
+    if (s != MT_OK) return s;
     mt_cuda_dev *d = dev->impl;
     pthread_mutex_lock(&d->blas_lock);
-    st = handle_of(dev, *a, h);
-    if (st != MT_OK) pthread_mutex_unlock(&d->blas_lock);
-    return st;
+    s = state_of(dev, *a, st);
+    if (s != MT_OK) pthread_mutex_unlock(&d->blas_lock);
+    return s;
 }
 
 static void dnn_end(mt_device *dev, const dnn_api *a, descs *ds)
 {
     mt_cuda_dev *d = dev->impl;
-    descs_free(a, ds);
+    if (ds) descs_free(a, ds);
     pthread_mutex_unlock(&d->blas_lock);
 }
 
@@ -273,75 +322,144 @@ static bool exact_algo(int32_t kind, int algo)
 }
 
 /* The first deterministic GEMM-like algorithm that succeeded within the workspace limit. */
-#define PICK(perf, n, out_algo, out_mem, found)                                                  \
-    for (int i_ = 0; i_ < (n) && !(found); i_++) {                                               \
+#define PICK(perf, n, kind, plan)                                                                \
+    for (int i_ = 0; i_ < (n) && !(plan)->runnable; i_++) {                                      \
         if ((perf)[i_].status == CUDNN_STATUS_SUCCESS && exact_algo(kind, (int)(perf)[i_].algo) && \
             (perf)[i_].determinism == CUDNN_DETERMINISTIC && (perf)[i_].memory <= WS_LIMIT &&     \
             (perf)[i_].mathType != CUDNN_TENSOR_OP_MATH &&                                       \
             (perf)[i_].mathType != CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION) {                      \
-            (out_algo) = (perf)[i_].algo;                                                        \
-            (out_mem) = (perf)[i_].memory;                                                       \
-            (found) = true;                                                                      \
+            (plan)->algo = (int)(perf)[i_].algo;                                                 \
+            (plan)->mem = (perf)[i_].memory;                                                     \
+            (plan)->runnable = true;                                                             \
         }                                                                                        \
     }
 
-static mt_status run_conv(mt_device *dev, const dnn_api *a, cudnnHandle_t h, int32_t kind,
-                          descs *ds, const mt_array *x, const mt_array *w, const mt_array *y,
-                          bool f64)
+static void key_dims(int32_t *dst, const int64_t *d)
 {
+    for (int i = 0; i < 4; i++) dst[i] = (int32_t)d[i];
+}
+
+/* The cached plan of key, or NULL. */
+static conv_plan *plan_find(dnn_state *st, const conv_key *key)
+{
+    for (int i = 0; i < PLAN_SLOTS; i++)
+        if (st->plans[i].used && memcmp(&st->plans[i].key, key, sizeof *key) == 0)
+            return &st->plans[i];
+    return NULL;
+}
+
+/* An empty slot, or the least recently used one emptied. */
+static conv_plan *plan_slot(const dnn_api *a, dnn_state *st)
+{
+    conv_plan *victim = &st->plans[0];
+    for (int i = 0; i < PLAN_SLOTS && victim->used; i++)
+        if (st->plans[i].used < victim->used) victim = &st->plans[i];
+    descs_free(a, &victim->ds);
+    memset(victim, 0, sizeof *victim);
+    return victim;
+}
+
+static void plan_drop(const dnn_api *a, conv_plan *plan)
+{
+    descs_free(a, &plan->ds);
+    memset(plan, 0, sizeof *plan);
+}
+
+/* Makes a plan for key in a slot: descriptors, then the heuristic's ranking. A plan without an
+ * acceptable algorithm is kept too (runnable false), so the query is not repeated for it; a
+ * cuDNN error keeps nothing. */
+static mt_status plan_make(mt_device *dev, const dnn_api *a, dnn_state *st,
+                           const conv_key *key, const mt_conv2d_params *p, conv_plan **out)
+{
+    conv_plan *plan = plan_slot(a, st);
+    descs *ds = &plan->ds;
+    cudnnDataType_t dt = key->f64 ? CUDNN_DATA_DOUBLE : CUDNN_DATA_FLOAT;
+    const int32_t *x = key->x, *w = key->w, *y = key->y;
+    const int64_t xd[4] = {x[0], x[1], x[2], x[3]}, yd[4] = {y[0], y[1], y[2], y[3]};
+    const char *call = "descriptors";
+    cudnnStatus_t s = tensor(a, &ds->t[0], dt, xd);
+    if (s == CUDNN_STATUS_SUCCESS) s = tensor(a, &ds->t[1], dt, yd);
+    if (s == CUDNN_STATUS_SUCCESS) s = a->CreateFilter(&ds->f);
+    if (s == CUDNN_STATUS_SUCCESS)
+        s = a->SetFilter4d(ds->f, dt, CUDNN_TENSOR_NCHW, w[0], w[1], w[2], w[3]);
+    if (s == CUDNN_STATUS_SUCCESS) s = a->CreateConv(&ds->c);
+    if (s == CUDNN_STATUS_SUCCESS)
+        s = a->SetConv2d(ds->c, p->pad[0], p->pad[1], p->stride[0], p->stride[1], 1, 1,
+                         CUDNN_CROSS_CORRELATION, dt);
+    if (s == CUDNN_STATUS_SUCCESS) s = a->SetConvMath(ds->c, CUDNN_FMA_MATH);
     enum { NALGO = 16 };
     int n = 0;
-    bool found = false;
-    size_t mem = 0;
-    cudnnStatus_t s;
-    const char *call = "cudnnGetConvolution*Algorithm_v7";
-    int algo = 0;
-    if (kind == MT__CONV_FWD) {
-        cudnnConvolutionFwdAlgoPerf_t perf[NALGO];
-        s = a->FwdAlgo(h, ds->t[0], ds->f, ds->c, ds->t[1], NALGO, &n, perf);
-        if (s == CUDNN_STATUS_SUCCESS) PICK(perf, n, algo, mem, found)
-    } else if (kind == MT__CONV_BWD_DATA) {
-        cudnnConvolutionBwdDataAlgoPerf_t perf[NALGO];
-        s = a->BwdDataAlgo(h, ds->f, ds->t[1], ds->c, ds->t[0], NALGO, &n, perf);
-        if (s == CUDNN_STATUS_SUCCESS) PICK(perf, n, algo, mem, found)
-    } else {
-        cudnnConvolutionBwdFilterAlgoPerf_t perf[NALGO];
-        s = a->BwdFilterAlgo(h, ds->t[0], ds->t[1], ds->c, ds->f, NALGO, &n, perf);
-        if (s == CUDNN_STATUS_SUCCESS) PICK(perf, n, algo, mem, found)
+    if (s == CUDNN_STATUS_SUCCESS) {
+        call = "cudnnGetConvolution*Algorithm_v7";
+        atomic_fetch_add(&g_queries, 1);
+        if (key->kind == MT__CONV_FWD) {
+            cudnnConvolutionFwdAlgoPerf_t perf[NALGO];
+            s = a->FwdAlgo(st->h, ds->t[0], ds->f, ds->c, ds->t[1], NALGO, &n, perf);
+            if (s == CUDNN_STATUS_SUCCESS) PICK(perf, n, key->kind, plan)
+        } else if (key->kind == MT__CONV_BWD_DATA) {
+            cudnnConvolutionBwdDataAlgoPerf_t perf[NALGO];
+            s = a->BwdDataAlgo(st->h, ds->f, ds->t[1], ds->c, ds->t[0], NALGO, &n, perf);
+            if (s == CUDNN_STATUS_SUCCESS) PICK(perf, n, key->kind, plan)
+        } else {
+            cudnnConvolutionBwdFilterAlgoPerf_t perf[NALGO];
+            s = a->BwdFilterAlgo(st->h, ds->t[0], ds->t[1], ds->c, ds->f, NALGO, &n, perf);
+            if (s == CUDNN_STATUS_SUCCESS) PICK(perf, n, key->kind, plan)
+        }
     }
-    if (s != CUDNN_STATUS_SUCCESS) return fallback(dev, MT_ERR_DEVICE, "%s: %s", call, dnn_err(a, s));
-    if (!found)
-        return fallback(dev, MT_ERR_UNSUPPORTED, "no deterministic FMA algorithm among %d", n);
+    if (s != CUDNN_STATUS_SUCCESS) {
+        plan_drop(a, plan);
+        return fallback(dev, MT_ERR_DEVICE, "%s: %s", call, dnn_err(a, s));
+    }
+    plan->key = *key;
+    plan->used = ++st->clock;
+    if (!plan->runnable) descs_free(a, ds);
+    mt_log(MT_LOG_DEBUG, "cuDNN conv plan kind %d x %dx%dx%dx%d w %dx%dx%dx%d: %s %d, "
+           "workspace %zu", (int)key->kind, x[0], x[1], x[2], x[3], w[0], w[1], w[2], w[3],
+           plan->runnable ? "algorithm" : "no acceptable algorithm among", plan->runnable ?
+           plan->algo : n, plan->mem);
+    *out = plan;
+    return MT_OK;
+}
+
+static mt_status run_plan(mt_device *dev, const dnn_api *a, dnn_state *st, conv_plan *plan,
+                          const mt_array *x, const mt_array *w, const mt_array *y)
+{
     mt_buffer *ws = NULL;
-    if (mem > 0) {
-        mt_status st = mt_buffer_new(&ws, dev, mem);
-        if (st != MT_OK) return st;
+    if (plan->mem > 0) {
+        mt_status r = mt_buffer_new(&ws, dev, plan->mem);
+        if (r != MT_OK) return r;
     }
     void *wsp = ws ? ws->handle : NULL;
+    bool f64 = plan->key.f64;
     const float one_f = 1.0f, zero_f = 0.0f;
     const double one_d = 1.0, zero_d = 0.0;
     const void *one = f64 ? (const void *)&one_d : (const void *)&one_f;
     const void *zero = f64 ? (const void *)&zero_d : (const void *)&zero_f;
-    if (kind == MT__CONV_FWD) {
+    const descs *ds = &plan->ds;
+    const char *call;
+    cudnnStatus_t s;
+    if (plan->key.kind == MT__CONV_FWD) {
         call = "cudnnConvolutionForward";
-        s = a->ConvFwd(h, one, ds->t[0], dptr(x), ds->f, dptr(w), ds->c,
-                       (cudnnConvolutionFwdAlgo_t)algo, wsp, mem, zero, ds->t[1], dptr(y));
-    } else if (kind == MT__CONV_BWD_DATA) {
+        s = a->ConvFwd(st->h, one, ds->t[0], dptr(x), ds->f, dptr(w), ds->c,
+                       (cudnnConvolutionFwdAlgo_t)plan->algo, wsp, plan->mem, zero, ds->t[1],
+                       dptr(y));
+    } else if (plan->key.kind == MT__CONV_BWD_DATA) {
         call = "cudnnConvolutionBackwardData";
-        s = a->ConvBwdData(h, one, ds->f, dptr(w), ds->t[1], dptr(y), ds->c,
-                           (cudnnConvolutionBwdDataAlgo_t)algo, wsp, mem, zero, ds->t[0],
-                           dptr(x));
+        s = a->ConvBwdData(st->h, one, ds->f, dptr(w), ds->t[1], dptr(y), ds->c,
+                           (cudnnConvolutionBwdDataAlgo_t)plan->algo, wsp, plan->mem, zero,
+                           ds->t[0], dptr(x));
     } else {
         call = "cudnnConvolutionBackwardFilter";
-        s = a->ConvBwdFilter(h, one, ds->t[0], dptr(x), ds->t[1], dptr(y), ds->c,
-                             (cudnnConvolutionBwdFilterAlgo_t)algo, wsp, mem, zero, ds->f,
-                             dptr(w));
+        s = a->ConvBwdFilter(st->h, one, ds->t[0], dptr(x), ds->t[1], dptr(y), ds->c,
+                             (cudnnConvolutionBwdFilterAlgo_t)plan->algo, wsp, plan->mem, zero,
+                             ds->f, dptr(w));
     }
     mt_buffer_release(ws);
-    mt_log(MT_LOG_DEBUG, "cuDNN conv kind %d algorithm %d workspace %zu: %s", (int)kind, algo,
-           mem, s == CUDNN_STATUS_SUCCESS ? "ok" : dnn_err(a, s));
-    if (s != CUDNN_STATUS_SUCCESS)
+    if (s != CUDNN_STATUS_SUCCESS) {
+        int algo = plan->algo;
+        plan_drop(a, plan); /* asked again next time */
         return fallback(dev, MT_ERR_DEVICE, "%s (algorithm %d): %s", call, algo, dnn_err(a, s));
+    }
     atomic_fetch_add(&g_calls, 1);
     return MT_OK;
 }
@@ -351,38 +469,38 @@ mt_status mt__cuda_dnn_conv2d(mt_device *dev, int32_t kind, mt_array *out, const
 {
     /* x, w, y of the convolution, whichever is the output */
     const mt_array *x = kind == MT__CONV_BWD_DATA ? out : a_in;
-    const mt_array *w = kind == MT__CONV_BWD_FILTER ? out : kind == MT__CONV_FWD ? b_in : b_in;
+    const mt_array *w = kind == MT__CONV_BWD_FILTER ? out : b_in;
     const mt_array *y = kind == MT__CONV_FWD ? out : kind == MT__CONV_BWD_DATA ? a_in : b_in;
     bool f64 = out->dtype == MT_FLOAT64;
     if ((out->dtype != MT_FLOAT32 && !f64) || !fits_int(x->dims, 4) || !fits_int(w->dims, 4) ||
         !fits_int(y->dims, 4))
         return mt_err_set(MT_ERR_UNSUPPORTED, "cuDNN: unsupported convolution operands");
-    const dnn_api *a = NULL;
-    cudnnHandle_t h = NULL;
-    mt_status st = dnn_begin(dev, &a, &h);
-    if (st != MT_OK) return st;
-    cudnnDataType_t dt = f64 ? CUDNN_DATA_DOUBLE : CUDNN_DATA_FLOAT;
-    descs ds;
-    memset(&ds, 0, sizeof ds);
-    cudnnStatus_t s = CUDNN_STATUS_SUCCESS;
-    if (st == MT_OK) {
-        s = tensor(a, &ds.t[0], dt, x->dims);
-        if (s == CUDNN_STATUS_SUCCESS) s = tensor(a, &ds.t[1], dt, y->dims);
-        if (s == CUDNN_STATUS_SUCCESS) s = a->CreateFilter(&ds.f);
-        if (s == CUDNN_STATUS_SUCCESS)
-            s = a->SetFilter4d(ds.f, dt, CUDNN_TENSOR_NCHW, (int)w->dims[0], (int)w->dims[1],
-                               (int)w->dims[2], (int)w->dims[3]);
-        if (s == CUDNN_STATUS_SUCCESS) s = a->CreateConv(&ds.c);
-        if (s == CUDNN_STATUS_SUCCESS)
-            s = a->SetConv2d(ds.c, p->pad[0], p->pad[1], p->stride[0], p->stride[1], 1, 1,
-                             CUDNN_CROSS_CORRELATION, dt);
-        if (s == CUDNN_STATUS_SUCCESS) s = a->SetConvMath(ds.c, CUDNN_FMA_MATH);
-        if (s != CUDNN_STATUS_SUCCESS)
-            st = fallback(dev, MT_ERR_DEVICE, "descriptors: %s", dnn_err(a, s));
+    conv_key key;
+    memset(&key, 0, sizeof key);
+    key.kind = kind;
+    key.f64 = f64;
+    key_dims(key.x, x->dims);
+    key_dims(key.w, w->dims);
+    key_dims(key.y, y->dims);
+    for (int i = 0; i < 2; i++) {
+        key.pad[i] = p->pad[i];
+        key.stride[i] = p->stride[i];
     }
-    if (st == MT_OK) st = run_conv(dev, a, h, kind, &ds, x, w, y, f64);
-    dnn_end(dev, a, &ds);
-    return st;
+    const dnn_api *a = NULL;
+    dnn_state *st = NULL;
+    mt_status r = dnn_begin(dev, &a, &st);
+    if (r != MT_OK) return r;
+    conv_plan *plan = plan_find(st, &key);
+    if (plan)
+        plan->used = ++st->clock;
+    else
+        r = plan_make(dev, a, st, &key, p, &plan);
+    if (r == MT_OK && !plan->runnable)
+        r = mt_err_set(MT_ERR_UNSUPPORTED, "cuDNN on %s: no deterministic FMA algorithm for this "
+                       "convolution", dev->info.name);
+    if (r == MT_OK) r = run_plan(dev, a, st, plan, x, w, y);
+    dnn_end(dev, a, NULL);
+    return r;
 }
 
 mt_status mt__cuda_dnn_pool2d(mt_device *dev, bool backward, mt_array *out, const mt_array *x,
@@ -398,9 +516,10 @@ mt_status mt__cuda_dnn_pool2d(mt_device *dev, bool backward, mt_array *out, cons
         !fits_int(xd, 4) || !fits_int(yd, 4))
         return mt_err_set(MT_ERR_UNSUPPORTED, "cuDNN: pooling case left to the generic kernels");
     const dnn_api *a = NULL;
-    cudnnHandle_t h = NULL;
-    mt_status st = dnn_begin(dev, &a, &h);
+    dnn_state *state = NULL;
+    mt_status st = dnn_begin(dev, &a, &state);
     if (st != MT_OK) return st;
+    cudnnHandle_t h = state->h;
     cudnnDataType_t dt = f64 ? CUDNN_DATA_DOUBLE : CUDNN_DATA_FLOAT;
     descs ds;
     memset(&ds, 0, sizeof ds);

@@ -17,6 +17,7 @@
 #endif
 #if MT_TEST_DNN
 uint64_t mt__cuda_dnn_calls(void); /* src/gpuarray/cuda_dnn.c */
+uint64_t mt__cuda_dnn_algo_queries(void);
 #endif
 
 static mt_device *g_host;
@@ -158,6 +159,56 @@ MT_TEST(conv2d_and_gradients_match_host)
 #if MT_TEST_DNN
     printf("cuDNN ran %llu of the convolutions\n",
            (unsigned long long)(mt__cuda_dnn_calls() - before));
+#endif
+}
+
+/* y = conv(x [n, 2, 6, 6], w [3, 2, 3, 3]) on dev against the host. */
+static void check_conv_n(mt_device *dev, int64_t n)
+{
+    const int64_t xd[4] = {n, 2, 6, 6}, wd[4] = {3, 2, 3, 3}, yd[4] = {n, 3, 4, 4};
+    const int64_t nx = numel(xd), nw = numel(wd), ny = numel(yd);
+    double *x = values(nx, 100 + (uint64_t)n, 0), *w = values(nw, 200 + (uint64_t)n, 0);
+    float *xf = malloc((size_t)nx * sizeof(float)), *wf = malloc((size_t)nw * sizeof(float));
+    float *yf = malloc((size_t)ny * sizeof(float)), *hf = malloc((size_t)ny * sizeof(float));
+    MT_CHECK(xf && wf && yf && hf);
+    for (int64_t i = 0; i < nx; i++) xf[i] = (float)x[i];
+    for (int64_t i = 0; i < nw; i++) wf[i] = (float)w[i];
+    const mt_conv2d_params cp = {{1, 1}, {0, 0}};
+    mt_device *on[2] = {dev, g_host};
+    float *out[2] = {yf, hf};
+    for (int k = 0; k < 2; k++) {
+        mt_array X, W, Y;
+        MT_CHECK_OK(mt_array_from_host(&X, on[k], MT_FLOAT32, 4, xd, xf));
+        MT_CHECK_OK(mt_array_from_host(&W, on[k], MT_FLOAT32, 4, wd, wf));
+        MT_CHECK_OK(mt_array_empty(&Y, on[k], MT_FLOAT32, 4, yd, 'C'));
+        MT_CHECK_OK(mt_conv2d_forward(&Y, &X, &W, &cp));
+        MT_CHECK_OK(mt_array_to_host(out[k], (size_t)ny * sizeof(float), &Y));
+        mt_array_clear(&X), mt_array_clear(&W), mt_array_clear(&Y);
+    }
+    for (int64_t i = 0; i < ny; i++)
+        if (!(fabsf(yf[i] - hf[i]) <= 1e-5f))
+            mt_test_fail(__FILE__, __LINE__, "batch %lld: element %lld is %.9g on the device, "
+                         "%.9g on the host", (long long)n, (long long)i, yf[i], hf[i]);
+    free(x), free(w), free(xf), free(wf), free(yf), free(hf);
+}
+
+/* 70 shapes, more than the 64 convolution plans a CUDA device keeps: every result is right, the
+ * most recent shapes reuse their plans, the oldest were evicted and are planned again. */
+MT_TEST(conv2d_plans_are_reused_and_evicted)
+{
+    mt_device *dev = dev_or_skip();
+#if MT_TEST_DNN
+    uint64_t calls = mt__cuda_dnn_calls(), queries = mt__cuda_dnn_algo_queries();
+#endif
+    for (int64_t n = 1; n <= 70; n++) check_conv_n(dev, n);
+#if MT_TEST_DNN
+    if (mt__cuda_dnn_calls() == calls) MT_SKIP("cuDNN did not run these convolutions here");
+    MT_CHECK(mt__cuda_dnn_algo_queries() - queries == 70);
+    queries = mt__cuda_dnn_algo_queries();
+    for (int64_t n = 70; n > 10; n--) check_conv_n(dev, n);
+    MT_CHECK(mt__cuda_dnn_algo_queries() == queries); /* all cached: no heuristic query */
+    check_conv_n(dev, 1);
+    MT_CHECK(mt__cuda_dnn_algo_queries() == queries + 1); /* evicted: planned again */
 #endif
 }
 
