@@ -259,6 +259,11 @@ int32_t mt__collapse_dims(int32_t ndim, int64_t *dims, int32_t nsets, int64_t **
  * of output and the kept source path when the source does not compile. Thread-safe. */
 mt_status mt__hostcc_build(const char *source, const char *entry, void **fn, void **dl_handle);
 bool mt__hostcc_available(void);
+/* hostcc.c: appended after one kernel's own part (body) in a group's source: an #undef of every
+ * macro the part #defines, so none reaches the kernels after it (each kernel compiles exactly
+ * as it does alone), and, for a macro of the prelude that the part redefined, the prelude's
+ * definition again, continuation lines included. */
+void mt__hostcc_undef_macros(mt_strbuf *src, const char *body, const char *prelude);
 /* hostcc.c: whether a kernel batch (mt_kernel_batch_begin) is open on this thread, and pausing
  * its recording (nested pairs): while paused, kernels missing from the caches are reported as
  * MT_ERR_NOT_BUILT without being recorded (for the helper kernels of an interpreted fallback,

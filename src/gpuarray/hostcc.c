@@ -1159,27 +1159,41 @@ static size_t line_defines(const char *p, char *name, size_t len)
     return k;
 }
 
-/* After one kernel's own part in a group's source: every macro that part #defines is
- * #undef'd again, so that it cannot reach the kernels after it (each kernel must compile
- * exactly as it does alone); a macro of the prelude that the part redefined gets the
- * prelude's (one-line) definition back. */
-static void undef_body_macros(mt_strbuf *src, const char *body, const char *prelude)
+/* Whether the line q[0..len) ends with a backslash (the next line continues it). */
+static bool line_continues(const char *q, size_t len)
+{
+    while (len > 0 && (q[len - 1] == '\r' || q[len - 1] == ' ' || q[len - 1] == '\t')) len--;
+    return len > 0 && q[len - 1] == '\\';
+}
+
+void mt__hostcc_undef_macros(mt_strbuf *src, const char *body, const char *prelude)
 {
     mt_strbuf_append(src, "\n");
     for (const char *p = body; *p;) {
         char name[128], other[128];
         if (line_defines(p, name, sizeof name)) {
             mt_strbuf_appendf(src, "#undef %s\n", name);
-            for (const char *q = prelude; *q;) { /* the prelude's own definition, if any */
+            bool copying = false; /* inside the prelude's own definition, if any */
+            for (const char *q = prelude; *q;) {
                 const char *eol = strchr(q, '\n');
                 size_t len = eol ? (size_t)(eol - q) : strlen(q);
-                if (line_defines(q, other, sizeof other) && !strcmp(name, other))
+                if (!copying && line_defines(q, other, sizeof other) && !strcmp(name, other))
+                    copying = true;
+                if (copying) {
                     mt_strbuf_appendf(src, "%.*s\n", (int)len, q);
+                    copying = line_continues(q, len);
+                }
                 q += len + (eol != NULL);
             }
         }
-        const char *eol = strchr(p, '\n');
-        p = eol ? eol + 1 : p + strlen(p);
+        /* the next line that is not a continuation of this one */
+        for (;;) {
+            const char *eol = strchr(p, '\n');
+            size_t len = eol ? (size_t)(eol - p) : strlen(p);
+            bool more = line_continues(p, len);
+            p += len + (eol != NULL);
+            if (!more || !*p) break;
+        }
     }
 }
 
@@ -1195,7 +1209,7 @@ static mt_status compile_group(const mt_kcache *kc, batch_item *const *items, in
     for (int32_t i = 0; i < n; i++) {
         mt_strbuf_appendf(&src, "\n/* kernel %s: %s */\n", items[i]->key, items[i]->entry);
         mt_strbuf_append(&src, items[i]->source + items[i]->body);
-        undef_body_macros(&src, items[i]->source + items[i]->body, prelude);
+        mt__hostcc_undef_macros(&src, items[i]->source + items[i]->body, prelude);
     }
     mt_status st = mt_strbuf_status(&src);
     char src_path[4096], so_path[4200], what[200];

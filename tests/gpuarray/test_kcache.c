@@ -378,6 +378,27 @@ MT_TEST(kcache_batch_group_isolated_kernels)
     mt_free(b);
 }
 
+/* What follows a kernel's own part in a group: an #undef for each macro the part defines
+ * (a continued definition counts once, and a "#define" inside its continuation is not a
+ * definition), and the prelude's own definition of a redefined macro back, every
+ * continuation line of it. */
+MT_TEST(kcache_group_restores_multiline_prelude_macros)
+{
+    const char *prelude = "#define ONE 1\n"
+                          "#define TWO(a) \\\n    ((a) + \\\n     (a))\n"
+                          "#define THREE 3\n";
+    const char *body = "#undef TWO\n#define TWO(a) \\\n  ((a) * 2)\n"
+                       "#define MINE \\\n#define NOT_A_DEFINITION\n"
+                       "int f(void) { return TWO(ONE); }\n";
+    mt_strbuf sb;
+    mt_strbuf_init(&sb);
+    mt__hostcc_undef_macros(&sb, body, prelude);
+    MT_CHECK_OK(mt_strbuf_status(&sb));
+    MT_CHECK_STR_EQ(sb.data, "\n#undef TWO\n#define TWO(a) \\\n    ((a) + \\\n     (a))\n"
+                             "#undef MINE\n");
+    mt_strbuf_deinit(&sb);
+}
+
 /* The data entries the CUDA backend stores (cubin/PTX images) go through the same checks. */
 MT_TEST(kcache_data_entry_verified)
 {
