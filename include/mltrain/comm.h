@@ -41,13 +41,14 @@ typedef struct mt_comm_req mt_comm_req; /* opaque: one started collective */
  * logical and (NumPy's bool arithmetic). */
 
 /* Where this process sits in its job, read from the launcher's environment: Open MPI
- * (OMPI_COMM_WORLD_RANK/SIZE/LOCAL_RANK/LOCAL_SIZE), Slurm (SLURM_PROCID/NTASKS/LOCALID and
- * SLURM_NTASKS_PER_NODE / SLURM_TASKS_PER_NODE), PMIx (PMIX_RANK), else rank 0 of 1.
- * Usable before MPI is initialised (thread counts, device binding, log names). */
+ * (OMPI_COMM_WORLD_RANK/SIZE/LOCAL_RANK/LOCAL_SIZE), MPICH and Intel MPI's Hydra (PMI_RANK/SIZE,
+ * MPI_LOCALRANKID/MPI_LOCALNRANKS), Slurm (SLURM_PROCID/NTASKS/LOCALID and
+ * SLURM_NTASKS_PER_NODE / SLURM_TASKS_PER_NODE), PMIx (PMIX_RANK), else rank 0 of 1, in that
+ * order. Usable before MPI is initialised (thread counts, device binding, log names). */
 typedef struct mt_launch_info {
     int32_t rank, size;
     int32_t local_rank, local_size; /* within the node */
-    const char *launcher;           /* "openmpi", "slurm", "pmix", "none" (static string) */
+    const char *launcher;           /* "openmpi", "hydra", "slurm", "pmix", "none" (static) */
     int64_t slurm_job_id;           /* -1 when not under Slurm */
 } mt_launch_info;
 void mt_launch_info_get(mt_launch_info *out);

@@ -151,6 +151,22 @@ void mt_launch_info_get(mt_launch_info *out)
         out->launcher = "openmpi";
         if (!env_i64("OMPI_COMM_WORLD_LOCAL_RANK", &lr)) lr = r;
         if (!env_i64("OMPI_COMM_WORLD_LOCAL_SIZE", &ln)) ln = n;
+    } else if (env_i64("PMI_RANK", &r) && env_i64("PMI_SIZE", &n)) {
+        /* MPICH / Intel MPI (Hydra's mpiexec; also inside a Slurm allocation, where SLURM_PROCID
+         * numbers Hydra's per-node proxies, not the ranks) */
+        out->launcher = "hydra";
+        int64_t sn = 0;
+        if (env_i64("MPI_LOCALRANKID", &lr)) {
+            if (!env_i64("MPI_LOCALNRANKS", &ln)) ln = lr + 1;
+        } else if (env_i64("SLURM_NTASKS", &sn) && sn == n && env_i64("SLURM_LOCALID", &lr)) {
+            /* srun started the ranks itself (--mpi=pmi2) */
+            if (!env_first_count("SLURM_NTASKS_PER_NODE", &ln) &&
+                !env_first_count("SLURM_TASKS_PER_NODE", &ln))
+                ln = n;
+        } else {
+            lr = r;
+            ln = n;
+        }
     } else if (env_i64("SLURM_PROCID", &r) && env_i64("SLURM_NTASKS", &n)) {
         out->launcher = "slurm";
         if (!env_i64("SLURM_LOCALID", &lr)) lr = r;

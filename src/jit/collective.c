@@ -365,10 +365,15 @@ mt_status mt__coll_start(mt_function *f, mt__jplan *p, const mt__jstep *s,
         st = mt_array_copy(a, x);
         p->coll_arrays[j] = a;
     }
-    mt_buffer_release(buf);
-    /* the hook may read the buffer from another thread or through the host */
+    /* A device whose memory the host can address: the hook may read the buffer from another
+     * thread through that address, so the copies above must be done. Other devices order the
+     * hook's own reads after them (staging copies on the compute stream, NCCL after an event
+     * on it): no sync, so the host keeps queueing the backward pass while buckets travel, and a
+     * stalled peer is met by the collective's deadline, not by a wait on the whole device. */
     const mt_device_info *info = mt_device_get_info(f->dev);
-    if (st == MT_OK && !(info && strcmp(info->backend, "host") == 0)) st = mt_device_sync(f->dev);
+    if (st == MT_OK && !(info && strcmp(info->backend, "host") == 0) && mt_buffer_host_ptr(buf))
+        st = mt_device_sync(f->dev);
+    mt_buffer_release(buf);
     double t0 = mt_now_seconds();
     if (st == MT_OK) {
         void *req = NULL;

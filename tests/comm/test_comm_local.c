@@ -13,7 +13,7 @@ static const char *const launch_vars[] = {
     "OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_RANK",
     "OMPI_COMM_WORLD_LOCAL_SIZE", "SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID",
     "SLURM_NTASKS_PER_NODE", "SLURM_TASKS_PER_NODE", "SLURM_JOB_ID", "SLURM_STEP_ID",
-    "PMIX_RANK", "PMIX_SIZE", "PMI_RANK", "PMI_SIZE"};
+    "PMIX_RANK", "PMIX_SIZE", "PMI_RANK", "PMI_SIZE", "MPI_LOCALRANKID", "MPI_LOCALNRANKS"};
 
 static void clear_launch_env(void)
 {
@@ -44,6 +44,18 @@ static const struct launch_case {
     /* nonsense is not trusted */
     {true, {{"OMPI_COMM_WORLD_RANK", "7"}, {"OMPI_COMM_WORLD_SIZE", "2"}}, NULL, 0, 2, -2, -2,
      -2},
+    /* MPICH / Intel MPI (Hydra) */
+    {true,
+     {{"PMI_RANK", "5"}, {"PMI_SIZE", "8"}, {"MPI_LOCALRANKID", "1"}, {"MPI_LOCALNRANKS", "4"}},
+     "hydra", 5, 8, 1, 4, -1},
+    /* ... inside a Slurm allocation, where Hydra's node proxies are the Slurm tasks */
+    {false, {{"SLURM_PROCID", "1"}, {"SLURM_NTASKS", "2"}, {"SLURM_LOCALID", "0"}}, "hydra", 5, 8,
+     1, 4, -2},
+    /* srun --mpi=pmi2 starting the ranks itself: Slurm's local id */
+    {true,
+     {{"PMI_RANK", "5"}, {"PMI_SIZE", "8"}, {"SLURM_PROCID", "5"}, {"SLURM_NTASKS", "8"},
+      {"SLURM_LOCALID", "1"}, {"SLURM_TASKS_PER_NODE", "4(x2)"}},
+     "hydra", 5, 8, 1, 4, -2},
 };
 
 MT_TEST(launch_info_from_environment)

@@ -5,6 +5,8 @@
 #   det N       N ranks --deterministic == one process --shards N, bit for bit (parameters,
 #               optimizer state, monitor channels), 200 steps
 #   det_bf16 N  the same with --precision bfloat16
+#   det_cudaemu N  the det case on the CUDA checking device cudaemu:0 (device buffers, gradient
+#               buckets staged through host memory by the jit's collective steps)
 #   fast N      N ranks (fast mode) == one plain process within a stated tolerance
 #   kill        SIGKILL of rank 1 mid-run: every rank exits non-zero within 30 s, the output
 #               names rank 1
@@ -98,6 +100,13 @@ det_bf16)
         --precision bfloat16
     run 0 one.txt "$MLTRAIN" job.yaml $(params "$W/one") --shards "$N" --precision bfloat16
     grep -q "epoch 2/2 done" ranks.txt || fail "the $N-rank run printed no epoch 2 record"
+    "$DIFF" ranks/final.ckpt one/final.ckpt --channels || fail "$N ranks differ from --shards $N"
+    ;;
+det_cudaemu)
+    run 0 ranks.txt $MPI "$MLTRAIN" job.yaml $(params "$W/ranks") --deterministic \
+        --device cudaemu:0
+    grep -q "epoch 2/2 done" ranks.txt || fail "the $N-rank run printed no epoch 2 record"
+    run 0 one.txt "$MLTRAIN" job.yaml $(params "$W/one") --shards "$N" --device cudaemu:0
     "$DIFF" ranks/final.ckpt one/final.ckpt --channels || fail "$N ranks differ from --shards $N"
     ;;
 fast)
