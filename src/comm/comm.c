@@ -1103,13 +1103,22 @@ mt_status mt_comm_use_device(mt_comm *comm, mt_device *dev, const char *how)
                  comm->ops->name);
         return no_nccl(comm, false, 0, &m);
     }
-    /* 1. can every rank load NCCL and does it have a CUDA device? */
+    /* 1. can every rank load NCCL, bind its CUDA device and make its communication stream? */
     mt_status code = MT_OK;
     char why[400] = "";
+    void *impl = NULL;
     bool ok = mt__comm_nccl_usable(dev, &code, why, sizeof why);
+    if (ok) {
+        code = mt__comm_nccl_prepare(&impl, dev, comm->rank, comm->size, comm->timeout_s);
+        ok = code == MT_OK;
+        if (!ok) snprintf(why, sizeof why, "%s", mt_last_error());
+    }
     mt_status st = agree(comm, ok, code, why, &bad, &m);
-    if (st != MT_OK) return mt_err_prefix(st, "comm_use_device: ");
-    if (bad >= 0) return no_nccl(comm, required, bad, &m);
+    if (st != MT_OK || bad >= 0) {
+        if (impl) mt__comm_nccl_ops.free(impl, false);
+        if (st != MT_OK) return mt_err_prefix(st, "comm_use_device: ");
+        return no_nccl(comm, required, bad, &m);
+    }
     /* 2. rank 0's unique id, broadcast with its status */
     struct {
         int32_t code;
@@ -1123,19 +1132,19 @@ mt_status mt_comm_use_device(mt_comm *comm, mt_device *dev, const char *how)
         if (st != MT_OK) snprintf(boot.why, sizeof boot.why, "%s", mt_last_error());
     }
     st = mt_comm_broadcast_host(comm, &boot, sizeof boot, 0);
-    if (st != MT_OK) return mt_err_prefix(st, "comm_use_device: ");
-    if (boot.code != MT_OK) {
+    if (st != MT_OK || boot.code != MT_OK) {
+        mt__comm_nccl_ops.free(impl, false);
+        if (st != MT_OK) return mt_err_prefix(st, "comm_use_device: ");
         m.code = boot.code;
         snprintf(m.why, sizeof m.why, "%s", boot.why);
         return no_nccl(comm, required, 0, &m);
     }
     /* 3. every rank joins the NCCL communicator; all or none keep it */
-    void *impl = NULL;
-    st = mt__comm_nccl_new(&impl, dev, boot.id, comm->rank, comm->size, comm->timeout_s);
+    st = mt__comm_nccl_join(impl, boot.id);
     if (st != MT_OK) snprintf(why, sizeof why, "%s", mt_last_error());
     mt_status ast = agree(comm, st == MT_OK, st, why, &bad, &m);
     if (ast != MT_OK || bad >= 0) {
-        if (impl) mt__comm_nccl_ops.free(impl, false);
+        mt__comm_nccl_ops.free(impl, false);
         if (ast != MT_OK) return mt_err_prefix(ast, "comm_use_device: ");
         return no_nccl(comm, required, bad, &m);
     }

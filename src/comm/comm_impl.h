@@ -142,8 +142,16 @@ extern const mt__comm_ops mt__comm_nccl_ops;
 bool mt__comm_nccl_usable(mt_device *dev, mt_status *code, char *why, size_t len);
 /* ncclGetUniqueId (works without a GPU). */
 mt_status mt__comm_nccl_unique_id(uint8_t id[MT__NCCL_ID_BYTES]);
-/* ncclCommInitRankConfig (non-blocking communicator) for rank of size on dev, polled until
- * every rank joined or timeout_s passed (<= 0: no limit); *impl for mt__comm_nccl_ops. */
+/* Setting up rank's side of an NCCL communicator on dev in two steps, so that the ranks can
+ * agree in between and a rank that fails alone does not leave the others waiting in NCCL:
+ * prepare does what can fail locally (binds dev, creates the communication stream) and gives
+ * *impl, for mt__comm_nccl_ops (free it with .free(impl, false) when not joining); join calls
+ * ncclCommInitRankConfig (non-blocking communicator) with rank 0's unique id and polls until
+ * every rank joined or timeout_s passed (<= 0: no limit). After a failed join, impl holds no
+ * communicator and is freed the same way. new = prepare + join (freeing on failure). */
+mt_status mt__comm_nccl_prepare(void **impl, mt_device *dev, int32_t rank, int32_t size,
+                                double timeout_s);
+mt_status mt__comm_nccl_join(void *impl, const uint8_t id[MT__NCCL_ID_BYTES]);
 mt_status mt__comm_nccl_new(void **impl, mt_device *dev, const uint8_t id[MT__NCCL_ID_BYTES],
                             int32_t rank, int32_t size, double timeout_s);
 /* NCCL's version code (e.g. 22809 for 2.28.9) after loading the library. */

@@ -231,8 +231,8 @@ static double deadline_of(double timeout_s)
     return timeout_s > 0 ? now_s() + timeout_s : 1e300;
 }
 
-mt_status mt__comm_nccl_new(void **impl, mt_device *dev, const uint8_t id[MT__NCCL_ID_BYTES],
-                            int32_t rank, int32_t size, double timeout_s)
+mt_status mt__comm_nccl_prepare(void **impl, mt_device *dev, int32_t rank, int32_t size,
+                                double timeout_s)
 {
     *impl = NULL;
     mt_status code;
@@ -245,6 +245,7 @@ mt_status mt__comm_nccl_new(void **impl, mt_device *dev, const uint8_t id[MT__NC
     n->rank = rank;
     n->size = size;
     n->timeout_s = timeout_s;
+    n->aborted = true; /* no communicator yet: nothing to finalize or abort */
     pthread_mutex_init(&n->mu, NULL);
     mt_status st = mt__cuda_device_bind(dev);
     if (st == MT_OK) st = mt__cuda_aux_stream_new(dev, &n->stream);
@@ -256,33 +257,53 @@ mt_status mt__comm_nccl_new(void **impl, mt_device *dev, const uint8_t id[MT__NC
     mt_device_retain(dev);
     n->dev = dev;
     n->compute = mt__cuda_compute_stream(dev);
+    *impl = n;
+    return MT_OK;
+}
+
+mt_status mt__comm_nccl_join(void *impl, const uint8_t id[MT__NCCL_ID_BYTES])
+{
+    nccl_impl *n = impl;
+    mt_status st = mt__cuda_device_bind(n->dev);
+    if (st != MT_OK) return mt_err_prefix(st, "comm nccl: ");
     ncclUniqueId u;
     memcpy(&u, id, sizeof u);
     ncclConfig_t cfg = NCCL_CONFIG_INITIALIZER;
     cfg.blocking = 0;
     /* NCCL takes the device from the context current on this thread (bound above) */
-    ncclResult_t r = n->a->CommInitRankConfig(&n->comm, (int)size, u, (int)rank, &cfg);
+    ncclComm_t comm = NULL;
+    ncclResult_t r = n->a->CommInitRankConfig(&comm, (int)n->size, u, (int)n->rank, &cfg);
+    n->comm = comm;
     bool timed_out = false;
     if (r == ncclInProgress || (r == ncclSuccess && n->comm))
-        r = settle(n, deadline_of(timeout_s), &timed_out);
-    if (r != ncclSuccess) {
-        if (timed_out)
-            st = mt_err_set(MT_ERR_TIMEOUT, "comm nccl: setting up the NCCL communicator on %s "
-                            "(rank %d of %d) did not finish within %g s: a rank did not join "
-                            "(every rank must call mt_comm_use_device) or the network between "
-                            "the ranks does not work (NCCL_DEBUG=INFO tells more)",
-                            mt_device_name(dev), (int)rank, (int)size, timeout_s);
-        else
-            st = nccl_fail(MT_ERR_COMM, r, n->comm, "comm nccl: %s", "ncclCommInitRankConfig");
-        if (n->comm) n->a->CommAbort(n->comm);
-        mt__cuda_aux_stream_free(dev, n->stream);
-        mt_device_release(dev);
-        pthread_mutex_destroy(&n->mu);
-        mt_free(n);
-        return st;
+        r = settle(n, deadline_of(n->timeout_s), &timed_out);
+    if (r == ncclSuccess) {
+        n->aborted = false;
+        return MT_OK;
     }
-    *impl = n;
-    return MT_OK;
+    if (timed_out)
+        st = mt_err_set(MT_ERR_TIMEOUT, "comm nccl: setting up the NCCL communicator on %s "
+                        "(rank %d of %d) did not finish within %g s: a rank did not join "
+                        "(every rank must call mt_comm_use_device) or the network between "
+                        "the ranks does not work (NCCL_DEBUG=INFO tells more)",
+                        mt_device_name(n->dev), (int)n->rank, (int)n->size, n->timeout_s);
+    else
+        st = nccl_fail(MT_ERR_COMM, r, n->comm, "comm nccl: %s", "ncclCommInitRankConfig");
+    if (n->comm) n->a->CommAbort(n->comm);
+    n->comm = NULL;
+    return st;
+}
+
+mt_status mt__comm_nccl_new(void **impl, mt_device *dev, const uint8_t id[MT__NCCL_ID_BYTES],
+                            int32_t rank, int32_t size, double timeout_s)
+{
+    mt_status st = mt__comm_nccl_prepare(impl, dev, rank, size, timeout_s);
+    if (st == MT_OK) st = mt__comm_nccl_join(*impl, id);
+    if (st != MT_OK && *impl) {
+        mt__comm_nccl_ops.free(*impl, false);
+        *impl = NULL;
+    }
+    return st;
 }
 
 /* ---------------------------------------------------------------- collectives */
@@ -496,6 +517,10 @@ static void nccl_free(void *impl, bool healthy)
     if (!healthy) nccl_abort(n);
     pthread_mutex_lock(&n->mu);
     bool bound = mt__cuda_device_bind(n->dev) == MT_OK;
+    if (!n->aborted && !bound) { /* no context: abort rather than leak the communicator */
+        n->a->CommAbort(n->comm);
+        n->aborted = true;
+    }
     if (!n->aborted && bound) {
         /* finish queued work, then leave the communicator together with the peers */
         ncclResult_t r = n->a->CommFinalize(n->comm);
@@ -562,6 +587,20 @@ bool mt__comm_nccl_usable(mt_device *dev, mt_status *code, char *why, size_t len
 mt_status mt__comm_nccl_unique_id(uint8_t id[MT__NCCL_ID_BYTES])
 {
     (void)id;
+    return mt_err_set(MT_ERR_NOT_BUILT, "%s", k_not_built);
+}
+
+mt_status mt__comm_nccl_prepare(void **impl, mt_device *dev, int32_t rank, int32_t size,
+                                double timeout_s)
+{
+    (void)dev, (void)rank, (void)size, (void)timeout_s;
+    *impl = NULL;
+    return mt_err_set(MT_ERR_NOT_BUILT, "%s", k_not_built);
+}
+
+mt_status mt__comm_nccl_join(void *impl, const uint8_t id[MT__NCCL_ID_BYTES])
+{
+    (void)impl, (void)id;
     return mt_err_set(MT_ERR_NOT_BUILT, "%s", k_not_built);
 }
 
