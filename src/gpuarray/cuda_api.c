@@ -203,6 +203,7 @@ static void cb_load_once(void)
         {"cublasDgemm_v2_64", NULL, (void **)&g_cb.Dgemm, false},
         {"cublasSgemmStridedBatched_64", NULL, (void **)&g_cb.SgemmStridedBatched, false},
         {"cublasDgemmStridedBatched_64", NULL, (void **)&g_cb.DgemmStridedBatched, false},
+        {"cublasSetMathMode", NULL, (void **)&g_cb.SetMathMode, true},
         {"cublasGemmEx_64", NULL, (void **)&g_cb.GemmEx, true},
         {"cublasGemmStridedBatchedEx_64", NULL, (void **)&g_cb.GemmStridedBatchedEx, true},
     };

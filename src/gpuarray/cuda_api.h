@@ -62,6 +62,7 @@ typedef struct mt_cublas_api {
     __typeof__(&cublasDestroy_v2) Destroy;
     __typeof__(&cublasSetStream_v2) SetStream;
     __typeof__(&cublasGetStatusName) GetStatusName; /* may be NULL */
+    __typeof__(&cublasSetMathMode) SetMathMode;     /* may be NULL */
     __typeof__(&cublasSgemm_v2_64) Sgemm;
     __typeof__(&cublasDgemm_v2_64) Dgemm;
     __typeof__(&cublasSgemmStridedBatched_64) SgemmStridedBatched;

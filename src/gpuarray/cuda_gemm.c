@@ -65,6 +65,15 @@ static mt_status ensure_handle(mt_device *dev, mt_cuda_dev *d)
     if (s != CUBLAS_STATUS_SUCCESS)
         return mt_err_set(blas_status(s), "cublasCreate on %s: %s", dev->info.name,
                           status_name(cb, s));
+    /* float16/bfloat16 products accumulate in float32 to the end: no split-K reductions in
+     * 16 bits (cuBLAS's default allows them for 16-bit outputs) */
+    if (cb->SetMathMode) {
+        s = cb->SetMathMode(h, (cublasMath_t)(CUBLAS_DEFAULT_MATH |
+                                              CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION));
+        if (s != CUBLAS_STATUS_SUCCESS)
+            mt_log(MT_LOG_WARN, "cublasSetMathMode on %s: %s; float16/bfloat16 products may "
+                   "reduce partial sums in 16 bits", dev->info.name, status_name(cb, s));
+    }
     d->cb = cb;
     d->blas = h;
     return MT_OK;

@@ -235,6 +235,11 @@ static void kcache_clear(mt_device *dev)
 
 static void device_destroy(mt_device *dev)
 {
+    /* queued work may still use kernels and buffers freed below */
+    if (dev->ops->sync && dev->ops->sync(dev) != MT_OK) {
+        mt_log(MT_LOG_WARN, "closing device %s: %s", dev->info.name, mt_last_error());
+        mt_err_clear();
+    }
     kcache_clear(dev);
     mt__alloc_deinit(dev);
     if (dev->ops->close) dev->ops->close(dev);
