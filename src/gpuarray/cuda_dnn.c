@@ -26,7 +26,9 @@
  * CUDNN_PROPAGATE_NAN keeps NaNs). The max-pooling gradient always runs the generic kernel:
  * cuDNN does not document which of several equal maxima receives the gradient, and mltrain's
  * rule is the first in C order. Any cuDNN error answers an error (logged once per process at
- * debug level), and the caller computes the result generically. */
+ * debug level), and the caller computes the result generically; errors that would repeat are
+ * not paid again: a device whose cudnnCreate failed, and a convolution plan whose execution
+ * failed (a warning names it), go to the generic kernels from then on. */
 #include <dlfcn.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -216,7 +218,7 @@ typedef struct conv_plan {
 
 /* The device's cuDNN state (mt_cuda_dev.dnn), under blas_lock. */
 typedef struct dnn_state {
-    cudnnHandle_t h;
+    cudnnHandle_t h; /* NULL: cudnnCreate failed, cuDNN is not used on this device */
     uint64_t clock;
     conv_plan plans[PLAN_SLOTS];
 } dnn_state;
@@ -226,17 +228,20 @@ static mt_status state_of(mt_device *dev, const dnn_api *a, dnn_state **out)
 {
     mt_cuda_dev *d = dev->impl;
     if (!d->dnn) {
-        dnn_state *st = calloc(1, sizeof *st);
+        dnn_state *st = mt_calloc(1, sizeof *st);
         if (!st) return mt_err_set(MT_ERR_NOMEM, "cuDNN on %s: no memory for its state",
                                    dev->info.name);
+        d->dnn = st;
         cudnnStatus_t s = a->Create(&st->h);
         if (s != CUDNN_STATUS_SUCCESS) {
-            free(st);
+            st->h = NULL; /* not asked again: every later call takes the generic kernels */
             return fallback(dev, MT_ERR_DEVICE, "cudnnCreate: %s", dnn_err(a, s));
         }
-        d->dnn = st;
     }
     dnn_state *st = d->dnn;
+    if (!st->h)
+        return mt_err_set(MT_ERR_UNSUPPORTED, "cuDNN on %s: cudnnCreate failed earlier",
+                          dev->info.name);
     cudnnStatus_t s = a->SetStream(st->h, (cudaStream_t)mt__cuda_stream(dev, NULL));
     if (s != CUDNN_STATUS_SUCCESS)
         return fallback(dev, MT_ERR_DEVICE, "cudnnSetStream: %s", dnn_err(a, s));
@@ -251,9 +256,9 @@ void mt__cuda_dnn_close(mt_device *dev)
     dnn_state *st = d->dnn;
     if (g_ok) {
         for (int i = 0; i < PLAN_SLOTS; i++) descs_free(&g_api, &st->plans[i].ds);
-        g_api.Destroy(st->h);
+        if (st->h) g_api.Destroy(st->h);
     }
-    free(st);
+    mt_free(st);
     d->dnn = NULL;
 }
 
@@ -456,9 +461,16 @@ static mt_status run_plan(mt_device *dev, const dnn_api *a, dnn_state *st, conv_
     }
     mt_buffer_release(ws);
     if (s != CUDNN_STATUS_SUCCESS) {
-        int algo = plan->algo;
-        plan_drop(a, plan); /* asked again next time */
-        return fallback(dev, MT_ERR_DEVICE, "%s (algorithm %d): %s", call, algo, dnn_err(a, s));
+        /* not tried again for this shape: the generic kernels compute it from now on */
+        const int32_t *kx = plan->key.x, *kw = plan->key.w;
+        mt_log(MT_LOG_WARN, "cuDNN on %s: %s (algorithm %d) failed for x %dx%dx%dx%d w "
+               "%dx%dx%dx%d: %s; this convolution runs on the generic kernels from now on",
+               dev->info.name, call, plan->algo, kx[0], kx[1], kx[2], kx[3], kw[0], kw[1], kw[2],
+               kw[3], dnn_err(a, s));
+        descs_free(a, &plan->ds);
+        plan->runnable = false;
+        return mt_err_set(MT_ERR_DEVICE, "cuDNN on %s: %s (algorithm %d): %s", dev->info.name,
+                          call, plan->algo, dnn_err(a, s));
     }
     atomic_fetch_add(&g_calls, 1);
     return MT_OK;
