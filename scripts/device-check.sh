@@ -25,12 +25,17 @@
 # summary.txt (phases, test counts, key numbers; also printed at the end) and cmake-cache.txt.
 # Exit status: 0 when no phase failed (skips are no failure), else 1.
 #
-# Environment: MT_CHECK_BUDGET (seconds, default 285), MT_DEPS_PREFIX (default /opt/mtdeps),
+# Environment:
+#   MT_CHECK_BUDGET (seconds, default 285), MT_DEPS_PREFIX (default /opt/mtdeps),
 #   MT_CHECK_BUILD_DIR (default build-device), MT_CHECK_DEVICE (default cuda:0),
-#   MT_CHECK_JOBS (build jobs, default nproc), MT_CHECK_BENCHES (which benchmarks: a
-#   space-separated subset of elementwise gemm fastpaths compile mlp conv mlp_small conv_layer;
-#   default all), MT_CHECK_KEEP_BUILD=1 (reuse the build directory
-#   instead of starting afresh), MT_CHECK_WORK (scratch, default /tmp/mt-device-check), CUDA_HOME (default: from nvcc on PATH, else /usr/local/cuda).
+#   MT_CHECK_JOBS (build jobs, default nproc),
+#   MT_CHECK_SANITIZER=1 (also run the NCCL, pinned staging and cuDNN cases under
+#     compute-sanitizer's memcheck, ~2 min),
+#   MT_CHECK_BENCHES (which benchmarks: a space-separated subset of elementwise gemm fastpaths
+#     compile mlp conv mlp_small conv_layer; default all),
+#   MT_CHECK_KEEP_BUILD=1 (reuse the build directory instead of starting afresh),
+#   MT_CHECK_WORK (scratch, default /tmp/mt-device-check),
+#   CUDA_HOME (default: from nvcc on PATH, else /usr/local/cuda).
 #   The backend's own settings pass through to the tests and benchmarks, e.g.
 #   MLTRAIN_CUDA_PINNED_MB=0 (no pinned staging) or MLTRAIN_CUDA_ASYNC_WRITES=1.
 set -u
@@ -289,6 +294,19 @@ if [ $build_ok = 1 ]; then
   built "$MLTRAIN" devices && phase devices 30 "$CTEST_LOG" "$MLTRAIN" devices
   phase "ctest -L cuda" 100 "$CTEST_LOG" \
     ctest --test-dir "$BUILD" -L cuda --output-on-failure -j8 --timeout 90
+  # why each skipped case skipped (a skip exits at once; ctest hides its message otherwise)
+  skipped=$(sed -n '/^=== ctest -L cuda /,/^=== /p' "$CTEST_LOG" |
+    sed -n 's/.*Test *#[0-9]*: \([A-Za-z0-9_.]*\) .*\*\*\*Skipped.*/\1/p' | sort -u |
+    sed 's/\./\\./g' | paste -sd'|' -)
+  [ -n "$skipped" ] && phase "skip reasons" 20 "$CTEST_LOG" \
+    sh -c 'ctest --test-dir "$1" -R "^($2)\$" -V --timeout 15 | grep -E "^[0-9]+: SKIP|Test *#[0-9]+:"' \
+    sh "$BUILD" "$skipped"
+  # opt-in: the asynchronous paths (NCCL, pinned staging, cuDNN) under compute-sanitizer
+  if [ "${MT_CHECK_SANITIZER:-0}" = 1 ] && command -v compute-sanitizer >/dev/null 2>&1; then
+    phase "compute-sanitizer" 150 "$CTEST_LOG" compute-sanitizer --target-processes all \
+      --tool memcheck --error-exitcode 9 ctest --test-dir "$BUILD" -L cuda \
+      -R '^test_(comm_nccl|cuda_fastpaths|conv_device_cuda)\.' --output-on-failure --timeout 120
+  fi
 else
   printf '%-22s %-8s %5s s  (not configured)\n' devices SKIPPED 0 "ctest -L cuda" SKIPPED 0 \
     >>"$PHASES"
@@ -341,7 +359,7 @@ if [ $build_ok = 1 ]; then
   # pinned staging (bytes staged are printed: proof the path ran) and float16/bfloat16 GemmEx
   want fastpaths && built "$B/bench_cuda_fastpaths" "bench fastpaths" &&
     bench_run "bench fastpaths" 45 "$B/bench_cuda_fastpaths" --device "$DEV" --reps 5 \
-    --warmup 1 --copy-mib 64,256 --gemm-sizes 4096,8192
+    --warmup 1 --copy-mib 1,4,16,64,256 --gemm-sizes 4096,8192
   if built "$B/bench_train" "bench train"; then
     want compile && bench_run "bench compile" 60 compile_time
     export MLTRAIN_CACHE_DIR=$WORK/compile-cache/mt CUDA_CACHE_PATH=$WORK/compile-cache/nv
@@ -361,11 +379,12 @@ if [ $build_ok = 1 ]; then
 fi
 
 # ------------------------------------------------------------------ summary
-count_tests() { # LOG PHASE-NAME: "passed P, failed F, skipped S of T" of one ctest run
-  awk -v want="=== $2 " '
+count_tests() { # LOG PHASE-NAME [NAME-PART]: "passed P, failed F, skipped S of T" of one ctest
+  # run (of its tests whose name contains NAME-PART)
+  awk -v want="=== $2 " -v part="${3:-}" '
     index($0, want) == 1 && !inside { inside = 1; next }
     inside && /^=== / { inside = 0 }
-    inside && / Test +#[0-9]+:/ {
+    inside && / Test +#[0-9]+:/ && index($0, part) {
       t++
       if ($0 ~ / Passed /) p++
       else if ($0 ~ /\*\*\*Skipped/) s++
@@ -387,10 +406,14 @@ count_tests() { # LOG PHASE-NAME: "passed P, failed F, skipped S of T" of one ct
   fi
   echo "## tests"
   echo "ctest -L cuda:         $(count_tests "$CTEST_LOG" "ctest -L cuda")"
+  echo "  of which NCCL:       $(count_tests "$CTEST_LOG" "ctest -L cuda" test_comm_nccl)"
+  echo "  of which training:   $(count_tests "$CTEST_LOG" "ctest -L cuda" test_train)"
   echo "ctest unit gpuarray:   $(count_tests "$CTEST_LOG" "ctest unit gpuarray")"
   grep -E '^[[:space:]]*[0-9]+ - .*\((Failed|Timeout|SEGFAULT|Subprocess|Exception|Child)' "$CTEST_LOG" \
     | head -40 | sed 's/^/  failed: /'
   grep -q 'No tests were found' "$CTEST_LOG" && echo "  (a ctest run found no tests)"
+  grep -E '^[0-9]+: SKIP' "$CTEST_LOG" | sed 's/^[0-9]*: /  /' | sort | uniq -c | sort -rn |
+    head -20 | sed 's/^/  skip reason:/'
   echo
   echo "## devices"
   sed -n '/^=== devices (/,/^=== devices:/p' "$CTEST_LOG" | grep -v '^===' | head -20

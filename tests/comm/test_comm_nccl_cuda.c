@@ -4,9 +4,12 @@
  * through the host backend; inputs written by kernels queued just before the start are seen
  * (the communication stream waits for the compute stream), results are read back on the
  * compute stream after the wait, dtypes NCCL lacks (int16) are staged, and a started
- * collective overlaps kernels queued after it. */
+ * collective overlaps kernels queued after it. A communicator of two ranks that only one rank
+ * joins ends with a timeout near its deadline (no hang), and after an abort a collective is
+ * refused. */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../../src/comm/comm_impl.h"
 #include "mltrain/comm.h"
@@ -182,4 +185,59 @@ MT_TEST(nccl_dtypes_and_staged_fallback)
     }
     mt_device_release(dev);
     mt_comm_free(c);
+}
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+MT_TEST(nccl_join_alone_times_out_and_abort_refuses)
+{
+#if !MT_HAVE_NCCL
+    MT_SKIP("built without NCCL (-DMT_WITH_NCCL=ON)");
+#else
+    int version = 0;
+    if (mt__comm_nccl_version(&version) != MT_OK) MT_SKIP("libnccl.so.2 does not load");
+    mt_device *dev = NULL;
+    if (mt_device_open(&dev, "cuda:0") != MT_OK) MT_SKIP("no CUDA device");
+    uint8_t id[MT__NCCL_ID_BYTES];
+    MT_CHECK_OK(mt__comm_nccl_unique_id(id));
+    /* rank 0 of 2, and rank 1 never comes: a timeout after about 3 s */
+    void *impl = NULL;
+    MT_CHECK_OK(mt__comm_nccl_prepare(&impl, dev, 0, 2, 3.0));
+    double t0 = now_s();
+    MT_CHECK_ERR(mt__comm_nccl_join(impl, id), MT_ERR_TIMEOUT, "did not finish within");
+    double waited = now_s() - t0;
+    MT_CHECK(waited >= 2.5 && waited < 30.0);
+    mt__comm_nccl_ops.free(impl, false);
+    /* one rank: an all-reduce completes; after an abort the next start is refused */
+    MT_CHECK_OK(mt__comm_nccl_unique_id(id));
+    MT_CHECK_OK(mt__comm_nccl_new(&impl, dev, id, 0, 1, 30.0));
+    int64_t n = 1 << 16;
+    mt_array a = {0};
+    MT_CHECK_OK(mt_array_zeros(&a, dev, MT_FLOAT32, 1, &n));
+    mt__comm_op op;
+    memset(&op, 0, sizeof op);
+    op.kind = MT__COMM_ALLREDUCE;
+    op.op = MT_REDUCE_SUM;
+    op.dtype = MT_FLOAT32;
+    op.count = n;
+    op.send_arr = &a;
+    op.recv_arr = &a;
+    void *p = NULL;
+    MT_CHECK_OK(mt__comm_nccl_ops.dev_start(impl, &op, &p));
+    bool done = false;
+    t0 = now_s();
+    while (!done && now_s() - t0 < 30.0) MT_CHECK_OK(mt__comm_nccl_ops.dev_poll(impl, p, &done));
+    MT_CHECK(done);
+    mt__comm_nccl_ops.dev_release(impl, p);
+    mt__comm_nccl_ops.dev_abort(impl);
+    MT_CHECK_ERR(mt__comm_nccl_ops.dev_start(impl, &op, &p), MT_ERR_COMM, "aborted");
+    mt__comm_nccl_ops.free(impl, false);
+    mt_array_clear(&a);
+    mt_device_release(dev);
+#endif
 }
