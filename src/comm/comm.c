@@ -1266,6 +1266,8 @@ void mt_comm_set_timeout(mt_comm *comm, double timeout_s)
     pthread_mutex_lock(&comm->mu);
     comm->timeout_s = timeout_s;
     pthread_mutex_unlock(&comm->mu);
+    if (comm->dev_ops && comm->dev_ops->dev_set_timeout)
+        comm->dev_ops->dev_set_timeout(comm->dev_impl, timeout_s);
 }
 
 const void *mt_comm_mpi_handle(const mt_comm *comm)

@@ -107,6 +107,9 @@ typedef struct mt__comm_ops {
     /* Stops the device communicator after a failure or a timeout: queued work is dropped
      * and every later collective fails. */
     void (*dev_abort)(void *impl);
+    /* The deadline (seconds, <= 0: none) of the device backend's own waits (enqueueing,
+     * leaving the communicator), after mt_comm_set_timeout. NULL ok. */
+    void (*dev_set_timeout)(void *impl, double timeout_s);
 
     /* Point-to-point control messages (mt_comm_send_host / mt_comm_recv_host), on the
      * caller's thread. NULL: unsupported. send: completes or fails by `deadline` (monotonic

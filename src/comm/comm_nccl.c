@@ -510,6 +510,14 @@ static void nccl_abort(void *impl)
     pthread_mutex_unlock(&n->mu);
 }
 
+static void nccl_set_timeout(void *impl, double timeout_s)
+{
+    nccl_impl *n = impl;
+    pthread_mutex_lock(&n->mu);
+    n->timeout_s = timeout_s;
+    pthread_mutex_unlock(&n->mu);
+}
+
 static void nccl_free(void *impl, bool healthy)
 {
     nccl_impl *n = impl;
@@ -569,6 +577,7 @@ const mt__comm_ops mt__comm_nccl_ops = {
     .dev_poll = nccl_poll,
     .dev_release = nccl_release,
     .dev_abort = nccl_abort,
+    .dev_set_timeout = nccl_set_timeout,
 };
 
 #else /* !MT_HAVE_NCCL */
