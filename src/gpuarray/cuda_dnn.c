@@ -210,7 +210,8 @@ typedef struct conv_key {
 typedef struct conv_plan {
     conv_key key;
     uint64_t used;  /* the device clock at the last use; 0 = empty slot */
-    bool runnable;  /* false: cuDNN offered no acceptable algorithm (generic kernels) */
+    bool runnable;  /* false: no acceptable algorithm, or its execution failed (generic) */
+    bool failed;    /* the execution failed */
     int algo;
     size_t mem;     /* workspace bytes */
     descs ds;       /* t[0] x, t[1] y, f, c (runnable plans only) */
@@ -469,6 +470,7 @@ static mt_status run_plan(mt_device *dev, const dnn_api *a, dnn_state *st, conv_
                kw[3], dnn_err(a, s));
         descs_free(a, &plan->ds);
         plan->runnable = false;
+        plan->failed = true;
         return mt_err_set(MT_ERR_DEVICE, "cuDNN on %s: %s (algorithm %d): %s", dev->info.name,
                           call, plan->algo, dnn_err(a, s));
     }
@@ -508,8 +510,9 @@ mt_status mt__cuda_dnn_conv2d(mt_device *dev, int32_t kind, mt_array *out, const
     else
         r = plan_make(dev, a, st, &key, p, &plan);
     if (r == MT_OK && !plan->runnable)
-        r = mt_err_set(MT_ERR_UNSUPPORTED, "cuDNN on %s: no deterministic FMA algorithm for this "
-                       "convolution", dev->info.name);
+        r = mt_err_set(MT_ERR_UNSUPPORTED, "cuDNN on %s: %s", dev->info.name,
+                       plan->failed ? "this convolution failed in cuDNN before"
+                                    : "no deterministic FMA algorithm for this convolution");
     if (r == MT_OK) r = run_plan(dev, a, st, plan, x, w, y);
     dnn_end(dev, a, NULL);
     return r;

@@ -4,7 +4,10 @@
 #ifndef MT_TEST_DEVICE_H
 #define MT_TEST_DEVICE_H
 
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "mltrain/gpuarray.h"
 #include "mt_test.h"
@@ -43,6 +46,53 @@ static inline double *mt_test_to_f64(const mt_array *a)
     mt_dtype_convert(out, MT_FLOAT64, sizeof(double), buf, a->dtype, (ptrdiff_t)isz, n);
     free(buf);
     return out;
+}
+
+/* Bytes without a period, for copy tests (a chunk reused too early shows up as wrong data). */
+static inline uint8_t mt_test_pattern(size_t i, unsigned seed)
+{
+    uint64_t x = (uint64_t)i * 0x9e3779b97f4a7c15ull + seed;
+    x ^= x >> 31;
+    x *= 0xbf58476d1ce4e5b9ull;
+    x ^= x >> 29;
+    return (uint8_t)(x >> 56);
+}
+
+static inline void mt_test_fill_pattern(uint8_t *p, size_t n, unsigned seed)
+{
+    for (size_t i = 0; i < n; i++) p[i] = mt_test_pattern(i, seed);
+}
+
+/* Fails naming the first byte of p[0..n) that is not mt_test_pattern(seed). */
+static inline void mt_test_check_pattern(const uint8_t *p, size_t n, unsigned seed,
+                                         const char *what)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != mt_test_pattern(i, seed))
+            mt_test_fail(__FILE__, __LINE__, "%s: byte %zu of %zu is %u, want %u", what, i, n,
+                         p[i], mt_test_pattern(i, seed));
+}
+
+/* Writes n pattern bytes at offset off of a fresh buffer on dev and reads them back (on stream
+ * s); the caller's source is overwritten right after the write returns. */
+static inline void mt_test_roundtrip(mt_device *dev, size_t n, size_t off, mt_stream *s,
+                                     unsigned seed)
+{
+    mt_buffer *buf = NULL;
+    MT_CHECK_OK(mt_buffer_new(&buf, dev, n + off + 64));
+    uint8_t *src = malloc(n), *dst = malloc(n);
+    MT_CHECK(src && dst);
+    mt_test_fill_pattern(src, n, seed);
+    memset(dst, 0xA5, n);
+    MT_CHECK_OK(mt_buffer_write(buf, off, src, n, s));
+    memset(src, 0, n); /* the write is complete (or staged): src is the caller's again */
+    MT_CHECK_OK(mt_buffer_read(dst, buf, off, n, s));
+    char what[96];
+    snprintf(what, sizeof what, "round trip of %zu bytes at offset %zu", n, off);
+    mt_test_check_pattern(dst, n, seed, what);
+    free(src);
+    free(dst);
+    mt_buffer_release(buf);
 }
 
 #endif

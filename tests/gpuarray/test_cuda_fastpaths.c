@@ -23,50 +23,6 @@ uint64_t mt__cuda_gemmex_calls(void);           /* cuda_gemm.c */
 #define KIB ((size_t)1 << 10)
 #define MIB ((size_t)1 << 20)
 
-/* Bytes without a period (a chunk reused too early shows up as wrong data). */
-static uint8_t pattern(size_t i, unsigned seed)
-{
-    uint64_t x = (uint64_t)i * 0x9e3779b97f4a7c15ull + seed;
-    x ^= x >> 31;
-    x *= 0xbf58476d1ce4e5b9ull;
-    x ^= x >> 29;
-    return (uint8_t)(x >> 56);
-}
-
-static void fill_pattern(uint8_t *p, size_t n, unsigned seed)
-{
-    for (size_t i = 0; i < n; i++) p[i] = pattern(i, seed);
-}
-
-/* The first index where p differs from pattern(seed), or n. */
-static size_t first_mismatch(const uint8_t *p, size_t n, unsigned seed)
-{
-    for (size_t i = 0; i < n; i++)
-        if (p[i] != pattern(i, seed)) return i;
-    return n;
-}
-
-/* Writes n bytes at offset off of a fresh buffer and reads them back (on stream s). */
-static void roundtrip(mt_device *dev, size_t n, size_t off, mt_stream *s, unsigned seed)
-{
-    mt_buffer *buf = NULL;
-    MT_CHECK_OK(mt_buffer_new(&buf, dev, n + off + 64));
-    uint8_t *src = malloc(n), *dst = malloc(n);
-    MT_CHECK(src && dst);
-    fill_pattern(src, n, seed);
-    memset(dst, 0xA5, n);
-    MT_CHECK_OK(mt_buffer_write(buf, off, src, n, s));
-    memset(src, 0, n); /* the write is complete (or staged): src is the caller's again */
-    MT_CHECK_OK(mt_buffer_read(dst, buf, off, n, s));
-    size_t bad = first_mismatch(dst, n, seed);
-    if (bad != n)
-        mt_test_fail(__FILE__, __LINE__, "round trip of %zu bytes at offset %zu: byte %zu is "
-                     "%u, want %u", n, off, bad, dst[bad], pattern(bad, seed));
-    free(src);
-    free(dst);
-    mt_buffer_release(buf);
-}
-
 /* ---------------------------------------------------------------- pinned staging */
 
 /* Sizes below, at and above the staging threshold (64 KiB) and across several chunks (the
@@ -85,7 +41,7 @@ MT_TEST(cuda_staged_copies_roundtrip)
     unsigned seed = 1;
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         for (size_t j = 0; j < 2; j++) {
-            roundtrip(dev, sizes[i], offs[j], j ? side : NULL, seed++);
+            mt_test_roundtrip(dev, sizes[i], offs[j], j ? side : NULL, seed++);
             if (sizes[i] >= 64 * KIB) expect += sizes[i];
         }
     }
@@ -107,7 +63,7 @@ MT_TEST(cuda_staging_off_copies_direct)
     setenv("MLTRAIN_CUDA_PINNED_MB", "0", 1);
     mt_device *dev = mt_test_open_or_skip("cuda:0");
     uint64_t up0 = mt__cuda_staged_bytes(true), down0 = mt__cuda_staged_bytes(false);
-    roundtrip(dev, 9 * MIB + 7, 5, NULL, 11);
+    mt_test_roundtrip(dev, 9 * MIB + 7, 5, NULL, 11);
     MT_CHECK_EQ_INT(mt__cuda_staged_bytes(true), up0);
     MT_CHECK_EQ_INT(mt__cuda_staged_bytes(false), down0);
     mt_device_release(dev);
@@ -133,7 +89,7 @@ MT_TEST(cuda_async_staged_writes_are_ordered)
     MT_CHECK(h && back);
     for (int r = 0; r < rounds; r++) {
         MT_CHECK_OK(mt_array_fill(&x, mt_scalar_i64(200 + r)));
-        fill_pattern(h, n, 100u + (unsigned)r);
+        mt_test_fill_pattern(h, n, 100u + (unsigned)r);
         uint64_t up0 = mt__cuda_staged_bytes(true);
         MT_CHECK_OK(mt_buffer_write(x.buf, x.offset, h, n, NULL));
         MT_CHECK_EQ_INT(mt__cuda_staged_bytes(true) - up0, n);
@@ -143,10 +99,9 @@ MT_TEST(cuda_async_staged_writes_are_ordered)
     }
     MT_CHECK_OK(mt_array_to_host(back, n * (size_t)rounds, &all));
     for (int r = 0; r < rounds; r++) {
-        size_t bad = first_mismatch(back + (size_t)r * n, n, 100u + (unsigned)r);
-        if (bad != n)
-            mt_test_fail(__FILE__, __LINE__, "round %d: byte %zu is %u, want %u", r, bad,
-                         back[(size_t)r * n + bad], pattern(bad, 100u + (unsigned)r));
+        char what[32];
+        snprintf(what, sizeof what, "round %d", r);
+        mt_test_check_pattern(back + (size_t)r * n, n, 100u + (unsigned)r, what);
     }
     free(h);
     free(back);
