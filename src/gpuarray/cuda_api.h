@@ -126,6 +126,8 @@ typedef struct mt_cuda_dev {
     cublasHandle_t blas;
     const mt_cublas_api *cb;
     void *dnn; /* cuda_dnn.c's state (handle, plan cache), created on first use under blas_lock */
+    bool tf32;          /* MLTRAIN_CUDA_TF32=1: float32 products may use TF32 tensor cores */
+    bool dnn_benchmark; /* MLTRAIN_CUDNN_BENCHMARK=1: time cuDNN's algorithms once per shape */
     mt_cuda_stage stage; /* pinned staging of host<->device copies */
 } mt_cuda_dev;
 
@@ -158,6 +160,9 @@ uint64_t mt__cuda_dnn_calls(void);
 /* Heuristic algorithm queries (cudnnGet*Algorithm_v7) made in this process: one per new
  * convolution plan (direction, dtype, shapes, padding, stride) of a device, not per call. */
 uint64_t mt__cuda_dnn_algo_queries(void);
+/* Timed algorithm searches (cudnnFind*AlgorithmEx, MLTRAIN_CUDNN_BENCHMARK=1): one per new
+ * plan when the search is on. */
+uint64_t mt__cuda_dnn_algo_searches(void);
 
 /* device_cuda.c: kernels loaded from the on-disk cache (for tests: a second build of the same
  * source in a fresh process or after a device reopen counts a hit). */

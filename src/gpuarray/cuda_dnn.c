@@ -19,6 +19,12 @@
  * millisecond of CPU time per call in cuDNN 9, more than the convolutions of a small network
  * take on the GPU, so a training step asks it once per shape, as PyTorch's algorithm cache does.
  *
+ * Two opt-ins, read at device open, as PyTorch's cudnn.allow_tf32 and cudnn.benchmark:
+ * MLTRAIN_CUDA_TF32=1 lets float32 convolutions use TF32 tensor cores (CUDNN_TENSOR_OP_MATH
+ * and tensor-op algorithms; operands rounded to 10-bit mantissas, about 1e-3 relative, so
+ * results no longer match the host's float32); MLTRAIN_CUDNN_BENCHMARK=1 times the acceptable
+ * algorithms of each new plan on its operands (cudnnFind*AlgorithmEx) and keeps the fastest.
+ *
  * Only cases that give the generic path's results are taken: convolutions (float32/float64,
  * sizes within cuDNN's int dimensions), max pooling forward and mean pooling forward and
  * gradient when the output has the floor size (no ceil-mode window past the padded input;
@@ -46,7 +52,7 @@
 #define MT_CUDNN_HEADERS 0
 #endif
 
-static _Atomic uint64_t g_calls, g_queries;
+static _Atomic uint64_t g_calls, g_queries, g_finds;
 
 uint64_t mt__cuda_dnn_calls(void)
 {
@@ -56,6 +62,11 @@ uint64_t mt__cuda_dnn_calls(void)
 uint64_t mt__cuda_dnn_algo_queries(void)
 {
     return atomic_load(&g_queries);
+}
+
+uint64_t mt__cuda_dnn_algo_searches(void)
+{
+    return atomic_load(&g_finds);
 }
 
 #if MT_CUDNN_HEADERS
@@ -91,6 +102,10 @@ typedef struct dnn_api {
     __typeof__(&cudnnDestroyPoolingDescriptor) DestroyPool;
     __typeof__(&cudnnPoolingForward) PoolFwd;
     __typeof__(&cudnnPoolingBackward) PoolBwd;
+    /* optional (MLTRAIN_CUDNN_BENCHMARK): NULL = the heuristic's choice only */
+    __typeof__(&cudnnFindConvolutionForwardAlgorithmEx) FindFwd;
+    __typeof__(&cudnnFindConvolutionBackwardDataAlgorithmEx) FindBwdData;
+    __typeof__(&cudnnFindConvolutionBackwardFilterAlgorithmEx) FindBwdFilter;
 } dnn_api;
 
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
@@ -145,6 +160,11 @@ static void load_once(void)
             return; /* the library stays loaded: harmless, and unloading is not worth a race */
         }
     }
+    g_api.FindFwd = (__typeof__(g_api.FindFwd))dlsym(h, "cudnnFindConvolutionForwardAlgorithmEx");
+    g_api.FindBwdData =
+        (__typeof__(g_api.FindBwdData))dlsym(h, "cudnnFindConvolutionBackwardDataAlgorithmEx");
+    g_api.FindBwdFilter = (__typeof__(g_api.FindBwdFilter))dlsym(
+        h, "cudnnFindConvolutionBackwardFilterAlgorithmEx");
     if (g_api.GetVersion() < 90000) {
         snprintf(g_why, sizeof g_why, "cuDNN %zu is older than 9", g_api.GetVersion());
         return;
@@ -327,17 +347,25 @@ static bool exact_algo(int32_t kind, int algo)
            algo == CUDNN_CONVOLUTION_BWD_FILTER_ALGO_3;
 }
 
-/* The first deterministic GEMM-like algorithm that succeeded within the workspace limit. */
-#define PICK(perf, n, kind, plan)                                                                \
-    for (int i_ = 0; i_ < (n) && !(plan)->runnable; i_++) {                                      \
-        if ((perf)[i_].status == CUDNN_STATUS_SUCCESS && exact_algo(kind, (int)(perf)[i_].algo) && \
-            (perf)[i_].determinism == CUDNN_DETERMINISTIC && (perf)[i_].memory <= WS_LIMIT &&     \
-            (perf)[i_].mathType != CUDNN_TENSOR_OP_MATH &&                                       \
-            (perf)[i_].mathType != CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION) {                      \
-            (plan)->algo = (int)(perf)[i_].algo;                                                 \
-            (plan)->mem = (perf)[i_].memory;                                                     \
-            (plan)->runnable = true;                                                             \
-        }                                                                                        \
+/* Whether a ranked entry is acceptable: succeeded, deterministic, GEMM-like, within the
+ * workspace limit `ws`, and FMA math (or tensor-op math on float32 when TF32 is allowed; never
+ * the conversion of float32 operands to float16). */
+#define ACCEPTABLE(e, kind, tc, ws)                                                              \
+    ((e).status == CUDNN_STATUS_SUCCESS && exact_algo(kind, (int)(e).algo) &&                    \
+     (e).determinism == CUDNN_DETERMINISTIC && (e).memory <= (ws) &&                             \
+     (e).mathType != CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION &&                                    \
+     ((tc) || (e).mathType != CUDNN_TENSOR_OP_MATH))
+
+/* The first acceptable entry of a ranking (the heuristic's, or the search's by time); the
+ * largest workspace among the acceptable ones in *most. */
+#define PICK(perf, n, kind, tc, ws, plan, most)                                                  \
+    for (int i_ = 0; i_ < (n); i_++) {                                                           \
+        if (!ACCEPTABLE((perf)[i_], kind, tc, ws)) continue;                                     \
+        if ((perf)[i_].memory > *(most)) *(most) = (perf)[i_].memory;                            \
+        if ((plan)->runnable) continue;                                                          \
+        (plan)->algo = (int)(perf)[i_].algo;                                                     \
+        (plan)->mem = (perf)[i_].memory;                                                         \
+        (plan)->runnable = true;                                                                 \
     }
 
 static void key_dims(int32_t *dst, const int64_t *d)
@@ -371,12 +399,76 @@ static void plan_drop(const dnn_api *a, conv_plan *plan)
     memset(plan, 0, sizeof *plan);
 }
 
-/* Makes a plan for key in a slot: descriptors, then the heuristic's ranking. A plan without an
+/* MLTRAIN_CUDNN_BENCHMARK: cuDNN times the algorithms on the call's own operands (the output is
+ * overwritten, as the call that follows does anyway), with a workspace as large as the largest
+ * acceptable one of the heuristic's ranking, and the fastest acceptable one replaces the
+ * heuristic's choice. A failure keeps the heuristic's choice. */
+static void plan_search(mt_device *dev, const dnn_api *a, dnn_state *st, conv_plan *plan,
+                        bool tc, size_t most, const mt_array *x, const mt_array *w,
+                        const mt_array *y)
+{
+    if (!a->FindFwd || !a->FindBwdData || !a->FindBwdFilter) {
+        static atomic_flag logged = ATOMIC_FLAG_INIT;
+        if (!atomic_flag_test_and_set(&logged))
+            mt_log(MT_LOG_WARN, "cuDNN on %s: this libcudnn has no cudnnFind*AlgorithmEx: "
+                   "MLTRAIN_CUDNN_BENCHMARK has no effect", dev->info.name);
+        return;
+    }
+    mt_buffer *ws = NULL;
+    if (most > 0 && mt_buffer_new(&ws, dev, most) != MT_OK) {
+        mt_err_clear(); /* search among the algorithms that need no workspace */
+        most = 0;
+    }
+    void *wsp = ws ? ws->handle : NULL;
+    enum { NALGO = 16 };
+    int n = 0;
+    struct {
+        bool runnable;
+        int algo;
+        size_t mem;
+    } best = {false, 0, 0};
+    size_t unused = 0;
+    const descs *ds = &plan->ds;
+    int32_t kind = plan->key.kind;
+    cudnnStatus_t s;
+    atomic_fetch_add(&g_finds, 1);
+    if (kind == MT__CONV_FWD) {
+        cudnnConvolutionFwdAlgoPerf_t perf[NALGO];
+        s = a->FindFwd(st->h, ds->t[0], dptr(x), ds->f, dptr(w), ds->c, ds->t[1], dptr(y), NALGO,
+                       &n, perf, wsp, most);
+        if (s == CUDNN_STATUS_SUCCESS) PICK(perf, n, kind, tc, most, &best, &unused)
+    } else if (kind == MT__CONV_BWD_DATA) {
+        cudnnConvolutionBwdDataAlgoPerf_t perf[NALGO];
+        s = a->FindBwdData(st->h, ds->f, dptr(w), ds->t[1], dptr(y), ds->c, ds->t[0], dptr(x),
+                           NALGO, &n, perf, wsp, most);
+        if (s == CUDNN_STATUS_SUCCESS) PICK(perf, n, kind, tc, most, &best, &unused)
+    } else {
+        cudnnConvolutionBwdFilterAlgoPerf_t perf[NALGO];
+        s = a->FindBwdFilter(st->h, ds->t[0], dptr(x), ds->t[1], dptr(y), ds->c, ds->f, dptr(w),
+                             NALGO, &n, perf, wsp, most);
+        if (s == CUDNN_STATUS_SUCCESS) PICK(perf, n, kind, tc, most, &best, &unused)
+    }
+    mt_buffer_release(ws);
+    if (s != CUDNN_STATUS_SUCCESS || !best.runnable) {
+        mt_log(MT_LOG_DEBUG, "cuDNN on %s: the algorithm search of kind %d %s; keeping "
+               "algorithm %d", dev->info.name, (int)kind, s != CUDNN_STATUS_SUCCESS ?
+               dnn_err(a, s) : "found no acceptable algorithm", plan->algo);
+        return;
+    }
+    plan->algo = best.algo;
+    plan->mem = best.mem;
+}
+
+/* Makes a plan for key in a slot: descriptors, then the heuristic's ranking (and, with
+ * MLTRAIN_CUDNN_BENCHMARK, a timed search on the operands x, w, y). A plan without an
  * acceptable algorithm is kept too (runnable false), so the query is not repeated for it; a
  * cuDNN error keeps nothing. */
 static mt_status plan_make(mt_device *dev, const dnn_api *a, dnn_state *st,
-                           const conv_key *key, const mt_conv2d_params *p, conv_plan **out)
+                           const conv_key *key, const mt_conv2d_params *p, const mt_array *xa,
+                           const mt_array *wa, const mt_array *ya, conv_plan **out)
 {
+    mt_cuda_dev *d = dev->impl;
+    bool tc = d->tf32 && !key->f64; /* TF32 tensor cores for float32, when allowed */
     conv_plan *plan = plan_slot(a, st);
     descs *ds = &plan->ds;
     cudnnDataType_t dt = key->f64 ? CUDNN_DATA_DOUBLE : CUDNN_DATA_FLOAT;
@@ -392,24 +484,26 @@ static mt_status plan_make(mt_device *dev, const dnn_api *a, dnn_state *st,
     if (s == CUDNN_STATUS_SUCCESS)
         s = a->SetConv2d(ds->c, p->pad[0], p->pad[1], p->stride[0], p->stride[1], 1, 1,
                          CUDNN_CROSS_CORRELATION, dt);
-    if (s == CUDNN_STATUS_SUCCESS) s = a->SetConvMath(ds->c, CUDNN_FMA_MATH);
+    if (s == CUDNN_STATUS_SUCCESS)
+        s = a->SetConvMath(ds->c, tc ? CUDNN_TENSOR_OP_MATH : CUDNN_FMA_MATH);
     enum { NALGO = 16 };
     int n = 0;
+    size_t most = 0; /* the largest workspace of an acceptable algorithm */
     if (s == CUDNN_STATUS_SUCCESS) {
         call = "cudnnGetConvolution*Algorithm_v7";
         atomic_fetch_add(&g_queries, 1);
         if (key->kind == MT__CONV_FWD) {
             cudnnConvolutionFwdAlgoPerf_t perf[NALGO];
             s = a->FwdAlgo(st->h, ds->t[0], ds->f, ds->c, ds->t[1], NALGO, &n, perf);
-            if (s == CUDNN_STATUS_SUCCESS) PICK(perf, n, key->kind, plan)
+            if (s == CUDNN_STATUS_SUCCESS) PICK(perf, n, key->kind, tc, WS_LIMIT, plan, &most)
         } else if (key->kind == MT__CONV_BWD_DATA) {
             cudnnConvolutionBwdDataAlgoPerf_t perf[NALGO];
             s = a->BwdDataAlgo(st->h, ds->f, ds->t[1], ds->c, ds->t[0], NALGO, &n, perf);
-            if (s == CUDNN_STATUS_SUCCESS) PICK(perf, n, key->kind, plan)
+            if (s == CUDNN_STATUS_SUCCESS) PICK(perf, n, key->kind, tc, WS_LIMIT, plan, &most)
         } else {
             cudnnConvolutionBwdFilterAlgoPerf_t perf[NALGO];
             s = a->BwdFilterAlgo(st->h, ds->t[0], ds->t[1], ds->c, ds->f, NALGO, &n, perf);
-            if (s == CUDNN_STATUS_SUCCESS) PICK(perf, n, key->kind, plan)
+            if (s == CUDNN_STATUS_SUCCESS) PICK(perf, n, key->kind, tc, WS_LIMIT, plan, &most)
         }
     }
     if (s != CUDNN_STATUS_SUCCESS) {
@@ -418,11 +512,12 @@ static mt_status plan_make(mt_device *dev, const dnn_api *a, dnn_state *st,
     }
     plan->key = *key;
     plan->used = ++st->clock;
+    if (plan->runnable && d->dnn_benchmark) plan_search(dev, a, st, plan, tc, most, xa, wa, ya);
     if (!plan->runnable) descs_free(a, ds);
     mt_log(MT_LOG_DEBUG, "cuDNN conv plan kind %d x %dx%dx%dx%d w %dx%dx%dx%d: %s %d, "
-           "workspace %zu", (int)key->kind, x[0], x[1], x[2], x[3], w[0], w[1], w[2], w[3],
+           "workspace %zu%s", (int)key->kind, x[0], x[1], x[2], x[3], w[0], w[1], w[2], w[3],
            plan->runnable ? "algorithm" : "no acceptable algorithm among", plan->runnable ?
-           plan->algo : n, plan->mem);
+           plan->algo : n, plan->mem, d->dnn_benchmark ? " (timed search)" : "");
     *out = plan;
     return MT_OK;
 }
@@ -508,7 +603,7 @@ mt_status mt__cuda_dnn_conv2d(mt_device *dev, int32_t kind, mt_array *out, const
     if (plan)
         plan->used = ++st->clock;
     else
-        r = plan_make(dev, a, st, &key, p, &plan);
+        r = plan_make(dev, a, st, &key, p, x, w, y, &plan);
     if (r == MT_OK && !plan->runnable)
         r = mt_err_set(MT_ERR_UNSUPPORTED, "cuDNN on %s: %s", dev->info.name,
                        plan->failed ? "this convolution failed in cuDNN before"

@@ -66,13 +66,19 @@ static mt_status ensure_handle(mt_device *dev, mt_cuda_dev *d)
         return mt_err_set(blas_status(s), "cublasCreate on %s: %s", dev->info.name,
                           status_name(cb, s));
     /* float16/bfloat16 products accumulate in float32 to the end: no split-K reductions in
-     * 16 bits (cuBLAS's default allows them for 16-bit outputs) */
+     * 16 bits (cuBLAS's default allows them for 16-bit outputs); float32 products in TF32 only
+     * when asked (MLTRAIN_CUDA_TF32=1) */
     if (cb->SetMathMode) {
-        s = cb->SetMathMode(h, (cublasMath_t)(CUBLAS_DEFAULT_MATH |
-                                              CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION));
+        unsigned mode = (d->tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH) |
+                        CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION;
+        s = cb->SetMathMode(h, (cublasMath_t)mode);
         if (s != CUBLAS_STATUS_SUCCESS)
             mt_log(MT_LOG_WARN, "cublasSetMathMode on %s: %s; float16/bfloat16 products may "
-                   "reduce partial sums in 16 bits", dev->info.name, status_name(cb, s));
+                   "reduce partial sums in 16 bits%s", dev->info.name, status_name(cb, s),
+                   d->tf32 ? ", and float32 products do not use TF32" : "");
+    } else if (d->tf32) {
+        mt_log(MT_LOG_WARN, "cuda: this cuBLAS has no cublasSetMathMode: MLTRAIN_CUDA_TF32 has "
+               "no effect on %s's products", dev->info.name);
     }
     d->cb = cb;
     d->blas = h;

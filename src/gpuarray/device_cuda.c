@@ -449,6 +449,8 @@ static mt_status cuda_open(mt_device *dev, int32_t platform, int32_t idx)
         goto fail_stream;
     }
     stage_configure(&d->stage, cu);
+    d->tf32 = env_flag("MLTRAIN_CUDA_TF32");
+    d->dnn_benchmark = env_flag("MLTRAIN_CUDNN_BENCHMARK");
     dev->impl = d;
     mt_log(MT_LOG_DEBUG, "cuda: opened %s: %s", dev->info.name, dev->info.description);
     return MT_OK;
