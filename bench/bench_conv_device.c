@@ -149,8 +149,11 @@ int main(int argc, char **argv)
         double d = a[i] > b[i] ? a[i] - b[i] : b[i] - a[i];
         if (d > maxd) maxd = d;
     }
-    printf("max |generic - host copy| = %.3g\n", maxd);
-    if (maxd > 1e-3) {
+    /* TF32 (MLTRAIN_CUDA_TF32=1) rounds the operands to 10-bit mantissas: ~1e-3 per product */
+    const char *tf32 = getenv("MLTRAIN_CUDA_TF32");
+    double tol = tf32 && *tf32 && strcmp(tf32, "0") != 0 ? 2e-2 : 1e-3;
+    printf("max |generic - host copy| = %.3g (tolerance %g)\n", maxd, tol);
+    if (maxd > tol) {
         fprintf(stderr, "the two paths disagree\n");
         return 1;
     }
