@@ -402,8 +402,8 @@ static void plan_drop(const dnn_api *a, conv_plan *plan)
 /* MLTRAIN_CUDNN_BENCHMARK: cuDNN times the algorithms on the call's own operands (the output is
  * overwritten, as the call that follows does anyway), with a workspace as large as the largest
  * acceptable one of the heuristic's ranking, and the fastest acceptable one replaces the
- * heuristic's choice. A failure keeps the heuristic's choice. */
-static void plan_search(mt_device *dev, const dnn_api *a, dnn_state *st, conv_plan *plan,
+ * heuristic's choice (true). A failure keeps the heuristic's choice (false). */
+static bool plan_search(mt_device *dev, const dnn_api *a, dnn_state *st, conv_plan *plan,
                         bool tc, size_t most, const mt_array *x, const mt_array *w,
                         const mt_array *y)
 {
@@ -412,7 +412,7 @@ static void plan_search(mt_device *dev, const dnn_api *a, dnn_state *st, conv_pl
         if (!atomic_flag_test_and_set(&logged))
             mt_log(MT_LOG_WARN, "cuDNN on %s: this libcudnn has no cudnnFind*AlgorithmEx: "
                    "MLTRAIN_CUDNN_BENCHMARK has no effect", dev->info.name);
-        return;
+        return false;
     }
     mt_buffer *ws = NULL;
     if (most > 0 && mt_buffer_new(&ws, dev, most) != MT_OK) {
@@ -453,10 +453,11 @@ static void plan_search(mt_device *dev, const dnn_api *a, dnn_state *st, conv_pl
         mt_log(MT_LOG_DEBUG, "cuDNN on %s: the algorithm search of kind %d %s; keeping "
                "algorithm %d", dev->info.name, (int)kind, s != CUDNN_STATUS_SUCCESS ?
                dnn_err(a, s) : "found no acceptable algorithm", plan->algo);
-        return;
+        return false;
     }
     plan->algo = best.algo;
     plan->mem = best.mem;
+    return true;
 }
 
 /* Makes a plan for key in a slot: descriptors, then the heuristic's ranking (and, with
@@ -512,12 +513,13 @@ static mt_status plan_make(mt_device *dev, const dnn_api *a, dnn_state *st,
     }
     plan->key = *key;
     plan->used = ++st->clock;
-    if (plan->runnable && d->dnn_benchmark) plan_search(dev, a, st, plan, tc, most, xa, wa, ya);
+    bool searched = plan->runnable && d->dnn_benchmark &&
+                    plan_search(dev, a, st, plan, tc, most, xa, wa, ya);
     if (!plan->runnable) descs_free(a, ds);
     mt_log(MT_LOG_DEBUG, "cuDNN conv plan kind %d x %dx%dx%dx%d w %dx%dx%dx%d: %s %d, "
            "workspace %zu%s", (int)key->kind, x[0], x[1], x[2], x[3], w[0], w[1], w[2], w[3],
            plan->runnable ? "algorithm" : "no acceptable algorithm among", plan->runnable ?
-           plan->algo : n, plan->mem, d->dnn_benchmark ? " (timed search)" : "");
+           plan->algo : n, plan->mem, searched ? " (timed search)" : "");
     *out = plan;
     return MT_OK;
 }
@@ -607,7 +609,8 @@ mt_status mt__cuda_dnn_conv2d(mt_device *dev, int32_t kind, mt_array *out, const
     if (r == MT_OK && !plan->runnable)
         r = mt_err_set(MT_ERR_UNSUPPORTED, "cuDNN on %s: %s", dev->info.name,
                        plan->failed ? "this convolution failed in cuDNN before"
-                                    : "no deterministic FMA algorithm for this convolution");
+                                    : "no acceptable algorithm (deterministic, GEMM-like) for "
+                                      "this convolution");
     if (r == MT_OK) r = run_plan(dev, a, st, plan, x, w, y);
     dnn_end(dev, a, NULL);
     return r;

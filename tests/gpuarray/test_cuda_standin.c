@@ -8,10 +8,14 @@
  * cuDNN in the three directions against the host device (float32 and float64, padding and
  * strides); the per-device plan cache (reuse, LRU eviction past its 64 slots, refresh on use),
  * its negative verdicts (no acceptable algorithm, a failed execution, a failed cudnnCreate);
- * pooling; everything freed at device close. The stand-in driver queues copies to and from
- * pinned memory until something waits for them, so a missing wait gives wrong data; it checks
- * guard bytes around every allocation and counts misuse; the stand-in cuDNN checks the contract
- * of every call (algorithm, workspace, pointers, alpha/beta, stream). Every case ends by
+ * the opt-ins MLTRAIN_CUDA_TF32 (float32 on the tensor-op entry with TF32 results, float64
+ * untouched) and MLTRAIN_CUDNN_BENCHMARK (one timed search per new plan on the call's own
+ * operands, its choice run; a failed search and a cuDNN without the search functions keep the
+ * heuristic's choice); pooling; everything freed at device close. The stand-in driver queues
+ * copies to and from pinned memory until something waits for them, so a missing wait gives
+ * wrong data; it checks guard bytes around every allocation and counts misuse; the stand-in
+ * cuDNN checks the contract of every call (algorithm, workspace, pointers, alpha/beta, stream)
+ * and records what each convolution ran (algorithm, math type). Every case ends by
  * closing the device and requiring that nothing is left live and nothing was misused.
  *
  * Kernels cannot run on the stand-in (module loading is refused), so the cases keep to paths
@@ -34,6 +38,7 @@
 uint64_t mt__cuda_staged_bytes(bool to_device); /* device_cuda.c */
 uint64_t mt__cuda_dnn_calls(void);              /* cuda_dnn.c */
 uint64_t mt__cuda_dnn_algo_queries(void);       /* cuda_dnn.c */
+uint64_t mt__cuda_dnn_algo_searches(void);      /* cuda_dnn.c */
 
 #define KIB ((size_t)1 << 10)
 #define MIB ((size_t)1 << 20)
@@ -54,6 +59,9 @@ static struct {
     __typeof__(&mt_standin_dnn_refuse_batch) refuse_batch;
     __typeof__(&mt_standin_dnn_fail_execs) fail_execs;
     __typeof__(&mt_standin_dnn_good_algo) good_algo;
+    __typeof__(&mt_standin_dnn_tf32_algo) tf32_algo;
+    __typeof__(&mt_standin_dnn_found_algo) found_algo;
+    __typeof__(&mt_standin_dnn_fail_searches) fail_searches;
 } g_dnn;
 
 static void *sym(void *h, const char *name)
@@ -126,6 +134,9 @@ static void dnn_link(void)
     g_dnn.refuse_batch = (__typeof__(g_dnn.refuse_batch))sym(h, "mt_standin_dnn_refuse_batch");
     g_dnn.fail_execs = (__typeof__(g_dnn.fail_execs))sym(h, "mt_standin_dnn_fail_execs");
     g_dnn.good_algo = (__typeof__(g_dnn.good_algo))sym(h, "mt_standin_dnn_good_algo");
+    g_dnn.tf32_algo = (__typeof__(g_dnn.tf32_algo))sym(h, "mt_standin_dnn_tf32_algo");
+    g_dnn.found_algo = (__typeof__(g_dnn.found_algo))sym(h, "mt_standin_dnn_found_algo");
+    g_dnn.fail_searches = (__typeof__(g_dnn.fail_searches))sym(h, "mt_standin_dnn_fail_searches");
     dlclose(h);
     g_dnn.linked = true;
     mt_standin_dnn_stats s;
@@ -614,8 +625,31 @@ static double *run_conv(mt_device *dev, bool member, int dir, mt_dtype dt, const
     return out;
 }
 
-/* Direction dir of shape s on cuda:0 (through mt_conv2d_*) equals the host device's result. */
-static void conv_vs_host(mt_device *dev, mt_device *host, int dir, mt_dtype dt, const cshape *s)
+/* Which of the stand-in's acceptable algorithms (standin.h): the heuristic's FMA choice, its
+ * TF32 entry, a search's choice. */
+enum { ALGO_GOOD, ALGO_TF32, ALGO_FOUND };
+
+/* The last execution of direction dir on the stand-in ran algorithm `which` with a
+ * convolution descriptor of math type `math`. */
+static void check_ran(const char *file, int line, int dir, int which, int math)
+{
+    mt_standin_dnn_stats d = dnn_stats();
+    int want = which == ALGO_GOOD   ? g_dnn.good_algo(dir)
+               : which == ALGO_TF32 ? g_dnn.tf32_algo(dir)
+                                    : g_dnn.found_algo(dir);
+    static const char *const names[3] = {"the heuristic's FMA choice", "the TF32 entry",
+                                         "the search's choice"};
+    if (d.last_algo[dir] != want || d.last_math[dir] != math)
+        mt_test_fail(file, line, "%s ran algorithm %lld with math type %lld; expected %s (%d) "
+                     "with math type %d", k_dir_names[dir], (long long)d.last_algo[dir],
+                     (long long)d.last_math[dir], names[which], want, math);
+}
+#define CHECK_RAN(dir, which, math) check_ran(__FILE__, __LINE__, (dir), (which), (math))
+
+/* Direction dir of shape s on cuda:0 (through mt_conv2d_*) equals the host device's result
+ * (float32 within rounding, float64 tight) and ran algorithm `which` with math type `math`. */
+static void conv_check(mt_device *dev, mt_device *host, int dir, mt_dtype dt, const cshape *s,
+                       int which, int math)
 {
     int64_t ad[4], bd[4], rd[4];
     dir_dims(dir, s, ad, bd, rd);
@@ -625,6 +659,7 @@ static void conv_vs_host(mt_device *dev, mt_device *host, int dir, mt_dtype dt, 
     if (st != MT_OK)
         mt_test_fail(__FILE__, __LINE__, "%s %s on cuda:0: %s", k_dir_names[dir],
                      mt_dtype_name(dt), mt_last_error());
+    CHECK_RAN(dir, which, math);
     double *want = run_conv(host, false, dir, dt, s, av, bv, &st);
     MT_CHECK_OK(st);
     char what[160];
@@ -641,10 +676,18 @@ static void conv_vs_host(mt_device *dev, mt_device *host, int dir, mt_dtype dt, 
     free(want);
 }
 
+/* The same with the default settings (no TF32, no search): the heuristic's FMA choice runs and
+ * the tensor-op entry ranked before it is skipped. */
+static void conv_vs_host(mt_device *dev, mt_device *host, int dir, mt_dtype dt, const cshape *s)
+{
+    conv_check(dev, host, dir, dt, s, ALGO_GOOD, MT_STANDIN_DNN_FMA_MATH);
+}
+
 /* mt_conv2d_forward / backward_data / backward_filter on cuda:0 run through cuDNN and equal the
  * host device (float32 within rounding, float64 tight) for shapes with padding, strides and a
  * 1x1 kernel; one cuDNN operation and one heuristic query per call (every call a new plan), with
- * the acceptable algorithm each time. */
+ * the acceptable FMA algorithm each time (TF32 is off by default: the tensor-op entry ranked
+ * before it is skipped, and the descriptor asks for CUDNN_FMA_MATH); no algorithm search. */
 MT_TEST(standin_conv_through_cudnn_equals_host)
 {
     mt_device *dev = open_standin();
@@ -669,6 +712,8 @@ MT_TEST(standin_conv_through_cudnn_equals_host)
     MT_CHECK_EQ_INT(d.live_handles, 1);
     MT_CHECK_EQ_INT(d.live_descs, 4 * ncalls); /* x, y, filter, convolution per cached plan */
     MT_CHECK_EQ_INT(cu_stats().module_loads, 0);
+    MT_CHECK_EQ_INT(mt__cuda_dnn_algo_searches(), 0);
+    MT_CHECK_EQ_INT(d.searches[0] + d.searches[1] + d.searches[2], 0);
     mt_device_release(host);
     finish(dev);
 }
@@ -822,7 +867,7 @@ MT_TEST(standin_conv_negative_verdict_cached)
         double *r = run_conv(dev, true, 0, MT_FLOAT32, &refused, av, bv, &st);
         MT_CHECK(r == NULL);
         MT_CHECK_EQ_INT(st, MT_ERR_UNSUPPORTED);
-        MT_CHECK(strstr(mt_last_error(), "no deterministic") != NULL);
+        MT_CHECK(strstr(mt_last_error(), "no acceptable algorithm") != NULL);
     }
     mt_standin_dnn_stats d = dnn_stats();
     MT_CHECK_EQ_INT(mt__cuda_dnn_algo_queries() - q0, 1);
@@ -964,6 +1009,260 @@ MT_TEST(standin_close_frees_plans_and_handle)
     MT_CHECK_EQ_INT(d.live_convs, runnable);
     free(av);
     free(bv);
+    finish(dev);
+}
+
+/* ---------------------------------------------------------------- TF32 and algorithm search */
+
+/* The number of products summed into one element of direction dir's result (an upper bound for
+ * the backward data direction, where strides and edges leave some out). */
+static int64_t conv_terms(int dir, const cshape *s)
+{
+    int64_t xd[4], wd[4], yd[4];
+    shape_dims(s, xd, wd, yd);
+    if (dir == 0) return s->c * s->kh * s->kw;
+    if (dir == 1) return s->o * s->kh * s->kw;
+    return s->n * yd[2] * yd[3];
+}
+
+/* n random values in [-1, 1) that float32 holds exactly (so the float64 host result is the
+ * exact result of the float32 operands, to 1e-16). */
+static double *random_f32_values(size_t n)
+{
+    double *v = random_values(n);
+    for (size_t i = 0; i < n; i++) v[i] = (double)(float)v[i];
+    return v;
+}
+
+/* Direction dir of shape s in float32 on cuda:0 with MLTRAIN_CUDA_TF32=1: the TF32 entry ran
+ * with CUDNN_TENSOR_OP_MATH, and the result is a TF32 one. With S the sum of |products| of an
+ * element (the same convolution of |a| and |b|) and K the number of products: TF32 keeps 10 of
+ * float32's 23 mantissa bits of each operand (each rounded within 2^-11 relative), so a product
+ * is off by at most 2^-10 + 2^-22 relative, the element by (2^-10 + 2^-22) S, plus the float32
+ * evaluation, at most (K + 2) 2^-24 S (accumulation and the final rounding) on each side. The
+ * host's float32 result is within that float32 bound of the exact one, so an element further
+ * than twice it from the host's float32 result is beyond float32 rounding: some element must
+ * be (with these operands the largest deviation is 1e-4 to 6e-4 S, over seven times twice the
+ * float32 bound in every direction and shape used). */
+static void tf32_check(mt_device *dev, mt_device *host, int dir, const cshape *s)
+{
+    int64_t ad[4], bd[4], rd[4];
+    dir_dims(dir, s, ad, bd, rd);
+    size_t na = count4(ad), nb = count4(bd), nr = count4(rd);
+    double *av = random_f32_values(na), *bv = random_f32_values(nb);
+    double *aabs = malloc(na * sizeof *aabs), *babs = malloc(nb * sizeof *babs);
+    MT_CHECK(aabs && babs);
+    for (size_t i = 0; i < na; i++) aabs[i] = fabs(av[i]);
+    for (size_t i = 0; i < nb; i++) babs[i] = fabs(bv[i]);
+    mt_status st;
+    double *got = run_conv(dev, false, dir, MT_FLOAT32, s, av, bv, &st);
+    if (st != MT_OK)
+        mt_test_fail(__FILE__, __LINE__, "%s float32 on cuda:0 with TF32: %s", k_dir_names[dir],
+                     mt_last_error());
+    CHECK_RAN(dir, ALGO_TF32, MT_STANDIN_DNN_TENSOR_OP_MATH);
+    double *exact = run_conv(host, false, dir, MT_FLOAT64, s, av, bv, &st);
+    MT_CHECK_OK(st);
+    double *f32 = run_conv(host, false, dir, MT_FLOAT32, s, av, bv, &st);
+    MT_CHECK_OK(st);
+    double *mag = run_conv(host, false, dir, MT_FLOAT64, s, aabs, babs, &st);
+    MT_CHECK_OK(st);
+    const double k = (double)conv_terms(dir, s);
+    const double f32_bound = (k + 2) * 0x1p-24, tf32_bound = 0x1p-10 + 0x1p-22 + f32_bound;
+    double worst_exact = 0, worst_f32 = 0;
+    for (size_t i = 0; i < nr; i++) {
+        double e = fabs(got[i] - exact[i]), d = fabs(got[i] - f32[i]);
+        if (!(e <= tf32_bound * mag[i]))
+            mt_test_fail(__FILE__, __LINE__, "%s with TF32, element %zu: %.9g, exact %.9g, off "
+                         "by %.3g > %.3g (the TF32 bound for sum |products| %.6g)",
+                         k_dir_names[dir], i, got[i], exact[i], e, tf32_bound * mag[i], mag[i]);
+        if (mag[i] > 0) {
+            worst_exact = fmax(worst_exact, e / mag[i]);
+            worst_f32 = fmax(worst_f32, d / mag[i]);
+        }
+    }
+    printf("%s with TF32: largest error %.3g of sum |products| (TF32 bound %.3g, float32 bound "
+           "%.3g); largest difference from the host's float32 result %.3g\n", k_dir_names[dir],
+           worst_exact, tf32_bound, f32_bound, worst_f32);
+    if (!(worst_f32 > 2 * f32_bound))
+        mt_test_fail(__FILE__, __LINE__, "%s with TF32 is within float32 rounding of the host "
+                     "(largest difference %.3g of sum |products|, float32 bound %.3g): the "
+                     "operands were not rounded to TF32", k_dir_names[dir], worst_f32, f32_bound);
+    free(av), free(bv), free(aabs), free(babs);
+    free(got), free(exact), free(f32), free(mag);
+}
+
+/* MLTRAIN_CUDA_TF32=1: float32 convolutions in the three directions take the heuristic's
+ * tensor-op entry (ranked before the FMA one; the tensor-op entry with conversion to float16
+ * ranked before both is still skipped) and run with CUDNN_TENSOR_OP_MATH, giving TF32 results
+ * (beyond float32 rounding of the host, within the TF32 bound); float64 keeps the FMA entry and
+ * CUDNN_FMA_MATH and equals the host tightly. */
+MT_TEST(standin_conv_tf32_uses_tensor_ops)
+{
+    setenv("MLTRAIN_CUDA_TF32", "1", 1);
+    mt_device *dev = open_standin();
+    need_dnn(dev);
+    mt_device *host = mt_test_open_or_skip("host");
+    for (int i = 0; i < 2; i++)
+        for (int dir = 0; dir < 3; dir++) tf32_check(dev, host, dir, &k_shapes[i]);
+    for (int dir = 0; dir < 3; dir++)
+        conv_check(dev, host, dir, MT_FLOAT64, &k_shapes[0], ALGO_GOOD, MT_STANDIN_DNN_FMA_MATH);
+    MT_CHECK_EQ_INT(mt__cuda_dnn_algo_searches(), 0);
+    mt_device_release(host);
+    finish(dev);
+}
+
+/* MLTRAIN_CUDA_TF32=0 is off, as unset is: the tensor-op entry is skipped, CUDNN_FMA_MATH. */
+MT_TEST(standin_conv_tf32_zero_is_off)
+{
+    setenv("MLTRAIN_CUDA_TF32", "0", 1);
+    mt_device *dev = open_standin();
+    need_dnn(dev);
+    mt_device *host = mt_test_open_or_skip("host");
+    for (int dir = 0; dir < 3; dir++) conv_vs_host(dev, host, dir, MT_FLOAT32, &k_shapes[1]);
+    mt_device_release(host);
+    finish(dev);
+}
+
+/* The search of the last new plan of direction dir: on the call's own operands, with a
+ * workspace covering the largest acceptable entry of the heuristic's ranking. */
+static void check_searched(const char *file, int line, int dir)
+{
+    mt_standin_dnn_stats d = dnn_stats();
+    if (d.last_search_need[dir] <= 0 || d.last_search_ws[dir] < d.last_search_need[dir])
+        mt_test_fail(file, line, "the %s search got a workspace of %lld bytes; the heuristic's "
+                     "acceptable entries need up to %lld", k_dir_names[dir],
+                     (long long)d.last_search_ws[dir], (long long)d.last_search_need[dir]);
+    if (d.last_exec_as_searched[dir] != 1)
+        mt_test_fail(file, line, "the %s execution ran on other pointers than its search",
+                     k_dir_names[dir]);
+}
+#define CHECK_SEARCHED(dir) check_searched(__FILE__, __LINE__, (dir))
+
+static int64_t dnn_searches(void)
+{
+    mt_standin_dnn_stats s = dnn_stats();
+    return s.searches[0] + s.searches[1] + s.searches[2];
+}
+
+/* MLTRAIN_CUDNN_BENCHMARK=1: each new plan (three directions, float32 and float64, two shapes)
+ * makes one heuristic query and one timed search on the call's own operands, with a workspace as
+ * large as the largest acceptable heuristic entry's (larger than the heuristic's choice needs);
+ * the search's fastest acceptable entry (after entries mltrain must skip, the tensor-op one
+ * among them) runs instead of the heuristic's choice, and the results equal the host. The same
+ * shapes again reuse their plans: no query, no search, the search's choice still runs. */
+MT_TEST(standin_conv_benchmark_takes_search_choice)
+{
+    setenv("MLTRAIN_CUDNN_BENCHMARK", "1", 1);
+    mt_device *dev = open_standin();
+    need_dnn(dev);
+    mt_device *host = mt_test_open_or_skip("host");
+    static const mt_dtype dts[] = {MT_FLOAT32, MT_FLOAT64};
+    uint64_t q0 = mt__cuda_dnn_algo_queries();
+    int plans = 0;
+    for (int rep = 0; rep < 2; rep++)
+        for (int i = 1; i < 3; i++)
+            for (int di = 0; di < 2; di++)
+                for (int dir = 0; dir < 3; dir++) {
+                    conv_check(dev, host, dir, dts[di], &k_shapes[i], ALGO_FOUND,
+                               MT_STANDIN_DNN_FMA_MATH);
+                    if (rep == 0) {
+                        plans++;
+                        CHECK_SEARCHED(dir);
+                    }
+                    MT_CHECK_EQ_INT(mt__cuda_dnn_algo_searches(), plans);
+                    MT_CHECK_EQ_INT(dnn_searches(), plans);
+                    MT_CHECK_EQ_INT(mt__cuda_dnn_algo_queries() - q0, plans);
+                }
+    MT_CHECK_EQ_INT(plans, 12);
+    MT_CHECK_EQ_INT(dnn_stats().failed_searches, 0);
+    mt_device_release(host);
+    finish(dev);
+}
+
+/* A search that fails (after writing NaNs into the output) keeps the heuristic's choice: it
+ * runs, the result equals the host, and the plan is reused without another search. */
+MT_TEST(standin_conv_benchmark_failed_search_keeps_heuristic)
+{
+    setenv("MLTRAIN_CUDNN_BENCHMARK", "1", 1);
+    mt_device *dev = open_standin();
+    need_dnn(dev);
+    mt_device *host = mt_test_open_or_skip("host");
+    /* a first convolution loads the stand-in (its search succeeds) */
+    conv_check(dev, host, 0, MT_FLOAT32, &k_shapes[3], ALGO_FOUND, MT_STANDIN_DNN_FMA_MATH);
+    MT_CHECK_EQ_INT(dnn_searches(), 1);
+    g_dnn.fail_searches(3);
+    for (int rep = 0; rep < 2; rep++)
+        for (int dir = 0; dir < 3; dir++) {
+            conv_check(dev, host, dir, MT_FLOAT32, &k_shapes[0], ALGO_GOOD,
+                       MT_STANDIN_DNN_FMA_MATH);
+            MT_CHECK_EQ_INT(dnn_searches(), rep == 0 ? 2 + dir : 4);
+        }
+    MT_CHECK_EQ_INT(mt__cuda_dnn_algo_searches(), 4);
+    MT_CHECK_EQ_INT(dnn_stats().failed_searches, 3);
+    mt_device_release(host);
+    finish(dev);
+}
+
+static int g_find_warnings;
+
+static void find_warnings_sink(mt_log_level level, const char *msg, void *user)
+{
+    (void)user;
+    if (level >= MT_LOG_WARN) fprintf(stderr, "mltrain: %s\n", msg);
+    if (level == MT_LOG_WARN && strstr(msg, "cudnnFind") && strstr(msg, "MLTRAIN_CUDNN_BENCHMARK"))
+        g_find_warnings++;
+}
+
+/* MLTRAIN_CUDNN_BENCHMARK=1 with a cuDNN that lacks cudnnFind*AlgorithmEx (the stand-in built
+ * without them): one warning, no search, the heuristic's choice runs in the three directions,
+ * the results equal the host, and nothing fails. */
+MT_TEST(standin_conv_benchmark_without_find_keeps_heuristic)
+{
+    const char *nofind = getenv(MT_STANDIN_DNN_NOFIND_ENV);
+    if (!nofind || !*nofind)
+        MT_SKIP(MT_STANDIN_DNN_NOFIND_ENV " is not set (CTest points it at the stand-in cuDNN "
+                "built without cudnnFind*AlgorithmEx)");
+    setenv("MLTRAIN_LIBCUDNN", nofind, 1);
+    setenv("MLTRAIN_CUDNN_BENCHMARK", "1", 1);
+    mt_log_set_callback(find_warnings_sink, NULL);
+    mt_device *dev = open_standin();
+    need_dnn(dev);
+    mt_device *host = mt_test_open_or_skip("host");
+    for (int rep = 0; rep < 2; rep++)
+        for (int dir = 0; dir < 3; dir++) conv_vs_host(dev, host, dir, MT_FLOAT32, &k_shapes[1]);
+    void *h = dlopen(nofind, RTLD_NOW | RTLD_NOLOAD);
+    MT_CHECK(h != NULL);
+    MT_CHECK(dlsym(h, "cudnnFindConvolutionForwardAlgorithmEx") == NULL);
+    MT_CHECK(dlsym(h, "cudnnFindConvolutionBackwardDataAlgorithmEx") == NULL);
+    MT_CHECK(dlsym(h, "cudnnFindConvolutionBackwardFilterAlgorithmEx") == NULL);
+    dlclose(h);
+    MT_CHECK_EQ_INT(mt__cuda_dnn_algo_searches(), 0);
+    MT_CHECK_EQ_INT(dnn_searches(), 0);
+    MT_CHECK_EQ_INT(dnn_queries(), 3);
+    MT_CHECK_EQ_INT(g_find_warnings, 1);
+    mt_device_release(host);
+    finish(dev);
+    mt_log_set_callback(NULL, NULL);
+}
+
+/* Both opt-ins: the search of a float32 plan may take the tensor-op entry, which it times as the
+ * fastest acceptable one, so it runs with CUDNN_TENSOR_OP_MATH and TF32 results; float64 plans
+ * take the search's FMA choice. */
+MT_TEST(standin_conv_tf32_with_benchmark)
+{
+    setenv("MLTRAIN_CUDA_TF32", "1", 1);
+    setenv("MLTRAIN_CUDNN_BENCHMARK", "1", 1);
+    mt_device *dev = open_standin();
+    need_dnn(dev);
+    mt_device *host = mt_test_open_or_skip("host");
+    for (int dir = 0; dir < 3; dir++) {
+        tf32_check(dev, host, dir, &k_shapes[2]);
+        CHECK_SEARCHED(dir);
+        conv_check(dev, host, dir, MT_FLOAT64, &k_shapes[2], ALGO_FOUND, MT_STANDIN_DNN_FMA_MATH);
+        CHECK_SEARCHED(dir);
+    }
+    MT_CHECK_EQ_INT(mt__cuda_dnn_algo_searches(), 6);
+    mt_device_release(host);
     finish(dev);
 }
 

@@ -6,21 +6,31 @@
  * Descriptors and handles are heap structs that record their settings (dims, data type,
  * layout, padding, stride, dilation, mode, math type, NaN propagation). The heuristic queries
  * (cudnnGet*Algorithm_v7) return a ranked list whose first entries are ones mltrain must skip
- * (Winograd / FFT, non-deterministic, tensor-op math, a failed status, a workspace over
- * mltrain's limit), each alone failing one of its conditions, followed by one acceptable
- * GEMM-like deterministic algorithm with a non-zero workspace; they are counted. The
- * executions check the contract mltrain relies on: alpha = 1 and beta = 0, the algorithm is
- * the acceptable one offered for that shape, the workspace pointer and size cover what was
- * promised (the whole workspace is written), every data pointer lies inside one live device
- * allocation of the CUDA stand-in, the handle's stream is live and a context is current; work
- * already queued on the stream runs first (stream order). A float convolution whose
- * descriptor does not ask for CUDNN_FMA_MATH rounds its inputs to TF32, as tensor cores would,
- * so a lost math setting shows up in the results. Breaches are printed on stderr and counted.
+ * (Winograd / FFT, non-deterministic, tensor-op math with conversion to float16, a failed
+ * status, a workspace over mltrain's limit), each alone failing one of its conditions, then a
+ * GEMM-like deterministic entry with CUDNN_TENSOR_OP_MATH (acceptable only when TF32 is
+ * allowed: a float32 convolution whose descriptor asks for tensor-op math), then the
+ * acceptable GEMM-like FMA entry mltrain takes otherwise, then another acceptable one with a
+ * larger workspace; they are counted. The timed searches (cudnnFind*AlgorithmEx, left out when
+ * built with MT_STANDIN_NO_FIND) check what an execution checks, and that the workspace covers
+ * the largest acceptable entry of the heuristic's ranking; they compute the output and return
+ * a list sorted by time whose first entries are ones mltrain must skip and whose fastest
+ * acceptable FMA entry is that other algorithm (entries needing more workspace than given
+ * fail, as in cuDNN); they are counted and their choice is recorded. The executions check the
+ * contract mltrain relies on: alpha = 1 and beta = 0, the algorithm is the heuristic's choice
+ * for that shape and math type or the recorded choice of a search of that convolution, the
+ * workspace pointer and size cover what that entry needs (the whole workspace is written),
+ * every data pointer lies inside one live device allocation of the CUDA stand-in, the
+ * handle's stream is live and a context is current; work already queued on the stream runs
+ * first (stream order). Each records its algorithm, math type and workspace. A float
+ * convolution whose descriptor does not ask for CUDNN_FMA_MATH rounds its inputs to TF32, as
+ * tensor cores would, so a lost math setting shows up in the results. Breaches are printed on
+ * stderr and counted.
  *
  * The CUDA stand-in is reached with dlopen($MLTRAIN_LIBCUDA, RTLD_NOLOAD): the instance the
  * backend loaded. Knobs (standin.h): no acceptable algorithm for one batch size, failing the
- * next N executions, failing cudnnCreate; counters of live handles and descriptors. Test-only
- * code. */
+ * next N executions or searches, failing cudnnCreate; counters of live handles and
+ * descriptors. Test-only code. */
 #include <cudnn.h>
 #include <dlfcn.h>
 #include <math.h>
@@ -79,9 +89,13 @@ struct cudnnPoolingStruct {
 
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 static obj *g_objs;
-static mt_standin_dnn_stats g_st;
+static mt_standin_dnn_stats g_st = {.last_algo = {-1, -1, -1}};
+static const void *g_searched[3][3]; /* x, w, y of the last search of each kind */
+_Static_assert(MT_STANDIN_DNN_TENSOR_OP_MATH == CUDNN_TENSOR_OP_MATH &&
+                   MT_STANDIN_DNN_FMA_MATH == CUDNN_FMA_MATH,
+               "standin.h's math type values");
 static int g_refuse_batch = -1;
-static int g_fail_execs;
+static int g_fail_execs, g_fail_searches;
 
 static void violation(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void violation(const char *fmt, ...)
@@ -209,11 +223,28 @@ void mt_standin_dnn_fail_execs(int n)
     pthread_mutex_unlock(&g_lock);
 }
 
+void mt_standin_dnn_fail_searches(int n)
+{
+    pthread_mutex_lock(&g_lock);
+    g_fail_searches = n;
+    pthread_mutex_unlock(&g_lock);
+}
+
+static const int k_good[3], k_tf32[3], k_found[3];
+
 int mt_standin_dnn_good_algo(int kind)
 {
-    if (kind == 0) return CUDNN_CONVOLUTION_FWD_ALGO_GEMM;
-    if (kind == 1) return CUDNN_CONVOLUTION_BWD_DATA_ALGO_1;
-    return CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1;
+    return kind >= 0 && kind < 3 ? k_good[kind] : -1;
+}
+
+int mt_standin_dnn_tf32_algo(int kind)
+{
+    return kind >= 0 && kind < 3 ? k_tf32[kind] : -1;
+}
+
+int mt_standin_dnn_found_algo(int kind)
+{
+    return kind >= 0 && kind < 3 ? k_found[kind] : -1;
 }
 
 /* ---------------------------------------------------------------- library, handle */
@@ -463,7 +494,11 @@ static size_t ws_bytes(const cgeo *g)
                       (size_t)g->y.w;
 }
 
-/* ---------------------------------------------------------------- heuristics */
+/* ---------------------------------------------------------------- heuristics and searches */
+
+/* What mltrain must do with an entry of a ranked list: skip it; take it (FMA math); take it
+ * only when TF32 is allowed (a float32 convolution whose descriptor asks CUDNN_TENSOR_OP_MATH). */
+enum { R_SKIP = 0, R_FMA, R_TC };
 
 typedef struct entry {
     int algo;
@@ -471,54 +506,159 @@ typedef struct entry {
     size_t memory;
     cudnnDeterminism_t det;
     cudnnMathType_t math;
-    bool good;
+    int role;
 } entry;
 
+#define NENT 12
 #define HUGE_WS ((size_t)1 << 30) /* over mltrain's 512 MiB workspace limit */
 
-/* The ranked list for a convolution kind; the acceptable entry is last but one (fwd) or last. */
-static int ranking(int kind, const cgeo *g, entry *out)
+/* The acceptable algorithms of each kind (forward, backward data, backward filter): the
+ * heuristic's first FMA one, its TF32 one (ranked before), and the search's fastest FMA one. */
+static const int k_good[3] = {CUDNN_CONVOLUTION_FWD_ALGO_GEMM, CUDNN_CONVOLUTION_BWD_DATA_ALGO_1,
+                              CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1};
+static const int k_tf32[3] = {CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM,
+                              CUDNN_CONVOLUTION_BWD_DATA_ALGO_0,
+                              CUDNN_CONVOLUTION_BWD_FILTER_ALGO_3};
+static const int k_found[3] = {CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM,
+                               CUDNN_CONVOLUTION_BWD_DATA_ALGO_0,
+                               CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0};
+
+/* Workspaces: the TF32 entry needs less than the good one, the search's choice more (so a
+ * search given only the heuristic's choice's workspace cannot run it). */
+static size_t ws_tf32(const cgeo *g)
 {
-    size_t ws = ws_bytes(g);
-    cudnnMathType_t m = g->cv->math;
-    const cudnnStatus_t ok = CUDNN_STATUS_SUCCESS, ns = CUDNN_STATUS_NOT_SUPPORTED;
-    const cudnnDeterminism_t det = CUDNN_DETERMINISTIC, nondet = CUDNN_NON_DETERMINISTIC;
-    int n = 0;
-    if (kind == 0) {
-        out[n++] = (entry){CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD_NONFUSED, ok, 4096, det, m, false};
-        out[n++] = (entry){CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM, ok, 0, nondet, m, false};
-        out[n++] = (entry){CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM, ok, ws, det,
-                           CUDNN_TENSOR_OP_MATH, false};
-        out[n++] = (entry){CUDNN_CONVOLUTION_FWD_ALGO_DIRECT, ns, 0, det, m, false};
-        out[n++] = (entry){CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM, ok, HUGE_WS, det, m,
-                           false};
-        out[n++] = (entry){CUDNN_CONVOLUTION_FWD_ALGO_GEMM, ok, ws, det, m, true};
-        out[n++] = (entry){CUDNN_CONVOLUTION_FWD_ALGO_FFT, ok, 8192, det, m, false};
-    } else if (kind == 1) {
-        out[n++] = (entry){CUDNN_CONVOLUTION_BWD_DATA_ALGO_WINOGRAD, ok, 4096, det, m, false};
-        out[n++] = (entry){CUDNN_CONVOLUTION_BWD_DATA_ALGO_0, ok, 0, nondet, m, false};
-        out[n++] = (entry){CUDNN_CONVOLUTION_BWD_DATA_ALGO_FFT_TILING, ok, 8192, det, m, false};
-        out[n++] = (entry){CUDNN_CONVOLUTION_BWD_DATA_ALGO_1, ok, 0, det,
-                           CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION, false};
-        out[n++] = (entry){CUDNN_CONVOLUTION_BWD_DATA_ALGO_1, ok, ws, det, m, true};
-    } else {
-        out[n++] = (entry){CUDNN_CONVOLUTION_BWD_FILTER_ALGO_FFT, ok, 8192, det, m, false};
-        out[n++] = (entry){CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0, ok, 0, nondet, m, false};
-        out[n++] = (entry){CUDNN_CONVOLUTION_BWD_FILTER_ALGO_3, ns, 0, det, m, false};
-        out[n++] = (entry){CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1, ok, 0, det, CUDNN_TENSOR_OP_MATH,
-                           false};
-        out[n++] = (entry){CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1, ok, ws, det, m, true};
-    }
+    return ws_bytes(g) / 2;
+}
+
+static size_t ws_found(const cgeo *g)
+{
+    return 2 * ws_bytes(g) + 4096;
+}
+
+/* Whether mltrain may take R_TC entries for this convolution. */
+static bool tf32_allowed(const cgeo *g)
+{
+    return g->x.dt == CUDNN_DATA_FLOAT && g->cv->math == CUDNN_TENSOR_OP_MATH;
+}
+
+static bool acceptable(const entry *e, bool tf32)
+{
+    return e->status == CUDNN_STATUS_SUCCESS && (e->role == R_FMA || (tf32 && e->role == R_TC));
+}
+
+/* Drops the acceptable entries when the batch size is the refused one. */
+static int refuse_filter(const cgeo *g, entry *out, int n)
+{
     pthread_mutex_lock(&g_lock);
     bool refuse = g_refuse_batch >= 0 && g->x.n == g_refuse_batch;
     pthread_mutex_unlock(&g_lock);
-    if (refuse) { /* drop the acceptable entry */
-        int k = 0;
-        for (int i = 0; i < n; i++)
-            if (!out[i].good) out[k++] = out[i];
-        n = k;
+    if (!refuse) return n;
+    int k = 0;
+    for (int i = 0; i < n; i++)
+        if (out[i].role == R_SKIP) out[k++] = out[i];
+    return k;
+}
+
+/* The heuristic's ranked list for a convolution kind: entries mltrain must skip (not GEMM-like,
+ * non-deterministic, tensor-op math with conversion to float16, a failed status, a workspace
+ * over the limit; each alone failing one condition), then the TF32 entry, the good one and the
+ * search's choice (acceptable too, ranked after the good one, with the largest workspace). */
+static int ranking(int kind, const cgeo *g, entry *out)
+{
+    size_t ws = ws_bytes(g), wt = ws_tf32(g), wf = ws_found(g);
+    const cudnnStatus_t ok = CUDNN_STATUS_SUCCESS, ns = CUDNN_STATUS_NOT_SUPPORTED;
+    const cudnnDeterminism_t det = CUDNN_DETERMINISTIC, nondet = CUDNN_NON_DETERMINISTIC;
+    const cudnnMathType_t fma = CUDNN_FMA_MATH, tc = CUDNN_TENSOR_OP_MATH,
+                          conv = CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION;
+    int n = 0;
+    if (kind == 0) {
+        out[n++] = (entry){CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD_NONFUSED, ok, 4096, det, fma,
+                           R_SKIP};
+        out[n++] = (entry){CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM, ok, 0, nondet, fma, R_SKIP};
+        out[n++] = (entry){k_good[0], ok, 0, det, conv, R_SKIP};
+        out[n++] = (entry){CUDNN_CONVOLUTION_FWD_ALGO_DIRECT, ns, 0, det, fma, R_SKIP};
+        out[n++] = (entry){CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM, ok, HUGE_WS, det, fma,
+                           R_SKIP};
+        out[n++] = (entry){k_tf32[0], ok, wt, det, tc, R_TC};
+        out[n++] = (entry){k_good[0], ok, ws, det, fma, R_FMA};
+        out[n++] = (entry){k_found[0], ok, wf, det, fma, R_FMA};
+        out[n++] = (entry){CUDNN_CONVOLUTION_FWD_ALGO_FFT, ok, 8192, det, fma, R_SKIP};
+    } else if (kind == 1) {
+        out[n++] = (entry){CUDNN_CONVOLUTION_BWD_DATA_ALGO_WINOGRAD, ok, 4096, det, fma, R_SKIP};
+        out[n++] = (entry){CUDNN_CONVOLUTION_BWD_DATA_ALGO_0, ok, 0, nondet, fma, R_SKIP};
+        out[n++] = (entry){CUDNN_CONVOLUTION_BWD_DATA_ALGO_FFT_TILING, ok, 8192, det, fma, R_SKIP};
+        out[n++] = (entry){k_good[1], ok, 0, det, conv, R_SKIP};
+        out[n++] = (entry){CUDNN_CONVOLUTION_BWD_DATA_ALGO_1, ns, 0, det, fma, R_SKIP};
+        out[n++] = (entry){CUDNN_CONVOLUTION_BWD_DATA_ALGO_0, ok, HUGE_WS, det, fma, R_SKIP};
+        out[n++] = (entry){k_tf32[1], ok, wt, det, tc, R_TC};
+        out[n++] = (entry){k_good[1], ok, ws, det, fma, R_FMA};
+        out[n++] = (entry){k_found[1], ok, wf, det, fma, R_FMA};
+    } else {
+        out[n++] = (entry){CUDNN_CONVOLUTION_BWD_FILTER_ALGO_FFT, ok, 8192, det, fma, R_SKIP};
+        out[n++] = (entry){CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0, ok, 0, nondet, fma, R_SKIP};
+        out[n++] = (entry){CUDNN_CONVOLUTION_BWD_FILTER_ALGO_3, ns, 0, det, fma, R_SKIP};
+        out[n++] = (entry){k_good[2], ok, 0, det, conv, R_SKIP};
+        out[n++] = (entry){CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1, ok, HUGE_WS, det, fma, R_SKIP};
+        out[n++] = (entry){k_tf32[2], ok, wt, det, tc, R_TC};
+        out[n++] = (entry){k_good[2], ok, ws, det, fma, R_FMA};
+        out[n++] = (entry){k_found[2], ok, wf, det, fma, R_FMA};
+        out[n++] = (entry){CUDNN_CONVOLUTION_BWD_FILTER_ALGO_WINOGRAD_NONFUSED, ok, 4096, det, fma,
+                           R_SKIP};
     }
-    return n;
+    return refuse_filter(g, out, n);
+}
+
+/* The heuristic's choice for this convolution (NULL: none acceptable). */
+static const entry *heuristic_pick(const entry *ents, int n, const cgeo *g)
+{
+    for (int i = 0; i < n; i++)
+        if (acceptable(&ents[i], tf32_allowed(g))) return &ents[i];
+    return NULL;
+}
+
+/* What a search chose for one convolution (kind, descriptors): an execution may run it. */
+typedef struct skey {
+    int kind;
+    tdesc x, w, y;
+    int pad[2], stride[2], dil[2], mode, ct, math;
+} skey;
+
+#define FOUND_SLOTS 128
+static struct {
+    bool used;
+    skey key;
+    entry pick;
+} g_found[FOUND_SLOTS];
+
+static skey skey_of(int kind, const cgeo *g)
+{
+    skey k;
+    memset(&k, 0, sizeof k);
+    k.kind = kind;
+    k.x = g->x, k.w = g->w, k.y = g->y;
+    for (int i = 0; i < 2; i++) {
+        k.pad[i] = g->cv->pad[i];
+        k.stride[i] = g->cv->stride[i];
+        k.dil[i] = g->cv->dil[i];
+    }
+    k.mode = (int)g->cv->mode, k.ct = (int)g->cv->ct, k.math = (int)g->cv->math;
+    return k;
+}
+
+/* The entry the last search of this convolution chose (false: none was searched, or the search
+ * found nothing acceptable). */
+static bool found_get(int kind, const cgeo *g, entry *out)
+{
+    skey k = skey_of(kind, g);
+    bool hit = false;
+    pthread_mutex_lock(&g_lock);
+    for (int i = 0; i < FOUND_SLOTS && !hit; i++)
+        if (g_found[i].used && memcmp(&g_found[i].key, &k, sizeof k) == 0) {
+            *out = g_found[i].pick;
+            hit = true;
+        }
+    pthread_mutex_unlock(&g_lock);
+    return hit;
 }
 
 /* Fills perf (any of the three perf struct types: same leading fields) from the ranking. */
@@ -568,7 +708,7 @@ cudnnStatus_t CUDNNWINAPI cudnnGetConvolutionForwardAlgorithm_v7(
     if (s == CUDNN_STATUS_SUCCESS)
         s = conv_geometry(call, &g, srcDesc, filterDesc, convDesc, destDesc);
     if (s != CUDNN_STATUS_SUCCESS) return s;
-    entry ents[8];
+    entry ents[NENT];
     int n = ranking(0, &g, ents);
     FILL_PERF(perfResults, requestedAlgoCount, returnedAlgoCount, ents, n);
     count_query(0);
@@ -587,7 +727,7 @@ cudnnStatus_t CUDNNWINAPI cudnnGetConvolutionBackwardDataAlgorithm_v7(
     if (s == CUDNN_STATUS_SUCCESS)
         s = conv_geometry(call, &g, gradDesc, filterDesc, convDesc, diffDesc);
     if (s != CUDNN_STATUS_SUCCESS) return s;
-    entry ents[8];
+    entry ents[NENT];
     int n = ranking(1, &g, ents);
     FILL_PERF(perfResults, requestedAlgoCount, returnedAlgoCount, ents, n);
     count_query(1);
@@ -606,7 +746,7 @@ cudnnStatus_t CUDNNWINAPI cudnnGetConvolutionBackwardFilterAlgorithm_v7(
     if (s == CUDNN_STATUS_SUCCESS)
         s = conv_geometry(call, &g, srcDesc, gradDesc, convDesc, diffDesc);
     if (s != CUDNN_STATUS_SUCCESS) return s;
-    entry ents[8];
+    entry ents[NENT];
     int n = ranking(2, &g, ents);
     FILL_PERF(perfResults, requestedAlgoCount, returnedAlgoCount, ents, n);
     count_query(2);
@@ -691,19 +831,29 @@ static cudnnStatus_t conv_exec_checks(const char *call, int kind, cudnnHandle_t 
 {
     if (!handle_ready(call, h) || !scale_ok(call, g->x.dt, alpha, beta))
         return CUDNN_STATUS_BAD_PARAM;
-    entry ents[8];
+    /* the heuristic's choice, or what a search of this convolution chose */
+    entry ents[NENT], found;
     int n = ranking(kind, g, ents);
-    const entry *good = NULL;
-    for (int i = 0; i < n; i++)
-        if (ents[i].good) good = &ents[i];
-    if (!good || algo != good->algo) {
-        violation("%s: algorithm %d is not the acceptable one offered for this shape (%d)", call,
-                  algo, good ? good->algo : -1);
+    const entry *pick = heuristic_pick(ents, n, g);
+    const entry *cand[2] = {pick, found_get(kind, g, &found) ? &found : NULL};
+    const entry *use = NULL;
+    bool known = false;
+    size_t need = 0;
+    for (int i = 0; i < 2 && !use; i++) {
+        if (!cand[i] || cand[i]->algo != algo) continue;
+        known = true;
+        need = cand[i]->memory;
+        if (ws_size >= need && (need == 0 || ws)) use = cand[i];
+    }
+    if (!known) {
+        violation("%s: algorithm %d is neither the heuristic's choice for this shape (%d) nor a "
+                  "search's (%d)", call, algo, pick ? pick->algo : -1,
+                  cand[1] ? cand[1]->algo : -1);
         return CUDNN_STATUS_BAD_PARAM;
     }
-    if (ws_size < good->memory || (good->memory > 0 && !ws)) {
-        violation("%s: workspace %p of %zu bytes, %zu promised", call, ws, ws_size,
-                  good->memory);
+    if (!use) {
+        violation("%s: workspace %p of %zu bytes for algorithm %d, %zu promised", call, ws,
+                  ws_size, algo, need);
         return CUDNN_STATUS_BAD_PARAM;
     }
     if (ws_size > 0 && linked() && !g_cu.range_ok(ws, ws_size)) {
@@ -813,10 +963,25 @@ static cudnnStatus_t conv_compute(int kind, const cgeo *g, const void *xp, const
     return CUDNN_STATUS_SUCCESS;
 }
 
-static void count_exec(int64_t *counter)
+static void count_pool(int backward)
 {
     pthread_mutex_lock(&g_lock);
-    (*counter)++;
+    g_st.pool_execs[backward]++;
+    pthread_mutex_unlock(&g_lock);
+}
+
+/* Counts a successful convolution execution of kind k (operands x, w, y) and records what it
+ * ran. */
+static void count_exec(int k, int algo, const cgeo *g, size_t ws_size, const void *x,
+                       const void *w, const void *y)
+{
+    pthread_mutex_lock(&g_lock);
+    g_st.execs[k]++;
+    g_st.last_algo[k] = algo;
+    g_st.last_math[k] = (int64_t)g->cv->math;
+    g_st.last_ws[k] = (int64_t)ws_size;
+    g_st.last_exec_as_searched[k] =
+        g_searched[k][0] == x && g_searched[k][1] == w && g_searched[k][2] == y;
     pthread_mutex_unlock(&g_lock);
 }
 
@@ -840,7 +1005,7 @@ cudnnStatus_t CUDNNWINAPI cudnnConvolutionForward(
     if (s != CUDNN_STATUS_SUCCESS) return s;
     if (fail_now()) return CUDNN_STATUS_EXECUTION_FAILED;
     s = conv_compute(0, &g, x, w, NULL, y);
-    if (s == CUDNN_STATUS_SUCCESS) count_exec(&g_st.execs[0]);
+    if (s == CUDNN_STATUS_SUCCESS) count_exec(0, (int)algo, &g, workSpaceSizeInBytes, x, w, y);
     return s;
 }
 
@@ -864,7 +1029,8 @@ cudnnStatus_t CUDNNWINAPI cudnnConvolutionBackwardData(
     if (s != CUDNN_STATUS_SUCCESS) return s;
     if (fail_now()) return CUDNN_STATUS_EXECUTION_FAILED;
     s = conv_compute(1, &g, NULL, w, dy, dx);
-    if (s == CUDNN_STATUS_SUCCESS) count_exec(&g_st.execs[1]);
+    if (s == CUDNN_STATUS_SUCCESS)
+        count_exec(1, (int)algo, &g, workSpaceSizeInBytes, dx, w, dy);
     return s;
 }
 
@@ -888,9 +1054,215 @@ cudnnStatus_t CUDNNWINAPI cudnnConvolutionBackwardFilter(
     if (s != CUDNN_STATUS_SUCCESS) return s;
     if (fail_now()) return CUDNN_STATUS_EXECUTION_FAILED;
     s = conv_compute(2, &g, x, NULL, dy, dw);
-    if (s == CUDNN_STATUS_SUCCESS) count_exec(&g_st.execs[2]);
+    if (s == CUDNN_STATUS_SUCCESS)
+        count_exec(2, (int)algo, &g, workSpaceSizeInBytes, x, dw, dy);
     return s;
 }
+
+/* ---------------------------------------------------------------- algorithm searches */
+
+#ifndef MT_STANDIN_NO_FIND
+
+/* The search's list, fastest first: entries mltrain must skip (not GEMM-like, non-deterministic,
+ * tensor-op math with conversion to float16), the TF32 entry, the search's choice, the
+ * heuristic's good entry, the rest. An entry needing more workspace than given could not run:
+ * it gets CUDNN_STATUS_NOT_SUPPORTED and goes to the end with the other failures (no time), as
+ * cuDNN reports them. */
+static int search_list(int kind, const cgeo *g, size_t ws_size, entry *out)
+{
+    size_t ws = ws_bytes(g), wt = ws_tf32(g), wf = ws_found(g);
+    const cudnnStatus_t ok = CUDNN_STATUS_SUCCESS, ns = CUDNN_STATUS_NOT_SUPPORTED;
+    const cudnnDeterminism_t det = CUDNN_DETERMINISTIC, nondet = CUDNN_NON_DETERMINISTIC;
+    const cudnnMathType_t fma = CUDNN_FMA_MATH, tc = CUDNN_TENSOR_OP_MATH,
+                          conv = CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION;
+    int n = 0;
+    if (kind == 0) {
+        out[n++] = (entry){CUDNN_CONVOLUTION_FWD_ALGO_FFT, ok, 8192, det, fma, R_SKIP};
+        out[n++] = (entry){CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM, ok, 0, nondet, fma, R_SKIP};
+        out[n++] = (entry){k_good[0], ok, 0, det, conv, R_SKIP};
+        out[n++] = (entry){k_tf32[0], ok, wt, det, tc, R_TC};
+        out[n++] = (entry){k_found[0], ok, wf, det, fma, R_FMA};
+        out[n++] = (entry){k_good[0], ok, ws, det, fma, R_FMA};
+        out[n++] = (entry){CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD_NONFUSED, ok, 4096, det, fma,
+                           R_SKIP};
+        out[n++] = (entry){CUDNN_CONVOLUTION_FWD_ALGO_DIRECT, ns, 0, det, fma, R_SKIP};
+    } else if (kind == 1) {
+        out[n++] = (entry){CUDNN_CONVOLUTION_BWD_DATA_ALGO_FFT_TILING, ok, 8192, det, fma, R_SKIP};
+        out[n++] = (entry){CUDNN_CONVOLUTION_BWD_DATA_ALGO_0, ok, 0, nondet, fma, R_SKIP};
+        out[n++] = (entry){k_good[1], ok, 0, det, conv, R_SKIP};
+        out[n++] = (entry){k_tf32[1], ok, wt, det, tc, R_TC};
+        out[n++] = (entry){k_found[1], ok, wf, det, fma, R_FMA};
+        out[n++] = (entry){k_good[1], ok, ws, det, fma, R_FMA};
+        out[n++] = (entry){CUDNN_CONVOLUTION_BWD_DATA_ALGO_WINOGRAD, ok, 4096, det, fma, R_SKIP};
+    } else {
+        out[n++] = (entry){CUDNN_CONVOLUTION_BWD_FILTER_ALGO_FFT, ok, 8192, det, fma, R_SKIP};
+        out[n++] = (entry){CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0, ok, 0, nondet, fma, R_SKIP};
+        out[n++] = (entry){k_good[2], ok, 0, det, conv, R_SKIP};
+        out[n++] = (entry){k_tf32[2], ok, wt, det, tc, R_TC};
+        out[n++] = (entry){k_found[2], ok, wf, det, fma, R_FMA};
+        out[n++] = (entry){k_good[2], ok, ws, det, fma, R_FMA};
+        out[n++] = (entry){CUDNN_CONVOLUTION_BWD_FILTER_ALGO_3, ns, 0, det, fma, R_SKIP};
+    }
+    n = refuse_filter(g, out, n);
+    entry sorted[NENT];
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        if (out[i].status == ok && out[i].memory > ws_size) out[i].status = ns;
+        if (out[i].status == ok) sorted[k++] = out[i];
+    }
+    for (int i = 0; i < n; i++)
+        if (out[i].status != ok) sorted[k++] = out[i];
+    memcpy(out, sorted, (size_t)n * sizeof *out);
+    return n;
+}
+
+/* The largest workspace among the heuristic's acceptable entries. */
+static size_t heuristic_most(const entry *ents, int n, const cgeo *g)
+{
+    size_t most = 0;
+    for (int i = 0; i < n; i++)
+        if (acceptable(&ents[i], tf32_allowed(g)) && ents[i].memory > most) most = ents[i].memory;
+    return most;
+}
+
+static int g_found_next;
+
+/* Records the search's choice for this convolution (none: forgets an earlier one). */
+static void found_put(int kind, const cgeo *g, const entry *pick)
+{
+    skey k = skey_of(kind, g);
+    pthread_mutex_lock(&g_lock);
+    int slot = -1;
+    for (int i = 0; i < FOUND_SLOTS && slot < 0; i++)
+        if (g_found[i].used && memcmp(&g_found[i].key, &k, sizeof k) == 0) slot = i;
+    if (slot < 0 && pick) slot = g_found_next++ % FOUND_SLOTS;
+    if (slot >= 0) {
+        g_found[slot].used = pick != NULL;
+        g_found[slot].key = k;
+        if (pick) g_found[slot].pick = *pick;
+    }
+    pthread_mutex_unlock(&g_lock);
+}
+
+/* true: this search fails on purpose. */
+static bool fail_search_now(void)
+{
+    pthread_mutex_lock(&g_lock);
+    bool fail = g_fail_searches > 0;
+    if (fail) {
+        g_fail_searches--;
+        g_st.failed_searches++;
+    }
+    pthread_mutex_unlock(&g_lock);
+    return fail;
+}
+
+/* A search of kind k (x, w, y and their descriptors; out is the one of them written): the
+ * checks of an execution (handle, stream, descriptors, every pointer inside a live allocation,
+ * the workspace, which must cover the largest workspace of the heuristic's acceptable entries
+ * unless it is empty), the output computed as the execution would, the time-sorted list in
+ * ents, and its choice recorded for the executions that follow. */
+static cudnnStatus_t search(const char *call, int kind, cudnnHandle_t h, cudnnTensorDescriptor_t xd,
+                            const void *x, cudnnFilterDescriptor_t wd, const void *w,
+                            cudnnConvolutionDescriptor_t cd, cudnnTensorDescriptor_t yd,
+                            const void *y, void *out, int req, int *ret, const void *perf,
+                            void *ws, size_t ws_size, entry *ents, int *n)
+{
+    pthread_mutex_lock(&g_lock);
+    g_st.searches[kind]++;
+    pthread_mutex_unlock(&g_lock);
+    cudnnStatus_t s = query_begin(call, h, req, ret, perf);
+    cgeo g;
+    if (s == CUDNN_STATUS_SUCCESS) s = conv_geometry(call, &g, xd, wd, cd, yd);
+    if (s != CUDNN_STATUS_SUCCESS) return s;
+    if (!handle_ready(call, h) || !data_ok(call, "x", x, &g.x) || !data_ok(call, "w", w, &g.w) ||
+        !data_ok(call, "y", y, &g.y))
+        return CUDNN_STATUS_BAD_PARAM;
+    if (ws_size > 0 && (!ws || (linked() && !g_cu.range_ok(ws, ws_size)))) {
+        violation("%s: workspace %p of %zu bytes is not inside one live device allocation", call,
+                  ws, ws_size);
+        return CUDNN_STATUS_BAD_PARAM;
+    }
+    entry heur[NENT];
+    size_t need = heuristic_most(heur, ranking(kind, &g, heur), &g);
+    pthread_mutex_lock(&g_lock);
+    g_st.last_search_ws[kind] = (int64_t)ws_size;
+    g_st.last_search_need[kind] = (int64_t)need;
+    g_searched[kind][0] = x, g_searched[kind][1] = w, g_searched[kind][2] = y;
+    pthread_mutex_unlock(&g_lock);
+    if (ws_size > 0 && ws_size < need)
+        violation("%s: a workspace of %zu bytes, less than the %zu the heuristic's acceptable "
+                  "entries need", call, ws_size, need);
+    const tdesc *ot = kind == 0 ? &g.y : kind == 1 ? &g.x : &g.w;
+    if (fail_search_now()) { /* and the output was half written */
+        memset(out, 0xFF, elems(ot) * esize(ot->dt));
+        return CUDNN_STATUS_INTERNAL_ERROR;
+    }
+    if (ws_size > 0) memset(ws, 0x5A, ws_size); /* the timed runs use all of it */
+    s = conv_compute(kind, &g, x, w, y, out);
+    if (s != CUDNN_STATUS_SUCCESS) return s;
+    *n = search_list(kind, &g, ws_size, ents);
+    const entry *pick = NULL;
+    for (int i = 0; i < *n && !pick; i++)
+        if (acceptable(&ents[i], tf32_allowed(&g))) pick = &ents[i];
+    found_put(kind, &g, pick);
+    return CUDNN_STATUS_SUCCESS;
+}
+
+cudnnStatus_t CUDNNWINAPI cudnnFindConvolutionForwardAlgorithmEx(
+    cudnnHandle_t handle, const cudnnTensorDescriptor_t xDesc, const void *x,
+    const cudnnFilterDescriptor_t wDesc, const void *w, const cudnnConvolutionDescriptor_t convDesc,
+    const cudnnTensorDescriptor_t yDesc, void *y, const int requestedAlgoCount,
+    int *returnedAlgoCount, cudnnConvolutionFwdAlgoPerf_t *perfResults, void *workSpace,
+    size_t workSpaceSizeInBytes)
+{
+    entry ents[NENT];
+    int n = 0;
+    cudnnStatus_t s = search("cudnnFindConvolutionForwardAlgorithmEx", 0, handle, xDesc, x, wDesc,
+                             w, convDesc, yDesc, y, y, requestedAlgoCount, returnedAlgoCount,
+                             perfResults, workSpace, workSpaceSizeInBytes, ents, &n);
+    if (s == CUDNN_STATUS_SUCCESS)
+        FILL_PERF(perfResults, requestedAlgoCount, returnedAlgoCount, ents, n);
+    return s;
+}
+
+cudnnStatus_t CUDNNWINAPI cudnnFindConvolutionBackwardDataAlgorithmEx(
+    cudnnHandle_t handle, const cudnnFilterDescriptor_t wDesc, const void *w,
+    const cudnnTensorDescriptor_t dyDesc, const void *dy,
+    const cudnnConvolutionDescriptor_t convDesc, const cudnnTensorDescriptor_t dxDesc, void *dx,
+    const int requestedAlgoCount, int *returnedAlgoCount,
+    cudnnConvolutionBwdDataAlgoPerf_t *perfResults, void *workSpace, size_t workSpaceSizeInBytes)
+{
+    entry ents[NENT];
+    int n = 0;
+    cudnnStatus_t s = search("cudnnFindConvolutionBackwardDataAlgorithmEx", 1, handle, dxDesc, dx,
+                             wDesc, w, convDesc, dyDesc, dy, dx, requestedAlgoCount,
+                             returnedAlgoCount, perfResults, workSpace, workSpaceSizeInBytes,
+                             ents, &n);
+    if (s == CUDNN_STATUS_SUCCESS)
+        FILL_PERF(perfResults, requestedAlgoCount, returnedAlgoCount, ents, n);
+    return s;
+}
+
+cudnnStatus_t CUDNNWINAPI cudnnFindConvolutionBackwardFilterAlgorithmEx(
+    cudnnHandle_t handle, const cudnnTensorDescriptor_t xDesc, const void *x,
+    const cudnnTensorDescriptor_t dyDesc, const void *y,
+    const cudnnConvolutionDescriptor_t convDesc, const cudnnFilterDescriptor_t dwDesc, void *dw,
+    const int requestedAlgoCount, int *returnedAlgoCount,
+    cudnnConvolutionBwdFilterAlgoPerf_t *perfResults, void *workSpace, size_t workSpaceSizeInBytes)
+{
+    entry ents[NENT];
+    int n = 0;
+    cudnnStatus_t s = search("cudnnFindConvolutionBackwardFilterAlgorithmEx", 2, handle, xDesc, x,
+                             dwDesc, dw, convDesc, dyDesc, y, dw, requestedAlgoCount,
+                             returnedAlgoCount, perfResults, workSpace, workSpaceSizeInBytes,
+                             ents, &n);
+    if (s == CUDNN_STATUS_SUCCESS)
+        FILL_PERF(perfResults, requestedAlgoCount, returnedAlgoCount, ents, n);
+    return s;
+}
+
+#endif /* MT_STANDIN_NO_FIND */
 
 /* ---------------------------------------------------------------- pooling */
 
@@ -1012,7 +1384,7 @@ cudnnStatus_t CUDNNWINAPI cudnnPoolingForward(cudnnHandle_t handle,
                 }
     store(y, &yt, yv);
     free(xv), free(yv);
-    count_exec(&g_st.pool_execs[0]);
+    count_pool(0);
     return CUDNN_STATUS_SUCCESS;
 }
 
@@ -1068,6 +1440,6 @@ cudnnStatus_t CUDNNWINAPI cudnnPoolingBackward(cudnnHandle_t handle,
                 }
     store(dx, &dxt, dv);
     free(xv), free(gv), free(dv);
-    count_exec(&g_st.pool_execs[1]);
+    count_pool(1);
     return CUDNN_STATUS_SUCCESS;
 }

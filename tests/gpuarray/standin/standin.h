@@ -76,7 +76,22 @@ typedef struct mt_standin_dnn_stats {
     int64_t failed_execs;     /* executions failed on purpose (mt_standin_dnn_fail_execs) */
     int64_t violations;       /* calls outside the contract (each reported on stderr) */
     int64_t linked;           /* 1: the CUDA stand-in was found, pointers and streams checked */
+    /* what the last successful convolution execution of each kind ran: its algorithm (-1:
+     * none yet), the convolution descriptor's cudnnMathType_t and the workspace bytes */
+    int64_t last_algo[3], last_math[3], last_ws[3];
+    int64_t searches[3];      /* cudnnFind*AlgorithmEx calls (failed ones included) */
+    int64_t failed_searches;  /* searches failed on purpose (mt_standin_dnn_fail_searches) */
+    /* the last search of each kind: the workspace bytes it was given, and the largest workspace
+     * of an entry of the heuristic's ranking that mltrain may take for that convolution */
+    int64_t last_search_ws[3], last_search_need[3];
+    /* 1: the last execution of each kind ran on the very pointers (operands, output) the last
+     * search of that kind was given */
+    int64_t last_exec_as_searched[3];
 } mt_standin_dnn_stats;
+
+/* cudnnMathType_t values (cudnn.h's, for tests built without its headers) */
+#define MT_STANDIN_DNN_TENSOR_OP_MATH 1
+#define MT_STANDIN_DNN_FMA_MATH 3
 
 void mt_standin_dnn_stats_get(mt_standin_dnn_stats *out);
 /* The heuristic offers no acceptable algorithm (only ones mltrain must skip) for convolutions
@@ -87,8 +102,21 @@ void mt_standin_dnn_refuse_batch(int n);
 #define MT_STANDIN_DNN_FAIL_CREATE_ENV "MLTRAIN_STANDIN_CUDNN_FAIL_CREATE"
 /* The next n convolution or pooling executions fail with CUDNN_STATUS_EXECUTION_FAILED. */
 void mt_standin_dnn_fail_execs(int n);
-/* The algorithm a convolution of kind k (0 forward, 1 backward data, 2 backward filter) must
- * run with: the one acceptable entry of the ranked list the heuristic returns. */
+/* The next n algorithm searches (cudnnFind*AlgorithmEx) fail with CUDNN_STATUS_INTERNAL_ERROR
+ * after filling the output with NaNs. */
+void mt_standin_dnn_fail_searches(int n);
+/* Algorithms of a convolution of kind k (0 forward, 1 backward data, 2 backward filter):
+ * good: the heuristic's first acceptable entry with FMA math (what runs without TF32 and
+ * without a search); tf32: the heuristic's entry that is acceptable only with TF32 allowed
+ * (mathType CUDNN_TENSOR_OP_MATH, ranked before the good one); found: the fastest acceptable
+ * FMA entry of a search (another algorithm than good, needing more workspace than good: a
+ * search given only good's workspace cannot run it). */
 int mt_standin_dnn_good_algo(int kind);
+int mt_standin_dnn_tf32_algo(int kind);
+int mt_standin_dnn_found_algo(int kind);
+/* A variant of the stand-in cuDNN built without the cudnnFind*AlgorithmEx entry points
+ * (compiled with MT_STANDIN_NO_FIND, libmt_cudnn_standin_nofind.so): CTest puts its path in
+ * this environment variable. */
+#define MT_STANDIN_DNN_NOFIND_ENV "MLTRAIN_STANDIN_CUDNN_NOFIND"
 
 #endif
