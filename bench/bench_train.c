@@ -38,7 +38,9 @@
  * row is a host reference and runs on the host device only. --compile-only times building the
  * function (graph, rewrites, kernel code generation and compilation: NVRTC on CUDA) and its
  * first step, then stops: run twice with the same MLTRAIN_CACHE_DIR, first empty, it gives
- * the cold compile and the warm-cache load time.
+ * the cold compile and the warm-cache load time. --tf32 lets float32 products and convolutions
+ * use TF32 tensor cores on both sides (MLTRAIN_CUDA_TF32=1 for mltrain; allow_tf32 for PyTorch,
+ * its default for convolutions); without it both compute in float32.
  *
  * BENCH_PROFILE=1 compiles the mltrain function with profiling and prints
  * mt_function_print_profile after the rounds (profiling synchronizes after every step, so
@@ -793,7 +795,7 @@ static void usage(void)
     fprintf(stderr,
             "usage: bench_train [--case mlp_big|mlp_small|conv|all] [--rounds R] [--steps S]\n"
             "                   [--threads T] [--no-torch] [--no-job] [--no-diag]\n"
-            "                   [--device host|cuda:N|...] [--compile-only]\n"
+            "                   [--device host|cuda:N|...] [--compile-only] [--tf32]\n"
             "                   [--python PATH]\n"
             "                   [--script bench/torch_mlp.py]\n");
     exit(2);
@@ -821,6 +823,8 @@ int main(int argc, char **argv)
             o.diag = false;
         else if (!strcmp(a, "--compile-only"))
             o.compile_only = true;
+        else if (!strcmp(a, "--tf32")) /* read by the CUDA device's open and torch_mlp.py */
+            setenv("MLTRAIN_CUDA_TF32", "1", 1);
         else if (!v)
             usage();
         else if (!strcmp(a, "--case"))

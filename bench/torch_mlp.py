@@ -12,7 +12,8 @@ equivalent buf = mu buf + g; p -= lr buf), and, for the convnet, its norm constr
 On a GPU the model and the optimizer state live on the device; the dataset stays in (pinned) host
 memory and each step copies its batch in, as mltrain's training loop does, and reads the loss
 back (.item(), a synchronization: mltrain reads the cost of every step). TF32 is off for
-matrix products and cuDNN convolutions, so both sides compute in float32.
+matrix products and cuDNN convolutions, so both sides compute in float32, unless
+MLTRAIN_CUDA_TF32=1 (bench_train --tf32) turns it on for both sides.
 
 usage:
   torch_mlp.py SIZES BATCH THREADS STEPS [DEVICE]     e.g. torch_mlp.py 784,1024,1024,10 128 2 50
@@ -48,8 +49,9 @@ class Trainer:
         self.cuda = self.device.type == "cuda"
         if self.cuda:
             torch.cuda.set_device(self.device)
-            torch.backends.cuda.matmul.allow_tf32 = False
-            torch.backends.cudnn.allow_tf32 = False
+            tf32 = os.environ.get("MLTRAIN_CUDA_TF32", "0") not in ("", "0")
+            torch.backends.cuda.matmul.allow_tf32 = tf32
+            torch.backends.cudnn.allow_tf32 = tf32
         self.batch = batch
         self.constrain = None
         if model_spec == "conv":
