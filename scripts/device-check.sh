@@ -370,17 +370,17 @@ if [ $build_ok = 1 ]; then
     # both sides with TF32 (PyTorch's default for convolutions), an opt-in for mltrain
     want conv_tf32 && bench_run "bench train conv tf32" 60 "$B/bench_train" --device "$DEV" \
       --case conv --rounds 3 --steps 10 --no-job --no-diag --tf32 --python "$PYWRAP"
+    # one convolution layer, each direction: first call (cuDNN plan), median, CPU time per call;
+    # then with the timed algorithm search, then with TF32 (opt-ins, off by default)
+    if want conv_layer && built "$B/bench_conv_device" "bench conv layer"; then
+      bench_run "bench conv layer" 30 "$B/bench_conv_device" --device "$DEV" --reps 9 --warmup 2
+      bench_run "bench conv layer search" 30 env MLTRAIN_CUDNN_BENCHMARK=1 \
+        "$B/bench_conv_device" --device "$DEV" --reps 9 --warmup 2
+      bench_run "bench conv layer tf32" 30 env MLTRAIN_CUDA_TF32=1 \
+        "$B/bench_conv_device" --device "$DEV" --reps 9 --warmup 2
+    fi
     want mlp_small && bench_run "bench train mlp_small" 40 "$B/bench_train" --device "$DEV" --case mlp_small \
       --rounds 3 --steps 50 --no-job --no-diag --python "$PYWRAP"
-  fi
-  # one convolution layer, each direction: first call (cuDNN plan), median, CPU time per call;
-  # then with the timed algorithm search, then with TF32 (opt-ins, off by default)
-  if want conv_layer && built "$B/bench_conv_device" "bench conv layer"; then
-    bench_run "bench conv layer" 30 "$B/bench_conv_device" --device "$DEV" --reps 9 --warmup 2
-    bench_run "bench conv layer search" 30 env MLTRAIN_CUDNN_BENCHMARK=1 \
-      "$B/bench_conv_device" --device "$DEV" --reps 9 --warmup 2
-    bench_run "bench conv layer tf32" 30 env MLTRAIN_CUDA_TF32=1 \
-      "$B/bench_conv_device" --device "$DEV" --reps 9 --warmup 2
   fi
   # The host side of gpuarray with the unpacked libraries (the quick suites; CI runs them all).
   phase "ctest unit gpuarray" 45 "$CTEST_LOG" ctest --test-dir "$BUILD" -L unit \

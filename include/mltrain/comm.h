@@ -172,7 +172,8 @@ const char *mt_comm_device_path(const mt_comm *comm);
 
 /* GPU binding: the device a rank opens when the user asked for `requested`. "cuda" and
  * "cuda:auto" become "cuda:<local rank>" (the rank's index on its node from
- * OMPI_COMM_WORLD_LOCAL_RANK or SLURM_LOCALID, see mt_launch_info), so the ranks of a node get
+ * OMPI_COMM_WORLD_LOCAL_RANK, MPI_LOCALRANKID or SLURM_LOCALID, see mt_launch_info), so the
+ * ranks of a node get
  * one GPU each; any other name is copied unchanged. The GPUs counted are the ones the CUDA
  * driver shows this process, after CUDA_VISIBLE_DEVICES. When the launcher gave each rank a
  * single GPU of its own (CUDA_VISIBLE_DEVICES set and one device visible), that is cuda:0.

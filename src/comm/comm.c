@@ -159,7 +159,8 @@ void mt_launch_info_get(mt_launch_info *out)
         if (env_i64("MPI_LOCALRANKID", &lr)) {
             if (!env_i64("MPI_LOCALNRANKS", &ln)) ln = lr + 1;
         } else if (env_i64("SLURM_NTASKS", &sn) && sn == n && env_i64("SLURM_LOCALID", &lr)) {
-            /* srun started the ranks itself (--mpi=pmi2) */
+            /* srun started the ranks itself (--mpi=pmi2): Slurm's numbering */
+            out->launcher = "slurm";
             if (!env_first_count("SLURM_NTASKS_PER_NODE", &ln) &&
                 !env_first_count("SLURM_TASKS_PER_NODE", &ln))
                 ln = n;
@@ -1139,10 +1140,19 @@ mt_status mt_comm_use_device(mt_comm *comm, mt_device *dev, const char *how)
         snprintf(m.why, sizeof m.why, "%s", boot.why);
         return no_nccl(comm, required, 0, &m);
     }
-    /* 3. every rank joins the NCCL communicator; all or none keep it */
+    /* 3. every rank joins the NCCL communicator; all or none keep it. A rank whose join
+     * failed at once waits here for ranks still inside theirs, which give up only at the
+     * join's deadline: this agreement allows twice that, so the reason reaches every rank. */
     st = mt__comm_nccl_join(impl, boot.id);
     if (st != MT_OK) snprintf(why, sizeof why, "%s", mt_last_error());
+    pthread_mutex_lock(&comm->mu);
+    double join_timeout = comm->timeout_s;
+    if (join_timeout > 0) comm->timeout_s = 2 * join_timeout + 30;
+    pthread_mutex_unlock(&comm->mu);
     mt_status ast = agree(comm, st == MT_OK, st, why, &bad, &m);
+    pthread_mutex_lock(&comm->mu);
+    comm->timeout_s = join_timeout;
+    pthread_mutex_unlock(&comm->mu);
     if (ast != MT_OK || bad >= 0) {
         mt__comm_nccl_ops.free(impl, false);
         if (ast != MT_OK) return mt_err_prefix(ast, "comm_use_device: ");

@@ -146,7 +146,8 @@ bool mt__comm_nccl_usable(mt_device *dev, mt_status *code, char *why, size_t len
 /* ncclGetUniqueId (works without a GPU). */
 mt_status mt__comm_nccl_unique_id(uint8_t id[MT__NCCL_ID_BYTES]);
 /* Setting up rank's side of an NCCL communicator on dev in two steps, so that the ranks can
- * agree in between and a rank that fails alone does not leave the others waiting in NCCL:
+ * agree in between and a rank that fails alone before joining does not leave the others
+ * waiting in NCCL (a failed join costs the others the join's deadline):
  * prepare does what can fail locally (binds dev, creates the communication stream) and gives
  * *impl, for mt__comm_nccl_ops (free it with .free(impl, false) when not joining); join calls
  * ncclCommInitRankConfig (non-blocking communicator) with rank 0's unique id and polls until

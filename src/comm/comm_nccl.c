@@ -58,6 +58,7 @@ const char *const *mt__comm_nccl_symbols(void)
 #include <nccl.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -201,7 +202,7 @@ typedef struct nccl_impl {
     void *stream;  /* communication stream */
     void *compute; /* the device's compute stream (borrowed) */
     int rank, size;
-    double timeout_s;
+    _Atomic double timeout_s; /* set from any thread (mt_comm_set_timeout) */
     pthread_mutex_t mu; /* NCCL calls on one communicator are not thread-safe */
     bool aborted;
     void **pool; /* free events */
@@ -244,7 +245,7 @@ mt_status mt__comm_nccl_prepare(void **impl, mt_device *dev, int32_t rank, int32
     n->a = api();
     n->rank = rank;
     n->size = size;
-    n->timeout_s = timeout_s;
+    atomic_store(&n->timeout_s, timeout_s);
     n->aborted = true; /* no communicator yet: nothing to finalize or abort */
     pthread_mutex_init(&n->mu, NULL);
     mt_status st = mt__cuda_device_bind(dev);
@@ -276,7 +277,7 @@ mt_status mt__comm_nccl_join(void *impl, const uint8_t id[MT__NCCL_ID_BYTES])
     n->comm = comm;
     bool timed_out = false;
     if (r == ncclInProgress || (r == ncclSuccess && n->comm))
-        r = settle(n, deadline_of(n->timeout_s), &timed_out);
+        r = settle(n, deadline_of(atomic_load(&n->timeout_s)), &timed_out);
     if (r == ncclSuccess) {
         n->aborted = false;
         return MT_OK;
@@ -286,7 +287,8 @@ mt_status mt__comm_nccl_join(void *impl, const uint8_t id[MT__NCCL_ID_BYTES])
                         "(rank %d of %d) did not finish within %g s: a rank did not join "
                         "(every rank must call mt_comm_use_device) or the network between "
                         "the ranks does not work (NCCL_DEBUG=INFO tells more)",
-                        mt_device_name(n->dev), (int)n->rank, (int)n->size, n->timeout_s);
+                        mt_device_name(n->dev), (int)n->rank, (int)n->size,
+                        atomic_load(&n->timeout_s));
     else
         st = nccl_fail(MT_ERR_COMM, r, n->comm, "comm nccl: %s", "ncclCommInitRankConfig");
     if (n->comm) n->a->CommAbort(n->comm);
@@ -425,11 +427,12 @@ static mt_status nccl_start(void *impl, mt__comm_op *op, void **pending)
     if (st == MT_OK) {
         ncclResult_t r = enqueue(n, op, sp, rp);
         bool timed_out = false;
-        if (r == ncclInProgress) r = settle(n, deadline_of(n->timeout_s), &timed_out);
+        if (r == ncclInProgress)
+            r = settle(n, deadline_of(atomic_load(&n->timeout_s)), &timed_out);
         if (timed_out)
             st = mt_err_set(MT_ERR_TIMEOUT, "comm nccl: enqueueing %s on %s did not finish "
                             "within %g s (a peer does not answer)", what,
-                            mt_device_name(n->dev), n->timeout_s);
+                            mt_device_name(n->dev), atomic_load(&n->timeout_s));
         else if (r != ncclSuccess)
             st = nccl_fail(MT_ERR_COMM, r, n->comm, "comm nccl: %s", what);
     }
@@ -513,9 +516,7 @@ static void nccl_abort(void *impl)
 static void nccl_set_timeout(void *impl, double timeout_s)
 {
     nccl_impl *n = impl;
-    pthread_mutex_lock(&n->mu);
-    n->timeout_s = timeout_s;
-    pthread_mutex_unlock(&n->mu);
+    atomic_store(&n->timeout_s, timeout_s); /* no lock: a settle() may hold it for a while */
 }
 
 static void nccl_free(void *impl, bool healthy)
@@ -533,8 +534,8 @@ static void nccl_free(void *impl, bool healthy)
         /* finish queued work, then leave the communicator together with the peers */
         ncclResult_t r = n->a->CommFinalize(n->comm);
         bool timed_out = false;
-        if (r == ncclInProgress || r == ncclSuccess) r = settle(n, deadline_of(n->timeout_s),
-                                                                &timed_out);
+        if (r == ncclInProgress || r == ncclSuccess)
+            r = settle(n, deadline_of(atomic_load(&n->timeout_s)), &timed_out);
         if (r == ncclSuccess) {
             n->a->CommDestroy(n->comm);
         } else {

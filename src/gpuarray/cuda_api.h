@@ -150,7 +150,8 @@ void mt__cuda_gemm_close(mt_device *dev);
 
 /* cuda_dnn.c: the backend's conv2d / pool2d members through cuDNN (see gpuarray_impl.h);
  * an error means "use the generic kernels". mt__cuda_dnn_close releases the device's handle
- * and cached convolution plans (device close); mt__cuda_dnn_calls counts the operations cuDNN ran in this process. */
+ * and cached convolution plans (device close); mt__cuda_dnn_calls counts the operations cuDNN
+ * ran in this process. */
 mt_status mt__cuda_dnn_conv2d(mt_device *dev, int32_t kind, mt_array *out, const mt_array *a,
                               const mt_array *b, const mt_conv2d_params *p);
 mt_status mt__cuda_dnn_pool2d(mt_device *dev, bool backward, mt_array *out, const mt_array *x,

@@ -7,9 +7,10 @@
  * __typeof__ of the header's declaration), and a machine without cuDNN, or a build without its
  * headers, simply takes the generic path. The legacy descriptor API is used (still present in
  * cuDNN 9): 4-d NCHW tensor and filter descriptors, a cross-correlation descriptor with the
- * data type as compute type and CUDNN_FMA_MATH (no TF32, so float32 rounds like cuBLAS and the
- * generic kernels), the algorithm from cudnnGet*Algorithm_v7 (the first deterministic one that
- * succeeds within WS_LIMIT bytes of workspace), the workspace from the device's caching
+ * data type as compute type and CUDNN_FMA_MATH (no TF32 unless asked, below, so float32 rounds
+ * like cuBLAS and the generic kernels), the algorithm from cudnnGet*Algorithm_v7 (the first
+ * deterministic GEMM-like one that succeeds within WS_LIMIT bytes of workspace; below, a timed
+ * search may replace it), the workspace from the device's caching
  * allocator, and the device's compute stream. One cuDNN handle per device, created on first use
  * with the device's primary context current and guarded by the backend's BLAS mutex.
  *
@@ -233,6 +234,7 @@ typedef struct conv_plan {
     bool runnable;  /* false: no acceptable algorithm, or its execution failed (generic) */
     bool failed;    /* the execution failed */
     int algo;
+    int math;       /* the chosen entry's cudnnMathType_t, set on the descriptor */
     size_t mem;     /* workspace bytes */
     descs ds;       /* t[0] x, t[1] y, f, c (runnable plans only) */
 } conv_plan;
@@ -364,6 +366,7 @@ static bool exact_algo(int32_t kind, int algo)
         if ((perf)[i_].memory > *(most)) *(most) = (perf)[i_].memory;                            \
         if ((plan)->runnable) continue;                                                          \
         (plan)->algo = (int)(perf)[i_].algo;                                                     \
+        (plan)->math = (int)(perf)[i_].mathType;                                                 \
         (plan)->mem = (perf)[i_].memory;                                                         \
         (plan)->runnable = true;                                                                 \
     }
@@ -424,9 +427,9 @@ static bool plan_search(mt_device *dev, const dnn_api *a, dnn_state *st, conv_pl
     int n = 0;
     struct {
         bool runnable;
-        int algo;
+        int algo, math;
         size_t mem;
-    } best = {false, 0, 0};
+    } best = {false, 0, 0, 0};
     size_t unused = 0;
     const descs *ds = &plan->ds;
     int32_t kind = plan->key.kind;
@@ -456,6 +459,7 @@ static bool plan_search(mt_device *dev, const dnn_api *a, dnn_state *st, conv_pl
         return false;
     }
     plan->algo = best.algo;
+    plan->math = best.math;
     plan->mem = best.mem;
     return true;
 }
@@ -515,6 +519,16 @@ static mt_status plan_make(mt_device *dev, const dnn_api *a, dnn_state *st,
     plan->used = ++st->clock;
     bool searched = plan->runnable && d->dnn_benchmark &&
                     plan_search(dev, a, st, plan, tc, most, xa, wa, ya);
+    /* With TF32 allowed, the descriptor runs the entry as ranked, with its math type (FMA or
+     * tensor-op), not the one it was asked with. Without, it stays CUDNN_FMA_MATH whatever the
+     * entry says (CUDNN_DEFAULT_MATH would let float32 take TF32 on Ampere and later). */
+    if (tc && plan->runnable && plan->math != (int)CUDNN_TENSOR_OP_MATH) {
+        s = a->SetConvMath(ds->c, (cudnnMathType_t)plan->math);
+        if (s != CUDNN_STATUS_SUCCESS) {
+            plan_drop(a, plan);
+            return fallback(dev, MT_ERR_DEVICE, "cudnnSetConvolutionMathType: %s", dnn_err(a, s));
+        }
+    }
     if (!plan->runnable) descs_free(a, ds);
     mt_log(MT_LOG_DEBUG, "cuDNN conv plan kind %d x %dx%dx%dx%d w %dx%dx%dx%d: %s %d, "
            "workspace %zu%s", (int)key->kind, x[0], x[1], x[2], x[3], w[0], w[1], w[2], w[3],
@@ -660,7 +674,8 @@ mt_status mt__cuda_dnn_pool2d(mt_device *dev, bool backward, mt_array *out, cons
             s = a->PoolBwd(h, ds.p, one, ds.t[1], dptr(y ? y : dy), ds.t[1], dptr(dy), ds.t[0],
                            dptr(x), zero, ds.t[0], dptr(out));
         }
-        if (s != CUDNN_STATUS_SUCCESS) st = fallback(dev, MT_ERR_DEVICE, "%s: %s", call, dnn_err(a, s));
+        if (s != CUDNN_STATUS_SUCCESS)
+            st = fallback(dev, MT_ERR_DEVICE, "%s: %s", call, dnn_err(a, s));
     }
     if (st == MT_OK) atomic_fetch_add(&g_calls, 1);
     dnn_end(dev, a, &ds);

@@ -8,8 +8,10 @@
  * batch views) run one call per matrix. All calls use 64-bit sizes (the _64 API) and the
  * stream of the mt_stream (default: the device's compute stream).
  *
- * float32 and float64 use cublasSgemm / cublasDgemm in cuBLAS's default math mode (no TF32), so
- * results equal the host's within float32 rounding. float16 and bfloat16 use cublasGemmEx /
+ * float32 and float64 use cublasSgemm / cublasDgemm in cuBLAS's default math mode (no TF32, so
+ * results equal the host's within float32 rounding; MLTRAIN_CUDA_TF32=1 sets
+ * CUBLAS_TF32_TENSOR_OP_MATH instead), and every handle disallows reduced-precision split-K
+ * reductions. float16 and bfloat16 use cublasGemmEx /
  * cublasGemmStridedBatchedEx with A, B and C in that type and CUBLAS_COMPUTE_32F (float32
  * accumulation, float alpha and beta, one rounding to the type at the end: what float32
  * temporaries give), CUBLAS_GEMM_DEFAULT, which lets cuBLAS pick tensor-core kernels for these

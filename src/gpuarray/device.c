@@ -235,10 +235,19 @@ static void kcache_clear(mt_device *dev)
 
 static void device_destroy(mt_device *dev)
 {
-    /* queued work may still use kernels and buffers freed below */
-    if (dev->ops->sync && dev->ops->sync(dev) != MT_OK) {
-        mt_log(MT_LOG_WARN, "closing device %s: %s", dev->info.name, mt_last_error());
-        mt_err_clear();
+    /* queued work may still use kernels and buffers freed below; the caller's pending error
+     * (a release on an error path) stays what mt_last_error() reports */
+    if (dev->ops->sync) {
+        mt_status saved = mt_last_status();
+        char msg[MT_ERR_MSG_MAX];
+        snprintf(msg, sizeof msg, "%s", mt_last_error());
+        if (dev->ops->sync(dev) != MT_OK) {
+            mt_log(MT_LOG_WARN, "closing device %s: %s", dev->info.name, mt_last_error());
+            if (saved != MT_OK)
+                mt_err_set(saved, "%s", msg);
+            else
+                mt_err_clear();
+        }
     }
     kcache_clear(dev);
     mt__alloc_deinit(dev);

@@ -55,7 +55,7 @@ static const struct launch_case {
     {true,
      {{"PMI_RANK", "5"}, {"PMI_SIZE", "8"}, {"SLURM_PROCID", "5"}, {"SLURM_NTASKS", "8"},
       {"SLURM_LOCALID", "1"}, {"SLURM_TASKS_PER_NODE", "4(x2)"}},
-     "hydra", 5, 8, 1, 4, -2},
+     "slurm", 5, 8, 1, 4, -2},
 };
 
 MT_TEST(launch_info_from_environment)

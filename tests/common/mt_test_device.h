@@ -63,14 +63,17 @@ static inline void mt_test_fill_pattern(uint8_t *p, size_t n, unsigned seed)
     for (size_t i = 0; i < n; i++) p[i] = mt_test_pattern(i, seed);
 }
 
-/* Fails naming the first byte of p[0..n) that is not mt_test_pattern(seed). */
-static inline void mt_test_check_pattern(const uint8_t *p, size_t n, unsigned seed,
-                                         const char *what)
+/* Fails naming the first byte of p[0..n) that is not mt_test_pattern(seed) (and the caller's
+ * line). */
+#define mt_test_check_pattern(p, n, seed, what)                                                  \
+    mt_test_check_pattern_at(__FILE__, __LINE__, p, n, seed, what)
+static inline void mt_test_check_pattern_at(const char *file, int line, const uint8_t *p,
+                                            size_t n, unsigned seed, const char *what)
 {
     for (size_t i = 0; i < n; i++)
         if (p[i] != mt_test_pattern(i, seed))
-            mt_test_fail(__FILE__, __LINE__, "%s: byte %zu of %zu is %u, want %u", what, i, n,
-                         p[i], mt_test_pattern(i, seed));
+            mt_test_fail(file, line, "%s: byte %zu of %zu is %u, want %u", what, i, n, p[i],
+                         mt_test_pattern(i, seed));
 }
 
 /* Writes n pattern bytes at offset off of a fresh buffer on dev and reads them back (on stream

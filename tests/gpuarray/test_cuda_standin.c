@@ -1372,3 +1372,15 @@ MT_TEST(standin_pooling_through_cudnn_equals_host)
     mt_device_release(host);
     finish(dev);
 }
+
+/* Closing a device on an error path (its context synchronisation fails too) leaves the
+ * caller's error in place: what mt_last_error() reports is the failure the caller saw. */
+MT_TEST(standin_close_keeps_the_callers_error)
+{
+    mt_device *dev = open_standin();
+    MT_CHECK_EQ_INT(g_cu.fail("cuCtxSynchronize", 0, 1, MT_STANDIN_CUDA_ERROR_LAUNCH_FAILED), 0);
+    mt_err_set(MT_ERR_DEVICE, "the caller's own failure");
+    mt_device_release(dev);
+    MT_CHECK_EQ_INT(mt_last_status(), MT_ERR_DEVICE);
+    MT_CHECK_STR_EQ(mt_last_error(), "the caller's own failure");
+}
