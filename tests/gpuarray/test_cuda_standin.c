@@ -58,6 +58,7 @@ static struct {
     __typeof__(&mt_standin_dnn_stats_get) stats;
     __typeof__(&mt_standin_dnn_refuse_batch) refuse_batch;
     __typeof__(&mt_standin_dnn_fail_execs) fail_execs;
+    __typeof__(&mt_standin_dnn_offer_tf32) offer_tf32;
     __typeof__(&mt_standin_dnn_good_algo) good_algo;
     __typeof__(&mt_standin_dnn_tf32_algo) tf32_algo;
     __typeof__(&mt_standin_dnn_found_algo) found_algo;
@@ -133,6 +134,7 @@ static void dnn_link(void)
     g_dnn.stats = (__typeof__(g_dnn.stats))sym(h, "mt_standin_dnn_stats_get");
     g_dnn.refuse_batch = (__typeof__(g_dnn.refuse_batch))sym(h, "mt_standin_dnn_refuse_batch");
     g_dnn.fail_execs = (__typeof__(g_dnn.fail_execs))sym(h, "mt_standin_dnn_fail_execs");
+    g_dnn.offer_tf32 = (__typeof__(g_dnn.offer_tf32))sym(h, "mt_standin_dnn_offer_tf32");
     g_dnn.good_algo = (__typeof__(g_dnn.good_algo))sym(h, "mt_standin_dnn_good_algo");
     g_dnn.tf32_algo = (__typeof__(g_dnn.tf32_algo))sym(h, "mt_standin_dnn_tf32_algo");
     g_dnn.found_algo = (__typeof__(g_dnn.found_algo))sym(h, "mt_standin_dnn_found_algo");
@@ -1107,6 +1109,33 @@ MT_TEST(standin_conv_tf32_uses_tensor_ops)
     for (int dir = 0; dir < 3; dir++)
         conv_check(dev, host, dir, MT_FLOAT64, &k_shapes[0], ALGO_GOOD, MT_STANDIN_DNN_FMA_MATH);
     MT_CHECK_EQ_INT(mt__cuda_dnn_algo_searches(), 0);
+    mt_device_release(host);
+    finish(dev);
+}
+
+/* TF32 allowed, but the heuristic offers no tensor-op entry this time: its FMA choice runs
+ * with the descriptor switched to CUDNN_FMA_MATH (the entry's math type, not the one asked
+ * for), so float32 results are float32's, within rounding of the host's. */
+MT_TEST(standin_conv_tf32_runs_an_fma_entry_as_fma)
+{
+    setenv("MLTRAIN_CUDA_TF32", "1", 1);
+    mt_device *dev = open_standin();
+    need_dnn(dev);
+    mt_device *host = mt_test_open_or_skip("host");
+    float one = 1.0f;
+    mt_array probe;
+    const int64_t pd[4] = {1, 1, 1, 1};
+    MT_CHECK_OK(mt_array_from_host(&probe, dev, MT_FLOAT32, 4, pd, &one));
+    const mt_conv2d_params cp = {{1, 1}, {0, 0}};
+    mt_array out;
+    MT_CHECK_OK(mt_array_empty(&out, dev, MT_FLOAT32, 4, pd, 'C'));
+    MT_CHECK_OK(mt_conv2d_forward(&out, &probe, &probe, &cp)); /* loads the stand-in cuDNN */
+    mt_array_clear(&probe), mt_array_clear(&out);
+    dnn_link();
+    g_dnn.offer_tf32(0);
+    for (int dir = 0; dir < 3; dir++)
+        conv_check(dev, host, dir, MT_FLOAT32, &k_shapes[1], ALGO_GOOD, MT_STANDIN_DNN_FMA_MATH);
+    g_dnn.offer_tf32(1);
     mt_device_release(host);
     finish(dev);
 }

@@ -95,6 +95,7 @@ _Static_assert(MT_STANDIN_DNN_TENSOR_OP_MATH == CUDNN_TENSOR_OP_MATH &&
                    MT_STANDIN_DNN_FMA_MATH == CUDNN_FMA_MATH,
                "standin.h's math type values");
 static int g_refuse_batch = -1;
+static int g_offer_tf32 = 1;
 static int g_fail_execs, g_fail_searches;
 
 static void violation(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -213,6 +214,13 @@ void mt_standin_dnn_refuse_batch(int n)
 {
     pthread_mutex_lock(&g_lock);
     g_refuse_batch = n;
+    pthread_mutex_unlock(&g_lock);
+}
+
+void mt_standin_dnn_offer_tf32(int on)
+{
+    pthread_mutex_lock(&g_lock);
+    g_offer_tf32 = on;
     pthread_mutex_unlock(&g_lock);
 }
 
@@ -567,6 +575,7 @@ static int ranking(int kind, const cgeo *g, entry *out)
 {
     size_t ws = ws_bytes(g), wt = ws_tf32(g), wf = ws_found(g);
     const cudnnStatus_t ok = CUDNN_STATUS_SUCCESS, ns = CUDNN_STATUS_NOT_SUPPORTED;
+    const cudnnStatus_t tcs = g_offer_tf32 ? ok : ns; /* the TF32-only entry's status */
     const cudnnDeterminism_t det = CUDNN_DETERMINISTIC, nondet = CUDNN_NON_DETERMINISTIC;
     const cudnnMathType_t fma = CUDNN_FMA_MATH, tc = CUDNN_TENSOR_OP_MATH,
                           conv = CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION;
@@ -579,7 +588,7 @@ static int ranking(int kind, const cgeo *g, entry *out)
         out[n++] = (entry){CUDNN_CONVOLUTION_FWD_ALGO_DIRECT, ns, 0, det, fma, R_SKIP};
         out[n++] = (entry){CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM, ok, HUGE_WS, det, fma,
                            R_SKIP};
-        out[n++] = (entry){k_tf32[0], ok, wt, det, tc, R_TC};
+        out[n++] = (entry){k_tf32[0], tcs, wt, det, tc, R_TC};
         out[n++] = (entry){k_good[0], ok, ws, det, fma, R_FMA};
         out[n++] = (entry){k_found[0], ok, wf, det, fma, R_FMA};
         out[n++] = (entry){CUDNN_CONVOLUTION_FWD_ALGO_FFT, ok, 8192, det, fma, R_SKIP};
@@ -590,7 +599,7 @@ static int ranking(int kind, const cgeo *g, entry *out)
         out[n++] = (entry){k_good[1], ok, 0, det, conv, R_SKIP};
         out[n++] = (entry){CUDNN_CONVOLUTION_BWD_DATA_ALGO_1, ns, 0, det, fma, R_SKIP};
         out[n++] = (entry){CUDNN_CONVOLUTION_BWD_DATA_ALGO_0, ok, HUGE_WS, det, fma, R_SKIP};
-        out[n++] = (entry){k_tf32[1], ok, wt, det, tc, R_TC};
+        out[n++] = (entry){k_tf32[1], tcs, wt, det, tc, R_TC};
         out[n++] = (entry){k_good[1], ok, ws, det, fma, R_FMA};
         out[n++] = (entry){k_found[1], ok, wf, det, fma, R_FMA};
     } else {
@@ -599,7 +608,7 @@ static int ranking(int kind, const cgeo *g, entry *out)
         out[n++] = (entry){CUDNN_CONVOLUTION_BWD_FILTER_ALGO_3, ns, 0, det, fma, R_SKIP};
         out[n++] = (entry){k_good[2], ok, 0, det, conv, R_SKIP};
         out[n++] = (entry){CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1, ok, HUGE_WS, det, fma, R_SKIP};
-        out[n++] = (entry){k_tf32[2], ok, wt, det, tc, R_TC};
+        out[n++] = (entry){k_tf32[2], tcs, wt, det, tc, R_TC};
         out[n++] = (entry){k_good[2], ok, ws, det, fma, R_FMA};
         out[n++] = (entry){k_found[2], ok, wf, det, fma, R_FMA};
         out[n++] = (entry){CUDNN_CONVOLUTION_BWD_FILTER_ALGO_WINOGRAD_NONFUSED, ok, 4096, det, fma,
@@ -1072,6 +1081,7 @@ static int search_list(int kind, const cgeo *g, size_t ws_size, entry *out)
 {
     size_t ws = ws_bytes(g), wt = ws_tf32(g), wf = ws_found(g);
     const cudnnStatus_t ok = CUDNN_STATUS_SUCCESS, ns = CUDNN_STATUS_NOT_SUPPORTED;
+    const cudnnStatus_t tcs = g_offer_tf32 ? ok : ns; /* the TF32-only entry's status */
     const cudnnDeterminism_t det = CUDNN_DETERMINISTIC, nondet = CUDNN_NON_DETERMINISTIC;
     const cudnnMathType_t fma = CUDNN_FMA_MATH, tc = CUDNN_TENSOR_OP_MATH,
                           conv = CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION;
@@ -1080,7 +1090,7 @@ static int search_list(int kind, const cgeo *g, size_t ws_size, entry *out)
         out[n++] = (entry){CUDNN_CONVOLUTION_FWD_ALGO_FFT, ok, 8192, det, fma, R_SKIP};
         out[n++] = (entry){CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM, ok, 0, nondet, fma, R_SKIP};
         out[n++] = (entry){k_good[0], ok, 0, det, conv, R_SKIP};
-        out[n++] = (entry){k_tf32[0], ok, wt, det, tc, R_TC};
+        out[n++] = (entry){k_tf32[0], tcs, wt, det, tc, R_TC};
         out[n++] = (entry){k_found[0], ok, wf, det, fma, R_FMA};
         out[n++] = (entry){k_good[0], ok, ws, det, fma, R_FMA};
         out[n++] = (entry){CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD_NONFUSED, ok, 4096, det, fma,
@@ -1090,7 +1100,7 @@ static int search_list(int kind, const cgeo *g, size_t ws_size, entry *out)
         out[n++] = (entry){CUDNN_CONVOLUTION_BWD_DATA_ALGO_FFT_TILING, ok, 8192, det, fma, R_SKIP};
         out[n++] = (entry){CUDNN_CONVOLUTION_BWD_DATA_ALGO_0, ok, 0, nondet, fma, R_SKIP};
         out[n++] = (entry){k_good[1], ok, 0, det, conv, R_SKIP};
-        out[n++] = (entry){k_tf32[1], ok, wt, det, tc, R_TC};
+        out[n++] = (entry){k_tf32[1], tcs, wt, det, tc, R_TC};
         out[n++] = (entry){k_found[1], ok, wf, det, fma, R_FMA};
         out[n++] = (entry){k_good[1], ok, ws, det, fma, R_FMA};
         out[n++] = (entry){CUDNN_CONVOLUTION_BWD_DATA_ALGO_WINOGRAD, ok, 4096, det, fma, R_SKIP};
@@ -1098,7 +1108,7 @@ static int search_list(int kind, const cgeo *g, size_t ws_size, entry *out)
         out[n++] = (entry){CUDNN_CONVOLUTION_BWD_FILTER_ALGO_FFT, ok, 8192, det, fma, R_SKIP};
         out[n++] = (entry){CUDNN_CONVOLUTION_BWD_FILTER_ALGO_0, ok, 0, nondet, fma, R_SKIP};
         out[n++] = (entry){k_good[2], ok, 0, det, conv, R_SKIP};
-        out[n++] = (entry){k_tf32[2], ok, wt, det, tc, R_TC};
+        out[n++] = (entry){k_tf32[2], tcs, wt, det, tc, R_TC};
         out[n++] = (entry){k_found[2], ok, wf, det, fma, R_FMA};
         out[n++] = (entry){k_good[2], ok, ws, det, fma, R_FMA};
         out[n++] = (entry){CUDNN_CONVOLUTION_BWD_FILTER_ALGO_3, ns, 0, det, fma, R_SKIP};

@@ -100,6 +100,10 @@ void mt_standin_dnn_refuse_batch(int n);
 /* cudnnCreate fails (CUDNN_STATUS_NOT_INITIALIZED) while this environment variable is set to a
  * non-empty value other than 0 (read at each call: the library is loaded by the first one). */
 #define MT_STANDIN_DNN_FAIL_CREATE_ENV "MLTRAIN_STANDIN_CUDNN_FAIL_CREATE"
+/* on = 0: the heuristic's tensor-op entry (the one acceptable only with TF32) is reported as
+ * CUDNN_STATUS_NOT_SUPPORTED, so TF32 allowed still ends with an FMA entry; 1 (default):
+ * offered. */
+void mt_standin_dnn_offer_tf32(int on);
 /* The next n convolution or pooling executions fail with CUDNN_STATUS_EXECUTION_FAILED. */
 void mt_standin_dnn_fail_execs(int n);
 /* The next n algorithm searches (cudnnFind*AlgorithmEx) fail with CUDNN_STATUS_INTERNAL_ERROR
