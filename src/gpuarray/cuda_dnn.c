@@ -385,21 +385,21 @@ static conv_plan *plan_find(dnn_state *st, const conv_key *key)
     return NULL;
 }
 
+/* Empties a slot (its descriptors destroyed). */
+static void plan_drop(const dnn_api *a, conv_plan *plan)
+{
+    descs_free(a, &plan->ds);
+    memset(plan, 0, sizeof *plan);
+}
+
 /* An empty slot, or the least recently used one emptied. */
 static conv_plan *plan_slot(const dnn_api *a, dnn_state *st)
 {
     conv_plan *victim = &st->plans[0];
     for (int i = 0; i < PLAN_SLOTS && victim->used; i++)
         if (st->plans[i].used < victim->used) victim = &st->plans[i];
-    descs_free(a, &victim->ds);
-    memset(victim, 0, sizeof *victim);
+    plan_drop(a, victim);
     return victim;
-}
-
-static void plan_drop(const dnn_api *a, conv_plan *plan)
-{
-    descs_free(a, &plan->ds);
-    memset(plan, 0, sizeof *plan);
 }
 
 /* MLTRAIN_CUDNN_BENCHMARK: cuDNN times the algorithms on the call's own operands (the output is

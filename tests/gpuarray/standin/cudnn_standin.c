@@ -705,23 +705,30 @@ static void count_query(int kind)
     pthread_mutex_unlock(&g_lock);
 }
 
+/* The body of the three heuristic queries: descriptors x, w, y in conv_geometry's order, the
+ * ranking of kind, counted. */
+#define HEURISTIC_QUERY(kind, name, x, w, y)                                                     \
+    do {                                                                                         \
+        static const char call_[] = name;                                                        \
+        cudnnStatus_t s_ = query_begin(call_, handle, requestedAlgoCount, returnedAlgoCount,     \
+                                       perfResults);                                             \
+        cgeo g_;                                                                                 \
+        if (s_ == CUDNN_STATUS_SUCCESS) s_ = conv_geometry(call_, &g_, x, w, convDesc, y);       \
+        if (s_ != CUDNN_STATUS_SUCCESS) return s_;                                               \
+        entry ents_[NENT];                                                                       \
+        int n_ = ranking(kind, &g_, ents_);                                                      \
+        FILL_PERF(perfResults, requestedAlgoCount, returnedAlgoCount, ents_, n_);                \
+        count_query(kind);                                                                       \
+        return CUDNN_STATUS_SUCCESS;                                                             \
+    } while (0)
+
 cudnnStatus_t CUDNNWINAPI cudnnGetConvolutionForwardAlgorithm_v7(
     cudnnHandle_t handle, const cudnnTensorDescriptor_t srcDesc,
     const cudnnFilterDescriptor_t filterDesc, const cudnnConvolutionDescriptor_t convDesc,
     const cudnnTensorDescriptor_t destDesc, const int requestedAlgoCount, int *returnedAlgoCount,
     cudnnConvolutionFwdAlgoPerf_t *perfResults)
 {
-    static const char call[] = "cudnnGetConvolutionForwardAlgorithm_v7";
-    cudnnStatus_t s = query_begin(call, handle, requestedAlgoCount, returnedAlgoCount, perfResults);
-    cgeo g;
-    if (s == CUDNN_STATUS_SUCCESS)
-        s = conv_geometry(call, &g, srcDesc, filterDesc, convDesc, destDesc);
-    if (s != CUDNN_STATUS_SUCCESS) return s;
-    entry ents[NENT];
-    int n = ranking(0, &g, ents);
-    FILL_PERF(perfResults, requestedAlgoCount, returnedAlgoCount, ents, n);
-    count_query(0);
-    return CUDNN_STATUS_SUCCESS;
+    HEURISTIC_QUERY(0, "cudnnGetConvolutionForwardAlgorithm_v7", srcDesc, filterDesc, destDesc);
 }
 
 cudnnStatus_t CUDNNWINAPI cudnnGetConvolutionBackwardDataAlgorithm_v7(
@@ -730,17 +737,8 @@ cudnnStatus_t CUDNNWINAPI cudnnGetConvolutionBackwardDataAlgorithm_v7(
     const cudnnTensorDescriptor_t gradDesc, const int requestedAlgoCount, int *returnedAlgoCount,
     cudnnConvolutionBwdDataAlgoPerf_t *perfResults)
 {
-    static const char call[] = "cudnnGetConvolutionBackwardDataAlgorithm_v7";
-    cudnnStatus_t s = query_begin(call, handle, requestedAlgoCount, returnedAlgoCount, perfResults);
-    cgeo g;
-    if (s == CUDNN_STATUS_SUCCESS)
-        s = conv_geometry(call, &g, gradDesc, filterDesc, convDesc, diffDesc);
-    if (s != CUDNN_STATUS_SUCCESS) return s;
-    entry ents[NENT];
-    int n = ranking(1, &g, ents);
-    FILL_PERF(perfResults, requestedAlgoCount, returnedAlgoCount, ents, n);
-    count_query(1);
-    return CUDNN_STATUS_SUCCESS;
+    HEURISTIC_QUERY(1, "cudnnGetConvolutionBackwardDataAlgorithm_v7", gradDesc, filterDesc,
+                    diffDesc);
 }
 
 cudnnStatus_t CUDNNWINAPI cudnnGetConvolutionBackwardFilterAlgorithm_v7(
@@ -749,17 +747,8 @@ cudnnStatus_t CUDNNWINAPI cudnnGetConvolutionBackwardFilterAlgorithm_v7(
     const cudnnFilterDescriptor_t gradDesc, const int requestedAlgoCount, int *returnedAlgoCount,
     cudnnConvolutionBwdFilterAlgoPerf_t *perfResults)
 {
-    static const char call[] = "cudnnGetConvolutionBackwardFilterAlgorithm_v7";
-    cudnnStatus_t s = query_begin(call, handle, requestedAlgoCount, returnedAlgoCount, perfResults);
-    cgeo g;
-    if (s == CUDNN_STATUS_SUCCESS)
-        s = conv_geometry(call, &g, srcDesc, gradDesc, convDesc, diffDesc);
-    if (s != CUDNN_STATUS_SUCCESS) return s;
-    entry ents[NENT];
-    int n = ranking(2, &g, ents);
-    FILL_PERF(perfResults, requestedAlgoCount, returnedAlgoCount, ents, n);
-    count_query(2);
-    return CUDNN_STATUS_SUCCESS;
+    HEURISTIC_QUERY(2, "cudnnGetConvolutionBackwardFilterAlgorithm_v7", srcDesc, gradDesc,
+                    diffDesc);
 }
 
 /* ---------------------------------------------------------------- execution checks */
