@@ -91,4 +91,25 @@ void mt_test_allclose(const char *file, int line, const char *what, const double
 #define MT_CHECK_ALLCLOSE(a, b, n, atol, rtol)                               \
     mt_test_allclose(__FILE__, __LINE__, #a " vs " #b, (a), (b), (n), (atol), (rtol))
 
+/* Names of three nested layers for the layer-path length tests: a and b of 30 bytes, c such
+ * that the paths "<a>/<b>/<c>0" and "<a>/<b>/<c>1" have len bytes; path0 gets the first. */
+typedef struct mt_test_long_names {
+    char a[31], b[31], c[64];
+} mt_test_long_names;
+
+static inline void mt_test_long_names_init(mt_test_long_names *n, int len, char *path0,
+                                           size_t pcap)
+{
+    memset(n->a, 'a', 30);
+    n->a[30] = 0;
+    memset(n->b, 'b', 30);
+    n->b[30] = 0;
+    int nc = len - 63; /* 30 + 1 + 30 + 1 + nc + 1 */
+    MT_CHECK(nc > 0 && nc < (int)sizeof(n->c));
+    memset(n->c, 'c', (size_t)nc);
+    n->c[nc] = 0;
+    snprintf(path0, pcap, "%s/%s/%s0", n->a, n->b, n->c);
+    MT_CHECK_EQ_INT(strlen(path0), len);
+}
+
 #endif

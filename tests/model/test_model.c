@@ -480,17 +480,8 @@ MT_TEST(weight_decay_values)
  * path. */
 static const char *long_path_model(char *buf, size_t cap, int len, char *path0, size_t pcap)
 {
-    char a[31], b[31], c[64];
-    memset(a, 'a', 30);
-    a[30] = 0;
-    memset(b, 'b', 30);
-    b[30] = 0;
-    int nc = len - 63; /* 30 + 1 + 30 + 1 + nc + 1 */
-    MT_CHECK(nc > 0 && nc < (int)sizeof(c));
-    memset(c, 'c', (size_t)nc);
-    c[nc] = 0;
-    snprintf(path0, pcap, "%s/%s/%s0", a, b, c);
-    MT_CHECK_EQ_INT(strlen(path0), len);
+    mt_test_long_names n;
+    mt_test_long_names_init(&n, len, path0, pcap);
     snprintf(buf, cap,
              "!obj:pylearn2.models.mlp.MLP {\n"
              "  nvis: 4, seed: [1, 2, 3],\n"
@@ -503,7 +494,7 @@ static const char *long_path_model(char *buf, size_t cap, int len, char *path0, 
              "    !obj:pylearn2.models.mlp.Softmax { layer_name: 'y', n_classes: 2, irange: 0.5 }\n"
              "  ]\n"
              "}\n",
-             a, b, c, c);
+             n.a, n.b, n.c, n.c);
     return buf;
 }
 

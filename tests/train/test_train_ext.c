@@ -1040,16 +1040,9 @@ static const char *long_path_job(const char *name, int len, char *path0, size_t 
                                  char *buf, size_t cap)
 {
     const char *d = mt_test_tmpdir();
-    char a[31], b[31], c[64], text[4096];
-    memset(a, 'a', 30);
-    a[30] = 0;
-    memset(b, 'b', 30);
-    b[30] = 0;
-    int nc = len - 63; /* 30 + 1 + 30 + 1 + nc + 1 */
-    MT_CHECK(nc > 0 && nc < (int)sizeof(c));
-    memset(c, 'c', (size_t)nc);
-    c[nc] = 0;
-    snprintf(path0, pcap, "%s/%s/%s0", a, b, c);
+    char text[4096];
+    mt_test_long_names n;
+    mt_test_long_names_init(&n, len, path0, pcap);
     snprintf(buf, cap, "%s/%s.yaml", d, name);
     snprintf(text, sizeof(text),
              "!obj:pylearn2.train.Train {\n"
@@ -1070,7 +1063,7 @@ static const char *long_path_job(const char *name, int len, char *path0, size_t 
              "    termination_criterion: !obj:EpochCounter { max_epochs: 3 } },\n"
              "  extensions: [ !obj:PolyakAveraging { start: 1 } ],\n"
              "  save_path: '%s/%s.ckpt', save_freq: 1 }\n",
-             d, d, a, b, c, c, d, name);
+             d, d, n.a, n.b, n.c, n.c, d, name);
     FILE *f = fopen(buf, "w");
     MT_CHECK(f != NULL);
     fputs(text, f);
