@@ -188,7 +188,10 @@ typedef enum mt_lowering {
     X(POOL2D, "pool2d", -1, MT_LOWER_OTHER)      /* (x), or (x, v): v at x's windows */      \
     X(POOL2D_GRAD, "pool2d_grad", 3, MT_LOWER_OTHER) /* (x, y, dy) -> dx */              \
     /* collectives (data parallelism) */                                                     \
-    X(ALLREDUCE, "allreduce", 1, MT_LOWER_COLLECTIVE) /* sum over ranks; attrs.bucket */
+    X(ALLREDUCE, "allreduce", 1, MT_LOWER_COLLECTIVE) /* sum over ranks; attrs.bucket */      \
+    /* loops */                                                                              \
+    X(SCAN, "scan", -1, MT_LOWER_OTHER) /* (sequences, initial states, non-sequences):      \
+                                           attrs.body, attrs.output (mt_graph_scan) */
 
 typedef enum mt_op {
 #define MT__OP_ENUM(name, text, arity, lower) MT_OP_##name,
@@ -299,6 +302,9 @@ typedef struct mt_op_attrs {
                                owned by the graph */
     size_t nbytes;          /* CONST */
     uint64_t data_hash;     /* CONST: content hash (used for hash-consing) */
+    const struct mt_scan_body *body; /* SCAN: the loop body (mt_graph_scan), shared by the
+                                        graphs whose nodes use it */
+    int64_t output;         /* SCAN: which result of the loop the node is (mt_scan_spec) */
 } mt_op_attrs;
 
 /* ---------------------------------------------------------------- provenance */
@@ -642,6 +648,66 @@ mt_var mt_graph_one_hot(mt_graph *g, mt_var labels, int64_t depth, mt_dtype dt);
  * function with ALLREDUCE nodes needs collective hooks (ERR_INVALID at compile time otherwise).
  * ERR_INVALID for bucket < 0. */
 mt_var mt_graph_allreduce(mt_graph *g, mt_var x, int32_t bucket);
+
+/* ---------------------------------------------------------------- loops (scan) */
+
+/* A loop over the leading axis of its sequences, carrying states from step to step (Theano's
+ * scan). The body is a graph of its own: its placeholders are, in order, one slice of each
+ * sequence (the sequence's type without its leading axis), the states of the previous step and
+ * the non-sequences (the same value at every step); its outputs are the new states (each of its
+ * state's dtype and ndim) followed by n_extra per-step outputs. mt_graph_scan copies the part of
+ * the body the outputs need, so the caller's body graph may be changed or freed afterwards. The
+ * body may not contain random nodes, all-reduces or placeholders other than its inputs.
+ *
+ * Steps: T = the length of the first sequence (every sequence must have exactly T rows; checked
+ * at run time where not static), or spec.n_steps when there is no sequence. Step i processes row
+ * t = i (t = T-1-i when reverse) and its results are stored at row t, so a reverse loop's
+ * outputs stay aligned with its inputs (a bidirectional layer adds the two directly).
+ *
+ * Results (each a node of op SCAN, attrs.output naming which), for state k < n_state and extra
+ * output j < n_extra:
+ *   output k                      the state after each step, stacked: (T,) + the state's shape
+ *   output n_state + j            extra output j of each step, stacked: (T,) + its shape
+ *   output n_state + n_extra + k  the state after the last step (the initial state if T = 0)
+ * Operand dtypes must equal the body's placeholders' dtypes exactly (cast first); static sizes
+ * must agree. A state whose shape changes between steps is a run-time error naming the node
+ * and the step. Nodes of one loop (same body and operands) are computed by one run of it.
+ * Gradient: a reverse loop over the body's vector-Jacobian product (backpropagation through
+ * time, needing the stacked states: they are computed when a gradient is taken, also where
+ * only final states are used). R-op: by double reverse, as for every op. */
+typedef struct mt_scan_body mt_scan_body; /* opaque, immutable, reference counted */
+typedef struct mt_scan_spec {
+    int32_t n_seq;    /* sequences (the body's first n_seq placeholders are their slices) */
+    int32_t n_state;  /* carried states */
+    int32_t n_nonseq; /* values passed unchanged to every step */
+    int32_t n_extra;  /* per-step outputs after the new states */
+    int64_t n_steps;  /* the number of steps when n_seq == 0 (>= 0); must be -1 otherwise */
+    bool reverse;     /* iterate from the last row to the first (Theano's go_backwards) */
+} mt_scan_spec;
+
+/* Builds a loop. body_inputs: n_seq + n_state + n_nonseq placeholders of body; body_outputs:
+ * n_state + n_extra variables of body; operands: the sequences, the initial states and the
+ * non-sequences (variables of g, same counts and order). stacked[0 .. n_state + n_extra)
+ * receives the stacked results, finals[0 .. n_state) the final states (either may be NULL). On
+ * error every result is MT_VAR_NONE and the error is recorded in g as for every builder. */
+mt_status mt_graph_scan(mt_graph *g, const mt_graph *body, const mt_scan_spec *spec,
+                        const mt_var *body_inputs, const mt_var *body_outputs,
+                        const mt_var *operands, mt_var *stacked, mt_var *finals);
+
+/* Read access to a SCAN node's loop (for executors and tools). The arrays stay valid while g
+ * (which holds the body) lives. */
+typedef struct mt_scan_info {
+    const mt_graph *body;  /* the loop's own copy of the body */
+    const mt_var *inputs;  /* n_seq + n_state + n_nonseq placeholders of body */
+    const mt_var *outputs; /* n_state + n_extra variables of body */
+    mt_scan_spec spec;
+    int64_t output;        /* which result v is (see above) */
+    uint64_t id;           /* the body's process-unique number (printers) */
+} mt_scan_info;
+/* false (and *info untouched) when v is not a SCAN node of g. */
+bool mt_graph_scan_info(const mt_graph *g, mt_var v, mt_scan_info *info);
+/* Number of results of a loop: 2 * n_state + n_extra. */
+int64_t mt_scan_spec_nresults(const mt_scan_spec *spec);
 
 /* ---------------------------------------------------------------- gradient hooks and checks */
 

@@ -54,6 +54,7 @@ static const grad_op grad_ops[MT_OP_COUNT] = {
     [MT_OP_POOL2D] = {mt__grad_pool, 0, NULL},
     [MT_OP_POOL2D_GRAD] = {mt__grad_pool, 0, NULL},
     [MT_OP_ALLREDUCE] = {mt__grad_allreduce, 0, NULL},
+    [MT_OP_SCAN] = {mt__grad_scan, 0, NULL},
 };
 
 static mt__glink link_kind(const mt_graph *g, const mt__node *n, int32_t i)
@@ -289,8 +290,10 @@ static mt_status accumulate(engine *e, mt_var x, mt_var c)
     return MT_OK;
 }
 
-/* Calls v's rule and accumulates its contributions. */
-static mt_status sweep_node(engine *e, mt_var v)
+/* Calls v's rule and accumulates its contributions. nsib > 0: v is a loop's result and
+ * sib/sib_gz list every result of that loop with a gradient (see sweep_loop). */
+static mt_status sweep_node(engine *e, mt_var v, int32_t nsib, const mt_var *sib,
+                            const mt_var *sib_gz)
 {
     mt_graph *g = e->g;
     const mt__node *n = mt__graph_node(g, v);
@@ -321,7 +324,7 @@ static mt_status sweep_node(engine *e, mt_var v)
                         mt__op_label(n->op, &n->attrs));
     } else {
         mt_graph_set_origin_from(g, v, "grad");
-        mt__grad_cx cx = {g, v, n, e->gsum[v], need, outs};
+        mt__grad_cx cx = {g, v, n, e->gsum[v], need, outs, nsib, sib, sib_gz};
         st = rule(&cx);
         if (st == MT_OK) st = mt__grad_done(&cx);
     }
@@ -366,6 +369,47 @@ static void classify_wrt(engine *e, int32_t j)
     }
 }
 
+/* Results of one loop (same body, same operands) share one backward loop: the result first in
+ * topological order is swept last, when every result's gradient is complete, and builds it for
+ * all of them; the others are skipped. */
+static bool same_loop(const mt__node *a, const mt__node *b)
+{
+    return a->attrs.body == b->attrs.body && a->nin == b->nin &&
+           (a->nin == 0 || memcmp(a->in, b->in, (size_t)a->nin * sizeof(mt_var)) == 0);
+}
+
+static mt_status sweep_loop(engine *e, int32_t pos)
+{
+    const mt__node *n = mt__graph_node(e->g, e->order[pos]);
+    int32_t nsib = 0;
+    mt_var *sib = NULL, *gz = NULL;
+    mt_status st = MT_OK;
+    for (int32_t k = 0; k < e->n_order; k++) {
+        mt_var w = e->order[k];
+        uint8_t f = e->flags[w];
+        const mt__node *m = mt__graph_node(e->g, w);
+        if (m->op != MT_OP_SCAN || (f & F_CONST) || !(f & F_FDEP) || !same_loop(n, m)) continue;
+        if (k < pos) goto done; /* not the last one swept */
+        if (!e->gsum[w]) continue;
+        if (!sib) { /* at most one per result of the loop */
+            size_t cap = (size_t)mt_scan_spec_nresults(&n->attrs.body->spec);
+            sib = mt_malloc(sizeof(mt_var) * cap);
+            gz = mt_malloc(sizeof(mt_var) * cap);
+            if (!sib || !gz) {
+                st = MT_ERR_NOMEM;
+                goto done;
+            }
+        }
+        sib[nsib] = w;
+        gz[nsib++] = e->gsum[w];
+    }
+    if (nsib > 0) st = sweep_node(e, sib[0], nsib, sib, gz);
+done:
+    mt_free(sib);
+    mt_free(gz);
+    return st;
+}
+
 /* Runs the passes; per-wrt results in e->out / e->state. Errors only for failures. */
 static mt_status engine_run(engine *e)
 {
@@ -400,8 +444,11 @@ static mt_status engine_run(engine *e)
     for (int32_t i = e->n_order - 1; i >= 0; i--) {
         mt_var v = e->order[i];
         uint8_t f = e->flags[v];
-        if (!e->gsum[v] || (f & F_CONST) || !(f & F_FDEP)) continue;
-        st = sweep_node(e, v);
+        if ((f & F_CONST) || !(f & F_FDEP)) continue;
+        if (mt_graph_op(g, v) == MT_OP_SCAN)
+            st = sweep_loop(e, i);
+        else if (e->gsum[v])
+            st = sweep_node(e, v, 0, NULL, NULL);
         if (st) return st;
     }
     for (int32_t j = 0; j < e->n_wrt; j++) classify_wrt(e, j);
@@ -872,7 +919,7 @@ static mt_status lop_adapter(mt_graph *g, mt_var v, mt_var gz, mt_var *in_grads)
         need[i] = link_kind(g, n, i) == MT__GLINK_GRAD;
         in_grads[i] = MT_VAR_NONE;
     }
-    mt__grad_cx cx = {g, v, n, gz, need, in_grads};
+    mt__grad_cx cx = {g, v, n, gz, need, in_grads, 0, NULL, NULL};
     mt_status st = grad_ops[n->op].rule(&cx);
     if (!st) st = mt__grad_done(&cx);
     for (int32_t i = 0; !st && i < n->nin; i++) {
@@ -917,6 +964,7 @@ const mt__op_grad mt__op_grad_table[MT_OP_COUNT] = {
     [MT_OP_POOL2D] = {lop_adapter, NULL},
     [MT_OP_POOL2D_GRAD] = {lop_adapter, NULL},
     [MT_OP_ALLREDUCE] = {lop_adapter, NULL},
+    [MT_OP_SCAN] = {lop_adapter, NULL},
 };
 _Static_assert(sizeof(mt__op_grad_table) / sizeof(mt__op_grad_table[0]) == MT_OP_COUNT,
                "mt__op_grad_table needs one row per mt_op");

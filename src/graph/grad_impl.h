@@ -23,6 +23,11 @@ typedef struct mt__grad_cx {
     mt_var gz;
     const bool *need;
     mt_var *out;
+    /* SCAN only: the loop's results that receive a gradient (v among them) and their
+     * gradients, so one backward loop serves them all; nsib 0: v alone */
+    int32_t nsib;
+    const mt_var *sib;
+    const mt_var *sib_gz;
 } mt__grad_cx;
 typedef mt_status (*mt__grad_rule)(mt__grad_cx *cx);
 
@@ -53,6 +58,7 @@ mt_status mt__grad_identity(mt__grad_cx *cx);  /* GRAD_CLIP, SHAPE_ASSERT */
 mt_status mt__grad_conv(mt__grad_cx *cx);      /* CONV2D* (grad_conv.c) */
 mt_status mt__grad_pool(mt__grad_cx *cx);      /* POOL2D, POOL2D_GRAD */
 mt_status mt__grad_allreduce(mt__grad_cx *cx); /* ALLREDUCE (ops_comm.c) */
+mt_status mt__grad_scan(mt__grad_cx *cx);      /* SCAN: through time (grad_scan.c) */
 
 /* ---------------------------------------------------------------- helpers (grad.c) */
 

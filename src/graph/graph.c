@@ -168,6 +168,8 @@ mt_status mt_graph_new(mt_graph **out)
 void mt_graph_free(mt_graph *g)
 {
     if (!g) return;
+    for (int32_t i = 0; i < g->nbodies; i++) mt__scan_body_release(g->bodies[i]);
+    mt_free(g->bodies);
     for (int32_t i = 0; i < g->npages; i++) mt_free(g->pages[i]);
     mt_free(g->pages);
     mt_free(g->table);
@@ -520,6 +522,10 @@ void mt__attrs_canon(mt_op op, const mt_op_attrs *in, mt_op_attrs *out)
     }
     if (f & MT__A_DEPTH) out->depth = in->depth;
     if (f & MT__A_BUCKET) out->bucket = in->bucket;
+    if (f & MT__A_BODY) {
+        out->body = in->body;
+        out->output = in->output;
+    }
     if (f & MT__A_UID) out->uid = in->uid;
     if (f & MT__A_CONST) {
         out->data = in->data;
@@ -694,6 +700,9 @@ mt_var mt__create(mt_graph *g, mt_op op, const mt_op_attrs *attrs_in, int32_t ni
         if (found) return found;
     }
 
+    /* a new loop node: the graph holds its body (kept even if the node fails below) */
+    if (op == MT_OP_SCAN && !mt__graph_hold_body(g, (struct mt_scan_body *)a.body))
+        return MT_VAR_NONE;
     mt_var v;
     mt__node *n = new_node_slot(g, &v);
     mt_var *ins = nin ? mt_arena_alloc(&g->arena, (size_t)nin * sizeof(mt_var), _Alignof(mt_var))

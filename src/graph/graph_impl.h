@@ -47,7 +47,29 @@ struct mt_graph {
     uint64_t next_stream;
     uint64_t next_uid;   /* placeholders */
     int32_t nreplaced;   /* number of recorded replacements */
+    struct mt_scan_body **bodies; /* loop bodies used by SCAN nodes: one reference each */
+    int32_t nbodies, bodies_cap;
 };
+
+/* ---------------------------------------------------------------- loop bodies (ops_scan.c) */
+
+/* A loop body: immutable after creation, shared by every graph holding a SCAN node that uses it
+ * (each holds one reference, taken by mt__create and dropped by mt_graph_free). */
+struct mt_scan_body {
+    int64_t refs;        /* atomic */
+    uint64_t id;         /* process-unique, for printers */
+    mt_graph *g;         /* owned: the needed part of the user's body graph */
+    mt_scan_spec spec;
+    int32_t nin, nout;   /* n_seq + n_state + n_nonseq; n_state + n_extra */
+    mt_var *in, *out;    /* placeholders and outputs of g (mt_malloc) */
+};
+void mt__scan_body_retain(struct mt_scan_body *b);
+void mt__scan_body_release(struct mt_scan_body *b);
+/* Records that g holds a reference on b (taking one) unless it already does. false: out of
+ * memory (recorded). */
+bool mt__graph_hold_body(mt_graph *g, struct mt_scan_body *b);
+/* true when g holds b (pointer comparison only: b is not dereferenced). */
+bool mt__graph_has_body(const mt_graph *g, const struct mt_scan_body *b);
 
 static inline mt__node *mt__graph_node(const mt_graph *g, mt_var v)
 {
@@ -75,7 +97,8 @@ enum {
     MT__A_UID = 1u << 13,     /* uid */
     MT__A_CONST = 1u << 14,   /* data, nbytes, data_hash, weak */
     MT__A_WINDOW = 1u << 15,  /* win (fields the op does not use zeroed, see mt_window) */
-    MT__A_BUCKET = 1u << 16   /* bucket */
+    MT__A_BUCKET = 1u << 16,  /* bucket */
+    MT__A_BODY = 1u << 17     /* body, output */
 };
 
 /* Type and shape inference. Inputs: the op's attributes and the operand types (which may
@@ -145,6 +168,7 @@ mt_status mt__infer_identity(mt__infer_ctx *cx);   /* STOP_GRADIENT, GRAD_CLIP, 
 mt_status mt__infer_conv(mt__infer_ctx *cx);       /* CONV2D* (ops_conv.c) */
 mt_status mt__infer_pool(mt__infer_ctx *cx);       /* POOL2D, POOL2D_GRAD (ops_conv.c) */
 mt_status mt__infer_collective(mt__infer_ctx *cx); /* ALLREDUCE (ops_comm.c) */
+mt_status mt__infer_scan(mt__infer_ctx *cx);       /* SCAN (ops_scan.c) */
 
 /* ---------------------------------------------------------------- internal entry points */
 

@@ -74,6 +74,7 @@ const mt_op_info mt__op_table[MT_OP_COUNT] = {
                            mt__infer_pool},
     [MT_OP_ALLREDUCE] = {"allreduce", 1, 1, 1, MT_LOWER_COLLECTIVE, MT__A_BUCKET, false,
                          mt__infer_collective},
+    [MT_OP_SCAN] = {"scan", -1, 0, -1, MT_LOWER_OTHER, MT__A_BODY, false, mt__infer_scan},
 };
 
 /* The table must have a row for every op, in the order and with the names and arities of

@@ -135,6 +135,16 @@ static void append_attrs(mt_strbuf *sb, const mt__node *n)
     case MT_OP_ALLREDUCE:
         mt_strbuf_appendf(sb, "{bucket=%d}", (int)a->bucket);
         break;
+    case MT_OP_SCAN: {
+        const struct mt_scan_body *b = a->body;
+        const mt_scan_spec *s = &b->spec;
+        int64_t o = a->output, ns = s->n_state, ne = s->n_extra;
+        mt_strbuf_appendf(sb, "{loop=#%llu, %s %lld%s}", (unsigned long long)b->id,
+                          o < ns ? "states" : o < ns + ne ? "output" : "final state",
+                          (long long)(o < ns ? o : o < ns + ne ? o - ns : o - ns - ne),
+                          s->reverse ? ", reverse" : "");
+        break;
+    }
     case MT_OP_CONV2D: case MT_OP_CONV2D_GRAD_INPUT: case MT_OP_CONV2D_GRAD_WEIGHT:
     case MT_OP_POOL2D: case MT_OP_POOL2D_GRAD: {
         const mt_window *w = &a->win;
@@ -195,14 +205,31 @@ mt_status mt_graph_print(const mt_graph *g, int32_t n_outputs, const mt_var *out
         mt_graph_print_node(g, order[i], sb);
         mt_strbuf_append(sb, "\n");
     }
-    mt_free(order);
     if (n_outputs > 0 && outputs) {
         mt_strbuf_append(sb, "outputs:");
         for (int32_t i = 0; i < n_outputs; i++)
             mt_strbuf_appendf(sb, "%s v%d", i ? "," : "", (int)outputs[i]);
         mt_strbuf_append(sb, "\n");
     }
-    return mt_strbuf_status(sb);
+    /* each loop's body once, after the graph (nested loops print theirs in turn) */
+    for (int32_t i = 0; st == MT_OK && i < n; i++) {
+        const mt__node *nd = mt__graph_node(g, order[i]);
+        if (nd->op != MT_OP_SCAN) continue;
+        bool first = true;
+        for (int32_t j = 0; j < i && first; j++) {
+            const mt__node *m = mt__graph_node(g, order[j]);
+            first = !(m->op == MT_OP_SCAN && m->attrs.body == nd->attrs.body);
+        }
+        if (!first) continue;
+        const struct mt_scan_body *b = nd->attrs.body;
+        mt_strbuf_appendf(sb, "loop #%llu body (inputs:", (unsigned long long)b->id);
+        for (int32_t k = 0; k < b->nin; k++)
+            mt_strbuf_appendf(sb, "%s v%d", k ? "," : "", (int)b->in[k]);
+        mt_strbuf_append(sb, "):\n");
+        st = mt_graph_print(b->g, b->nout, b->out, sb);
+    }
+    mt_free(order);
+    return st ? st : mt_strbuf_status(sb);
 }
 
 /* Appends s with dot string escapes. */

@@ -19,6 +19,9 @@ mt_var mt_graph_make(mt_graph *g, mt_op op, const mt_op_attrs *attrs, int32_t ni
                         "mt_graph_placeholder");
     mt_op_attrs a;
     mt__attrs_canon(op, attrs, &a);
+    if (op == MT_OP_SCAN && !mt__graph_has_body(g, a.body))
+        return mt__fail(g, MT_ERR_INVALID, "make: a scan's body must be one of this graph's "
+                        "loops (loops are created with mt_graph_scan)");
     if (op == MT_OP_RANDOM) {
         if (a.stream == 0) a.stream = ++g->next_stream;
         if (a.stream > g->next_stream) g->next_stream = a.stream;

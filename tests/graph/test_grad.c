@@ -479,6 +479,17 @@ MT_TEST(every_op_has_a_gradient_path)
     int64_t s26[2] = {2, 6}, s234[3] = {2, 3, 4};
     mt_idx it[2] = {mt_idx_slice(0, 2, 1), mt_idx_all()};
     mt_var p = mt_graph_softmax(g, x, 1);
+    mt_var loop; /* SCAN: running product of x's rows, starting at v */
+    {
+        mt_graph *body = new_graph();
+        mt_var bin[2] = {mt_graph_placeholder(body, "row", MT_FLOAT64, 1, s4),
+                         mt_graph_placeholder(body, "acc", MT_FLOAT64, 1, s4)};
+        mt_var bout = mt_graph_mul(body, bin[0], bin[1]);
+        mt_scan_spec sp = {1, 1, 0, 0, -1, false};
+        mt_var ops[2] = {x, v};
+        MT_CHECK_OK(mt_graph_scan(g, body, &sp, bin, &bout, ops, &loop, NULL));
+        mt_graph_free(body);
+    }
     mt_var terms[] = {
         mt_graph_exp(g, x),                                          /* ELEMWISE */
         mt_graph_sum(g, x, 1, &ax0, false),                          /* REDUCE */
@@ -514,6 +525,7 @@ MT_TEST(every_op_has_a_gradient_path)
         mt_graph_grad_clip(g, x, -1, 1),                             /* GRAD_CLIP */
         mt_graph_shape_assert(g, xu, 2, (int64_t[2]){3, 4}),         /* SHAPE_ASSERT */
         mt_graph_allreduce(g, x, 0),                                 /* ALLREDUCE */
+        loop,                                                        /* SCAN */
         /* CONV2D, CONV2D_GRAD_INPUT, CONV2D_GRAD_WEIGHT, POOL2D, POOL2D_GRAD (and their
          * gradients, which use the same ops) */
         mt_graph_conv2d_grad_input(

@@ -599,6 +599,16 @@ MT_TEST(every_op_built_and_verified)
                              AXES(2, 2), NULL, NULL, false),
     };
     for (size_t i = 0; i < sizeof(vs) / sizeof(vs[0]); i++) MT_CHECK(vs[i] != MT_VAR_NONE);
+    { /* a loop: running sum of x's rows */
+        mt_graph *body = new_graph();
+        mt_var bin[2] = {ph(body, "row", MT_FLOAT32, 1, SHAPE(5)),
+                         ph(body, "acc", MT_FLOAT32, 1, SHAPE(5))};
+        mt_var bout = mt_graph_add(body, bin[0], bin[1]);
+        mt_scan_spec s = {1, 1, 0, 0, -1, false};
+        mt_var ops[2] = {x, mt_graph_zeros(g, MT_FLOAT32, 1, SHAPE(5))}, run;
+        MT_CHECK_OK(mt_graph_scan(g, body, &s, bin, &bout, ops, &run, NULL));
+        mt_graph_free(body);
+    }
     for (mt_var v = 1; v <= mt_graph_size(g); v++) seen[mt_graph_op(g, v)] = true;
     for (int op = 0; op < MT_OP_COUNT; op++)
         if (!seen[op]) mt_test_fail(__FILE__, __LINE__, "op %s was not built", mt_op_name((mt_op)op));

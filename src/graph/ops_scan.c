@@ -1,0 +1,322 @@
+/* Loops (SCAN nodes, graph.h "loops (scan)"): the loop body object that SCAN nodes share, its
+ * reference counting and the graphs' lists of the bodies they hold, the builder mt_graph_scan,
+ * the type inference of a loop's results and the read accessor executors use. A body is an
+ * immutable private graph (the needed part of the user's body) plus the placeholders and
+ * outputs the loop binds; a SCAN node names it by pointer in its attributes (hashed by that
+ * pointer, so two loops merge only when they share a body object) and every graph with such a
+ * node holds one reference, so clones, rewrites and compiled functions keep it alive. */
+#include <string.h>
+
+#include "graph_impl.h"
+
+/* ---------------------------------------------------------------- bodies */
+
+static uint64_t g_next_body_id;
+
+void mt__scan_body_retain(struct mt_scan_body *b)
+{
+    if (b) __atomic_fetch_add(&b->refs, 1, __ATOMIC_ACQ_REL);
+}
+
+void mt__scan_body_release(struct mt_scan_body *b)
+{
+    if (!b || __atomic_fetch_sub(&b->refs, 1, __ATOMIC_ACQ_REL) != 1) return;
+    mt_graph_free(b->g); /* may release nested loops' bodies */
+    mt_free(b->in);
+    mt_free(b->out);
+    mt_free(b);
+}
+
+bool mt__graph_has_body(const mt_graph *g, const struct mt_scan_body *b)
+{
+    for (int32_t i = 0; g && i < g->nbodies; i++)
+        if (g->bodies[i] == b) return true;
+    return false;
+}
+
+bool mt__graph_hold_body(mt_graph *g, struct mt_scan_body *b)
+{
+    if (mt__graph_has_body(g, b)) return true;
+    if (g->nbodies == g->bodies_cap) {
+        int32_t cap = g->bodies_cap ? 2 * g->bodies_cap : 4;
+        struct mt_scan_body **nb = mt_realloc(g->bodies, (size_t)cap * sizeof(*nb));
+        if (!nb) {
+            mt__fail(g, MT_ERR_NOMEM, "scan: out of memory");
+            return false;
+        }
+        g->bodies = nb;
+        g->bodies_cap = cap;
+    }
+    mt__scan_body_retain(b);
+    g->bodies[g->nbodies++] = b;
+    return true;
+}
+
+int64_t mt_scan_spec_nresults(const mt_scan_spec *spec)
+{
+    return spec ? 2 * (int64_t)spec->n_state + spec->n_extra : 0;
+}
+
+bool mt_graph_scan_info(const mt_graph *g, mt_var v, mt_scan_info *info)
+{
+    const mt__node *n = mt__graph_node(g, v);
+    if (!n || n->op != MT_OP_SCAN || !info) return false;
+    const struct mt_scan_body *b = n->attrs.body;
+    info->body = b->g;
+    info->inputs = b->in;
+    info->outputs = b->out;
+    info->spec = b->spec;
+    info->output = n->attrs.output;
+    info->id = b->id;
+    return true;
+}
+
+/* ---------------------------------------------------------------- type inference */
+
+/* Operand type t against placeholder type p with `lead` extra leading axes on t (1 for a
+ * sequence): equal dtype and ndim, static sizes agreeing. */
+static mt_status check_operand(const char *what, int32_t i, const mt_type *t, const mt_type *p,
+                               int32_t lead)
+{
+    char a[96], b[96];
+    if (t->dtype != p->dtype)
+        return mt_err_set(MT_ERR_DTYPE, "scan: %s %d is %s but the body's placeholder is %s "
+                          "(cast it first)", what, (int)i, mt_dtype_name(t->dtype),
+                          mt_dtype_name(p->dtype));
+    if (t->ndim != p->ndim + lead)
+        return mt_err_set(MT_ERR_SHAPE, "scan: %s %d has shape %s but the body's placeholder "
+                          "has %s%s", what, (int)i, mt__shape_str(t->ndim, t->shape, a, sizeof(a)),
+                          mt__shape_str(p->ndim, p->shape, b, sizeof(b)),
+                          lead ? " (a sequence adds a leading axis)" : "");
+    for (int32_t d = 0; d < p->ndim; d++) {
+        int64_t x = t->shape[d + lead], y = p->shape[d];
+        if (x >= 0 && y >= 0 && x != y)
+            return mt_err_set(MT_ERR_SHAPE, "scan: %s %d has shape %s but the body's placeholder "
+                              "has %s", what, (int)i,
+                              mt__shape_str(t->ndim, t->shape, a, sizeof(a)),
+                              mt__shape_str(p->ndim, p->shape, b, sizeof(b)));
+    }
+    return MT_OK;
+}
+
+mt_status mt__infer_scan(mt__infer_ctx *cx)
+{
+    const struct mt_scan_body *b = cx->attrs->body;
+    if (!b) return mt_err_set(MT_ERR_INVALID, "scan: no loop body");
+    const mt_scan_spec *s = &b->spec;
+    if (cx->nin != b->nin)
+        return mt_err_set(MT_ERR_INVALID, "scan: %d operands given, the body has %d inputs",
+                          (int)cx->nin, (int)b->nin);
+    int64_t nres = mt_scan_spec_nresults(s);
+    if (cx->attrs->output < 0 || cx->attrs->output >= nres)
+        return mt_err_set(MT_ERR_INVALID, "scan: result %lld is out of range [0, %lld)",
+                          (long long)cx->attrs->output, (long long)nres);
+    int64_t steps = s->n_seq ? -1 : s->n_steps;
+    for (int32_t i = 0; i < b->nin; i++) {
+        const mt_type *p = mt_graph_type(b->g, b->in[i]);
+        bool seq = i < s->n_seq, state = !seq && i < s->n_seq + s->n_state;
+        int32_t k = seq ? i : state ? i - s->n_seq : i - s->n_seq - s->n_state;
+        mt_status st = check_operand(seq ? "sequence" : state ? "initial state" : "non-sequence",
+                                     k, cx->in[i], p, seq ? 1 : 0);
+        if (st) return st;
+        if (!seq) continue;
+        int64_t len = cx->in[i]->shape[0];
+        if (i == 0) {
+            steps = len;
+        } else if (steps >= 0 && len >= 0 && len != steps) {
+            return mt_err_set(MT_ERR_SHAPE, "scan: sequence %d has %lld rows but sequence 0 has "
+                              "%lld (every sequence needs one row per step)", (int)i,
+                              (long long)len, (long long)steps);
+        }
+    }
+    int64_t o = cx->attrs->output;
+    int32_t ns = s->n_state, ne = s->n_extra;
+    mt_type t;
+    memset(&t, 0, sizeof(t));
+    if (o < ns || o >= ns + ne) { /* a state: the initial state's type, sizes from both */
+        int32_t k = (int32_t)(o < ns ? o : o - ns - ne);
+        const mt_type *init = cx->in[s->n_seq + k];
+        const mt_type *p = mt_graph_type(b->g, b->in[s->n_seq + k]);
+        const mt_type *q = mt_graph_type(b->g, b->out[k]);
+        t = *init;
+        for (int32_t d = 0; d < t.ndim; d++) {
+            if (t.shape[d] < 0) t.shape[d] = p->shape[d];
+            if (t.shape[d] < 0) t.shape[d] = q->shape[d];
+        }
+    } else {
+        t = *mt_graph_type(b->g, b->out[o]);
+    }
+    t.weak = false;
+    if (o < ns + ne) { /* stacked: a leading step axis */
+        if (t.ndim >= MT_MAX_DIMS)
+            return mt_err_set(MT_ERR_SHAPE, "scan: result %lld would have more than %d "
+                              "dimensions", (long long)o, MT_MAX_DIMS);
+        memmove(t.shape + 1, t.shape, (size_t)t.ndim * sizeof(t.shape[0]));
+        t.shape[0] = steps;
+        t.ndim++;
+    }
+    cx->out = t;
+    cx->rtcheck = false; /* the executor checks the rows and states itself */
+    return MT_OK;
+}
+
+/* ---------------------------------------------------------------- builder */
+
+/* The body's needed part may only read its inputs: no other placeholder, no random node (it
+ * would draw the same numbers at every step), no all-reduce. */
+static mt_status check_body(mt_graph *g, const mt_graph *body, int32_t nin, const mt_var *in,
+                            int32_t nout, const mt_var *out)
+{
+    mt_var *order = NULL;
+    int32_t n = 0;
+    mt_status st = mt_graph_toposort(body, nout, out, &order, &n);
+    if (st) return mt__fail_status(g, st, "scan: the body's outputs: %s", mt_last_error());
+    for (int32_t i = 0; st == MT_OK && i < n; i++) {
+        mt_op op = mt_graph_op(body, order[i]);
+        const char *name = mt_graph_name(body, order[i]);
+        if (op == MT_OP_INPUT) {
+            bool bound = false;
+            for (int32_t j = 0; j < nin && !bound; j++) bound = in[j] == order[i];
+            if (!bound)
+                st = mt__fail_status(g, MT_ERR_INVALID, "scan: the body reads placeholder '%s' "
+                                     "(v%d), which is not one of its inputs (pass it as a "
+                                     "non-sequence)", name ? name : "?", (int)order[i]);
+        } else if (op == MT_OP_RANDOM) {
+            st = mt__fail_status(g, MT_ERR_UNSUPPORTED, "scan: the body draws random numbers "
+                                 "(node v%d): they would repeat at every step; draw them "
+                                 "outside the loop and pass them as a sequence", (int)order[i]);
+        } else if (op == MT_OP_ALLREDUCE) {
+            st = mt__fail_status(g, MT_ERR_UNSUPPORTED, "scan: the body contains an all-reduce "
+                                 "(node v%d); reduce across processes outside the loop",
+                                 (int)order[i]);
+        }
+    }
+    mt_free(order);
+    return st;
+}
+
+/* Checks the spec and the body's inputs and outputs; the new body copies what they need. */
+static mt_status body_new(mt_graph *g, const mt_graph *body, const mt_scan_spec *s,
+                          const mt_var *bin, const mt_var *bout, struct mt_scan_body **out)
+{
+    *out = NULL;
+    if (s->n_seq < 0 || s->n_state < 0 || s->n_nonseq < 0 || s->n_extra < 0)
+        return mt__fail_status(g, MT_ERR_INVALID, "scan: negative count in the spec");
+    if (s->n_state + s->n_extra == 0)
+        return mt__fail_status(g, MT_ERR_INVALID, "scan: the loop has no state and no output");
+    if (s->n_seq > 0 && s->n_steps != -1)
+        return mt__fail_status(g, MT_ERR_INVALID, "scan: n_steps is %lld but the loop has "
+                               "sequences (their length is the number of steps; use -1)",
+                               (long long)s->n_steps);
+    if (s->n_seq == 0 && s->n_steps < 0)
+        return mt__fail_status(g, MT_ERR_INVALID, "scan: a loop without sequences needs "
+                               "n_steps >= 0 (got %lld)", (long long)s->n_steps);
+    int64_t nin = (int64_t)s->n_seq + s->n_state + s->n_nonseq;
+    int64_t nout = (int64_t)s->n_state + s->n_extra;
+    if (nin > 4096 || nout > 4096)
+        return mt__fail_status(g, MT_ERR_INVALID, "scan: too many inputs or outputs");
+    if ((nin && !bin) || !bout)
+        return mt__fail_status(g, MT_ERR_INVALID, "scan: body inputs or outputs are NULL");
+    for (int32_t i = 0; i < nin; i++) {
+        if (mt_graph_op(body, bin[i]) != MT_OP_INPUT)
+            return mt__fail_status(g, MT_ERR_INVALID, "scan: body input %d is not a placeholder "
+                                   "of the body graph", (int)i);
+        for (int32_t j = 0; j < i; j++)
+            if (bin[j] == bin[i])
+                return mt__fail_status(g, MT_ERR_INVALID, "scan: body input %d is listed twice "
+                                       "(also input %d)", (int)i, (int)j);
+    }
+    for (int32_t i = 0; i < nout; i++)
+        if (!mt_graph_valid(body, bout[i]))
+            return mt__fail_status(g, MT_ERR_INVALID, "scan: body output %d is not a variable "
+                                   "of the body graph", (int)i);
+    for (int32_t k = 0; k < s->n_state; k++) {
+        const mt_type *p = mt_graph_type(body, bin[s->n_seq + k]);
+        const mt_type *q = mt_graph_type(body, bout[k]);
+        bool ok = p->dtype == q->dtype && p->ndim == q->ndim;
+        for (int32_t d = 0; ok && d < p->ndim; d++)
+            ok = p->shape[d] < 0 || q->shape[d] < 0 || p->shape[d] == q->shape[d];
+        if (!ok) {
+            char a[96], c[96];
+            return mt__fail_status(g, MT_ERR_SHAPE, "scan: state %d enters the body as %s%s but "
+                                   "leaves it as %s%s (a state keeps its dtype and shape)",
+                                   (int)k, mt_dtype_name(p->dtype),
+                                   mt__shape_str(p->ndim, p->shape, a, sizeof(a)),
+                                   mt_dtype_name(q->dtype),
+                                   mt__shape_str(q->ndim, q->shape, c, sizeof(c)));
+        }
+    }
+    mt_status st = check_body(g, body, (int32_t)nin, bin, (int32_t)nout, bout);
+    if (st) return st;
+
+    struct mt_scan_body *b = mt_calloc(1, sizeof(*b));
+    if (!b) return mt__fail_status(g, MT_ERR_NOMEM, "scan: out of memory");
+    b->refs = 1;
+    b->id = __atomic_add_fetch(&g_next_body_id, 1, __ATOMIC_RELAXED);
+    b->spec = *s;
+    b->nin = (int32_t)nin;
+    b->nout = (int32_t)nout;
+    b->in = mt_malloc(sizeof(mt_var) * (size_t)(nin ? nin : 1));
+    b->out = mt_malloc(sizeof(mt_var) * (size_t)nout);
+    st = b->in && b->out ? mt_graph_new(&b->g) : MT_ERR_NOMEM;
+    for (int32_t i = 0; st == MT_OK && i < nin; i++) {
+        const mt_type *p = mt_graph_type(body, bin[i]);
+        b->in[i] = mt_graph_placeholder(b->g, mt_graph_name(body, bin[i]), p->dtype, p->ndim,
+                                        p->shape);
+        if (!b->in[i]) st = mt_graph_status(b->g);
+    }
+    if (st == MT_OK)
+        st = mt_graph_clone_with(b->g, body, (int32_t)nout, bout, (int32_t)nin, bin, b->in,
+                                 b->out, NULL);
+    if (st) {
+        const char *why = b->g ? mt_graph_last_error(b->g) : "out of memory";
+        mt_status r = mt__fail_status(g, st, "scan: copying the body: %s", why);
+        mt__scan_body_release(b);
+        return r;
+    }
+    *out = b;
+    return MT_OK;
+}
+
+mt_status mt_graph_scan(mt_graph *g, const mt_graph *body, const mt_scan_spec *spec,
+                        const mt_var *body_inputs, const mt_var *body_outputs,
+                        const mt_var *operands, mt_var *stacked, mt_var *finals)
+{
+    if (!g) return mt_err_set(MT_ERR_INVALID, "scan: graph is NULL");
+    int64_t nres0 = spec ? (int64_t)spec->n_state + spec->n_extra : 0;
+    for (int64_t i = 0; stacked && i < nres0 && i < 4096; i++) stacked[i] = MT_VAR_NONE;
+    for (int32_t k = 0; finals && spec && k < spec->n_state && k < 4096; k++)
+        finals[k] = MT_VAR_NONE;
+    if (!body || !spec) return mt__fail_status(g, MT_ERR_INVALID, "scan: body or spec is NULL");
+    if (body == g)
+        return mt__fail_status(g, MT_ERR_INVALID, "scan: the body must be a graph of its own");
+    if (mt_graph_status(body))
+        return mt__fail_status(g, mt_graph_status(body), "scan: the body graph has an error: %s",
+                               mt_graph_last_error(body));
+    int32_t nin = spec->n_seq + spec->n_state + spec->n_nonseq;
+    if (nin > 0 && !operands)
+        return mt__fail_status(g, MT_ERR_INVALID, "scan: operands are NULL");
+    if (nin > 0 && !mt__check_vars(g, "scan", nin, operands)) return mt_graph_status(g);
+    struct mt_scan_body *b = NULL;
+    mt_status st = body_new(g, body, spec, body_inputs, body_outputs, &b);
+    if (st) return st;
+
+    mt_op_attrs a;
+    memset(&a, 0, sizeof(a));
+    a.body = b;
+    int32_t ns = spec->n_state, ne = spec->n_extra;
+    for (int32_t o = 0; st == MT_OK && o < 2 * ns + ne; o++) {
+        mt_var *dst = o < ns + ne ? (stacked ? &stacked[o] : NULL)
+                                  : (finals ? &finals[o - ns - ne] : NULL);
+        if (!dst) continue;
+        a.output = o;
+        *dst = mt__create(g, MT_OP_SCAN, &a, nin, operands);
+        if (!*dst) st = mt_graph_status(g) ? mt_graph_status(g) : MT_ERR_INTERNAL;
+    }
+    mt__scan_body_release(b); /* g holds it now (or nothing does) */
+    if (st) {
+        for (int64_t i = 0; stacked && i < ns + ne; i++) stacked[i] = MT_VAR_NONE;
+        for (int32_t k = 0; finals && k < ns; k++) finals[k] = MT_VAR_NONE;
+    }
+    return st;
+}
