@@ -58,6 +58,7 @@ void mt_function_free(mt_function *f)
     if (!f) return;
     mt__plan_free(&f->ref);
     mt__plan_free(&f->fast);
+    mt__scan_fns_free(f);
     for (int32_t i = 0; i < f->n_shared; i++) mt_array_clear(&f->shared[i].value);
     for (int32_t i = 0; i < f->n_consts; i++) mt_array_clear(&f->consts[i]);
     for (int32_t i = 0; i < f->n_disabled; i++) mt_free(f->disabled[i]);
@@ -696,6 +697,14 @@ mt_status mt_function_new(mt_function **out, const mt_graph *g, int32_t n_inputs
                         opts, false);
 }
 
+mt_status mt__function_new_ex(mt_function **out, const mt_graph *g, int32_t n_inputs,
+                              const mt_var *inputs, int32_t n_outputs, const mt_var *outputs,
+                              mt_device *dev, const mt_function_options *opts, bool no_rewrites)
+{
+    return function_new(out, g, n_inputs, inputs, n_outputs, outputs, 0, NULL, dev, opts,
+                        no_rewrites);
+}
+
 /* ---------------------------------------------------------------- introspection */
 
 int32_t mt_function_n_inputs(const mt_function *f) { return f ? f->n_inputs : 0; }
@@ -943,8 +952,8 @@ static mt_status hand_out(mt_function *f, mt_array *res, mt_array *outputs)
     return MT_OK;
 }
 
-mt_status mt_function_call(mt_function *f, int32_t n_in, const mt_array *const *inputs,
-                           int32_t n_out, mt_array *outputs)
+static mt_status function_call(mt_function *f, int32_t n_in, const mt_array *const *inputs,
+                               int32_t n_out, mt_array *outputs, bool sync_at_end)
 {
     if (!f) return mt_err_set(MT_ERR_INVALID, "function call: NULL function");
     double t0 = mt_now_seconds();
@@ -972,7 +981,7 @@ mt_status mt_function_call(mt_function *f, int32_t n_in, const mt_array *const *
             for (int32_t i = 0; i < f->n_outputs; i++) mt_array_clear(&outputs[i]);
     }
     /* The work is complete on return (also after an error: nothing stays in flight). */
-    mt_status sync = mt_device_sync(f->dev);
+    mt_status sync = sync_at_end ? mt_device_sync(f->dev) : MT_OK;
     if (st == MT_OK && sync != MT_OK) {
         st = sync;
         for (int32_t i = 0; i < f->n_outputs; i++) mt_array_clear(&outputs[i]);
@@ -985,6 +994,18 @@ mt_status mt_function_call(mt_function *f, int32_t n_in, const mt_array *const *
     for (int32_t i = 0; i < 2 * nres; i++) mt_array_clear(&res[i]);
     for (int32_t i = 0; i < f->n_inputs; i++) mt_array_clear(&moved[i]);
     return st;
+}
+
+mt_status mt_function_call(mt_function *f, int32_t n_in, const mt_array *const *inputs,
+                           int32_t n_out, mt_array *outputs)
+{
+    return function_call(f, n_in, inputs, n_out, outputs, true);
+}
+
+mt_status mt__function_call_nosync(mt_function *f, int32_t n_in, const mt_array *const *inputs,
+                                   int32_t n_out, mt_array *outputs)
+{
+    return function_call(f, n_in, inputs, n_out, outputs, false);
 }
 
 /* ---------------------------------------------------------------- stats and printing */
@@ -1095,6 +1116,8 @@ mt_status mt_function_print_profile(const mt_function *f, mt_strbuf *sb)
             mt_strbuf_appendf(sb, "%s all-reduce of bucket %d",
                               s->kind == MT__STEP_COLL_START ? "start" : "wait for",
                               (int)p->coll_bucket[s->coll]);
+        else if (s->kind == MT__STEP_SCAN)
+            mt_strbuf_appendf(sb, "scan loop of %d results -> v%d", (int)s->nout, (int)s->v);
         else
             mt_graph_print_node(f->g, s->v, sb);
         mt_strbuf_append(sb, "\n");

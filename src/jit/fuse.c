@@ -22,6 +22,9 @@
  * mt_graph_scalar_value) are inlined into the expression as literals, so `x * 0.5` reads one
  * array. Nodes only needed by inlined constants disappear with the dead-step pass.
  *
+ * Loops. The SCAN nodes of one loop that the schedule needs become one SCAN step (scan.c),
+ * never fused, like any other opaque node.
+ *
  * Order. Steps are sorted topologically over their slot dependencies (Kahn's algorithm, ties
  * broken by the original node order), then the liveness pass (plan.c) fills the free lists and
  * the peak-memory estimate. The slot of a value is its node's position in f->order, as in the
@@ -56,7 +59,8 @@ typedef struct fuse_state {
     bool *ext_use;     /* per position: used by a node outside its group */
     bool *inlined;     /* per position: a scalar constant (inlined into kernels) */
     int32_t *red_pos;  /* per group: position of the REDUCE node it feeds, or -1 */
-    bool *absorbed;    /* per position: a REDUCE node run as the end of its operand's kernel */
+    bool *absorbed;    /* per position: a REDUCE node run as the end of its operand's kernel,
+                          or a SCAN node computed by the step of an earlier sibling */
 } fuse_state;
 
 static void fuse_free(fuse_state *s)
@@ -547,6 +551,11 @@ static mt_status build_units(fuse_state *s, fuse_units *u)
         if (gid >= 0 && s->head[gid] != i) continue; /* built with its group's head */
         int32_t k = u->n++;
         mt__jstep *st = &u->steps[k];
+        if (op == MT_OP_SCAN && s->reach[i]) { /* one step for the loop's live nodes */
+            rc = mt__scan_step_init(f, i, s->reach, s->absorbed, st);
+            for (int32_t j = 0; j < st->nout; j++) u->unit_of[st->out[j]] = k;
+            continue;
+        }
         rc = gid >= 0 ? build_kernel(s, u, gid, st) : build_node_step(f, i, st);
         if (gid >= 0)
             for (int32_t m = s->head[gid]; m >= 0; m = s->next[m]) u->unit_of[m] = k;

@@ -101,8 +101,13 @@ typedef enum mt__step_kind {
     MT__STEP_COLL_START, /* starts the all-reduce of one bucket (collective.c): in = the
                             ALLREDUCE nodes' operand slots, out_vars = the nodes (nout 0:
                             their values are written here but belong to the WAIT step) */
-    MT__STEP_COLL_WAIT   /* completes it: out = the nodes' slots, out_vars = the nodes */
+    MT__STEP_COLL_WAIT,  /* completes it: out = the nodes' slots, out_vars = the nodes */
+    MT__STEP_SCAN        /* one run of a loop (scan.c): in = the SCAN nodes' common operand
+                            slots, out / out_vars = the loop's live SCAN nodes (siblings), v =
+                            the first of them, scan = the loop's run-time state */
 } mt__step_kind;
+
+typedef struct mt__scan mt__scan; /* scan.c */
 
 #define MT__SRC_ONES (-1)              /* an inlined scalar constant: every size 1 */
 #define MT__SRC_MEMBER(i) (-2 - (i))   /* member i of the kernel */
@@ -132,6 +137,7 @@ typedef struct mt__jstep {
                                   labels of dtype node_kx_dt (ref_index.c) */
     mt_dtype node_kx_dt;
     mt_elemwise_memo *node_memo; /* NODE of one_hot: the launch of node_kx's previous call */
+    mt__scan *scan;    /* SCAN: the compiled body and the loop's scratch (scan.c) */
     bool allocates;    /* its results are new allocations (not views) */
     int32_t coll;      /* COLL_*: index of its bucket in the plan (mt__jplan.coll_*) */
     int32_t ncoll_vars; /* COLL_START: number of nodes in out_vars */
@@ -226,6 +232,10 @@ struct mt_function {
     uint64_t ncalls;
     double call_seconds;
     double compile_seconds;
+
+    int32_t n_scan_fns;
+    struct mt__scan_fn *scan_fns; /* scan.c: the compiled loop bodies, one per body, shared
+                                     by the SCAN steps of both schedules */
 };
 
 /* plan.c: the position of v in f->order (its slot in every schedule), or -1. */
@@ -283,5 +293,31 @@ mt_status mt__check_results(mt_function *f, const mt_array *a, const mt_array *b
 /* Compares one value of node v (what: "output 0", "node") the same way. */
 mt_status mt__check_value(mt_function *f, mt_var v, const char *what, const mt_array *a,
                           const mt_array *b);
+
+/* function.c: mt_function_new with the literal graph kept (no_rewrites, as for mt_graph_eval)
+ * when asked: how a loop's body is compiled for a function that has no rewrites. */
+mt_status mt__function_new_ex(mt_function **out, const mt_graph *g, int32_t n_inputs,
+                              const mt_var *inputs, int32_t n_outputs, const mt_var *outputs,
+                              mt_device *dev, const mt_function_options *opts, bool no_rewrites);
+/* function.c: mt_function_call without the final device synchronization (each step of a loop:
+ * its function's own call synchronizes at the end). */
+mt_status mt__function_call_nosync(mt_function *f, int32_t n_in, const mt_array *const *inputs,
+                                   int32_t n_out, mt_array *outputs);
+
+/* scan.c: makes *s (zeroed) the SCAN step of the loop of node f->order[pos]: it computes that
+ * node and its siblings (SCAN nodes of the same body and the same operands) at later positions
+ * where live is true (live NULL: every position) and taken is false, marking those in taken.
+ * The body is compiled here (once per function and body: f->scan_fns), so its errors surface
+ * at compile time. */
+mt_status mt__scan_step_init(mt_function *f, int32_t pos, const bool *live, bool *taken,
+                             mt__jstep *s);
+/* Runs a SCAN step (ins: the loop's operand values), writing each live node's value. */
+mt_status mt__scan_run(mt_function *f, mt__jstep *s, const mt_array *const *ins,
+                       mt_array *values);
+void mt__scan_free(mt__scan *sc); /* NULL ok */
+/* Frees the compiled bodies (f->scan_fns); the steps only borrow them. */
+void mt__scan_fns_free(mt_function *f);
+/* Appends the step's description (one line and one line per node, as for fused kernels). */
+void mt__scan_print(const mt_function *f, int32_t k, const mt__jstep *s, mt_strbuf *sb);
 
 #endif /* MT_JIT_IMPL_H */

@@ -9,7 +9,9 @@
  * schedule built by fuse.c (FUSED steps run one mt_elemwise kernel with several outputs,
  * through a per-step mt_elemwise_memo: a call whose operands have the layouts of the previous
  * call launches the same kernel without planning it again; REDUCE steps likewise through a
- * per-step mt_reduce_memo, and reduction nodes through mt_array_reduce_memo in ref_exec.c). */
+ * per-step mt_reduce_memo, and reduction nodes through mt_array_reduce_memo in ref_exec.c).
+ * The SCAN nodes of one loop (same body, same operands) form one SCAN step with one output per
+ * node, placed at the first of them (scan.c runs it). */
 #include <string.h>
 
 #include "jit_impl.h"
@@ -43,6 +45,7 @@ void mt__step_free(mt__jstep *s)
     if (s->node_kx) mt_kexpr_deinit(s->node_kx);
     mt_free(s->node_kx);
     mt_elemwise_memo_free(s->node_memo);
+    mt__scan_free(s->scan);
     memset(s, 0, sizeof *s);
 }
 
@@ -128,10 +131,21 @@ mt_status mt__plan_reference(mt_function *f, mt__jplan *p)
     if (!p->values || !p->steps || !p->out_slot || !p->upd_slot) return MT_ERR_NOMEM;
     mt_status st = mt__plan_leaves(f, p);
     if (st != MT_OK) return st;
+    bool *taken = NULL; /* SCAN nodes computed by an earlier sibling's step */
     for (int32_t i = 0; i < f->n_order; i++) {
         mt_var v = f->order[i];
         mt_op op = mt_graph_op(f->g, v);
-        if (op == MT_OP_INPUT || op == MT_OP_CONST) continue;
+        if (op == MT_OP_INPUT || op == MT_OP_CONST || (taken && taken[i])) continue;
+        if (op == MT_OP_SCAN) {
+            if (!taken && !(taken = mt_calloc((size_t)f->n_order + 1, sizeof *taken)))
+                return MT_ERR_NOMEM;
+            st = mt__scan_step_init(f, i, NULL, taken, &p->steps[p->nsteps++]);
+            if (st != MT_OK) {
+                mt_free(taken);
+                return st;
+            }
+            continue;
+        }
         mt__jstep *s = &p->steps[p->nsteps++];
         s->kind = MT__STEP_NODE;
         s->v = v;
@@ -139,19 +153,25 @@ mt_status mt__plan_reference(mt_function *f, mt__jplan *p)
         s->nout = 1;
         s->in = mt_calloc((size_t)s->nin + 1, sizeof *s->in);
         s->out = mt_calloc(1, sizeof *s->out);
-        if (!s->in || !s->out) return MT_ERR_NOMEM;
-        s->out[0] = i;
-        for (int32_t j = 0; j < s->nin; j++) {
+        if (!s->in || !s->out) st = MT_ERR_NOMEM;
+        if (st == MT_OK) s->out[0] = i;
+        for (int32_t j = 0; st == MT_OK && j < s->nin; j++) {
             s->in[j] = mt__order_pos(f, mt_graph_input(f->g, v, j));
             if (s->in[j] < 0)
-                return mt_err_set(MT_ERR_INTERNAL, "jit: operand of v%d not scheduled", (int)v);
+                st = mt_err_set(MT_ERR_INTERNAL, "jit: operand of v%d not scheduled", (int)v);
         }
-        if (op == MT_OP_ELEMWISE) {
+        if (st == MT_OK && op == MT_OP_ELEMWISE) {
             if ((st = mt__ref_elemwise_kexpr(f->g, v, &s->kx)) != MT_OK)
-                return mt__node_error(f->g, v, st);
-            s->has_kx = true;
+                st = mt__node_error(f->g, v, st);
+            else
+                s->has_kx = true;
+        }
+        if (st != MT_OK) {
+            mt_free(taken);
+            return st;
         }
     }
+    mt_free(taken);
     for (int32_t i = 0; i < f->n_outputs; i++) p->out_slot[i] = mt__order_pos(f, f->out_var[i]);
     for (int32_t i = 0; i < f->n_updates; i++) p->upd_slot[i] = mt__order_pos(f, f->upd_var[i]);
     if ((st = mt__plan_collectives(f, p, true)) != MT_OK) {
@@ -167,7 +187,10 @@ static int64_t out_alloc_bytes(const mt_function *f, const mt__jstep *s, int32_t
 {
     if (s->kind == MT__STEP_NODE && mt_op_lowering(mt_graph_op(f->g, s->v)) == MT_LOWER_VIEW)
         return 0;
-    mt_var v = s->kind == MT__STEP_FUSED || s->kind == MT__STEP_COLL_WAIT ? s->out_vars[j] : s->v;
+    mt_var v = s->kind == MT__STEP_FUSED || s->kind == MT__STEP_COLL_WAIT ||
+                       s->kind == MT__STEP_SCAN
+                   ? s->out_vars[j]
+                   : s->v;
     const mt_type *t = mt_graph_type(f->g, v);
     int64_t n = mt_type_numel(t);
     return n < 0 ? -1 : n * (int64_t)mt_dtype_size(t->dtype);
@@ -302,6 +325,10 @@ void mt__plan_print(const mt_function *f, const mt__jplan *p, mt_strbuf *sb)
             for (int32_t j = 0; j < nv; j++)
                 mt_strbuf_appendf(sb, " v%d", (int)s->out_vars[j]);
             mt_strbuf_append(sb, "\n");
+            continue;
+        }
+        if (s->kind == MT__STEP_SCAN) {
+            mt__scan_print(f, k, s, sb);
             continue;
         }
         if (s->kind != MT__STEP_NODE) {
@@ -451,8 +478,10 @@ static mt_status check_step(mt_function *f, const mt__jstep *s, const mt_array *
                             const mt_array *check)
 {
     for (int32_t j = 0; j < s->nout; j++) {
-        mt_var v = s->kind == MT__STEP_FUSED || s->kind == MT__STEP_COLL_WAIT ? s->out_vars[j]
-                                                                              : s->v;
+        mt_var v = s->kind == MT__STEP_FUSED || s->kind == MT__STEP_COLL_WAIT ||
+                           s->kind == MT__STEP_SCAN
+                       ? s->out_vars[j]
+                       : s->v;
         if (!check[s->out[j]].buf) continue;
         mt_status st = mt__check_value(f, v, s->kind == MT__STEP_FUSED || s->kind == MT__STEP_REDUCE
                                                  ? "fused kernel result"
@@ -485,6 +514,8 @@ mt_status mt__plan_run(mt_function *f, mt__jplan *p, const mt_array *const *inpu
             st = mt__coll_wait(f, p, s);
         else if (s->kind == MT__STEP_REDUCE)
             st = run_reduce(f, s, p->ins, values);
+        else if (s->kind == MT__STEP_SCAN)
+            st = mt__scan_run(f, s, p->ins, values);
         else if (s->inplace && s->inplace[0] >= 0)
             st = mt__ref_gemm_into(&ctx, s->v, p->ins, &f->shared[s->inplace[0]].value,
                                    &values[s->out[0]]);

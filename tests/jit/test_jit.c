@@ -1284,6 +1284,21 @@ MT_TEST(float16_softmax_and_sum)
     mt_graph_free(g);
 }
 
+/* SCAN: the final state of a cumulative sum over the rows of x [2, 3] (values: test_scan.c). */
+static mt_var scan_op(mt_graph *g, mt_var x)
+{
+    mt_graph *body = new_graph();
+    int64_t s3[1] = {3};
+    mt_var bx = mt_graph_placeholder(body, "x", MT_FLOAT64, 1, s3);
+    mt_var bh = mt_graph_placeholder(body, "h", MT_FLOAT64, 1, s3);
+    mt_var bin[2] = {bx, bh}, bout[1] = {mt_graph_add(body, bh, bx)}, fin = MT_VAR_NONE;
+    mt_var ops[2] = {x, mt_graph_zeros(g, MT_FLOAT64, 1, s3)};
+    mt_scan_spec spec = {1, 1, 0, 0, -1, false};
+    MT_CHECK_OK(mt_graph_scan(g, body, &spec, bin, bout, ops, NULL, &fin));
+    mt_graph_free(body);
+    return fin;
+}
+
 /* One output using conv2d, its two gradient ops, pool2d and pool2d_grad on img [1, 1, 2, 3]
  * (values: test_conv.c). */
 static mt_var conv_ops(mt_graph *g, mt_var img)
@@ -1343,6 +1358,7 @@ MT_TEST(every_op_runs)
         mt_graph_grad_clip(g, x, -1, 1),
         mt_graph_shape_assert(g, mt_graph_find_placeholder(g, "u"), 2, (int64_t[]){4, -1}),
         conv_ops(g, mt_graph_reshape(g, x, 4, (int64_t[]){1, 1, 2, 3})), /* CONV2D*, POOL2D* */
+        scan_op(g, x),                                                  /* SCAN */
     };
     int32_t no = NELEM(outs);
     MT_CHECK_OK(mt_graph_status(g));
