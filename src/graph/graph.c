@@ -600,6 +600,11 @@ static bool table_insert(mt_graph *g, mt_var v)
     return true;
 }
 
+bool mt__node_key_equal(const mt__node *a, const mt__node *b)
+{
+    return key_equal(a, b->op, &b->attrs, b->nin, b->in);
+}
+
 uint64_t mt__node_key_hash(const mt__node *n)
 {
     return key_hash(n->op, &n->attrs, n->nin, n->in);

@@ -58,6 +58,7 @@ struct mt_graph {
 struct mt_scan_body {
     int64_t refs;        /* atomic */
     uint64_t id;         /* process-unique, for printers */
+    uint64_t hash;       /* of the structure (spec, nodes, inputs, outputs): see body_equal */
     mt_graph *g;         /* owned: the needed part of the user's body graph */
     mt_scan_spec spec;
     int32_t nin, nout;   /* n_seq + n_state + n_nonseq; n_state + n_extra */
@@ -231,6 +232,8 @@ mt_status mt__infer_node(mt_op op, const mt_op_attrs *a, int32_t nin,
                          const mt_type *const *types, mt_type *out, bool *rtcheck);
 /* The hash-consing key hash of n's (op, attrs, operands) as mt__create computes it. */
 uint64_t mt__node_key_hash(const mt__node *n);
+/* true when a and b have the same (op, attrs, operands) key (CONST data compared by value). */
+bool mt__node_key_equal(const mt__node *a, const mt__node *b);
 /* The node with n's key in the hash-consing table (for verify), or MT_VAR_NONE. */
 mt_var mt__table_lookup(const mt_graph *g, const mt__node *n);
 

@@ -195,6 +195,44 @@ static mt_status check_body(mt_graph *g, const mt_graph *body, int32_t nin, cons
     return st;
 }
 
+/* Structural identity of two bodies: the same spec, the same nodes (op, attributes, operands,
+ * types: node names and provenance are ignored) in the same order, the same inputs and outputs.
+ * Copies of equal user bodies are built in the same order, so a model that builds the same step
+ * twice (its forward pass for the cost and again for a monitoring channel) gets one body, and
+ * its loops merge like every other node. */
+static uint64_t body_hash(const struct mt_scan_body *b)
+{
+    const mt_scan_spec *s = &b->spec;
+    int64_t head[6] = {s->n_seq, s->n_state, s->n_nonseq, s->n_extra, s->n_steps, s->reverse};
+    uint64_t h = mt_hash64(head, sizeof(head), 0x7363616e626f6479ull);
+    h = mt_hash64(b->in, sizeof(mt_var) * (size_t)b->nin, h);
+    h = mt_hash64(b->out, sizeof(mt_var) * (size_t)b->nout, h);
+    for (mt_var v = 1; v <= b->g->n; v++) {
+        const mt__node *n = mt__graph_node(b->g, v);
+        h = mt_hash64_combine(h, mt__node_key_hash(n));
+        h = mt_hash64_combine(h, (uint64_t)n->type.dtype * 64 + (uint64_t)n->type.ndim);
+        h = mt_hash64(n->type.shape, sizeof(int64_t) * (size_t)n->type.ndim, h);
+    }
+    return h;
+}
+
+static bool body_equal(const struct mt_scan_body *a, const struct mt_scan_body *b)
+{
+    const mt_scan_spec *s = &a->spec, *t = &b->spec;
+    if (a->hash != b->hash || s->n_seq != t->n_seq || s->n_state != t->n_state ||
+        s->n_nonseq != t->n_nonseq || s->n_extra != t->n_extra || s->n_steps != t->n_steps ||
+        s->reverse != t->reverse || a->g->n != b->g->n)
+        return false;
+    if (memcmp(a->in, b->in, sizeof(mt_var) * (size_t)a->nin) != 0 ||
+        memcmp(a->out, b->out, sizeof(mt_var) * (size_t)a->nout) != 0)
+        return false;
+    for (mt_var v = 1; v <= a->g->n; v++) {
+        const mt__node *x = mt__graph_node(a->g, v), *y = mt__graph_node(b->g, v);
+        if (!mt__node_key_equal(x, y) || !mt_type_equal(&x->type, &y->type)) return false;
+    }
+    return true;
+}
+
 /* Checks the spec and the body's inputs and outputs; the new body copies what they need. */
 static mt_status body_new(mt_graph *g, const mt_graph *body, const mt_scan_spec *s,
                           const mt_var *bin, const mt_var *bout, struct mt_scan_body **out)
@@ -274,6 +312,14 @@ static mt_status body_new(mt_graph *g, const mt_graph *body, const mt_scan_spec 
         mt__scan_body_release(b);
         return r;
     }
+    b->hash = body_hash(b);
+    for (int32_t i = 0; i < g->nbodies; i++) /* an equal loop body of g: share it */
+        if (body_equal(g->bodies[i], b)) {
+            mt__scan_body_release(b);
+            b = g->bodies[i];
+            mt__scan_body_retain(b);
+            break;
+        }
     *out = b;
     return MT_OK;
 }

@@ -241,3 +241,35 @@ MT_TEST(scan_gradient_is_a_reverse_loop)
     MT_CHECK_OK(mt_graph_verify(g));
     mt_graph_free(g);
 }
+
+MT_TEST(scan_equal_bodies_merge)
+{
+    /* the same step built twice (as a model builds its forward pass for the cost and again for
+     * a channel) gives the same loop nodes; a different step does not */
+    mt_graph *g = new_graph();
+    mt_var ops[5], a[2], b[2], c[2];
+    elman_operands(g, 7, 3, 4, ops);
+    mt_scan_spec s = spec_of(1, 1, 3, 1, -1, false);
+    elman e1, e2;
+    elman_body(&e1, 3, 4);
+    elman_body(&e2, 3, 4);
+    mt_graph_set_name(e2.body, e2.out[0], "renamed"); /* names do not matter */
+    MT_CHECK_OK(mt_graph_scan(g, e1.body, &s, e1.in, e1.out, ops, a, NULL));
+    MT_CHECK_OK(mt_graph_scan(g, e2.body, &s, e2.in, e2.out, ops, b, NULL));
+    MT_CHECK_EQ_INT(a[0], b[0]);
+    MT_CHECK_EQ_INT(a[1], b[1]);
+    /* reverse, or a body computing something else, is another loop */
+    mt_scan_spec r = spec_of(1, 1, 3, 1, -1, true);
+    MT_CHECK_OK(mt_graph_scan(g, e1.body, &r, e1.in, e1.out, ops, c, NULL));
+    MT_CHECK(c[0] != a[0]);
+    elman e3;
+    elman_body(&e3, 3, 4);
+    mt_var o3[2] = {mt_graph_sigmoid(e3.body, e3.out[0]), e3.out[1]};
+    MT_CHECK_OK(mt_graph_scan(g, e3.body, &s, e3.in, o3, ops, c, NULL));
+    MT_CHECK(c[0] != a[0]);
+    mt_graph_free(e1.body);
+    mt_graph_free(e2.body);
+    mt_graph_free(e3.body);
+    MT_CHECK_OK(mt_graph_verify(g));
+    mt_graph_free(g);
+}
