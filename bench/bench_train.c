@@ -10,6 +10,10 @@
  *              its five GEMMs through cblas too, for reference.
  *   conv       the convnet of jobs/fashion_mnist_conv.yaml (two 5x5 conv + ReLU + 2x2 max
  *              pooling layers, softmax; weight decay; norm constraints), batch 64.
+ *   lstm, gru  a recurrent net: the 784 inputs as 28 rows of 28 through an LSTM (or GRU) of
+ *              128 units, its last state through a softmax, batch 64 (PyTorch: nn.LSTM /
+ *              nn.GRU, torch_mlp.py "lstm:128"); loops (scan) with backpropagation through
+ *              time.
  *
  * What is timed per step on the mltrain side ("SGD graph"): exactly what the SGD algorithm
  * (src/train/sgd.c) does per batch: the iterator's rows of the next shuffled batch
@@ -72,6 +76,11 @@
 #define FASHION_DIR "/usr/share/datasets/fashion-mnist"
 
 /* ---------------------------------------------------------------- cases */
+
+#define RNN_YAML(KIND)                                                                             \
+    "!obj:MLP { nvis: 784, layers: [\n"                                                            \
+    "  !obj:" KIND " { layer_name: 'r', dim: 128, n_steps: 28, irange: 0.1 },\n"                    \
+    "  !obj:Softmax { layer_name: 'y', n_classes: 10, irange: 0.05 } ] }"
 
 typedef struct train_case {
     const char *name;
@@ -140,6 +149,28 @@ static const train_case cases[] = {
      true,
      10,
      60,
+     0,
+     {0, 0, 0, 0}},
+    {"lstm",
+     "LSTM 28x28 rows, 128 units, softmax, batch 64",
+     RNN_YAML("LSTM"),
+     "lstm:128",
+     64,
+     784,
+     false,
+     4,
+     24,
+     0,
+     {0, 0, 0, 0}},
+    {"gru",
+     "GRU 28x28 rows, 128 units, softmax, batch 64",
+     RNN_YAML("GRU"),
+     "gru:128",
+     64,
+     784,
+     false,
+     4,
+     24,
      0,
      {0, 0, 0, 0}},
 };
@@ -793,7 +824,7 @@ static void run_case(const train_case *tc, const opts *o, mt_device *dev)
 static void usage(void)
 {
     fprintf(stderr,
-            "usage: bench_train [--case mlp_big|mlp_small|conv|all] [--rounds R] [--steps S]\n"
+            "usage: bench_train [--case mlp_big|mlp_small|conv|lstm|gru|all] [--rounds R] [--steps S]\n"
             "                   [--threads T] [--no-torch] [--no-job] [--no-diag]\n"
             "                   [--device host|cuda:N|...] [--compile-only] [--tf32]\n"
             "                   [--python PATH]\n"

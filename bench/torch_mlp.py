@@ -19,7 +19,11 @@ usage:
   torch_mlp.py SIZES BATCH THREADS STEPS [DEVICE]     e.g. torch_mlp.py 784,1024,1024,10 128 2 50
       one process: 5 warm-up steps, then one line per timed step "step_ms <value>" and
       "median_ms <value>";
-  torch_mlp.py --serve MODEL BATCH THREADS [DEVICE]     MODEL = SIZES or "conv"; DEVICE = cpu
+  torch_mlp.py --serve MODEL BATCH THREADS [DEVICE]     MODEL = SIZES, "conv" or a recurrent
+                                                       net "lstm:H", "gru:H", "rnn:H" (the
+                                                       784 inputs as 28 rows of 28, hidden H,
+                                                       its last state -> Linear -> 10);
+                                                       DEVICE = cpu
                                                        (default) or cuda:N
       coprocess of bench_train: prints "ready" after warm-up, then for every line "run N"
       on stdin runs N steps and prints "times t1 ... tN" (milliseconds); exits on EOF."""
@@ -28,6 +32,21 @@ import sys
 import time
 
 import torch
+
+
+class Recurrent(torch.nn.Module):
+    """Fashion-MNIST row by row: 28 steps of 28 pixels through nn.LSTM / nn.GRU / nn.RNN
+    (tanh), the last hidden state through a Linear layer to 10 classes."""
+
+    def __init__(self, kind, hidden):
+        super().__init__()
+        cls = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[kind]
+        self.rnn = cls(28, hidden, batch_first=True)
+        self.out = torch.nn.Linear(hidden, 10)
+
+    def forward(self, x):
+        seq, _ = self.rnn(x.view(x.shape[0], 28, 28))
+        return self.out(seq[:, -1])
 
 
 def mlp(sizes):
@@ -59,6 +78,10 @@ class Trainer:
             import torch_conv_train
             self.model, self.constrain, self.weight_decay = torch_conv_train.build()
             shape, classes = (1, 28, 28), 10
+        elif ":" in model_spec:
+            kind, hidden = model_spec.split(":")
+            self.model, self.weight_decay = Recurrent(kind, int(hidden)), None
+            shape, classes = (784,), 10
         else:
             sizes = [int(s) for s in model_spec.split(",")]
             self.model, self.weight_decay = mlp(sizes), None

@@ -1,6 +1,8 @@
 /* YAML components of the model module: models (MLP, SoftmaxRegression, Autoencoder,
  * DenoisingAutoencoder), layers, convolution nonlinearities, spaces and corruptors, each under
- * its canonical name and Pylearn2's dotted class names. Costs are in components_cost.c.
+ * its canonical name and Pylearn2's dotted class names (the recurrent layers, which Pylearn2
+ * lacks, as mltrain.models.rnn.*). Costs are in components_cost.c. An error in placing a layer
+ * of an MLP (sizes that do not fit the layer below) points at that layer's position.
  *
  * Every layer component reads its keys into an mt__layer_spec with one parser that both the
  * validation hook (`check`, run by mt_cfg_validate before anything is built, so a dry run
@@ -312,6 +314,36 @@ static void read_routes(rd *r, mt__layer_spec *s)
     s->route_off[m->n] = k;
 }
 
+/* SimpleRNN, LSTM, GRU (rnn.c). */
+static void read_rnn(rd *r, mt__layer_spec *s)
+{
+    s->dim = get_i(r, "dim", 0);
+    s->n_steps = get_i(r, "n_steps", 0);
+    need_pos(r, "dim", s->dim);
+    need_pos(r, "n_steps", s->n_steps);
+    if (!r->st && !given(r, "irange") && !given(r, "istdev") && !given(r, "sparse_init"))
+        key_err(r, "dim", "give one of irange, istdev or sparse_init");
+    static const char *norms[2] = {"max_col_norm", "max_row_norm"};
+    for (int i = 0; i < 2; i++)
+        if (given(r, norms[i]))
+            key_err(r, norms[i], "%s: norm constraints are not supported by recurrent layers",
+                    norms[i]);
+    s->return_sequences = get_b(r, "return_sequences", false);
+    s->reverse = get_b(r, "reverse", false);
+    s->U_lr_scale = get_f(r, "U_lr_scale", NAN);
+    const char *ui = get_s(r, "U_init", NULL);
+    if (!r->st && ui && strcmp(ui, "orthogonal"))
+        key_err(r, "U_init", "U_init must be 'orthogonal' or null (U drawn as W), got '%s'", ui);
+    s->U_orthogonal = !r->st && ui != NULL;
+    if (s->kind == MT__LAYER_LSTM) s->forget_bias = get_f(r, "forget_bias", 1.0);
+    if (s->kind != MT__LAYER_SIMPLE_RNN) return;
+    const mt_cfg_node *an = mt_cfg_get(r->n, "activation");
+    bool explicit_none = an && an->kind == MT_CFG_NULL; /* null: linear */
+    const char *a = get_s(r, "activation", explicit_none ? NULL : "tanh");
+    if (!r->st && mt__act_from_name(&s->rnn_act, a))
+        key_err(r, "activation", "%s", mt_last_error());
+}
+
 static mt_status read_layer(rd *r, mt__layer_spec *s, mt_cfg_builder *b)
 {
     read_init(r, s);
@@ -403,6 +435,9 @@ static mt_status read_layer(rd *r, mt__layer_spec *s, mt_cfg_builder *b)
         if (!r->st && given(r, "irange") == given(r, "istdev"))
             key_err(r, "dim", "give irange or istdev (exactly one)");
         break;
+    case MT__LAYER_SIMPLE_RNN:
+    case MT__LAYER_LSTM:
+    case MT__LAYER_GRU: read_rnn(r, s); break;
     default: break;
     }
     return r->st;
@@ -417,7 +452,8 @@ static mt__layer_kind kind_of(const char *cls)
         {"Maxout", MT__LAYER_MAXOUT},       {"ConvElemwise", MT__LAYER_CONV},
         {"ConvRectifiedLinear", MT__LAYER_CONV}, {"PretrainedLayer", MT__LAYER_PRETRAINED},
         {"CompositeLayer", MT__LAYER_COMPOSITE}, {"FlattenerLayer", MT__LAYER_FLATTENER},
-        {"ProjectionLayer", MT__LAYER_PROJECTION},
+        {"ProjectionLayer", MT__LAYER_PROJECTION}, {"SimpleRNN", MT__LAYER_SIMPLE_RNN},
+        {"LSTM", MT__LAYER_LSTM},           {"GRU", MT__LAYER_GRU},
     };
     for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
         if (!strcmp(map[i].name, cls)) return map[i].kind;
@@ -558,6 +594,27 @@ static const mt_cfg_key projection_keys[] = {
     R("dim", INT, "embedding size: the output is input dim * dim"),
     F("irange", FLOAT, "embeddings ~ U(-irange, irange)"),
     F("istdev", FLOAT, "embeddings ~ N(0, istdev^2)"), END};
+#define RNN_KEYS                                                                            \
+    R("layer_name", STRING, "unique name of the layer"),                                     \
+    R("dim", INT, "number of units (the size of the state h)"),                              \
+    R("n_steps", INT, "time steps: the input is read as n_steps rows of input/n_steps "      \
+      "features"),                                                                           \
+    INIT_KEYS,                                                                               \
+    F("U_lr_scale", FLOAT, "learning-rate multiplier of U (default W_lr_scale)"),            \
+    F("U_init", STRING, "'orthogonal': each gate's [dim, dim] block of U orthogonal "        \
+      "(default: drawn as W)"),                                                              \
+    F("return_sequences", BOOL, "output every step's state, [n_steps*dim] (default false: "  \
+      "the last state, [dim])"),                                                             \
+    F("reverse", BOOL, "run from the last row to the first (false)"),                        \
+    F("max_col_norm", FLOAT, "not supported by recurrent layers"),                           \
+    F("max_row_norm", FLOAT, "not supported by recurrent layers")
+
+static const mt_cfg_key simple_rnn_keys[] = {
+    RNN_KEYS, F("activation", STRING, "tanh (default), sigmoid, relu, softplus, linear or null"),
+    END};
+static const mt_cfg_key lstm_keys[] = {
+    RNN_KEYS, F("forget_bias", FLOAT, "initial bias of the forget gate (1)"), END};
+static const mt_cfg_key gru_keys[] = {RNN_KEYS, END};
 static const mt_cfg_key pretrained_keys[] = {
     R("layer_name", STRING, "unique name of the layer"),
     {"layer_content", MT_CFG_T_OBJ, true, false, "model", true,
@@ -577,6 +634,9 @@ LAYER_FUNCS(pretrained, "PretrainedLayer")
 LAYER_FUNCS(composite, "CompositeLayer")
 LAYER_FUNCS(flattener, "FlattenerLayer")
 LAYER_FUNCS(projection, "ProjectionLayer")
+LAYER_FUNCS(simple_rnn, "SimpleRNN")
+LAYER_FUNCS(lstm, "LSTM")
+LAYER_FUNCS(gru, "GRU")
 
 #define ALIASES(...) (const char *const[]){__VA_ARGS__, NULL}
 #define LAYER_COMPONENT(fn, cname, keys, alias, doc)                                        \
@@ -613,6 +673,12 @@ LAYER_COMPONENT(projection, "ProjectionLayer", projection_keys,
                 "pylearn2.sandbox.nlp.models.mlp.ProjectionLayer",
                 "embedding lookup: IndexSpace(dim k, max_labels V) -> k * dim features "
                 "(W [V, dim])")
+LAYER_COMPONENT(simple_rnn, "SimpleRNN", simple_rnn_keys, "mltrain.models.rnn.SimpleRNN",
+                "Elman recurrent layer h' = act(x_t W + h U + b) over n_steps rows of the input")
+LAYER_COMPONENT(lstm, "LSTM", lstm_keys, "mltrain.models.rnn.LSTM",
+                "long short-term memory over n_steps rows of the input (gates i, f, g, o)")
+LAYER_COMPONENT(gru, "GRU", gru_keys, "mltrain.models.rnn.GRU",
+                "gated recurrent unit (Cho et al. 2014, PyTorch's form) over n_steps rows")
 
 /* ---------------------------------------------------------------- conv nonlinearities */
 
@@ -967,8 +1033,17 @@ static mt_status mlp_build(mt_cfg_builder *b, const mt_cfg_node *node, void **ou
     }
     d.n_layers = layers->n;
     d.layers = specs;
+    int32_t failed = -1;
+    d.failed_layer = &failed;
     mt_model *m = NULL;
-    if (!r.st) r.st = mt__model_new_mlp(&m, &d);
+    if (!r.st) {
+        r.st = mt__model_new_mlp(&m, &d);
+        if (r.st && r.st != MT_ERR_NOMEM && failed >= 0 && failed < layers->n) {
+            char msg[MT_ERR_MSG_MAX];
+            snprintf(msg, sizeof(msg), "%s", mt_last_error());
+            r.st = mt_cfg_error(r.st, layers->items[failed]->loc, "MLP: %s", msg);
+        }
+    }
     mt_free(specs);
     if (r.st) return r.st;
     *out = m;
@@ -1108,7 +1183,8 @@ mt_status mt__register_model_components(mt_cfg_registry *r)
         &relu_component,    &softplus_component,      &softmax_component,
         &maxout_component,  &conv_elemwise_component, &conv_relu_component,
         &pretrained_component, &composite_component, &flattener_component,
-        &projection_component};
+        &projection_component, &simple_rnn_component, &lstm_component,
+        &gru_component};
     mt_status st = MT_OK;
     for (size_t i = 0; !st && i < sizeof(layers) / sizeof(layers[0]); i++)
         st = mt_cfg_registry_add(r, layers[i]);

@@ -310,6 +310,7 @@ static mt_status decay_set_fn(const mt__layer *L, void *user)
 {
     decay_set *d = user;
     if (L->iW >= 0 && d->m->params[L->iW].is_weight) d->per_param[L->iW] = d->coeff;
+    if (mt__layer_is_recurrent(L) && L->iU >= 0) d->per_param[L->iU] = d->coeff; /* U too */
     return MT_OK;
 }
 

@@ -162,7 +162,7 @@ mt_var mt__flatten_state(mt_graph *g, mt__state s)
     return s.image ? mt_graph_flatten(g, s.v, 2) : s.v;
 }
 
-static mt_var act_apply(mt_graph *g, mt__act a, mt_var z, double left_slope)
+mt_var mt__act_apply(mt_graph *g, mt__act a, mt_var z, double left_slope)
 {
     switch (a) {
     case MT__ACT_SIGMOID: return mt_graph_sigmoid(g, z);
@@ -233,7 +233,7 @@ static mt_status conv_fprop(mt_model_graph *mg, const mt__layer *L, mt__state x,
     mt_var z = mt_graph_conv2d(g, img, mt__mg_param(mg, L->iW), stride, pad);
     int64_t bshape[4] = {1, s->dim, s->tied_b ? 1 : L->det_h, s->tied_b ? 1 : L->det_w};
     z = mt_graph_add(g, z, mt_graph_reshape(g, mt__mg_param(mg, L->ib), 4, bshape));
-    mt_var d = act_apply(g, s->conv_act, z, s->left_slope);
+    mt_var d = mt__act_apply(g, s->conv_act, z, s->left_slope);
     if (s->pool_type != MT__POOL_NONE) {
         int32_t pool[2] = {(int32_t)s->pool_shape[0], (int32_t)s->pool_shape[1]};
         int32_t pst[2] = {(int32_t)s->pool_stride[0], (int32_t)s->pool_stride[1]};
@@ -260,6 +260,9 @@ mt_status mt__layer_fprop(mt_model_graph *mg, const mt__layer *L, mt__state x,
     lo->out.image = false;
     switch (L->s.kind) {
     case MT__LAYER_CONV: return conv_fprop(mg, L, x, lo);
+    case MT__LAYER_SIMPLE_RNN:
+    case MT__LAYER_LSTM:
+    case MT__LAYER_GRU: return mt__rnn_fprop(mg, L, x, lo);
     case MT__LAYER_SOFTMAX: {
         mt_var v = mt__flatten_state(g, x);
         lo->pre = L->s.no_affine ? v : affine(g, v, W, b);
@@ -272,7 +275,7 @@ mt_status mt__layer_fprop(mt_model_graph *mg, const mt__layer *L, mt__state x,
         return MT_OK;
     default:
         lo->pre = affine(g, mt__flatten_state(g, x), W, b);
-        lo->out.v = act_apply(g, mt__layer_act(L), lo->pre, L->s.left_slope);
+        lo->out.v = mt__act_apply(g, mt__layer_act(L), lo->pre, L->s.left_slope);
         return MT_OK;
     }
 }
@@ -351,10 +354,10 @@ mt_status mt__ae_fprop(mt_model_graph *mg, bool corrupt, mt_var *hidden, mt_var 
         x = mt_graph_add(g, x, mt_graph_cast(g, mt__random(mg, MT_RANDOM_NORMAL, x, 0, NULL, 0.0,
                                                            m->corruptor.level), xdt));
     mt_var W = mt__mg_param(mg, E->iW);
-    mt_var h = act_apply(g, m->act_enc, affine(g, x, W, mt__mg_param(mg, E->ib)), 0.0);
+    mt_var h = mt__act_apply(g, m->act_enc, affine(g, x, W, mt__mg_param(mg, E->ib)), 0.0);
     mt__set_origin(g, 2, "%s decoder", mt_model_type_name(m));
     mt_var Wp = D->iW >= 0 ? mt__mg_param(mg, D->iW) : mt_graph_transpose(g, W, NULL);
-    mt_var r = act_apply(g, m->act_dec, affine(g, h, Wp, mt__mg_param(mg, D->ib)), 0.0);
+    mt_var r = mt__act_apply(g, m->act_dec, affine(g, h, Wp, mt__mg_param(mg, D->ib)), 0.0);
     if (hidden) *hidden = h;
     if (recon) *recon = r;
     return mt__graph_check(g, mt_model_type_name(m));

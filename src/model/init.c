@@ -8,15 +8,22 @@
  * purpose p uses counter (i mod 2^32, i div 2^32, p, 0); a uniform in [0, 1) takes the first
  * two output words (53 bits, mt_u64_to_unit_f64), a normal is Box-Muller of the two uniforms
  * made from the four words. Purposes: 0 values, 1 include_prob mask, 2 sparse_init positions
- * (counter word 1 = the output unit), 3 sparse_init values. Conv kernels [out, in, kh, kw]:
- * irange/istdev elementwise; sparse_init k nonzero values in the whole tensor (Pylearn2's
- * make_sparse_random_conv2D). */
+ * (counter word 1 = the output unit), 3 sparse_init values, 4 the normals of U_init
+ * 'orthogonal' (recurrent weights: draw i of the [n_blocks, n, n] matrices). Conv kernels
+ * [out, in, kh, kw]: irange/istdev elementwise; sparse_init k nonzero values in the whole
+ * tensor (Pylearn2's make_sparse_random_conv2D). */
 #include <math.h>
 #include <string.h>
 
 #include "model_impl.h"
 
-enum { PURPOSE_VALUE = 0, PURPOSE_MASK = 1, PURPOSE_SPARSE_POS = 2, PURPOSE_SPARSE_VAL = 3 };
+enum {
+    PURPOSE_VALUE = 0,
+    PURPOSE_MASK = 1,
+    PURPOSE_SPARSE_POS = 2,
+    PURPOSE_SPARSE_VAL = 3,
+    PURPOSE_ORTHO = 4
+};
 
 uint64_t mt__init_key(uint64_t seed_key, const char *name)
 {
@@ -134,4 +141,42 @@ void mt__init_ae(float *W, int64_t n, bool prime, double irange, double istdev, 
         }
         W[i] = (float)v;
     }
+}
+
+mt_status mt__init_orthogonal(float *U, int64_t n, int64_t n_blocks, uint64_t key,
+                              const char *what)
+{
+    if (n < 1 || n_blocks < 1) return MT_OK;
+    double *q = mt_malloc((size_t)(n * n) * sizeof(double)); /* column j at q[j*n .. j*n+n) */
+    if (!q) return mt_err_set(MT_ERR_NOMEM, "%s: out of memory (orthogonal initialization)", what);
+    int64_t G = n_blocks * n;
+    for (int64_t k = 0; k < n_blocks; k++) {
+        for (int64_t j = 0; j < n; j++)
+            for (int64_t i = 0; i < n; i++)
+                q[j * n + i] = mt__init_normal(key, PURPOSE_ORTHO, (uint64_t)((k * n + i) * n + j));
+        /* modified Gram-Schmidt, twice per column for orthogonality to rounding */
+        for (int64_t j = 0; j < n; j++) {
+            double *c = q + j * n;
+            for (int pass = 0; pass < 2; pass++)
+                for (int64_t p = 0; p < j; p++) {
+                    const double *e = q + p * n;
+                    double d = 0.0;
+                    for (int64_t i = 0; i < n; i++) d += e[i] * c[i];
+                    for (int64_t i = 0; i < n; i++) c[i] -= d * e[i];
+                }
+            double nrm = 0.0;
+            for (int64_t i = 0; i < n; i++) nrm += c[i] * c[i];
+            nrm = sqrt(nrm);
+            if (!(nrm > 1e-9)) {
+                mt_free(q);
+                return mt_err_set(MT_ERR_INTERNAL, "%s: orthogonal initialization drew a "
+                                  "singular matrix", what);
+            }
+            for (int64_t i = 0; i < n; i++) c[i] /= nrm;
+        }
+        for (int64_t i = 0; i < n; i++)
+            for (int64_t j = 0; j < n; j++) U[i * G + k * n + j] = (float)q[j * n + i];
+    }
+    mt_free(q);
+    return MT_OK;
 }

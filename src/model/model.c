@@ -19,7 +19,8 @@ static const char *const layer_kind_names[MT__LAYER_KIND_COUNT] = {
     [MT__LAYER_PRETRAINED] = "PretrainedLayer", [MT__LAYER_AE_ENC] = "encoder",
     [MT__LAYER_AE_DEC] = "decoder",      [MT__LAYER_COMPOSITE] = "CompositeLayer",
     [MT__LAYER_FLATTENER] = "FlattenerLayer", [MT__LAYER_MLP] = "MLP",
-    [MT__LAYER_PROJECTION] = "ProjectionLayer",
+    [MT__LAYER_PROJECTION] = "ProjectionLayer", [MT__LAYER_SIMPLE_RNN] = "SimpleRNN",
+    [MT__LAYER_LSTM] = "LSTM",           [MT__LAYER_GRU] = "GRU",
 };
 
 const char *mt__layer_kind_name(mt__layer_kind k)
@@ -78,6 +79,9 @@ void mt__layer_spec_init(mt__layer_spec *s, mt__layer_kind kind, const char *nam
     s->conv_act = MT__ACT_LINEAR;
     s->enc_act = MT__ACT_LINEAR;
     s->monitor_classification = kind == MT__LAYER_CONV;
+    s->rnn_act = MT__ACT_TANH;
+    s->forget_bias = 1.0;
+    s->U_lr_scale = NAN;
 }
 
 static int32_t *dup_ints(const int32_t *v, int32_t n)
@@ -349,6 +353,10 @@ static void set_scales(mt_model *m, const mt__layer *L)
 {
     if (L->iW >= 0 && !isnan(L->s.W_lr_scale)) m->params[L->iW].lr_scale = (float)L->s.W_lr_scale;
     if (L->ib >= 0 && !isnan(L->s.b_lr_scale)) m->params[L->ib].lr_scale = (float)L->s.b_lr_scale;
+    if (L->iU >= 0) {
+        double u = !isnan(L->s.U_lr_scale) ? L->s.U_lr_scale : L->s.W_lr_scale;
+        if (!isnan(u)) m->params[L->iU].lr_scale = (float)u;
+    }
     if (L->iW < 0) return;
     mt_model_param *W = &m->params[L->iW];
     if (!isnan(L->s.max_kernel_norm)) {
@@ -550,7 +558,7 @@ mt_status mt__setup_layer(mt_model *m, mt__layer *L, int32_t li, const char *pat
     _Static_assert(MT__PATH_LEN_MAX + sizeof("_kernel_norms_mean") <=
                        sizeof(((mt_channel_def *)0)->name),
                    "the longest channel of a layer must fit in mt_channel_def.name");
-    L->iW = L->ib = -1;
+    L->iW = L->ib = L->iU = -1;
     size_t len = strlen(path);
     if (len > MT__PATH_LEN_MAX)
         return mt_err_set(MT_ERR_INVALID, "layer '%s' (%s): its path '%s' is %zu bytes long, over "
@@ -594,6 +602,9 @@ mt_status mt__setup_layer(mt_model *m, mt__layer *L, int32_t li, const char *pat
     case MT__LAYER_MAXOUT: st = setup_maxout(m, L, li); break;
     case MT__LAYER_CONV: st = setup_conv(m, L, li); break;
     case MT__LAYER_PRETRAINED: st = setup_pretrained(m, L, li); break;
+    case MT__LAYER_SIMPLE_RNN:
+    case MT__LAYER_LSTM:
+    case MT__LAYER_GRU: st = mt__setup_rnn(m, L, li); break;
     default: return bad(L, "this layer kind cannot be used in an MLP", NULL);
     }
     if (st) return st;
@@ -656,6 +667,7 @@ static mt_status input_from_space(mt_model *m, const mt__space *sp)
 mt_status mt__model_new_mlp(mt_model **out, const mt__mlp_desc *d)
 {
     *out = NULL;
+    if (d->failed_layer) *d->failed_layer = -1;
     if (d->n_layers < 1) return mt_err_set(MT_ERR_INVALID, "MLP: layers must not be empty");
     if (!d->input_space && d->nvis < 1)
         return mt_err_set(MT_ERR_INVALID, "MLP: give nvis >= 1 or input_space (got nvis %lld)",
@@ -697,7 +709,10 @@ mt_status mt__model_new_mlp(mt_model **out, const mt__mlp_desc *d)
     const mt__space *sp = &m->input_space;
     for (int32_t i = 0; i < m->n_layers; i++) {
         mt__layer *L = &m->layers[i];
-        if ((st = mt__setup_layer(m, L, i, L->s.name, sp))) goto fail;
+        if ((st = mt__setup_layer(m, L, i, L->s.name, sp))) {
+            if (d->failed_layer) *d->failed_layer = i;
+            goto fail;
+        }
         sp = L->out_sp;
     }
     *out = m;
@@ -750,6 +765,7 @@ mt_status mt__model_new_autoencoder(mt_model **out, const mt__ae_desc *d)
     E->in_dim = D->out_dim = d->nvis;
     E->out_dim = D->in_dim = d->nhid;
     E->iW = E->ib = D->iW = D->ib = -1;
+    E->iU = D->iU = -1;
     int64_t wd[2] = {d->nvis, d->nhid}, wpd[2] = {d->nhid, d->nvis};
     if ((st = mt__add_param(m, "W", NULL, 0, true, 2, wd, &E->iW))) goto fail;
     if ((st = mt__add_param(m, "hb", NULL, 0, false, 1, &d->nhid, &E->ib))) goto fail;
@@ -969,6 +985,10 @@ mt_status mt_model_first_layer_filters(const mt_model *m, const int64_t *topo, f
     if (L->iW < 0 || L->s.kind == MT__LAYER_PROJECTION)
         return mt_err_set(MT_ERR_UNSUPPORTED, "first layer '%s' (%s) has no weights on an image "
                           "input", L->s.name, L->s.cls);
+    if (mt__layer_is_recurrent(L))
+        return mt_err_set(MT_ERR_UNSUPPORTED, "first layer '%s' (%s) is recurrent: its weights "
+                          "read one step of %lld features, not the whole image", L->s.name,
+                          L->s.cls, (long long)(L->in_dim / L->s.n_steps));
     const float *W = mt_buffer_host_ptr(m->params[L->iW].value.buf);
     const mt__space *sp = &m->input_space;
     if (L->s.kind == MT__LAYER_CONV) {

@@ -53,6 +53,9 @@ typedef enum mt__layer_kind {
     MT__LAYER_FLATTENER,  /* FlattenerLayer: its raw_layer's output as one vector */
     MT__LAYER_MLP,        /* an MLP used as a layer of another MLP */
     MT__LAYER_PROJECTION, /* ProjectionLayer: embeddings of IndexSpace inputs */
+    MT__LAYER_SIMPLE_RNN, /* recurrent layers over n_steps rows of the input (rnn.c) */
+    MT__LAYER_LSTM,
+    MT__LAYER_GRU,
     MT__LAYER_KIND_COUNT
 } mt__layer_kind;
 
@@ -120,6 +123,14 @@ typedef struct mt__layer_spec {
      * goes to the sub-layers route_val[route_off[i] .. route_off[i + 1]) */
     int32_t n_route;
     int32_t *route_key, *route_off, *route_val; /* owned */
+    /* recurrent layers (SimpleRNN, LSTM, GRU): the input vector read as n_steps rows */
+    int64_t n_steps;
+    bool return_sequences; /* output every step's state [N, n_steps*dim], else the last */
+    bool reverse;          /* run from the last row to the first (outputs stay aligned) */
+    mt__act rnn_act;       /* SimpleRNN activation (tanh) */
+    double forget_bias;    /* LSTM: initial bias of the forget gate (1) */
+    double U_lr_scale;     /* NaN: W_lr_scale */
+    bool U_orthogonal;     /* U_init 'orthogonal': each gate's [dim, dim] block orthogonal */
 } mt__layer_spec;
 
 /* Defaults as Pylearn2's constructors give them (NaN for unset optionals). */
@@ -141,6 +152,7 @@ typedef struct mt__layer {
     int64_t det_h, det_w;   /* conv: detector (pre-pooling) size */
     int64_t det_dim;        /* maxout: num_units * num_pieces */
     int32_t iW, ib;         /* parameter indices, -1 if none */
+    int32_t iU;             /* recurrent layers: the recurrent weights (-1 otherwise) */
     /* every layer: its path ("h0"; "comp/a" for sub-layer 'a' of the container 'comp'; a
      * FlattenerLayer and its raw layer share one path), which prefixes its parameters'
      * names ("comp/a_W"), and its input and output spaces (layers.c) */
@@ -242,6 +254,7 @@ typedef struct mt__mlp_desc {
     const int64_t *seed;
     int64_t batch_size;
     const char *input_source, *target_source; /* NULL = "features" / "targets" */
+    int32_t *failed_layer; /* optional out: the top-level layer whose set-up failed, or -1 */
 } mt__mlp_desc;
 mt_status mt__model_new_mlp(mt_model **out, const mt__mlp_desc *d);
 
@@ -273,6 +286,10 @@ mt_status mt__setup_layer(mt_model *m, mt__layer *L, int32_t li, const char *pat
                           const mt__space *in);
 mt_status mt__setup_container(mt_model *m, mt__layer *L, int32_t li);
 mt_status mt__setup_projection(mt_model *m, mt__layer *L, int32_t li);
+/* Recurrent layers (rnn.c): parameters W [n_in, G*dim], U [dim, G*dim], b [G*dim] (GRU:
+ * [2, 3*dim]) with G gates (1, 4, 3), their initialization and the output shape. */
+mt_status mt__setup_rnn(mt_model *m, mt__layer *L, int32_t li);
+bool mt__layer_is_recurrent(const mt__layer *L);
 /* Appends a zero parameter "<owner>_<suffix>" (or "<owner>" when suffix is NULL) of layer li;
  * ERR_INVALID when the name is taken. */
 mt_status mt__add_param(mt_model *m, const char *owner, const char *suffix, int32_t li,
@@ -307,6 +324,10 @@ mt_status mt__init_conv(float *W, int64_t n_out, int64_t fan_in, const mt__layer
 /* Pylearn2's Autoencoder: W ~ U(-r, r) [nvis, nhid], Wprime ~ (0.5 - U(0,1)) * r [nhid, nvis]
  * (or N(0, s^2) for istdev). */
 void mt__init_ae(float *W, int64_t n, bool prime, double irange, double istdev, uint64_t key);
+/* U [n, n_blocks * n] (C order) with each [n, n] column block an orthogonal matrix: Gram-Schmidt
+ * (QR with a positive diagonal of R) of N(0, 1) draws, so Haar-distributed. */
+mt_status mt__init_orthogonal(float *U, int64_t n, int64_t n_blocks, uint64_t key,
+                              const char *what);
 
 /* ---------------------------------------------------------------- graph helpers (fprop.c) */
 
@@ -338,6 +359,10 @@ static inline mt_var mt__mg_input(const mt_model_graph *mg)
 /* Forward pass of one layer (recursively for containers) on input x. */
 mt_status mt__layer_fprop(mt_model_graph *mg, const mt__layer *L, mt__state x,
                           mt__layer_out *lo);
+/* Recurrent layers (rnn.c): a SCAN node over the body of one step. */
+mt_status mt__rnn_fprop(mt_model_graph *mg, const mt__layer *L, mt__state x, mt__layer_out *lo);
+/* The activation a applied to z (RELU with left_slope). */
+mt_var mt__act_apply(mt_graph *g, mt__act a, mt_var z, double left_slope);
 /* Containers and ProjectionLayer (layers.c). */
 mt_status mt__container_fprop(mt_model_graph *mg, const mt__layer *L, mt__state x,
                               mt__layer_out *lo);

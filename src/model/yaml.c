@@ -244,6 +244,21 @@ static mt_status write_layer(mt_strbuf *sb, const mt__layer_spec *s, const char 
         if (s->min_zero) kb(&w, "min_zero", true);
         break;
     case MT__LAYER_CONV: write_conv(&w, s); break;
+    case MT__LAYER_SIMPLE_RNN:
+    case MT__LAYER_LSTM:
+    case MT__LAYER_GRU:
+        ki(&w, "dim", s->dim);
+        ki(&w, "n_steps", s->n_steps);
+        write_init(&w, s);
+        kf_opt(&w, "U_lr_scale", s->U_lr_scale);
+        if (s->U_orthogonal) ks(&w, "U_init", "orthogonal");
+        if (s->return_sequences) kb(&w, "return_sequences", true);
+        if (s->reverse) kb(&w, "reverse", true);
+        if (s->kind == MT__LAYER_LSTM && s->forget_bias != 1.0)
+            kf(&w, "forget_bias", s->forget_bias);
+        if (s->kind == MT__LAYER_SIMPLE_RNN && s->rnn_act != MT__ACT_TANH)
+            ks(&w, "activation", mt__act_name(s->rnn_act));
+        break;
     case MT__LAYER_PRETRAINED:
         if (s->freeze) kb(&w, "freeze_params", true);
         key(&w, "layer_content");

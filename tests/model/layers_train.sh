@@ -1,10 +1,11 @@
 #!/bin/sh
 # Training runs of the nested layers from YAML (tests/model/CMakeLists.txt registers each case
-# as cli.layers.CASE): CompositeLayer + FlattenerLayer and a nested MLP on a slice of
-# Fashion-MNIST, ProjectionLayer on a tiny integer dataset written here (two .npy sources
-# joined by CompositeDataset). Each case trains 4 epochs and checks that train_objective went
-# down, then trains again, is stopped by SIGTERM mid-epoch, resumes, and must end with the
-# same parameters, optimizer state and monitor history bit for bit (ckpt_diff).
+# as cli.layers.CASE): CompositeLayer + FlattenerLayer, a nested MLP and an LSTM over image
+# rows on a slice of Fashion-MNIST, ProjectionLayer on a tiny integer dataset written here (two
+# .npy sources joined by CompositeDataset). Each case trains 4 epochs and checks that
+# train_objective went down, then trains again, is stopped by SIGTERM mid-epoch, resumes, and
+# must end with the same parameters, optimizer state and monitor history bit for bit
+# (ckpt_diff).
 # Usage: layers_train.sh CASE MLTRAIN CKPT_DIFF SOURCE_DIR WORK_ROOT
 set -u
 CASE=$1
@@ -29,7 +30,7 @@ export MLTRAIN_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
 
 P=""
 case "$CASE" in
-composite|nested)
+composite|nested|lstm)
     [ -e "$FASHION/train-images-idx3-ubyte.gz" ] || skip "Fashion-MNIST not installed ($FASHION)"
     ;;
 projection)

@@ -212,7 +212,7 @@ resume_sigterm)
     grep -q "epoch 3/3 done" "$W/out.txt" || fail "did not finish"
     ;;
 jobs_dry_run)
-    for j in fashion_mnist_mlp fashion_mnist_conv; do
+    for j in fashion_mnist_mlp fashion_mnist_conv fashion_mnist_lstm; do
         "$MLTRAIN" "$SRC/jobs/$j.yaml" --dry-run --run-dir "$W/$j.run" > dry.txt 2>&1
         rc=$?
         cat dry.txt
