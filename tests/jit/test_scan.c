@@ -110,19 +110,41 @@ static int count_of(const char *hay, const char *needle)
 
 /* ---------------------------------------------------------------- cumulative sums */
 
+/* The running-sum body h' = h + x (placeholders x and h of n elements of dt, in that order) and
+ * the outer placeholders xs (rows, n) and h0 (n). */
+typedef struct sum_loop {
+    mt_graph *body, *g;
+    mt_var bin[2], bout[1], xs, h0;
+} sum_loop;
+
+static void sum_loop_init(sum_loop *L, mt_dtype dt, int64_t rows, int64_t n)
+{
+    L->body = new_graph();
+    L->g = new_graph();
+    int64_t d[1] = {n}, sx[2] = {rows, n};
+    L->bin[0] = mt_graph_placeholder(L->body, "x", dt, 1, d);
+    L->bin[1] = mt_graph_placeholder(L->body, "h", dt, 1, d);
+    L->bout[0] = mt_graph_add(L->body, L->bin[1], L->bin[0]);
+    L->xs = mt_graph_placeholder(L->g, "xs", dt, 2, sx);
+    L->h0 = mt_graph_placeholder(L->g, "h0", dt, 1, d);
+}
+
+static void sum_loop_free(sum_loop *L)
+{
+    mt_graph_free(L->g);
+    mt_graph_free(L->body);
+}
+
 /* h_t = h_{t-1} + x_t over xs (T, 4) from h0 (4,): the stacked states and the final one. */
 static void run_cumsum(mt_dtype dt, bool reverse, int64_t T, mt_mode mode)
 {
     enum { N = 4 };
-    mt_graph *body = new_graph(), *g = new_graph();
-    int64_t n[1] = {N}, xsh[2] = {-1, N};
-    mt_var bh = mt_graph_placeholder(body, "h", dt, 1, n);
-    mt_var bx = mt_graph_placeholder(body, "x", dt, 1, n);
-    mt_var bin[2] = {bx, bh}, bout[1] = {mt_graph_add(body, bh, bx)};
-    mt_var xs = mt_graph_placeholder(g, "xs", dt, 2, xsh);
-    mt_var h0 = mt_graph_placeholder(g, "h0", dt, 1, n);
-    mt_var ops[2] = {xs, h0}, stacked[1], finals[1];
-    build_scan(g, body, spec_of(1, 1, 0, 0, -1, reverse), bin, bout, ops, stacked, finals);
+    sum_loop L;
+    sum_loop_init(&L, dt, -1, N);
+    mt_graph *g = L.g;
+    int64_t n[1] = {N};
+    mt_var xs = L.xs, h0 = L.h0, ops[2] = {xs, h0}, stacked[1], finals[1];
+    build_scan(g, L.body, spec_of(1, 1, 0, 0, -1, reverse), L.bin, L.bout, ops, stacked, finals);
     double xv[64 * N], hv[N], es[64 * N], ef[N];
     MT_CHECK(T <= 64);
     jt_fill(xv, (size_t)(T * N), -1, 1, 11);
@@ -149,8 +171,7 @@ static void run_cumsum(mt_dtype dt, bool reverse, int64_t T, mt_mode mode)
     for (int j = 0; j < 2; j++) mt_array_clear(&res[j]);
     mt_array_clear(&X);
     mt_array_clear(&H);
-    mt_graph_free(g);
-    mt_graph_free(body);
+    sum_loop_free(&L);
 }
 
 MT_TEST(cumsum)
@@ -485,17 +506,16 @@ MT_TEST(composed)
 {
     enum { T = 5, N = 3 };
     for (int m = 0; m < NMODES; m++) {
-        mt_graph *body = new_graph(), *g = new_graph();
+        sum_loop L;
+        sum_loop_init(&L, MT_FLOAT64, T, N);
+        mt_graph *g = L.g;
         int64_t n[1] = {N}, sx[2] = {T, N};
-        mt_var bx = mt_graph_placeholder(body, "x", MT_FLOAT64, 1, n);
-        mt_var bh = mt_graph_placeholder(body, "h", MT_FLOAT64, 1, n);
-        mt_var bin[2] = {bx, bh}, bout[1] = {mt_graph_add(body, bh, bx)};
-        mt_var xs = mt_graph_placeholder(g, "xs", MT_FLOAT64, 2, sx);
-        mt_var h0 = mt_graph_placeholder(g, "h0", MT_FLOAT64, 1, n);
+        mt_var xs = L.xs, h0 = L.h0;
         mt_var seq = mt_graph_slice_axis(g, mt_graph_mul(g, xs, mt_graph_literal_float(g, 2)),
                                          0, MT_IDX_NONE, MT_IDX_NONE, -1);
         mt_var ops[2] = {seq, h0}, stacked[1], finals[1];
-        build_scan(g, body, spec_of(1, 1, 0, 0, -1, false), bin, bout, ops, stacked, finals);
+        build_scan(g, L.body, spec_of(1, 1, 0, 0, -1, false), L.bin, L.bout, ops, stacked,
+                   finals);
         mt_var o0 = mt_graph_add(g, mt_graph_mul(g, stacked[0], mt_graph_literal_float(g, 3)),
                                  mt_graph_literal_float(g, 1));
         mt_var o1 = mt_graph_sub(g, finals[0], mt_graph_literal_float(g, 1));
@@ -522,8 +542,7 @@ MT_TEST(composed)
         for (int j = 0; j < 2; j++) mt_array_clear(&res[j]);
         mt_array_clear(&X);
         mt_array_clear(&H);
-        mt_graph_free(g);
-        mt_graph_free(body);
+        sum_loop_free(&L);
     }
 }
 
@@ -813,15 +832,13 @@ MT_TEST(allreduce_around_loop)
 {
     enum { T = 3, N = 2 };
     for (int m = 0; m < NMODES; m++) {
-        mt_graph *body = new_graph(), *g = new_graph();
+        sum_loop L;
+        sum_loop_init(&L, MT_FLOAT64, T, N);
+        mt_graph *g = L.g;
         int64_t n[1] = {N}, sx[2] = {T, N};
-        mt_var bx = mt_graph_placeholder(body, "x", MT_FLOAT64, 1, n);
-        mt_var bh = mt_graph_placeholder(body, "h", MT_FLOAT64, 1, n);
-        mt_var bin[2] = {bx, bh}, bout[1] = {mt_graph_add(body, bh, bx)};
-        mt_var xs = mt_graph_placeholder(g, "xs", MT_FLOAT64, 2, sx);
-        mt_var h0 = mt_graph_placeholder(g, "h0", MT_FLOAT64, 1, n);
+        mt_var xs = L.xs, h0 = L.h0;
         mt_var ops[2] = {mt_graph_allreduce(g, xs, 0), h0}, fin[1];
-        build_scan(g, body, spec_of(1, 1, 0, 0, -1, false), bin, bout, ops, NULL, fin);
+        build_scan(g, L.body, spec_of(1, 1, 0, 0, -1, false), L.bin, L.bout, ops, NULL, fin);
         mt_var out = mt_graph_allreduce(g, fin[0], 1);
         doubling_group dg = {0, 0};
         mt_collective_hooks hooks = {&dg, doubling_start, doubling_wait};
@@ -852,7 +869,6 @@ MT_TEST(allreduce_around_loop)
         mt_function_free(f);
         mt_array_clear(&X);
         mt_array_clear(&H);
-        mt_graph_free(g);
-        mt_graph_free(body);
+        sum_loop_free(&L);
     }
 }

@@ -58,6 +58,39 @@ mt_status mtt_try_model(mt_model **out, const char *yaml)
     return mt_model_from_yaml(out, mtt_registry(), yaml);
 }
 
+void mtt_expect_error_at(const char *file, int line, const char *yaml, mt_status code,
+                         const char *needle)
+{
+    mt_model *m = NULL;
+    mt_err_clear();
+    mt_status st = mtt_try_model(&m, yaml);
+    if (st != code || !strstr(mt_last_error(), needle))
+        mt_test_fail(file, line, "model %s\n  gave %s: '%s'\n  expected %s with '%s'", yaml,
+                     mt_status_name(st), mt_last_error(), mt_status_name(code), needle);
+    if (m != NULL) mt_test_fail(file, line, "a model was returned with the error");
+}
+
+mt_status mtt_validate_only(const char *text)
+{
+    mt_cfg_options o;
+    mt_cfg_options_init(&o);
+    o.no_environment = true;
+    mt_cfg_doc *doc = NULL;
+    mt_status st = mt_cfg_load_string(&doc, text, strlen(text), "job.yaml", &o);
+    if (!st) st = mt_cfg_validate(mtt_registry(), mt_cfg_doc_root(doc), "model");
+    mt_cfg_doc_free(doc);
+    return st;
+}
+
+double mtt_param_sumsq(mt_model *m, const char *name)
+{
+    const mt_array *a = mtt_param_array(m, name);
+    const float *p = mtt_param(m, name);
+    double s = 0;
+    for (int64_t i = 0; i < mt_array_size(a); i++) s += (double)p[i] * p[i];
+    return s;
+}
+
 mt_model *mtt_model(const char *yaml)
 {
     mt_model *m = NULL;

@@ -22,6 +22,15 @@ mt_cfg_registry *mtt_registry(void);
 mt_model *mtt_model(const char *yaml);
 /* The status of building a model from text (no test failure); *out NULL on error. */
 mt_status mtt_try_model(mt_model **out, const char *yaml);
+/* Checks that building the model fails with code and a message containing needle. */
+#define mtt_expect_error(yaml, code, needle) \
+    mtt_expect_error_at(__FILE__, __LINE__, yaml, code, needle)
+void mtt_expect_error_at(const char *file, int line, const char *yaml, mt_status code,
+                         const char *needle);
+/* The status of validating a model component text as a dry run does (mt_cfg_validate). */
+mt_status mtt_validate_only(const char *text);
+/* Sum of squares of parameter `name`'s host values. */
+double mtt_param_sumsq(mt_model *m, const char *name);
 
 /* Host float data of parameter `name` (fails the test when absent). */
 float *mtt_param(mt_model *m, const char *name);

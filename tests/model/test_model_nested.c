@@ -397,19 +397,10 @@ static double eval_cost(mt_model *m, const mt_cost *cost)
     return r;
 }
 
-static double sumsq(mt_model *m, const char *name)
-{
-    const mt_array *a = mtt_param_array(m, name);
-    const float *p = mtt_param(m, name);
-    double s = 0;
-    for (int64_t i = 0; i < mt_array_size(a); i++) s += (double)p[i] * p[i];
-    return s;
-}
-
 MT_TEST(weight_decay_through_nested_layers)
 {
     mt_model *m = mtt_model(COMPOSITE_MLP);
-    double a = sumsq(m, "comp/a_W"), b = sumsq(m, "comp/b_W"), y = sumsq(m, "y_W");
+    double a = mtt_param_sumsq(m, "comp/a_W"), b = mtt_param_sumsq(m, "comp/b_W"), y = mtt_param_sumsq(m, "y_W");
     /* one coefficient per top-level layer: the composite's covers both sub-layers */
     double c2[2] = {0.5, 2.0};
     mt_cost *wd;

@@ -336,15 +336,6 @@ MT_TEST(rnn_parameters_and_initialization)
     mt_model_free(b2);
 }
 
-static double sumsq(mt_model *m, const char *name)
-{
-    const mt_array *a = mtt_param_array(m, name);
-    const float *p = mtt_param(m, name);
-    double s = 0;
-    for (int64_t i = 0; i < mt_array_size(a); i++) s += (double)p[i] * p[i];
-    return s;
-}
-
 /* WeightDecay covers W and U (both weights), not b; the channels are the dense layers'. */
 MT_TEST(rnn_weight_decay_and_channels)
 {
@@ -363,7 +354,7 @@ MT_TEST(rnn_weight_decay_and_channels)
     mt_array res = {0};
     mtt_call(f, X, 1, 20, NULL, NULL, 0, 1, &res);
     MT_CHECK_CLOSE(mtt_scalar(&res),
-                   0.5 * (sumsq(m, "r_W") + sumsq(m, "r_U")) + 2.0 * sumsq(m, "y_W"), 1e-6,
+                   0.5 * (mtt_param_sumsq(m, "r_W") + mtt_param_sumsq(m, "r_U")) + 2.0 * mtt_param_sumsq(m, "y_W"), 1e-6,
                    1e-5);
     mt_array_clear(&res);
     mt_function_free(f);
@@ -434,67 +425,44 @@ MT_TEST(rnn_yaml_round_trip)
     }
 }
 
-static void expect_error(const char *yaml, mt_status code, const char *needle)
-{
-    mt_model *m = NULL;
-    mt_err_clear();
-    mt_status st = mtt_try_model(&m, yaml);
-    if (st != code || !strstr(mt_last_error(), needle))
-        mt_test_fail(__FILE__, __LINE__, "model %s\n  gave %s: '%s'\n  expected %s with '%s'",
-                     yaml, mt_status_name(st), mt_last_error(), mt_status_name(code), needle);
-    MT_CHECK(m == NULL);
-}
-
-static mt_status validate_only(const char *text)
-{
-    mt_cfg_options o;
-    mt_cfg_options_init(&o);
-    o.no_environment = true;
-    mt_cfg_doc *doc = NULL;
-    mt_status st = mt_cfg_load_string(&doc, text, strlen(text), "job.yaml", &o);
-    if (!st) st = mt_cfg_validate(mtt_registry(), mt_cfg_doc_root(doc), "model");
-    mt_cfg_doc_free(doc);
-    return st;
-}
-
 MT_TEST(rnn_yaml_errors)
 {
     /* n_steps not dividing the input: at the layer's position */
-    expect_error("!obj:MLP {nvis: 20, layers: [\n  !obj:Tanh {layer_name: 'h', dim: 10, "
+    mtt_expect_error("!obj:MLP {nvis: 20, layers: [\n  !obj:Tanh {layer_name: 'h', dim: 10, "
                  "irange: 0.1},\n  !obj:LSTM {layer_name: 'r', dim: 6, n_steps: 4, irange: 0.5}]}",
                  MT_ERR_SHAPE, "<model>:3:3: MLP: layer 'r' (LSTM): n_steps 4 does not divide "
                  "its input of 10 features");
-    expect_error("!obj:MLP {nvis: 20, layers: [!obj:GRU {layer_name: 'r', dim: 6, n_steps: 3, "
+    mtt_expect_error("!obj:MLP {nvis: 20, layers: [!obj:GRU {layer_name: 'r', dim: 6, n_steps: 3, "
                  "irange: 0.5}]}", MT_ERR_SHAPE, "n_steps 3 does not divide");
     /* unknown activation, missing dim, n_steps 0, no initialization: dry-run checks */
-    MT_CHECK_ERR(validate_only("!obj:MLP {nvis: 20, layers: [\n  !obj:SimpleRNN {layer_name: 'r', "
+    MT_CHECK_ERR(mtt_validate_only("!obj:MLP {nvis: 20, layers: [\n  !obj:SimpleRNN {layer_name: 'r', "
                                "dim: 6, n_steps: 4, irange: 0.5, activation: 'swish'}]}"),
                  MT_ERR_INVALID, "job.yaml:2:");
-    expect_error("!obj:MLP {nvis: 20, layers: [!obj:SimpleRNN {layer_name: 'r', dim: 6, "
+    mtt_expect_error("!obj:MLP {nvis: 20, layers: [!obj:SimpleRNN {layer_name: 'r', dim: 6, "
                  "n_steps: 4, irange: 0.5, activation: 'swish'}]}", MT_ERR_INVALID,
                  "unknown activation 'swish'");
-    expect_error("!obj:MLP {nvis: 20, layers: [!obj:LSTM {layer_name: 'r', n_steps: 4, "
+    mtt_expect_error("!obj:MLP {nvis: 20, layers: [!obj:LSTM {layer_name: 'r', n_steps: 4, "
                  "irange: 0.5}]}", MT_ERR_INVALID, "LSTM is missing the required key 'dim'");
-    MT_CHECK_ERR(validate_only("!obj:MLP {nvis: 20, layers: [\n  !obj:GRU {layer_name: 'r', "
+    MT_CHECK_ERR(mtt_validate_only("!obj:MLP {nvis: 20, layers: [\n  !obj:GRU {layer_name: 'r', "
                                "dim: 6, n_steps: 0, irange: 0.5}]}"),
                  MT_ERR_INVALID, "job.yaml:2:");
-    expect_error("!obj:MLP {nvis: 20, layers: [!obj:GRU {layer_name: 'r', dim: 6, n_steps: 0, "
+    mtt_expect_error("!obj:MLP {nvis: 20, layers: [!obj:GRU {layer_name: 'r', dim: 6, n_steps: 0, "
                  "irange: 0.5}]}", MT_ERR_INVALID, "n_steps must be >= 1, got 0");
-    expect_error("!obj:MLP {nvis: 20, layers: [!obj:GRU {layer_name: 'r', dim: 6, n_steps: 4}]}",
+    mtt_expect_error("!obj:MLP {nvis: 20, layers: [!obj:GRU {layer_name: 'r', dim: 6, n_steps: 4}]}",
                  MT_ERR_INVALID, "give one of irange, istdev or sparse_init");
     /* norm constraints and unknown U_init values are refused */
-    expect_error("!obj:MLP {nvis: 20, layers: [!obj:LSTM {layer_name: 'r', dim: 6, n_steps: 4, "
+    mtt_expect_error("!obj:MLP {nvis: 20, layers: [!obj:LSTM {layer_name: 'r', dim: 6, n_steps: 4, "
                  "irange: 0.5, max_col_norm: 1.0}]}", MT_ERR_INVALID,
                  "max_col_norm: norm constraints are not supported by recurrent layers");
-    expect_error("!obj:MLP {nvis: 20, layers: [!obj:LSTM {layer_name: 'r', dim: 6, n_steps: 4, "
+    mtt_expect_error("!obj:MLP {nvis: 20, layers: [!obj:LSTM {layer_name: 'r', dim: 6, n_steps: 4, "
                  "irange: 0.5, U_init: 'identity'}]}", MT_ERR_INVALID,
                  "U_init must be 'orthogonal' or null");
-    expect_error("!obj:MLP {nvis: 20, layers: [!obj:GRU {layer_name: 'r', dim: 6, n_steps: 4, "
+    mtt_expect_error("!obj:MLP {nvis: 20, layers: [!obj:GRU {layer_name: 'r', dim: 6, n_steps: 4, "
                  "irange: 0.5, forget_bias: 1.0}]}", MT_ERR_INVALID, "forget_bias");
-    expect_error("!obj:MLP {nvis: 20, layers: [!obj:GRU {layer_name: 'r', dim: 6, n_steps: 4, "
+    mtt_expect_error("!obj:MLP {nvis: 20, layers: [!obj:GRU {layer_name: 'r', dim: 6, n_steps: 4, "
                  "irange: 0.5, activation: null}]}", MT_ERR_INVALID, "has no key 'activation'");
     /* an integer input needs a ProjectionLayer first */
-    expect_error("!obj:MLP {input_space: !obj:IndexSpace {dim: 4, max_labels: 9}, layers: "
+    mtt_expect_error("!obj:MLP {input_space: !obj:IndexSpace {dim: 4, max_labels: 9}, layers: "
                  "[!obj:LSTM {layer_name: 'r', dim: 6, n_steps: 4, irange: 0.5}]}",
                  MT_ERR_INVALID, "put a ProjectionLayer");
 }

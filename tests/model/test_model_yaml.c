@@ -252,89 +252,66 @@ MT_TEST(yaml_round_trip)
 
 /* ---------------------------------------------------------------- errors */
 
-static void expect_error(const char *yaml, mt_status code, const char *needle)
-{
-    mt_model *m = NULL;
-    mt_err_clear();
-    mt_status st = mtt_try_model(&m, yaml);
-    if (st != code || !strstr(mt_last_error(), needle))
-        mt_test_fail(__FILE__, __LINE__, "model %s\n  gave %s: '%s'\n  expected %s with '%s'",
-                     yaml, mt_status_name(st), mt_last_error(), mt_status_name(code), needle);
-    MT_CHECK(m == NULL);
-}
-
 MT_TEST(yaml_error_messages)
 {
-    expect_error("!obj:MLP {nvis: 4, layers: [!obj:Linear {layer_name: 'h', dim: 0, irange: 1.}]}",
+    mtt_expect_error("!obj:MLP {nvis: 4, layers: [!obj:Linear {layer_name: 'h', dim: 0, irange: 1.}]}",
                  MT_ERR_INVALID, "<model>:1:");
-    expect_error("!obj:MLP {nvis: 4, layers: [!obj:Linear {layer_name: 'h', dim: 0, irange: 1.}]}",
+    mtt_expect_error("!obj:MLP {nvis: 4, layers: [!obj:Linear {layer_name: 'h', dim: 0, irange: 1.}]}",
                  MT_ERR_INVALID, "dim must be >= 1, got 0");
-    expect_error("!obj:MLP {nvis: 4, layers: [!obj:Linear {layer_name: 'h', dim: 2, irnage: 1.}]}",
+    mtt_expect_error("!obj:MLP {nvis: 4, layers: [!obj:Linear {layer_name: 'h', dim: 2, irnage: 1.}]}",
                  MT_ERR_INVALID, "did you mean 'irange'");
-    expect_error("!obj:MLP {nvis: 4, layers: [!obj:Linear {layer_name: 'h', dim: 2, irange: 1.,"
+    mtt_expect_error("!obj:MLP {nvis: 4, layers: [!obj:Linear {layer_name: 'h', dim: 2, irange: 1.,"
                  " istdev: 1.}]}", MT_ERR_INVALID, "give only one of irange, istdev");
-    expect_error("!obj:MLP {nvis: 4, layers: [!obj:Softmax {layer_name: 'y', n_classes: 2}]}",
+    mtt_expect_error("!obj:MLP {nvis: 4, layers: [!obj:Softmax {layer_name: 'y', n_classes: 2}]}",
                  MT_ERR_INVALID, "give one of irange, istdev or sparse_init");
-    expect_error("!obj:MLP {nvis: 4, layers: [!obj:Linear {layer_name: 'h', dim: 2}]}",
+    mtt_expect_error("!obj:MLP {nvis: 4, layers: [!obj:Linear {layer_name: 'h', dim: 2}]}",
                  MT_ERR_INVALID, "give one of irange, istdev or sparse_init");
-    expect_error("!obj:MLP {nvis: 4, layers: [!obj:Linear {layer_name: 'h', dim: 2, irange: 1.},"
+    mtt_expect_error("!obj:MLP {nvis: 4, layers: [!obj:Linear {layer_name: 'h', dim: 2, irange: 1.},"
                  " !obj:Linear {layer_name: 'h', dim: 2, irange: 1.}]}", MT_ERR_INVALID,
                  "two or more layers named 'h'");
-    expect_error("!obj:MLP {nvis: 4, layers: [!obj:Linear {layer_name: 'h', dim: 4, irange: 1.},"
+    mtt_expect_error("!obj:MLP {nvis: 4, layers: [!obj:Linear {layer_name: 'h', dim: 4, irange: 1.},"
                  " !obj:ConvRectifiedLinear {layer_name: 'c', output_channels: 2, kernel_shape: "
                  "[1, 1], pool_shape: [1, 1], pool_stride: [1, 1], irange: 1.}]}", MT_ERR_INVALID,
                  "expects a Conv2DSpace input");
-    expect_error("!obj:MLP {input_space: !obj:Conv2DSpace {shape: [6, 6], num_channels: 1}, "
+    mtt_expect_error("!obj:MLP {input_space: !obj:Conv2DSpace {shape: [6, 6], num_channels: 1}, "
                  "layers: [!obj:ConvRectifiedLinear {layer_name: 'c', output_channels: 2, "
                  "kernel_shape: [3, 3], pool_shape: [5, 5], pool_stride: [2, 2], irange: 1.}]}",
                  MT_ERR_SHAPE, "exceeds the detector layer 4x4");
-    expect_error("!obj:MLP {nvis: 3, input_space: !obj:VectorSpace {dim: 3}, layers: "
+    mtt_expect_error("!obj:MLP {nvis: 3, input_space: !obj:VectorSpace {dim: 3}, layers: "
                  "[!obj:Linear {layer_name: 'h', dim: 2, irange: 1.}]}", MT_ERR_INVALID,
                  "give nvis or input_space, not both");
-    expect_error("!obj:MLP {input_space: !obj:Conv2DSpace {shape: [6, 6], num_channels: 1, "
+    mtt_expect_error("!obj:MLP {input_space: !obj:Conv2DSpace {shape: [6, 6], num_channels: 1, "
                  "axes: ['b', 0, 0, 'c']}, layers: [!obj:Linear {layer_name: 'h', dim: 2, "
                  "irange: 1.}]}", MT_ERR_INVALID, "permutation");
-    expect_error("!obj:Autoencoder {nvis: 3, nhid: 2, act_enc: 'swish', act_dec: null}",
+    mtt_expect_error("!obj:Autoencoder {nvis: 3, nhid: 2, act_enc: 'swish', act_dec: null}",
                  MT_ERR_INVALID, "unknown activation 'swish'");
-    expect_error("!obj:DenoisingAutoencoder {nvis: 3, nhid: 2, act_enc: null, act_dec: null, "
+    mtt_expect_error("!obj:DenoisingAutoencoder {nvis: 3, nhid: 2, act_enc: null, act_dec: null, "
                  "corruptor: !obj:BinomialCorruptor {corruption_level: 1.5}}", MT_ERR_INVALID,
                  "corruption_level must be in [0, 1]");
-    expect_error("!obj:MLP {nvis: 4, layers: [!obj:Maxout {layer_name: 'h', num_units: 4, "
+    mtt_expect_error("!obj:MLP {nvis: 4, layers: [!obj:Maxout {layer_name: 'h', num_units: 4, "
                  "num_pieces: 3, pool_stride: 2, irange: 1.}]}", MT_ERR_INVALID,
                  "not divisible by pool_stride 2");
-    expect_error("!obj:MLP {nvis: 4, layers: [!obj:VectorSpace {dim: 3}]}", MT_ERR_INVALID,
+    mtt_expect_error("!obj:MLP {nvis: 4, layers: [!obj:VectorSpace {dim: 3}]}", MT_ERR_INVALID,
                  "layer");
 }
 
 /* mt_cfg_validate (a dry run) already reports the layer rules; search tags pass. */
-static mt_status validate_only(const char *text)
-{
-    mt_cfg_options o;
-    mt_cfg_options_init(&o);
-    o.no_environment = true;
-    mt_cfg_doc *doc = NULL;
-    mt_status st = mt_cfg_load_string(&doc, text, strlen(text), "job.yaml", &o);
-    if (!st) st = mt_cfg_validate(mtt_registry(), mt_cfg_doc_root(doc), "model");
-    mt_cfg_doc_free(doc);
-    return st;
-}
-
 MT_TEST(validation_checks_layer_rules)
 {
-    MT_CHECK_ERR(validate_only("!obj:MLP {nvis: 4, layers: [\n  !obj:Linear {layer_name: 'h', "
+    MT_CHECK_ERR(mtt_validate_only("!obj:MLP {nvis: 4, layers: [\n  !obj:Linear {layer_name: 'h', "
                                "dim: 0, irange: 1.}]}"),
                  MT_ERR_INVALID, "job.yaml:2:33: Linear 'h': dim must be >= 1, got 0");
-    MT_CHECK_ERR(validate_only("!obj:MLP {nvis: 4, layers: [!obj:Softmax {layer_name: 'y', "
+    MT_CHECK_ERR(mtt_validate_only("!obj:MLP {nvis: 4, layers: [!obj:Softmax {layer_name: 'y', "
                                "n_classes: 3}]}"),
                  MT_ERR_INVALID, "give one of irange, istdev or sparse_init");
-    MT_CHECK_ERR(validate_only("!obj:MLP {nvis: 4, layers: [!obj:ConvElemwise {layer_name: 'c', "
+    MT_CHECK_ERR(mtt_validate_only("!obj:MLP {nvis: 4, layers: [!obj:ConvElemwise {layer_name: 'c', "
                                "output_channels: 3, kernel_shape: [2, 2], irange: 1., "
                                "border_mode: 'same', nonlinearity: "
                                "!obj:TanhConvNonlinearity {}}]}"),
                  MT_ERR_INVALID, "border_mode must be 'valid' or 'full', got 'same'");
-    MT_CHECK_ERR(validate_only("!obj:Autoencoder {nvis: 3, nhid: 2, act_enc: 'tanhh', "
+    MT_CHECK_ERR(mtt_validate_only("!obj:Autoencoder {nvis: 3, nhid: 2, act_enc: 'tanhh', "
                                "act_dec: null}"), MT_ERR_INVALID, "unknown activation 'tanhh'");
-    MT_CHECK_OK(validate_only("!obj:MLP {nvis: 4, layers: [!obj:RectifiedLinear {layer_name: "
+    MT_CHECK_OK(mtt_validate_only("!obj:MLP {nvis: 4, layers: [!obj:RectifiedLinear {layer_name: "
                               "'h', dim: !randint [10, 100], irange: !loguniform [0.001, 0.1]}, "
                               "!obj:Softmax {layer_name: 'y', n_classes: 3, irange: 0.}]}"));
 }
