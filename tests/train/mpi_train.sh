@@ -7,6 +7,8 @@
 #   det_bf16 N  the same with --precision bfloat16
 #   det_cudaemu N  the det case on the CUDA checking device cudaemu:0 (device buffers, gradient
 #               buckets staged through host memory by the jit's collective steps)
+#   det_lstm N  the det case with tests/train/mpi_lstm.yaml, an LSTM (a loop and its reverse
+#               loop in the training function), 1280 examples
 #   fast N      N ranks (fast mode) == one plain process within a stated tolerance
 #   kill        SIGKILL of rank 1 mid-run: every rank exits non-zero within 30 s, the output
 #               names rank 1
@@ -36,7 +38,9 @@ W=$ROOT/$CASE.$N
 rm -rf "$W"
 mkdir -p "$W"
 cd "$W" || fail "cd $W"
-cp "$SRC/tests/train/mpi_mlp.yaml" job.yaml || fail "copy the job"
+JOB=mpi_mlp.yaml
+[ "$CASE" = det_lstm ] && JOB=mpi_lstm.yaml
+cp "$SRC/tests/train/$JOB" job.yaml || fail "copy the job"
 
 # Deterministic bits do not depend on the rank count; pin the threads so they do not depend
 # on the thread count either (docs/parallel.md).
@@ -44,8 +48,10 @@ export MLTRAIN_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
 export OMPI_MCA_mpi_yield_when_idle=1
 MPI="$MPIEXEC -n $N --bind-to none --mca btl self,vader"
 
+STOP=6400
+[ "$CASE" = det_lstm ] && STOP=1280
 params() { # params DIR: the job's template values, checkpoints in DIR
-    echo "--param train_stop=6400 --param batch_size=64 --param max_epochs=2 --param save_path=$1 --run-dir $1.run"
+    echo "--param train_stop=$STOP --param batch_size=64 --param max_epochs=2 --param save_path=$1 --run-dir $1.run"
 }
 
 "$MLTRAIN" job.yaml $(params "$W/probe") --shards 2 --dry-run > probe.txt 2>&1
@@ -91,6 +97,12 @@ det)
     grep -q "epoch 2/2 done" ranks.txt || fail "the $N-rank run printed no epoch 2 record"
     [ "$(grep -c "epoch 2/2 done" ranks.txt)" = 1 ] || fail "more than one rank printed records"
     [ -s ranks/best.ckpt ] || fail "MonitorBasedSaveBest wrote nothing on rank 0"
+    "$DIFF" ranks/final.ckpt one/final.ckpt --channels || fail "$N ranks differ from --shards $N"
+    ;;
+det_lstm)
+    run 0 ranks.txt $MPI "$MLTRAIN" job.yaml $(params "$W/ranks") --deterministic
+    run 0 one.txt "$MLTRAIN" job.yaml $(params "$W/one") --shards "$N"
+    grep -q "epoch 2/2 done" ranks.txt || fail "the $N-rank run printed no epoch 2 record"
     "$DIFF" ranks/final.ckpt one/final.ckpt --channels || fail "$N ranks differ from --shards $N"
     ;;
 det_bf16)
