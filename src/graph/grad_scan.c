@@ -27,6 +27,14 @@ typedef struct bptt {
     int32_t nrow;
     bool *dx, *dh, *dp;       /* which forward inputs are float (differentiable) */
     int32_t ndh, ndp;         /* float states, float non-sequences */
+    /* filled by build_body: terms of the non-sequences' gradients computed after the loop as
+     * one product (see hoistable), and which running sums remain in the loop */
+    int32_t nhoist, hoist_cap;
+    int32_t *h_q;             /* the float non-sequence (its index among them) */
+    int32_t *h_aseq;          /* A: that backward sequence (>= 0), else the extra h_aout */
+    int32_t *h_aout, *h_bout; /* extra outputs of the backward loop (index among its extras) */
+    bool *acc;                /* per float non-sequence: a running sum remains */
+    int32_t nacc;
 } bptt;
 
 static bool is_float(const mt_graph *g, mt_var v)
@@ -34,10 +42,49 @@ static bool is_float(const mt_graph *g, mt_var v)
     return mt_dtype_is_float(mt_graph_type(g, v)->dtype);
 }
 
+/* The additive terms of v (a tree of same-shape adds), at most cap; 0 when there are more. */
+static int32_t add_terms(const mt_graph *g, mt_var v, mt_var *terms, int32_t n, int32_t cap)
+{
+    const mt__node *x = mt__graph_node(g, v);
+    if (x->op == MT_OP_ELEMWISE && x->attrs.sop == MT_SOP_ADD && x->nin == 2 &&
+        mt_type_equal(mt_graph_type(g, x->in[0]), &x->type) &&
+        mt_type_equal(mt_graph_type(g, x->in[1]), &x->type)) {
+        n = add_terms(g, x->in[0], terms, n, cap);
+        return n ? add_terms(g, x->in[1], terms, n, cap) : 0;
+    }
+    if (n >= cap) return 0;
+    terms[n] = v;
+    return n + 1;
+}
+
+/* A term transpose(A) @ B of a non-sequence's gradient (the gradient of a weight W used as
+ * A @ W in the body: A [n, k], B [n, m] per step) sums over the steps to one product of the
+ * stacked values, [T*n, k]^T @ [T*n, m], computed after the loop: one large product instead of
+ * one small product and one addition per step. Taken when B per step is at most 4 times the
+ * size of the forward states (B is stored for every step; A is stored too unless it is one of
+ * the backward loop's sequences). */
+static bool hoistable(const mt_graph *gb, mt_var term, int64_t state_elems, mt_var *A, mt_var *B)
+{
+    const mt__node *mm = mt__graph_node(gb, term);
+    if (mm->op != MT_OP_MATMUL || mm->type.ndim != 2) return false;
+    const mt__node *tr = mt__graph_node(gb, mm->in[0]);
+    if (tr->op != MT_OP_DIMSHUFFLE || tr->attrs.nperm != 2 || tr->attrs.perm[0] != 1 ||
+        tr->attrs.perm[1] != 0)
+        return false;
+    const mt_type *ta = mt_graph_type(gb, tr->in[0]), *tb = mt_graph_type(gb, mm->in[1]);
+    if (ta->ndim != 2 || tb->ndim != 2 || ta->dtype != mm->type.dtype ||
+        tb->dtype != mm->type.dtype || ta->shape[1] < 0 || tb->shape[1] < 0 ||
+        mt__scan_row_elems(tb) > 4 * state_elems)
+        return false;
+    *A = tr->in[0];
+    *B = mm->in[1];
+    return true;
+}
+
 /* The backward body: placeholders (gy[rows]..., x..., hprev..., gh[float states]...,
  * gp[float non-sequences]..., p...), outputs (gh'..., gp'..., gx[float sequences]...). Fills
  * b_in/b_out (sized by the caller) and the backward spec. */
-static mt_status build_body(const bptt *s, mt_graph *gb, mt_var *b_in, mt_var *b_out,
+static mt_status build_body(bptt *s, mt_graph *gb, mt_var *b_in, mt_var *b_out,
                             mt_scan_spec *spec)
 {
     const struct mt_scan_body *fb = s->fb;
@@ -123,23 +170,70 @@ static mt_status build_body(const bptt *s, mt_graph *gb, mt_var *b_in, mt_var *b
         for (int32_t w = 0; w < nw; w++) wres[w] = mt_graph_zeros_like(gb, wrt[w]);
     }
 
-    /* outputs: the gradient carried to the previous step, the running sums, the rows */
-    int32_t nout = 0, ndx = 0;
+    /* outputs: the gradient carried to the previous step, the running sums that remain, the
+     * rows, the per-step factors of the hoisted terms */
+    int32_t nout = 0, ndx = 0, nseq = s->nrow + s->nx + s->ns, nextra = 0;
     for (int32_t i = 0; i < s->nx; i++) ndx += s->dx[i];
     mt_var *gx_res = wres, *gh_res = wres + ndx, *gp_res = gh_res + s->ndh;
+    int64_t state_elems = 0;
+    for (int32_t k = 0; k < s->ns; k++)
+        state_elems += mt__scan_row_elems(mt_graph_type(f, fb->in[s->nx + k]));
+    mt_var *hA = NULL, *hB = NULL;
+    if (st == MT_OK && s->hoist_cap > 0) {
+        hA = mt_malloc(sizeof(mt_var) * 2 * (size_t)s->hoist_cap);
+        hB = hA ? hA + s->hoist_cap : NULL;
+        if (!hA) st = mt_err_set(MT_ERR_NOMEM, "scan gradient: out of memory");
+    }
+    s->nhoist = s->nacc = 0;
+    for (int32_t q = 0; st == MT_OK && q < s->ndp; q++) {
+        mt_var terms[8], rest = MT_VAR_NONE;
+        int32_t nt = add_terms(gb, gp_res[q], terms, 0, 8);
+        if (nt == 0) terms[nt++] = gp_res[q];
+        for (int32_t t = 0; t < nt; t++) {
+            mt_var A, B;
+            if (s->nhoist < s->hoist_cap && hoistable(gb, terms[t], state_elems, &A, &B)) {
+                s->h_q[s->nhoist] = q;
+                hA[s->nhoist] = A;
+                hB[s->nhoist++] = B;
+            } else {
+                rest = rest ? mt_graph_add(gb, rest, terms[t]) : terms[t];
+            }
+        }
+        s->acc[q] = rest != MT_VAR_NONE;
+        gp_res[q] = rest;
+        s->nacc += s->acc[q];
+    }
     if (st == MT_OK) {
         for (int32_t q = 0; q < s->ndh; q++) b_out[nout++] = gh_res[q];
-        for (int32_t q = 0; q < s->ndp; q++) b_out[nout++] = mt_graph_add(gb, gp[q], gp_res[q]);
-        for (int32_t w = 0; w < ndx; w++) b_out[nout++] = gx_res[w];
+        for (int32_t q = 0; q < s->ndp; q++)
+            if (s->acc[q]) b_out[nout++] = mt_graph_add(gb, gp[q], gp_res[q]);
+        for (int32_t e = 0; e < ndx; e++) b_out[nout + nextra++] = gx_res[e];
+        for (int32_t h = 0; h < s->nhoist; h++) {
+            s->h_aseq[h] = -1;
+            for (int32_t j = 0; j < nseq; j++)
+                if (b_in[j] == hA[h]) s->h_aseq[h] = j;
+            if (s->h_aseq[h] < 0) {
+                s->h_aout[h] = nextra;
+                b_out[nout + nextra++] = hA[h];
+            }
+            s->h_bout[h] = nextra;
+            b_out[nout + nextra++] = hB[h];
+        }
+        /* the running sums' placeholders that are no longer states leave the inputs */
+        int32_t keep = (int32_t)(gp - b_in);
+        for (int32_t q = 0; q < s->ndp; q++)
+            if (s->acc[q]) b_in[keep++] = gp[q];
+        for (int32_t m = 0; m < s->np; m++) b_in[keep++] = pv[m];
         if (mt_graph_status(gb)) st = mt_graph_status(gb);
     }
+    mt_free(hA);
     mt_free(fsel);
     mt_free(to);
     memset(spec, 0, sizeof(*spec));
-    spec->n_seq = s->nrow + s->nx + s->ns;
-    spec->n_state = s->ndh + s->ndp;
+    spec->n_seq = nseq;
+    spec->n_state = s->ndh + s->nacc;
     spec->n_nonseq = s->np;
-    spec->n_extra = ndx;
+    spec->n_extra = nextra;
     spec->n_steps = -1;
     spec->reverse = !fb->spec.reverse;
     return st;
@@ -196,13 +290,22 @@ mt_status mt__grad_scan(mt__grad_cx *cx)
     }
     for (int32_t o = 0; o < s.ns + s.ne; o++) s.nrow += s.row[o];
 
-    /* the backward body */
+    /* the backward body (room for 8 hoisted terms per float non-sequence) */
     mt_graph *gb = NULL;
-    int32_t bnin = s.nrow + s.nx + s.ns + s.ndh + s.ndp + s.np, bnout = s.ndh + s.ndp + s.nx;
+    s.hoist_cap = 8 * s.ndp;
+    int32_t bnin = s.nrow + s.nx + s.ns + s.ndh + s.ndp + s.np;
+    int32_t bnout = s.ndh + s.ndp + s.nx + 2 * s.hoist_cap;
     mt_var *b_in = mt_malloc(sizeof(mt_var) * (size_t)(bnin + bnout + 1));
     mt_var *b_out = b_in ? b_in + bnin : NULL;
+    int32_t *hbuf = mt_malloc(sizeof(int32_t) * (size_t)(4 * s.hoist_cap + 1));
+    bool *acc = mt_calloc((size_t)s.ndp + 1, sizeof(bool));
+    s.h_q = hbuf;
+    s.h_aseq = hbuf ? hbuf + s.hoist_cap : NULL;
+    s.h_aout = hbuf ? hbuf + 2 * s.hoist_cap : NULL;
+    s.h_bout = hbuf ? hbuf + 3 * s.hoist_cap : NULL;
+    s.acc = acc;
     mt_scan_spec spec;
-    mt_status st = b_in ? mt_graph_new(&gb) : MT_ERR_NOMEM;
+    mt_status st = b_in && hbuf && acc ? mt_graph_new(&gb) : MT_ERR_NOMEM;
     if (st == MT_OK) st = build_body(&s, gb, b_in, b_out, &spec);
     if (st && gb && mt_graph_status(gb))
         st = mt_err_set(st, "scan gradient: building the backward body: %s",
@@ -232,19 +335,39 @@ mt_status mt__grad_scan(mt__grad_cx *cx)
                                                    mt_graph_type(g, h0)->dtype)
                                    : mt_graph_zeros_like(g, h0);
         }
-        for (int32_t m = 0; m < s.np; m++)
-            if (s.dp[m]) ops[q++] = mt_graph_zeros_like(g, in[s.nx + s.ns + m]);
+        for (int32_t m = 0, qp = 0; m < s.np; m++)
+            if (s.dp[m] && s.acc[qp++]) ops[q++] = mt_graph_zeros_like(g, in[s.nx + s.ns + m]);
         for (int32_t m = 0; m < s.np; m++) ops[q++] = in[s.nx + s.ns + m];
         if (mt_graph_status(g)) st = mt_graph_status(g);
     }
     if (st == MT_OK) st = mt_graph_scan(g, gb, &spec, b_in, b_out, ops, stacked, finals);
     if (st == MT_OK) {
         int32_t q = 0;
-        for (int32_t i = s.nx; i < fb->nin; i++) { /* states, then non-sequences */
-            if (!flags[i]) continue;
-            cx->out[i] = cx->need[i] ? finals[q] : MT_VAR_NONE;
-            q++;
+        for (int32_t k = 0; k < s.ns; k++) /* the states' gradients: the carried gradients */
+            if (s.dh[k]) {
+                int32_t i = s.nx + k;
+                cx->out[i] = cx->need[i] ? finals[q] : MT_VAR_NONE;
+                q++;
+            }
+        for (int32_t m = 0, qp = 0; m < s.np; m++) { /* running sums + hoisted products */
+            if (!s.dp[m]) continue;
+            int32_t i = s.nx + s.ns + m;
+            mt_var gp = s.acc[qp] ? finals[q++] : MT_VAR_NONE;
+            for (int32_t h = 0; h < s.nhoist && cx->need[i]; h++) {
+                if (s.h_q[h] != qp) continue;
+                mt_var *ex = stacked + spec.n_state; /* the backward loop's extras */
+                mt_var A = s.h_aseq[h] >= 0 ? ops[s.h_aseq[h]] : ex[s.h_aout[h]];
+                mt_var B = ex[s.h_bout[h]];
+                int64_t ra[2] = {MT_RESHAPE_INFER, mt_graph_type(g, A)->shape[2]};
+                int64_t rb[2] = {MT_RESHAPE_INFER, mt_graph_type(g, B)->shape[2]};
+                mt_var At = mt_graph_transpose(g, mt_graph_reshape(g, A, 2, ra), NULL);
+                mt_var prod = mt_graph_matmul(g, At, mt_graph_reshape(g, B, 2, rb));
+                gp = gp ? mt_graph_add(g, gp, prod) : prod;
+            }
+            cx->out[i] = cx->need[i] ? gp : MT_VAR_NONE;
+            qp++;
         }
+        if (mt_graph_status(g)) st = mt_graph_status(g);
         int32_t e = spec.n_state;
         for (int32_t i = 0; i < s.nx; i++)
             if (s.dx[i]) {
@@ -256,6 +379,8 @@ mt_status mt__grad_scan(mt__grad_cx *cx)
     }
     mt_free(ops);
     mt_free(b_in);
+    mt_free(hbuf);
+    mt_free(acc);
     mt_graph_free(gb);
     mt_free(flags);
     mt_free(gzs);

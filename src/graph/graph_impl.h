@@ -63,12 +63,21 @@ struct mt_scan_body {
     mt_scan_spec spec;
     int32_t nin, nout;   /* n_seq + n_state + n_nonseq; n_state + n_extra */
     mt_var *in, *out;    /* placeholders and outputs of g (mt_malloc) */
+    /* products x_t @ W of a sequence's slice by a non-sequence, computed before the loop for
+     * every step (ops_scan.c, hoist_products): the loop's sequences are the caller's n_seq
+     * then one per product, z_seq[i] @ z_par[i] (the caller's sequence and non-sequence
+     * indices); spec counts them */
+    int32_t nz;
+    int32_t *z_seq, *z_par;
 };
 void mt__scan_body_retain(struct mt_scan_body *b);
 void mt__scan_body_release(struct mt_scan_body *b);
 /* Records that g holds a reference on b (taking one) unless it already does. false: out of
  * memory (recorded). */
 bool mt__graph_hold_body(mt_graph *g, struct mt_scan_body *b);
+/* Static elements of a per-step value (unknown sizes, the batch's, count 1): the size rules of
+ * what a loop stores for every step. */
+int64_t mt__scan_row_elems(const mt_type *t);
 /* true when g holds b (pointer comparison only: b is not dereferenced). */
 bool mt__graph_has_body(const mt_graph *g, const struct mt_scan_body *b);
 

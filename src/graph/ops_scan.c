@@ -5,6 +5,7 @@
  * outputs the loop binds; a SCAN node names it by pointer in its attributes (hashed by that
  * pointer, so two loops merge only when they share a body object) and every graph with such a
  * node holds one reference, so clones, rewrites and compiled functions keep it alive. */
+#include <stdio.h>
 #include <string.h>
 
 #include "graph_impl.h"
@@ -22,6 +23,7 @@ void mt__scan_body_release(struct mt_scan_body *b)
 {
     if (!b || __atomic_fetch_sub(&b->refs, 1, __ATOMIC_ACQ_REL) != 1) return;
     mt_graph_free(b->g); /* may release nested loops' bodies */
+    mt_free(b->z_seq);
     mt_free(b->in);
     mt_free(b->out);
     mt_free(b);
@@ -207,6 +209,7 @@ static uint64_t body_hash(const struct mt_scan_body *b)
     uint64_t h = mt_hash64(head, sizeof(head), 0x7363616e626f6479ull);
     h = mt_hash64(b->in, sizeof(mt_var) * (size_t)b->nin, h);
     h = mt_hash64(b->out, sizeof(mt_var) * (size_t)b->nout, h);
+    h = mt_hash64(b->z_seq, sizeof(int32_t) * 2 * (size_t)b->nz, h);
     for (mt_var v = 1; v <= b->g->n; v++) {
         const mt__node *n = mt__graph_node(b->g, v);
         h = mt_hash64_combine(h, mt__node_key_hash(n));
@@ -223,14 +226,115 @@ static bool body_equal(const struct mt_scan_body *a, const struct mt_scan_body *
         s->n_nonseq != t->n_nonseq || s->n_extra != t->n_extra || s->n_steps != t->n_steps ||
         s->reverse != t->reverse || a->g->n != b->g->n)
         return false;
-    if (memcmp(a->in, b->in, sizeof(mt_var) * (size_t)a->nin) != 0 ||
-        memcmp(a->out, b->out, sizeof(mt_var) * (size_t)a->nout) != 0)
+    if (a->nz != b->nz || memcmp(a->in, b->in, sizeof(mt_var) * (size_t)a->nin) != 0 ||
+        memcmp(a->out, b->out, sizeof(mt_var) * (size_t)a->nout) != 0 ||
+        (a->nz && memcmp(a->z_seq, b->z_seq, sizeof(int32_t) * 2 * (size_t)a->nz) != 0))
         return false;
     for (mt_var v = 1; v <= a->g->n; v++) {
         const mt__node *x = mt__graph_node(a->g, v), *y = mt__graph_node(b->g, v);
         if (!mt__node_key_equal(x, y) || !mt_type_equal(&x->type, &y->type)) return false;
     }
     return true;
+}
+
+int64_t mt__scan_row_elems(const mt_type *t)
+{
+    int64_t e = 1;
+    for (int32_t d = 0; d < t->ndim; d++) e *= t->shape[d] > 0 ? t->shape[d] : 1;
+    return e;
+}
+
+#define MT__SCAN_MAX_HOIST 16
+
+/* Products x_t @ W of a sequence's slice (a matrix: the batch's rows at step t) by a
+ * non-sequence matrix do not depend on the states: they are computed for every step at once
+ * before the loop, as one product [T, N, k] @ [k, j] (one GEMM over T*N rows), and the body
+ * reads row t of the result instead (as cuDNN and PyTorch compute an RNN's input projection).
+ * The gradient's loop gains the most: its step recomputes the forward step's h_{t-1} @ U from
+ * the stored states, a sequence of the backward loop. Taken when the product's row is at most
+ * 4 times the size of the slice and the states together (it is stored for every step). The
+ * body is rebuilt with one placeholder per product after the sequences. */
+static mt_status hoist_products(struct mt_scan_body *b)
+{
+    const mt_scan_spec *s = &b->spec;
+    int32_t ns = s->n_seq, np0 = s->n_seq + s->n_state;
+    int64_t state_elems = 0;
+    for (int32_t k = 0; k < s->n_state; k++)
+        state_elems += mt__scan_row_elems(mt_graph_type(b->g, b->in[ns + k]));
+    mt_var mm[MT__SCAN_MAX_HOIST];
+    int32_t zs[MT__SCAN_MAX_HOIST], zp[MT__SCAN_MAX_HOIST], nz = 0;
+    for (mt_var v = 1; v <= b->g->n && nz < MT__SCAN_MAX_HOIST; v++) {
+        const mt__node *x = mt__graph_node(b->g, v);
+        if (x->op != MT_OP_MATMUL || x->type.ndim != 2 || x->type.shape[1] < 0) continue;
+        int32_t i = -1, j = -1;
+        for (int32_t q = 0; q < ns; q++)
+            if (b->in[q] == x->in[0]) i = q;
+        for (int32_t q = np0; q < b->nin; q++)
+            if (b->in[q] == x->in[1]) j = q - np0;
+        if (i < 0 || j < 0) continue;
+        const mt_type *ta = mt_graph_type(b->g, x->in[0]);
+        if (mt__scan_row_elems(&x->type) > 4 * (mt__scan_row_elems(ta) + state_elems)) continue;
+        mm[nz] = v;
+        zs[nz] = i;
+        zp[nz++] = j;
+    }
+    if (nz == 0) return MT_OK;
+    mt_graph *g2 = NULL;
+    int32_t nin2 = b->nin + nz;
+    mt_var *in2 = mt_malloc(sizeof(mt_var) * (size_t)nin2);
+    mt_var *from = mt_malloc(sizeof(mt_var) * (size_t)nin2);
+    mt_var *to = mt_malloc(sizeof(mt_var) * (size_t)nin2);
+    mt_var *out2 = mt_malloc(sizeof(mt_var) * (size_t)b->nout);
+    int32_t *zbuf = mt_malloc(sizeof(int32_t) * 2 * (size_t)nz);
+    mt_status st = in2 && from && to && out2 && zbuf ? mt_graph_new(&g2) : MT_ERR_NOMEM;
+    for (int32_t q = 0, k = 0; st == MT_OK && q < nin2; q++) {
+        /* new order: the sequences, the products, the states and the non-sequences */
+        bool z = q >= ns && q < ns + nz;
+        int32_t src = q < ns ? q : z ? -1 : q - nz;
+        mt_var old = z ? mm[q - ns] : b->in[src];
+        const mt_type *t = mt_graph_type(b->g, old);
+        char name[160];
+        if (z)
+            snprintf(name, sizeof(name), "%s@%s", mt_graph_name(b->g, b->in[zs[q - ns]]),
+                     mt_graph_name(b->g, b->in[np0 + zp[q - ns]]));
+        else
+            snprintf(name, sizeof(name), "%s", mt_graph_name(b->g, old));
+        if (mt_graph_find_placeholder(g2, name))
+            snprintf(name + strlen(name) / 2, sizeof(name) - strlen(name) / 2, "#%d", (int)q);
+        in2[q] = mt_graph_placeholder(g2, name, t->dtype, t->ndim, t->shape);
+        if (!in2[q]) st = mt_graph_status(g2);
+        from[k] = old;
+        to[k++] = in2[q];
+    }
+    if (st == MT_OK)
+        st = mt_graph_clone_with(g2, b->g, b->nout, b->out, nin2, from, to, out2, NULL);
+    if (st == MT_OK) {
+        mt_graph_free(b->g);
+        mt_free(b->in);
+        mt_free(b->out);
+        b->g = g2;
+        b->in = in2;
+        b->out = out2;
+        b->nin = nin2;
+        b->spec.n_seq += nz;
+        b->nz = nz;
+        b->z_seq = zbuf;
+        b->z_par = zbuf + nz;
+        memcpy(b->z_seq, zs, sizeof(int32_t) * (size_t)nz);
+        memcpy(b->z_par, zp, sizeof(int32_t) * (size_t)nz);
+        g2 = NULL;
+        in2 = out2 = NULL;
+        zbuf = NULL;
+    } else if (g2 && mt_graph_status(g2)) {
+        st = mt_err_set(st, "scan: taking products out of the body: %s", mt_graph_last_error(g2));
+    }
+    mt_graph_free(g2);
+    mt_free(in2);
+    mt_free(from);
+    mt_free(to);
+    mt_free(out2);
+    mt_free(zbuf);
+    return st;
 }
 
 /* Checks the spec and the body's inputs and outputs; the new body copies what they need. */
@@ -312,6 +416,11 @@ static mt_status body_new(mt_graph *g, const mt_graph *body, const mt_scan_spec 
         mt__scan_body_release(b);
         return r;
     }
+    if ((st = hoist_products(b))) {
+        mt_status r = mt__fail_status(g, st, "%s", mt_last_error());
+        mt__scan_body_release(b);
+        return r;
+    }
     b->hash = body_hash(b);
     for (int32_t i = 0; i < g->nbodies; i++) /* an equal loop body of g: share it */
         if (body_equal(g->bodies[i], b)) {
@@ -347,6 +456,22 @@ mt_status mt_graph_scan(mt_graph *g, const mt_graph *body, const mt_scan_spec *s
     mt_status st = body_new(g, body, spec, body_inputs, body_outputs, &b);
     if (st) return st;
 
+    /* the operands of the loop as built: the products taken out of the body after the
+     * sequences */
+    int32_t nin2 = nin + b->nz;
+    mt_var *ops2 = b->nz ? mt_malloc(sizeof(mt_var) * (size_t)nin2) : (mt_var *)operands;
+    if (!ops2) {
+        mt__scan_body_release(b);
+        return mt__fail_status(g, MT_ERR_NOMEM, "scan: out of memory");
+    }
+    if (b->nz) {
+        int32_t s0 = spec->n_seq, p0 = spec->n_seq + spec->n_state;
+        for (int32_t q = 0; q < nin2; q++)
+            ops2[q] = q < s0 ? operands[q] : q >= s0 + b->nz ? operands[q - b->nz]
+                    : mt_graph_matmul(g, operands[b->z_seq[q - s0]],
+                                      operands[p0 + b->z_par[q - s0]]);
+        st = mt_graph_status(g);
+    }
     mt_op_attrs a;
     memset(&a, 0, sizeof(a));
     a.body = b;
@@ -356,10 +481,11 @@ mt_status mt_graph_scan(mt_graph *g, const mt_graph *body, const mt_scan_spec *s
                                   : (finals ? &finals[o - ns - ne] : NULL);
         if (!dst) continue;
         a.output = o;
-        *dst = mt__create(g, MT_OP_SCAN, &a, nin, operands);
+        *dst = mt__create(g, MT_OP_SCAN, &a, nin2, ops2);
         if (!*dst) st = mt_graph_status(g) ? mt_graph_status(g) : MT_ERR_INTERNAL;
     }
     mt__scan_body_release(b); /* g holds it now (or nothing does) */
+    if (ops2 != operands) mt_free(ops2);
     if (st) {
         for (int64_t i = 0; stacked && i < ns + ne; i++) stacked[i] = MT_VAR_NONE;
         for (int32_t k = 0; finals && k < ns; k++) finals[k] = MT_VAR_NONE;

@@ -301,6 +301,49 @@ static mt_status store_step(mt_function *f, mt__scan *sc, const mt_array *const 
     return st;
 }
 
+/* The per-step shape of extra output j when no step runs (T = 0): shape inference through the
+ * body on its arguments' shapes (the sequences' rows, which keep their sizes with no rows, the
+ * initial states, the non-sequences), so that the stacked result (0,) + shape has the sizes
+ * a step would have given (a gradient of a sequence must have the sequence's shape). Sizes
+ * that cannot be inferred are 0. */
+static void zero_step_shape(const mt__scan *sc, const mt_array *const *ins, int32_t j,
+                            int32_t *nd, int64_t *shape)
+{
+    const mt_graph *bg = sc->info.body;
+    const mt_type *t = mt_graph_type(bg, sc->info.outputs[j]);
+    *nd = t->ndim;
+    for (int32_t d = 0; d < t->ndim; d++) shape[d] = t->shape[d] >= 0 ? t->shape[d] : 0;
+    mt_var *order = NULL;
+    int32_t n = 0;
+    int64_t(*shp)[MT_MAX_DIMS] = mt_calloc((size_t)mt_graph_size(bg) + 1, sizeof(*shp));
+    bool ok = shp && mt_graph_toposort(bg, 1, &sc->info.outputs[j], &order, &n) == MT_OK;
+    for (int32_t i = 0; ok && i < n; i++) {
+        mt_var v = order[i];
+        const mt_type *vt = mt_graph_type(bg, v);
+        int32_t arg = -1;
+        for (int32_t k = 0; k < sc->nin && mt_graph_op(bg, v) == MT_OP_INPUT; k++)
+            if (sc->info.inputs[k] == v) arg = k;
+        if (arg >= 0) { /* a sequence's row, or the value itself */
+            int32_t lead = arg < sc->info.spec.n_seq ? 1 : 0;
+            for (int32_t d = 0; d < vt->ndim; d++) shp[v][d] = ins[arg]->dims[d + lead];
+        } else if (mt_graph_ninputs(bg, v) == 0) {
+            for (int32_t d = 0; d < vt->ndim; d++) shp[v][d] = vt->shape[d];
+            ok = mt_graph_op(bg, v) == MT_OP_CONST || mt_graph_op(bg, v) == MT_OP_ARANGE;
+        } else {
+            const int64_t *in_shapes[16];
+            int32_t nin = mt_graph_ninputs(bg, v);
+            ok = nin <= 16;
+            for (int32_t q = 0; ok && q < nin; q++) in_shapes[q] = shp[mt_graph_input(bg, v, q)];
+            ok = ok && mt_graph_eval_shape(bg, v, in_shapes, shp[v]) == MT_OK;
+        }
+    }
+    if (ok && n > 0)
+        for (int32_t d = 0; d < t->ndim; d++) shape[d] = shp[sc->info.outputs[j]][d];
+    mt_err_clear(); /* a failed inference only leaves the static sizes */
+    mt_free(order);
+    mt_free(shp);
+}
+
 /* The loop itself; the results stay in sc (state, stacked). */
 static mt_status run_loop(mt_function *f, mt__jstep *s, const mt_array *const *ins)
 {
@@ -321,8 +364,10 @@ static mt_status run_loop(mt_function *f, mt__jstep *s, const mt_array *const *i
         }
     for (int32_t j = nst; j < sc->nbody && st == MT_OK && T == 0; j++)
         if (sc->want_stacked[j]) {
-            const mt_type *t = mt_graph_type(sc->info.body, sc->info.outputs[j]);
-            st = make_stacked(f, sc, j, 0, t->ndim, t->shape);
+            int32_t nd;
+            int64_t shape[MT_MAX_DIMS];
+            zero_step_shape(sc, ins, j, &nd, shape);
+            st = make_stacked(f, sc, j, 0, nd, shape);
         }
     if (st != MT_OK) return st;
     for (int32_t q = 0; q < ns; q++) {

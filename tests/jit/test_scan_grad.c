@@ -336,3 +336,89 @@ MT_TEST(scan_rop_vs_finite_differences)
     MT_CHECK_ALLCLOSE(got, want, 6, 1e-7, 1e-6);
     gc_free(&c);
 }
+
+/* A batched Elman loop (x_t [B, n], h [B, m]): the input product x_t @ U is taken out of the
+ * body and computed for every step at once (graph.h, "loops"), and the gradient's loop takes
+ * out its recomputed h_{t-1} @ W and sums the weight gradients as one product each; values
+ * against a plain C loop, gradients against central differences, T = 0 included. */
+static void batched_elman(gcase *c, int64_t T, bool reverse, mt_var res[2])
+{
+    const int64_t B = 2, n = 3, m = 2;
+    mt_graph *bg;
+    MT_CHECK_OK(mt_graph_new(&bg));
+    mt_var in[5], out;
+    in[0] = mt_graph_placeholder(bg, "x", MT_FLOAT64, 2, (int64_t[]){-1, n});
+    in[1] = mt_graph_placeholder(bg, "h", MT_FLOAT64, 2, (int64_t[]){-1, m});
+    in[2] = mt_graph_placeholder(bg, "U", MT_FLOAT64, 2, (int64_t[]){n, m});
+    in[3] = mt_graph_placeholder(bg, "W", MT_FLOAT64, 2, (int64_t[]){m, m});
+    in[4] = mt_graph_placeholder(bg, "b", MT_FLOAT64, 1, (int64_t[]){m});
+    out = mt_graph_tanh(bg, mt_graph_add(bg, mt_graph_add(bg, mt_graph_matmul(bg, in[0], in[2]),
+                                                         mt_graph_matmul(bg, in[1], in[3])),
+                                         in[4]));
+    mt_var ops[5];
+    ops[0] = gc_in(c, "X", MT_FLOAT64, 3, (int64_t[]){T, B, n}, -1.0, 1.0, 61);
+    ops[1] = gc_in(c, "h0", MT_FLOAT64, 2, (int64_t[]){B, m}, -0.5, 0.5, 62);
+    ops[2] = gc_in(c, "U", MT_FLOAT64, 2, (int64_t[]){n, m}, -0.8, 0.8, 63);
+    ops[3] = gc_in(c, "W", MT_FLOAT64, 2, (int64_t[]){m, m}, -0.8, 0.8, 64);
+    ops[4] = gc_in(c, "b", MT_FLOAT64, 1, (int64_t[]){m}, -0.3, 0.3, 65);
+    mt_scan_spec s = {1, 1, 3, 0, -1, reverse};
+    MT_CHECK_OK(mt_graph_scan(c->g, bg, &s, in, &out, ops, &res[0], &res[1]));
+    mt_graph_free(bg);
+    mt_scan_info info;
+    MT_CHECK(mt_graph_scan_info(c->g, res[0], &info));
+    MT_CHECK_EQ_INT(info.spec.n_seq, 2); /* x, and the product x @ U */
+    MT_CHECK_STR_EQ(mt_graph_name(info.body, info.inputs[1]), "x@U");
+}
+
+static void batched_elman_values(gcase *c, int64_t T, bool reverse, const mt_var res[2])
+{
+    const int B = 2, n = 3, m = 2;
+    double X[4 * 2 * 3], h[2 * 2], U[3 * 2], W[2 * 2], b[2], H[4 * 2 * 2];
+    MT_CHECK(T <= 4);
+    jt_read(&c->a[0], X, (size_t)(T * B * n));
+    jt_read(&c->a[1], h, (size_t)(B * m));
+    jt_read(&c->a[2], U, (size_t)(n * m));
+    jt_read(&c->a[3], W, (size_t)(m * m));
+    jt_read(&c->a[4], b, (size_t)m);
+    for (int64_t i = 0; i < T; i++) {
+        int64_t t = reverse ? T - 1 - i : i;
+        double hn[4];
+        for (int r = 0; r < B; r++)
+            for (int j = 0; j < m; j++) {
+                double z = b[j];
+                for (int k = 0; k < n; k++) z += X[(t * B + r) * n + k] * U[k * m + j];
+                for (int k = 0; k < m; k++) z += h[r * m + k] * W[k * m + j];
+                hn[r * m + j] = tanh(z);
+            }
+        memcpy(h, hn, sizeof(hn));
+        memcpy(H + t * B * m, hn, sizeof(hn));
+    }
+    const mt_array *arrs[MAXIN];
+    for (int32_t i = 0; i < c->n; i++) arrs[i] = &c->a[i];
+    mt_array r[2];
+    memset(r, 0, sizeof(r));
+    jt_eval(c->g, 2, res, c->n, c->v, arrs, r);
+    jt_expect(&r[0], MT_FLOAT64, 3, ((int64_t[]){T, B, m}), H);
+    jt_expect(&r[1], MT_FLOAT64, 2, ((int64_t[]){B, m}), h);
+    mt_array_clear(&r[0]);
+    mt_array_clear(&r[1]);
+}
+
+MT_TEST(scan_batched_products_out_of_the_loop)
+{
+    for (int64_t T = 0; T <= 3; T += 3)
+        for (int rev = 0; rev < 2; rev++) {
+            gcase c;
+            gc_init(&c);
+            mt_var r[2];
+            batched_elman(&c, T, rev, r);
+            batched_elman_values(&c, T, rev, r);
+            mt_var out = mt_graph_add(c.g, mt_graph_sum(c.g, mt_graph_sin(c.g, r[0]), 0, NULL,
+                                                        false),
+                                      mt_graph_sum(c.g, mt_graph_square(c.g, r[1]), 0, NULL,
+                                                   false));
+            gc_verify(&c, out, MT_MODE_FAST_COMPILE);
+            gc_verify(&c, out, MT_MODE_FAST_RUN);
+            gc_free(&c);
+        }
+}
