@@ -671,7 +671,11 @@ mt_var mt_graph_allreduce(mt_graph *g, mt_var x, int32_t bucket);
  *   output n_state + n_extra + k  the state after the last step (the initial state if T = 0)
  * Operand dtypes must equal the body's placeholders' dtypes exactly (cast first); static sizes
  * must agree. A state whose shape changes between steps is a run-time error naming the node
- * and the step. Nodes of one loop (same body and operands) are computed by one run of it.
+ * and the step. Nodes of one loop (same body and operands) are computed by one run of it, and
+ * loops whose bodies are structurally equal merge like other nodes. A product x_t @ W of a
+ * sequence's slice (a matrix) by a non-sequence matrix is taken out of the body and computed
+ * for every step before the loop, as one product (docs/loops.md): the loop as built (what
+ * mt_graph_scan_info reports) then has one more sequence per such product.
  * Gradient: a reverse loop over the body's vector-Jacobian product (backpropagation through
  * time, needing the stacked states: they are computed when a gradient is taken, also where
  * only final states are used). R-op: by double reverse, as for every op. */
