@@ -710,11 +710,6 @@ typedef struct mt_scan_info {
 } mt_scan_info;
 /* false (and *info untouched) when v is not a SCAN node of g. */
 bool mt_graph_scan_info(const mt_graph *g, mt_var v, mt_scan_info *info);
-/* When w's loop computes every result of v's loop (both SCAN nodes with the same operands, and
- * w's body is v's body with more per-step outputs after v's: a gradient builds such a loop to
- * keep intermediate values of each step), the index of v's result among w's results; else -1.
- * A loop extends itself. Executors run one loop for both. */
-int64_t mt_graph_scan_result_in(const mt_graph *g, mt_var v, mt_var w);
 /* Number of results of a loop: 2 * n_state + n_extra. */
 int64_t mt_scan_spec_nresults(const mt_scan_spec *spec);
 

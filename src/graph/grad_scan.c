@@ -18,9 +18,6 @@
 
 #include "grad_impl.h"
 
-#define MT__SCAN_MAX_RESIDUALS 16
-#define MT__SCAN_KEEP_MAX_OUT 256 /* outputs of a loop that keeps products */
-
 /* What the backward body is built from; indices into the forward body's inputs. */
 typedef struct bptt {
     const struct mt_scan_body *fb;
@@ -38,39 +35,19 @@ typedef struct bptt {
     int32_t *h_aout, *h_bout; /* extra outputs of the backward loop (index among its extras) */
     bool *acc;                /* per float non-sequence: a running sum remains */
     int32_t nacc;
-    /* products h_{t-1} @ W of a state by a non-sequence in the forward body: kept by the
-     * forward loop for every step (its copy with more extra outputs, which executors run as
-     * one loop with the original) and read by the backward body instead of recomputed */
-    int32_t nr;
-    mt_var res[MT__SCAN_MAX_RESIDUALS];
+    int32_t *gx_out;          /* per sequence: its gradient's extra output, or -1 (zero) */
 } bptt;
-
-/* The forward body's products of a state (a matrix) by a non-sequence matrix, at most
- * MT__SCAN_MAX_RESIDUALS, each at most 4 times the states' size per step (they are stored
- * for every step). */
-static int32_t find_residuals(const struct mt_scan_body *fb, mt_var *res)
-{
-    const mt_scan_spec *sp = &fb->spec;
-    int32_t s0 = sp->n_seq, p0 = sp->n_seq + sp->n_state, nr = 0;
-    int64_t state_elems = 0;
-    for (int32_t k = 0; k < sp->n_state; k++)
-        state_elems += mt__scan_row_elems(mt_graph_type(fb->g, fb->in[s0 + k]));
-    for (mt_var v = 1; v <= fb->g->n && nr < MT__SCAN_MAX_RESIDUALS; v++) {
-        const mt__node *x = mt__graph_node(fb->g, v);
-        if (x->op != MT_OP_MATMUL || x->type.ndim != 2 || x->type.shape[1] < 0 ||
-            !mt_dtype_is_float(x->type.dtype) || mt__scan_row_elems(&x->type) > 4 * state_elems)
-            continue;
-        bool state = false, par = false;
-        for (int32_t k = s0; k < p0; k++) state = state || fb->in[k] == x->in[0];
-        for (int32_t k = p0; k < fb->nin; k++) par = par || fb->in[k] == x->in[1];
-        if (state && par) res[nr++] = v;
-    }
-    return nr;
-}
 
 static bool is_float(const mt_graph *g, mt_var v)
 {
     return mt_dtype_is_float(mt_graph_type(g, v)->dtype);
+}
+
+/* v is a float constant 0 (a disconnected gradient). */
+static bool is_zero(const mt_graph *g, mt_var v)
+{
+    mt_scalar c;
+    return mt_graph_scalar_value(g, v, &c) && mt_dtype_is_float(c.dtype) && c.v.f == 0.0;
 }
 
 /* The additive terms of v (a tree of same-shape adds), at most cap; 0 when there are more. */
@@ -136,12 +113,6 @@ static mt_status build_body(bptt *s, mt_graph *gb, mt_var *b_in, mt_var *b_out,
                                                                             : i - s->nx));
         b_in[nin++] = mt_graph_placeholder(gb, name, t->dtype, t->ndim, t->shape);
     }
-    mt_var *rin = b_in + nin; /* the forward step's kept products */
-    for (int32_t r = 0; r < s->nr; r++) {
-        const mt_type *t = mt_graph_type(f, s->res[r]);
-        snprintf(name, sizeof(name), "bptt.r%d", (int)r);
-        b_in[nin++] = mt_graph_placeholder(gb, name, t->dtype, t->ndim, t->shape);
-    }
     mt_var *gh = b_in + nin;
     for (int32_t k = 0; k < s->ns; k++) {
         if (!s->dh[k]) continue;
@@ -166,23 +137,17 @@ static mt_status build_body(bptt *s, mt_graph *gb, mt_var *b_in, mt_var *b_out,
 
     /* the forward body on these placeholders */
     int32_t fnin = fb->nin, fnout = fb->nout;
-    /* substitutions: the forward inputs, and the kept products (the backward step reads them) */
-    int32_t nsub = fnin + s->nr;
-    mt_var *to = mt_malloc(sizeof(mt_var) * (size_t)(3 * nsub + 2 * fnout + 1));
+    mt_var *to = mt_malloc(sizeof(mt_var) * (size_t)(fnin + 2 * fnout + fnin + 1));
     if (!to) return mt_err_set(MT_ERR_NOMEM, "scan gradient: out of memory");
-    mt_var *from = to + nsub, *fo = from + nsub, *ct = fo + fnout, *wrt = ct + fnout;
-    memcpy(from, fb->in, sizeof(mt_var) * (size_t)fnin);
-    memcpy(from + fnin, s->res, sizeof(mt_var) * (size_t)s->nr);
+    mt_var *fo = to + fnin, *ct = fo + fnout, *wrt = ct + fnout;
     for (int32_t i = 0; i < s->nx + s->ns; i++) to[i] = fin[i];
     for (int32_t m = 0; m < s->np; m++) to[s->nx + s->ns + m] = pv[m];
-    for (int32_t r = 0; r < s->nr; r++) to[fnin + r] = rin[r];
-    mt_status st = mt_graph_clone_with(gb, f, fnout, fb->out, nsub, from, to, fo, NULL);
+    mt_status st = mt_graph_clone_with(gb, f, fnout, fb->out, fnin, fb->in, to, fo, NULL);
 
     /* cotangents of the body's float outputs, and the inputs they are taken against */
     int32_t nf = 0, nw = 0;
-    mt_var *fsel = mt_malloc(sizeof(mt_var) * (size_t)(2 * fnout + 2 * nsub + s->nr + 1));
-    mt_var *wres = fsel ? fsel + fnout + 1 : NULL, *csel = wres ? wres + nsub : NULL;
-    mt_var *mres = csel ? csel + fnout : NULL; /* the kept products' own contributions */
+    mt_var *fsel = mt_malloc(sizeof(mt_var) * (size_t)(2 * fnout + 2 * fnin + 1));
+    mt_var *wres = fsel ? fsel + fnout + 1 : NULL, *csel = wres ? wres + fnin : NULL;
     if (!fsel && st == MT_OK) st = mt_err_set(MT_ERR_NOMEM, "scan gradient: out of memory");
     int32_t r = 0; /* gy index of result o: rows before it */
     for (int32_t o = 0, q = 0; st == MT_OK && o < s->ns + s->ne; o++) {
@@ -203,42 +168,19 @@ static mt_status build_body(bptt *s, mt_graph *gb, mt_var *b_in, mt_var *b_out,
         if (s->dh[k]) wrt[nw++] = fin[s->nx + k];
     for (int32_t m = 0; m < s->np; m++)
         if (s->dp[m]) wrt[nw++] = pv[m];
-    for (int32_t ri = 0; ri < s->nr; ri++) wrt[nw + ri] = rin[ri]; /* their cotangents */
-    mt_grad_options opts;
-    mt_grad_options_init(&opts);
-    opts.disconnected = MT_GRAD_DISCONNECTED_ZERO;
-    opts.undefined = MT_GRAD_UNDEFINED_ZERO;
     if (st == MT_OK && nf > 0 && nw > 0) {
-        st = mt_graph_lop(gb, nf, fsel, nw + s->nr, wrt, csel, wres, &opts);
+        mt_grad_options opts;
+        mt_grad_options_init(&opts);
+        opts.disconnected = MT_GRAD_DISCONNECTED_ZERO;
+        opts.undefined = MT_GRAD_UNDEFINED_ZERO;
+        st = mt_graph_lop(gb, nf, fsel, nw, wrt, csel, wres, &opts);
     } else {
         for (int32_t w = 0; w < nw; w++) wres[w] = mt_graph_zeros_like(gb, wrt[w]);
-    }
-    if (st == MT_OK && nf > 0 && nw > 0 && s->nr > 0) {
-        /* a kept product h @ W is a placeholder in this body: its cotangent g reaches h and W
-         * through the product's own rule (g @ W^T, h^T @ g), which needs only h and W */
-        mt_var *prod = mres + nsub;
-        for (int32_t ri = 0; ri < s->nr; ri++) {
-            const mt__node *x = mt__graph_node(f, s->res[ri]);
-            mt_var a = MT_VAR_NONE, b = MT_VAR_NONE;
-            for (int32_t i = 0; i < fnin; i++) {
-                if (fb->in[i] == x->in[0]) a = to[i];
-                if (fb->in[i] == x->in[1]) b = to[i];
-            }
-            prod[ri] = mt_graph_matmul(gb, a, b);
-        }
-        st = mt_graph_lop(gb, s->nr, prod, nw, wrt, wres + nw, mres, &opts);
-        for (int32_t w = 0; st == MT_OK && w < nw; w++) {
-            mt_scalar c;
-            if (mt_graph_scalar_value(gb, mres[w], &c) && mt_dtype_is_float(c.dtype) &&
-                c.v.f == 0.0)
-                continue; /* a zero contribution (h or W not in this product) */
-            wres[w] = mt_graph_add(gb, wres[w], mres[w]);
-        }
     }
 
     /* outputs: the gradient carried to the previous step, the running sums that remain, the
      * rows, the per-step factors of the hoisted terms */
-    int32_t nout = 0, ndx = 0, nseq = s->nrow + s->nx + s->ns + s->nr, nextra = 0;
+    int32_t nout = 0, ndx = 0, nseq = s->nrow + s->nx + s->ns, nextra = 0;
     for (int32_t i = 0; i < s->nx; i++) ndx += s->dx[i];
     mt_var *gx_res = wres, *gh_res = wres + ndx, *gp_res = gh_res + s->ndh;
     int64_t state_elems = 0;
@@ -257,6 +199,7 @@ static mt_status build_body(bptt *s, mt_graph *gb, mt_var *b_in, mt_var *b_out,
         if (nt == 0) terms[nt++] = gp_res[q];
         for (int32_t t = 0; t < nt; t++) {
             mt_var A, B;
+            if (is_zero(gb, terms[t])) continue; /* not used by the body */
             if (s->nhoist < s->hoist_cap && hoistable(gb, terms[t], state_elems, &A, &B)) {
                 s->h_q[s->nhoist] = q;
                 hA[s->nhoist] = A;
@@ -273,7 +216,13 @@ static mt_status build_body(bptt *s, mt_graph *gb, mt_var *b_in, mt_var *b_out,
         for (int32_t q = 0; q < s->ndh; q++) b_out[nout++] = gh_res[q];
         for (int32_t q = 0; q < s->ndp; q++)
             if (s->acc[q]) b_out[nout++] = mt_graph_add(gb, gp[q], gp_res[q]);
-        for (int32_t e = 0; e < ndx; e++) b_out[nout + nextra++] = gx_res[e];
+        for (int32_t i = 0, e = 0; i < s->nx; i++) { /* zero rows (a sequence the body no
+                                                       longer reads) are not stored */
+            s->gx_out[i] = -1;
+            if (!s->dx[i] || is_zero(gb, gx_res[e++])) continue;
+            s->gx_out[i] = nextra;
+            b_out[nout + nextra++] = gx_res[e - 1];
+        }
         for (int32_t h = 0; h < s->nhoist; h++) {
             s->h_aseq[h] = -1;
             for (int32_t j = 0; j < nseq; j++)
@@ -342,7 +291,10 @@ mt_status mt__grad_scan(mt__grad_cx *cx)
     s.row = flags + fb->nin;
     s.row_gz = gzs;
     s.fin_gz = gzs + s.ns + s.ne;
-    for (int32_t i = 0; i < fb->nin; i++) flags[i] = is_float(fb->g, fb->in[i]);
+    /* sequences and non-sequences whose gradient is not wanted get none (the states carry the
+     * chain, so every float state takes part) */
+    for (int32_t i = 0; i < fb->nin; i++)
+        flags[i] = is_float(fb->g, fb->in[i]) && (cx->need[i] || (i >= s.nx && i < s.nx + s.ns));
     for (int32_t k = 0; k < s.ns; k++) s.ndh += s.dh[k];
     for (int32_t m = 0; m < s.np; m++) s.ndp += s.dp[m];
     /* the arriving gradients, fitted to their results */
@@ -355,25 +307,25 @@ mt_status mt__grad_scan(mt__grad_cx *cx)
         if (o < s.ns + s.ne) s.row[o] = true;
     }
     for (int32_t o = 0; o < s.ns + s.ne; o++) s.nrow += s.row[o];
-    s.nr = find_residuals(fb, s.res);
-    if (fb->nout + s.nr > MT__SCAN_KEEP_MAX_OUT) s.nr = 0; /* recompute instead */
 
     /* the backward body (room for 8 hoisted terms per float non-sequence) */
     mt_graph *gb = NULL;
     s.hoist_cap = 8 * s.ndp;
-    int32_t bnin = s.nrow + s.nx + s.ns + s.nr + s.ndh + s.ndp + s.np;
+    int32_t bnin = s.nrow + s.nx + s.ns + s.ndh + s.ndp + s.np;
     int32_t bnout = s.ndh + s.ndp + s.nx + 2 * s.hoist_cap;
     mt_var *b_in = mt_malloc(sizeof(mt_var) * (size_t)(bnin + bnout + 1));
     mt_var *b_out = b_in ? b_in + bnin : NULL;
     int32_t *hbuf = mt_malloc(sizeof(int32_t) * (size_t)(4 * s.hoist_cap + 1));
     bool *acc = mt_calloc((size_t)s.ndp + 1, sizeof(bool));
+    int32_t *gx_out = mt_calloc((size_t)s.nx + 1, sizeof(int32_t));
+    s.gx_out = gx_out;
     s.h_q = hbuf;
     s.h_aseq = hbuf ? hbuf + s.hoist_cap : NULL;
     s.h_aout = hbuf ? hbuf + 2 * s.hoist_cap : NULL;
     s.h_bout = hbuf ? hbuf + 3 * s.hoist_cap : NULL;
     s.acc = acc;
     mt_scan_spec spec;
-    mt_status st = b_in && hbuf && acc ? mt_graph_new(&gb) : MT_ERR_NOMEM;
+    mt_status st = b_in && hbuf && acc && gx_out ? mt_graph_new(&gb) : MT_ERR_NOMEM;
     if (st == MT_OK) st = build_body(&s, gb, b_in, b_out, &spec);
     if (st && gb && mt_graph_status(gb))
         st = mt_err_set(st, "scan gradient: building the backward body: %s",
@@ -396,15 +348,6 @@ mt_status mt__grad_scan(mt__grad_cx *cx)
             mt_var hk = mt_graph_make(g, MT_OP_SCAN, &a, n->nin, n->in);
             ops[q++] = previous_states(g, in[s.nx + k], hk, fb->spec.reverse);
         }
-        if (s.nr > 0) { /* the same loop keeping its products for every step */
-            mt_scan_spec keep = fb->spec;
-            keep.n_extra += s.nr;
-            mt_var outs[MT__SCAN_KEEP_MAX_OUT], kept[MT__SCAN_KEEP_MAX_OUT];
-            memcpy(outs, fb->out, sizeof(mt_var) * (size_t)fb->nout);
-            memcpy(outs + fb->nout, s.res, sizeof(mt_var) * (size_t)s.nr);
-            st = mt_graph_scan(g, fb->g, &keep, fb->in, outs, n->in, kept, NULL);
-            for (int32_t r = 0; st == MT_OK && r < s.nr; r++) ops[q++] = kept[fb->nout + r];
-        }
         for (int32_t k = 0; k < s.ns; k++) {
             if (!s.dh[k]) continue;
             mt_var h0 = in[s.nx + k];
@@ -417,8 +360,9 @@ mt_status mt__grad_scan(mt__grad_cx *cx)
         for (int32_t m = 0; m < s.np; m++) ops[q++] = in[s.nx + s.ns + m];
         if (mt_graph_status(g)) st = mt_graph_status(g);
     }
-    if (st == MT_OK) st = mt_graph_scan(g, gb, &spec, b_in, b_out, ops, stacked, finals);
-    if (st == MT_OK) {
+    bool empty = st == MT_OK && spec.n_state + spec.n_extra == 0; /* nothing flows back */
+    if (st == MT_OK && !empty) st = mt_graph_scan(g, gb, &spec, b_in, b_out, ops, stacked, finals);
+    if (st == MT_OK && !empty) {
         int32_t q = 0;
         for (int32_t k = 0; k < s.ns; k++) /* the states' gradients: the carried gradients */
             if (s.dh[k]) {
@@ -445,12 +389,10 @@ mt_status mt__grad_scan(mt__grad_cx *cx)
             qp++;
         }
         if (mt_graph_status(g)) st = mt_graph_status(g);
-        int32_t e = spec.n_state;
         for (int32_t i = 0; i < s.nx; i++)
-            if (s.dx[i]) {
-                cx->out[i] = cx->need[i] ? stacked[e] : MT_VAR_NONE;
-                e++;
-            }
+            if (s.dx[i] && s.gx_out[i] >= 0) cx->out[i] = stacked[spec.n_state + s.gx_out[i]];
+    }
+    if (st == MT_OK) {
         for (int32_t i = 0; i < n->nin; i++)
             if (cx->need[i] && !cx->out[i]) cx->out[i] = MT__GRAD_ZERO;
     }
@@ -458,6 +400,7 @@ mt_status mt__grad_scan(mt__grad_cx *cx)
     mt_free(b_in);
     mt_free(hbuf);
     mt_free(acc);
+    mt_free(gx_out);
     mt_graph_free(gb);
     mt_free(flags);
     mt_free(gzs);

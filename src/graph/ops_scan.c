@@ -73,39 +73,6 @@ bool mt_graph_scan_info(const mt_graph *g, mt_var v, mt_scan_info *info)
     return true;
 }
 
-/* a's body is b's first nodes and outputs, b having more extra outputs after a's */
-static bool body_prefix(const struct mt_scan_body *a, const struct mt_scan_body *b)
-{
-    const mt_scan_spec *s = &a->spec, *t = &b->spec;
-    /* (how the products among the sequences were formed does not matter here: both loops have
-     * the same operands) */
-    if (s->n_seq != t->n_seq || s->n_state != t->n_state || s->n_nonseq != t->n_nonseq ||
-        s->n_steps != t->n_steps || s->reverse != t->reverse || s->n_extra > t->n_extra ||
-        a->g->n > b->g->n)
-        return false;
-    if (memcmp(a->in, b->in, sizeof(mt_var) * (size_t)a->nin) != 0 ||
-        memcmp(a->out, b->out, sizeof(mt_var) * (size_t)a->nout) != 0)
-        return false;
-    for (mt_var v = 1; v <= a->g->n; v++) {
-        const mt__node *x = mt__graph_node(a->g, v), *y = mt__graph_node(b->g, v);
-        if (!mt__node_key_equal(x, y) || !mt_type_equal(&x->type, &y->type)) return false;
-    }
-    return true;
-}
-
-int64_t mt_graph_scan_result_in(const mt_graph *g, mt_var v, mt_var w)
-{
-    const mt__node *x = mt__graph_node(g, v), *y = mt__graph_node(g, w);
-    if (!x || !y || x->op != MT_OP_SCAN || y->op != MT_OP_SCAN || x->nin != y->nin ||
-        (x->nin && memcmp(x->in, y->in, sizeof(mt_var) * (size_t)x->nin) != 0))
-        return -1;
-    const struct mt_scan_body *a = x->attrs.body, *b = y->attrs.body;
-    if (a != b && !body_prefix(a, b)) return -1;
-    int64_t o = x->attrs.output, ns = a->spec.n_state;
-    int64_t ea = a->spec.n_extra, eb = b->spec.n_extra;
-    return o < ns + ea ? o : o - ea + eb;
-}
-
 /* ---------------------------------------------------------------- type inference */
 
 /* Operand type t against placeholder type p with `lead` extra leading axes on t (1 for a

@@ -111,6 +111,18 @@ static mt_status body_function(mt_function *f, mt_var v, const mt_scan_info *inf
     return MT_OK;
 }
 
+/* Node w is a sibling of v: a SCAN node of the same body with the same operands. */
+static bool sibling(const mt_graph *g, mt_var v, mt_var w)
+{
+    if (mt_graph_op(g, w) != MT_OP_SCAN) return false;
+    if (mt_graph_attrs(g, w)->body != mt_graph_attrs(g, v)->body) return false;
+    int32_t n = mt_graph_ninputs(g, v);
+    if (mt_graph_ninputs(g, w) != n) return false;
+    for (int32_t j = 0; j < n; j++)
+        if (mt_graph_input(g, w, j) != mt_graph_input(g, v, j)) return false;
+    return true;
+}
+
 static mt_status alloc_scratch(mt__scan *sc, int32_t nout)
 {
     const mt_scan_spec *sp = &sc->info.spec;
@@ -140,21 +152,14 @@ mt_status mt__scan_step_init(mt_function *f, int32_t pos, const bool *live, bool
     mt__scan *sc = mt_calloc(1, sizeof *sc);
     if (!sc) return MT_ERR_NOMEM;
     s->scan = sc;
-    /* the loop run: v's, or a later node's loop that computes all of v's results too (a
-     * gradient's copy of the loop that also keeps intermediate values) */
-    mt_var run = v;
-    for (int32_t i = pos + 1; i < f->n_order; i++)
-        if (!taken[i] && (!live || live[i]) && mt_graph_scan_result_in(g, run, f->order[i]) >= 0)
-            run = f->order[i];
-    if (!mt_graph_scan_info(g, run, &sc->info))
+    if (!mt_graph_scan_info(g, v, &sc->info))
         return mt_err_set(MT_ERR_INTERNAL, "jit: v%d is not a loop node", (int)v);
     const mt_scan_spec *sp = &sc->info.spec;
     sc->nin = sp->n_seq + sp->n_state + sp->n_nonseq;
     sc->nbody = sp->n_state + sp->n_extra;
     int32_t nsib = 0;
     for (int32_t i = pos; i < f->n_order; i++)
-        nsib += i == pos || (!taken[i] && (!live || live[i]) &&
-                             mt_graph_scan_result_in(g, f->order[i], run) >= 0);
+        nsib += i == pos || (!taken[i] && (!live || live[i]) && sibling(g, v, f->order[i]));
     s->nin = mt_graph_ninputs(g, v);
     s->in = mt_calloc((size_t)s->nin + 1, sizeof *s->in);
     s->out = mt_calloc((size_t)nsib + 1, sizeof *s->out);
@@ -173,17 +178,17 @@ mt_status mt__scan_step_init(mt_function *f, int32_t pos, const bool *live, bool
     int64_t nres = mt_scan_spec_nresults(sp);
     for (int32_t i = pos; i < f->n_order; i++) {
         mt_var w = f->order[i];
-        int64_t r = mt_graph_scan_result_in(g, w, run);
-        if (i != pos && (taken[i] || (live && !live[i]) || r < 0)) continue;
+        if (i != pos && (taken[i] || (live && !live[i]) || !sibling(g, v, w))) continue;
         if (i != pos) taken[i] = true;
-        if (r < 0 || r >= nres)
+        mt_scan_info wi;
+        if (!mt_graph_scan_info(g, w, &wi) || wi.output < 0 || wi.output >= nres)
             return mt__node_error(g, w, mt_err_set(MT_ERR_INTERNAL, "bad loop result index"));
-        sc->res[s->nout] = (int32_t)r;
-        if (r < sc->nbody) sc->want_stacked[r] = true;
+        sc->res[s->nout] = (int32_t)wi.output;
+        if (wi.output < sc->nbody) sc->want_stacked[wi.output] = true;
         s->out_vars[s->nout] = w;
         s->out[s->nout++] = i;
     }
-    return body_function(f, run, &sc->info, &sc->body);
+    return body_function(f, v, &sc->info, &sc->body);
 }
 
 /* ---------------------------------------------------------------- printing */
