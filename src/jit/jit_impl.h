@@ -43,6 +43,11 @@ mt_status mt__ref_elemwise_kexpr(const mt_graph *g, mt_var v, mt_kexpr *e);
  * returning the kexpr node holding the result in v's dtype (-1 on error, recorded). */
 int32_t mt__kexpr_emit_node(const mt_graph *g, mt_var v, mt_kexpr *e, const int32_t *ops);
 
+/* ERR_INTERNAL unless o has node v's dtype, ndim and static sizes (and the run-time inferred
+ * shape, when not NULL): "the result ... does not match the node's type ... (graph inference
+ * and <what> disagree)". (ref_exec.c) */
+mt_status mt__check_result_type(const mt_graph *g, mt_var v, const mt_array *o,
+                                const int64_t *inferred, const char *what);
 /* Prefixes the current error with "<op> (node v<N>, <provenance>): " and returns st. */
 mt_status mt__node_error(const mt_graph *g, mt_var v, mt_status st);
 

@@ -418,10 +418,8 @@ static mt_status run_op(const mt__jctx *ctx, mt_var v, const mt_kexpr *kx,
     }
 }
 
-/* The result must have the node's dtype, ndim and static sizes (and the run-time inferred
- * shape when the node was checked). */
-static mt_status check_result(const mt_graph *g, mt_var v, const mt_array *o,
-                              const int64_t *inferred)
+mt_status mt__check_result_type(const mt_graph *g, mt_var v, const mt_array *o,
+                                const int64_t *inferred, const char *what)
 {
     const mt_type *t = mt_graph_type(g, v);
     bool ok = o->dtype == t->dtype && o->ndim == t->ndim;
@@ -435,8 +433,8 @@ static mt_status check_result(const mt_graph *g, mt_var v, const mt_array *o,
     mt_type_format(t, &sb);
     char b[160];
     mt_status st = mt_err_set(MT_ERR_INTERNAL, "the result %s does not match the node's type %s"
-                              " (graph inference and gpuarray disagree)",
-                              mt_array_describe(o, b, sizeof b), sb.data ? sb.data : "?");
+                              " (graph inference and %s disagree)",
+                              mt_array_describe(o, b, sizeof b), sb.data ? sb.data : "?", what);
     mt_strbuf_deinit(&sb);
     return st;
 }
@@ -498,7 +496,7 @@ mt_status mt__ref_node(const mt__jctx *ctx, mt_var v, const mt_kexpr *kx,
     }
     mt_array o = {0};
     st = run_op(ctx, v, kx, ins, &o);
-    if (st == MT_OK) st = check_result(g, v, &o, checked ? inferred : NULL);
+    if (st == MT_OK) st = mt__check_result_type(g, v, &o, checked ? inferred : NULL, "gpuarray");
     if (st != MT_OK) {
         mt_array_clear(&o);
         return mt__node_error(g, v, st);

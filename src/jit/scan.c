@@ -395,25 +395,6 @@ static mt_status run_loop(mt_function *f, mt__jstep *s, const mt_array *const *i
     return MT_OK;
 }
 
-/* The value must have the node's dtype, ndim and static sizes. */
-static mt_status check_result(const mt_graph *g, mt_var v, const mt_array *o)
-{
-    const mt_type *t = mt_graph_type(g, v);
-    bool ok = o->dtype == t->dtype && o->ndim == t->ndim;
-    for (int32_t d = 0; ok && d < t->ndim; d++)
-        if (t->shape[d] >= 0 && t->shape[d] != o->dims[d]) ok = false;
-    if (ok) return MT_OK;
-    mt_strbuf sb;
-    mt_strbuf_init(&sb);
-    mt_type_format(t, &sb);
-    char b[160];
-    mt_status st = mt_err_set(MT_ERR_INTERNAL, "the loop's result %s does not match the node's "
-                              "type %s", mt_array_describe(o, b, sizeof b),
-                              sb.data ? sb.data : "?");
-    mt_strbuf_deinit(&sb);
-    return st;
-}
-
 mt_status mt__scan_run(mt_function *f, mt__jstep *s, const mt_array *const *ins,
                        mt_array *values)
 {
@@ -429,7 +410,7 @@ mt_status mt__scan_run(mt_function *f, mt__jstep *s, const mt_array *const *ins,
             int32_t k = r - sc->nbody;
             mt_array_view(o, sc->state[k].buf ? &sc->state[k] : ins[sp->n_seq + k]);
         }
-        st = check_result(f->g, s->out_vars[j], o);
+        st = mt__check_result_type(f->g, s->out_vars[j], o, NULL, "the loop");
     }
     for (int32_t k = 0; k < sp->n_state; k++) mt_array_clear(&sc->state[k]);
     for (int32_t j = 0; j < sc->nbody; j++) {
