@@ -5,8 +5,9 @@
  *                 sequences and previous states (h_{t-1}: the initial state then the stacked
  *                 states, shifted by one step),
  *   states        the gradient reaching h_t from later steps (starting at zero, or at the
- *                 incoming gradient of a final state) and one running sum per float
- *                 non-sequence,
+ *                 incoming gradient of a final state) and a running sum per float
+ *                 non-sequence whose gradient is wanted (terms transpose(A_t) @ B_t of it
+ *                 are summed after the loop as one product instead),
  *   non-sequences the forward loop's non-sequences,
  * and its body is the vector-Jacobian product of the forward body (mt_graph_lop) at the
  * cotangents (gradient of h_t from the row + from later steps, gradient of y_t). Its results
@@ -23,9 +24,10 @@ typedef struct bptt {
     const struct mt_scan_body *fb;
     int32_t ns, nx, np, ne;   /* forward counts: states, sequences, non-sequences, extras */
     bool *row;                /* per stacked result (ns + ne): a gradient arrives per row */
-    mt_var *row_gz, *fin_gz;  /* the arriving gradients (g): stacked results, final states */
+    mt_var *fin_gz;           /* the arriving gradients (g) of the final states */
     int32_t nrow;
-    bool *dx, *dh, *dp;       /* which forward inputs are float (differentiable) */
+    bool *dx, *dh, *dp;       /* which forward inputs get a gradient (float; sequences and
+                                 non-sequences also wanted) */
     int32_t ndh, ndp;         /* float states, float non-sequences */
     /* filled by build_body: terms of the non-sequences' gradients computed after the loop as
      * one product (see hoistable), and which running sums remain in the loop */
@@ -174,7 +176,7 @@ static mt_status build_body(bptt *s, mt_graph *gb, mt_var *b_in, mt_var *b_out,
         opts.disconnected = MT_GRAD_DISCONNECTED_ZERO;
         opts.undefined = MT_GRAD_UNDEFINED_ZERO;
         st = mt_graph_lop(gb, nf, fsel, nw, wrt, csel, wres, &opts);
-    } else {
+    } else if (st == MT_OK) {
         for (int32_t w = 0; w < nw; w++) wres[w] = mt_graph_zeros_like(gb, wrt[w]);
     }
 
@@ -289,7 +291,6 @@ mt_status mt__grad_scan(mt__grad_cx *cx)
     s.dh = flags + s.nx;
     s.dp = flags + s.nx + s.ns;
     s.row = flags + fb->nin;
-    s.row_gz = gzs;
     s.fin_gz = gzs + s.ns + s.ne;
     /* sequences and non-sequences whose gradient is not wanted get none (the states carry the
      * chain, so every float state takes part) */
