@@ -32,7 +32,7 @@
 #   MT_CHECK_SANITIZER=1 (also run the NCCL, pinned staging and cuDNN cases under
 #     compute-sanitizer's memcheck, ~2 min),
 #   MT_CHECK_BENCHES (which benchmarks: a space-separated subset of elementwise gemm fastpaths
-#     compile mlp conv conv_tf32 mlp_small conv_layer; default all),
+#     compile mlp conv conv_tf32 mlp_small conv_layer lstm; default all),
 #   MT_CHECK_KEEP_BUILD=1 (reuse the build directory instead of starting afresh),
 #   MT_CHECK_WORK (scratch, default /tmp/mt-device-check),
 #   CUDA_HOME (default: from nvcc on PATH, else /usr/local/cuda).
@@ -347,7 +347,7 @@ compile_time() { # cold then warm: the same function built with an empty, then a
 }
 export -f compile_time
 # want NAME: whether MT_CHECK_BENCHES (a space-separated subset of: elementwise gemm fastpaths
-# compile mlp conv conv_tf32 mlp_small conv_layer; unset = all) asks for that benchmark.
+# compile mlp conv conv_tf32 mlp_small conv_layer lstm; unset = all) asks for that benchmark.
 want() { [ -z "${MT_CHECK_BENCHES+x}" ] || case " $MT_CHECK_BENCHES " in *" $1 "*) ;; *) false ;; esac; }
 if [ $build_ok = 1 ]; then
   want elementwise && built "$B/bench_elemwise" "bench elementwise" &&
@@ -381,6 +381,9 @@ if [ $build_ok = 1 ]; then
     fi
     want mlp_small && bench_run "bench train mlp_small" 40 "$B/bench_train" --device "$DEV" --case mlp_small \
       --rounds 3 --steps 50 --no-job --no-diag --python "$PYWRAP"
+    # a recurrent layer: a loop of 28 steps and its reverse loop against cuDNN's fused LSTM
+    want lstm && bench_run "bench train lstm" 60 "$B/bench_train" --device "$DEV" --case lstm \
+      --rounds 3 --steps 10 --no-job --no-diag --python "$PYWRAP"
   fi
   # The host side of gpuarray with the unpacked libraries (the quick suites; CI runs them all).
   phase "ctest unit gpuarray" 45 "$CTEST_LOG" ctest --test-dir "$BUILD" -L unit \
