@@ -46,10 +46,12 @@ void mt_test_skip(const char *reason)
 const char *mt_test_tmpdir(void)
 {
     if (!g_tmpdir[0]) {
+        /* a new directory each time (mkdtemp): a process id is reused, and a directory left by
+         * an earlier process with the same id would hand its files to this case */
         const char *base = getenv("TMPDIR");
-        snprintf(g_tmpdir, sizeof g_tmpdir, "%s/mt_test_%s_%d", base ? base : "/tmp", g_current,
-                 (int)getpid());
-        mkdir(g_tmpdir, 0700);
+        snprintf(g_tmpdir, sizeof g_tmpdir, "%s/mt_test_%s_%d_XXXXXX", base ? base : "/tmp",
+                 g_current, (int)getpid());
+        if (!mkdtemp(g_tmpdir)) mt_test_fail(__FILE__, __LINE__, "mkdtemp %s failed", g_tmpdir);
     }
     return g_tmpdir;
 }
