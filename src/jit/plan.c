@@ -181,17 +181,21 @@ mt_status mt__plan_reference(mt_function *f, mt__jplan *p)
     return mt__plan_liveness(f, p);
 }
 
+/* The node whose value output j of step s is. */
+static mt_var step_out_var(const mt__jstep *s, int32_t j)
+{
+    bool several = s->kind == MT__STEP_FUSED || s->kind == MT__STEP_COLL_WAIT ||
+                   s->kind == MT__STEP_SCAN;
+    return several ? s->out_vars[j] : s->v;
+}
+
 /* Bytes result j of a step allocates when its size is static; -1 when unknown. Views and
  * identities allocate nothing (a reshape that must copy is counted as a view). */
 static int64_t out_alloc_bytes(const mt_function *f, const mt__jstep *s, int32_t j)
 {
     if (s->kind == MT__STEP_NODE && mt_op_lowering(mt_graph_op(f->g, s->v)) == MT_LOWER_VIEW)
         return 0;
-    mt_var v = s->kind == MT__STEP_FUSED || s->kind == MT__STEP_COLL_WAIT ||
-                       s->kind == MT__STEP_SCAN
-                   ? s->out_vars[j]
-                   : s->v;
-    const mt_type *t = mt_graph_type(f->g, v);
+    const mt_type *t = mt_graph_type(f->g, step_out_var(s, j));
     int64_t n = mt_type_numel(t);
     return n < 0 ? -1 : n * (int64_t)mt_dtype_size(t->dtype);
 }
@@ -478,10 +482,7 @@ static mt_status check_step(mt_function *f, const mt__jstep *s, const mt_array *
                             const mt_array *check)
 {
     for (int32_t j = 0; j < s->nout; j++) {
-        mt_var v = s->kind == MT__STEP_FUSED || s->kind == MT__STEP_COLL_WAIT ||
-                           s->kind == MT__STEP_SCAN
-                       ? s->out_vars[j]
-                       : s->v;
+        mt_var v = step_out_var(s, j);
         if (!check[s->out[j]].buf) continue;
         mt_status st = mt__check_value(f, v, s->kind == MT__STEP_FUSED || s->kind == MT__STEP_REDUCE
                                                  ? "fused kernel result"
