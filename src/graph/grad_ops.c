@@ -16,6 +16,25 @@ static mt_var swap_last(mt_graph *g, mt_var x)
     return mt_graph_dimshuffle(g, x, nd, perm);
 }
 
+/* db = a^T @ gz summed over the batch when b is one matrix broadcast to a's batch (a stack
+ * [B..., n, k] @ W [1..., k, m], as x @ W with a 3-D x): one product of the stacked rows,
+ * [B*n, k]^T @ [B*n, m], reshaped to b's shape, instead of a batch of products then a sum.
+ * MT_VAR_NONE when the shapes do not allow it (b not static, a's k or gz's m unknown). */
+static mt_var shared_weight_grad(mt_graph *g, mt_var a, mt_var b, mt_var gz)
+{
+    const mt_type *ta = mt_graph_type(g, a), *tb = mt_graph_type(g, b), *tz = mt_graph_type(g, gz);
+    int32_t nd = tb->ndim;
+    if (nd < 3 || !mt_type_is_static(tb) || ta->shape[nd - 1] < 0 || tz->shape[nd - 1] < 0)
+        return MT_VAR_NONE;
+    for (int32_t i = 0; i < nd - 2; i++)
+        if (tb->shape[i] != 1) return MT_VAR_NONE;
+    int64_t ra[2] = {MT_RESHAPE_INFER, ta->shape[nd - 1]}, rz[2] = {MT_RESHAPE_INFER,
+                                                                 tz->shape[nd - 1]};
+    mt_var d = mt_graph_matmul(g, swap_last(g, mt_graph_reshape(g, a, 2, ra)),
+                               mt_graph_reshape(g, gz, 2, rz));
+    return mt_graph_reshape(g, d, nd, tb->shape);
+}
+
 /* matmul: da = gz @ b^T, db = a^T @ gz. gemm (alpha * op(a) @ op(b) + beta * c):
  * d op(a) = alpha * gz @ op(b)^T, d op(b) = alpha * op(a)^T @ gz, dc = beta * gz, with the
  * transposes undone for operands stored transposed. */
@@ -40,8 +59,9 @@ mt_status mt__grad_matmul(mt__grad_cx *cx)
         if (alpha == 0.0) {
             cx->out[1] = MT__GRAD_ZERO;
         } else {
+            mt_var shared = ta || tb ? MT_VAR_NONE : shared_weight_grad(g, a, b, gz);
             mt_var opat = ta ? a : swap_last(g, a);
-            mt_var d = mt__grad_scale(g, mt_graph_matmul(g, opat, gz), alpha);
+            mt_var d = mt__grad_scale(g, shared ? shared : mt_graph_matmul(g, opat, gz), alpha);
             cx->out[1] = tb ? swap_last(g, d) : d;
         }
     }

@@ -10,16 +10,15 @@
  *
  * Parameters. The gates are packed side by side: W [n_in, G*dim] (input weights), U [dim,
  * G*dim] (recurrent weights), b [G*dim], with G = 1 (SimpleRNN), 4 (LSTM: gates i, f, g, o in
- * that order) or 3 (GRU: r, z, n). The GRU's bias is b [2, 3*dim]: row 0 the input bias b_i, row 1 the recurrent bias b_h,
- * because its reset gate multiplies the recurrent part including its bias (PyTorch's b_ih and
- * b_hh, Keras's reset_after). The input projection zx = x W + b (GRU: + b_i) of every step is
- * one matrix product before the loop, [n_steps*N, n_in] @ W (as cuDNN and PyTorch do; its
- * gradient for W is then one product too), and the loop's sequence is its rows; a step is one
- * product, zh = h U. One step:
- *   SimpleRNN  h' = act(zx + zh)
- *   LSTM       [i, f, g, o] = zx + zh;  c' = sigmoid(f) c + sigmoid(i) tanh(g);
+ * that order) or 3 (GRU: r, z, n). The GRU's bias is b [2, 3*dim]: row 0 the input bias b_i,
+ * row 1 the recurrent bias b_h, because its reset gate multiplies the recurrent part including
+ * its bias (PyTorch's b_ih and b_hh, Keras's reset_after). One step, with zx = x_t W, zh = h U
+ * (zx depends on no state, so the loop computes it for every step at once before the loop, as
+ * cuDNN and PyTorch do; a step is then one product):
+ *   SimpleRNN  h' = act(zx + zh + b)
+ *   LSTM       [i, f, g, o] = zx + zh + b;  c' = sigmoid(f) c + sigmoid(i) tanh(g);
  *              h' = sigmoid(o) tanh(c')
- *   GRU        [xr, xz, xn] = zx;  [hr, hz, hn] = zh + b_h;  r = sigmoid(xr + hr);
+ *   GRU        [xr, xz, xn] = zx + b_i;  [hr, hz, hn] = zh + b_h;  r = sigmoid(xr + hr);
  *              z = sigmoid(xz + hz);  n = tanh(xn + r hn);  h' = (1 - z) n + z h
  * The initial states are zeros [N, dim] (built from the batch's size, known or not). The
  * output is the last state h [N, dim], or with return_sequences every step's h, [N, n_steps,
@@ -117,33 +116,36 @@ mt_status mt__setup_rnn(mt_model *m, mt__layer *L, int32_t li)
 
 /* ---------------------------------------------------------------- one step */
 
-/* The body of one step in `body`: placeholders zx_t [-1, G*dim] (row t of the input projection
- * x W + b_i, computed for every step at once outside the loop), the states (h; LSTM h, c), U
- * and, for the GRU, the recurrent bias b_h [G*dim], in that order (bin), and the new states
- * (bout). *n_state: 1 or 2; *n_nonseq: 1 or 2. */
-static void build_step(mt_graph *body, const mt__layer *L, mt_dtype dt, mt_var *bin,
-                       mt_var *bout, int32_t *n_state, int32_t *n_nonseq)
+/* The body of one step in `body`: placeholders x_t [-1, n_in], the states (h; LSTM h, c), W,
+ * U and b, in that order (bin), and the new states (bout). *n_state: 1 or 2. The product
+ * x_t W depends on no state: mt_graph_scan computes it for every step before the loop. */
+static void build_step(mt_graph *body, const mt__layer *L, mt_dtype dt, int64_t n_in,
+                       mt_var *bin, mt_var *bout, int32_t *n_state)
 {
     const mt__layer_spec *s = &L->s;
     int64_t d = s->dim, G = n_gates(s->kind);
-    int64_t zs[2] = {-1, G * d}, hs[2] = {-1, d}, us[2] = {d, G * d}, bs[1] = {G * d};
+    int64_t xs[2] = {-1, n_in}, hs[2] = {-1, d}, ws[2] = {n_in, G * d}, us[2] = {d, G * d};
+    int64_t bs1[1] = {G * d}, bs2[2] = {2, G * d};
     bool lstm = s->kind == MT__LAYER_LSTM, gru = s->kind == MT__LAYER_GRU;
     int32_t k = 0;
-    mt_var zx = bin[k++] = mt_graph_placeholder(body, "zx_t", dt, 2, zs);
+    mt_var x = bin[k++] = mt_graph_placeholder(body, "x_t", dt, 2, xs);
     mt_var h = bin[k++] = mt_graph_placeholder(body, "h", dt, 2, hs);
     mt_var c = lstm ? (bin[k++] = mt_graph_placeholder(body, "c", dt, 2, hs)) : MT_VAR_NONE;
+    mt_var W = bin[k++] = mt_graph_placeholder(body, "W", dt, 2, ws);
     mt_var U = bin[k++] = mt_graph_placeholder(body, "U", dt, 2, us);
-    mt_var bh = gru ? (bin[k++] = mt_graph_placeholder(body, "b_h", dt, 1, bs)) : MT_VAR_NONE;
+    mt_var b = bin[k++] = gru ? mt_graph_placeholder(body, "b", dt, 2, bs2)
+                              : mt_graph_placeholder(body, "b", dt, 1, bs1);
     *n_state = lstm ? 2 : 1;
-    *n_nonseq = gru ? 2 : 1;
-    mt_var zh = mt_graph_matmul(body, h, U);
+    mt_var zx = mt_graph_matmul(body, x, W), zh = mt_graph_matmul(body, h, U);
     if (s->kind == MT__LAYER_SIMPLE_RNN) {
-        bout[0] = mt__act_apply(body, s->rnn_act, mt_graph_add(body, zx, zh), 0.0);
+        bout[0] = mt__act_apply(body, s->rnn_act, mt_graph_add(body, mt_graph_add(body, zx, zh),
+                                                               b), 0.0);
         return;
     }
     if (lstm) {
         mt_var gt[4] = {0};
-        if (mt_graph_split(body, mt_graph_add(body, zx, zh), 1, 4, NULL, gt))
+        if (mt_graph_split(body, mt_graph_add(body, mt_graph_add(body, zx, zh), b), 1, 4, NULL,
+                           gt))
             return; /* the error is in the body graph */
         mt_var cn = mt_graph_add(body, mt_graph_mul(body, mt_graph_sigmoid(body, gt[1]), c),
                                  mt_graph_mul(body, mt_graph_sigmoid(body, gt[0]),
@@ -153,9 +155,10 @@ static void build_step(mt_graph *body, const mt__layer *L, mt_dtype dt, mt_var *
         return;
     }
     /* GRU (PyTorch's): the reset gate multiplies the recurrent part with its bias */
-    mt_var ah = mt_graph_add(body, zh, bh);
+    mt_var ax = mt_graph_add(body, zx, mt_graph_slice_axis(body, b, 0, 0, 1, 1));
+    mt_var ah = mt_graph_add(body, zh, mt_graph_slice_axis(body, b, 0, 1, 2, 1));
     mt_var px[3] = {0}, ph[3] = {0};
-    if (mt_graph_split(body, zx, 1, 3, NULL, px) || mt_graph_split(body, ah, 1, 3, NULL, ph))
+    if (mt_graph_split(body, ax, 1, 3, NULL, px) || mt_graph_split(body, ah, 1, 3, NULL, ph))
         return;
     mt_var r = mt_graph_sigmoid(body, mt_graph_add(body, px[0], ph[0]));
     mt_var z = mt_graph_sigmoid(body, mt_graph_add(body, px[1], ph[1]));
@@ -179,20 +182,10 @@ mt_status mt__rnn_fprop(mt_model_graph *mg, const mt__layer *L, mt__state x, mt_
     mt_var xv = mt__flatten_state(g, x);
     const mt_type *tx = xv ? mt_graph_type(g, xv) : NULL;
     if (tx && tx->dtype != dt) xv = mt_graph_cast(g, xv, dt);
-    /* [N, D] -> [N, T, n_in] -> time-major [T, N, n_in]; the input projection of every step
-     * in one product, [T*N, n_in] @ W + b_i -> [T, N, G*dim]: the loop's sequence */
-    bool gru = s->kind == MT__LAYER_GRU;
-    int64_t shp3[3] = {MT_RESHAPE_KEEP, T, n_in}, rows[2] = {MT_RESHAPE_INFER, n_in};
-    int64_t G = n_gates(s->kind), zsh[3] = {T, MT_RESHAPE_INFER, G * d};
+    /* [N, D] -> [N, T, n_in] -> time-major [T, N, n_in] */
+    int64_t shp3[3] = {MT_RESHAPE_KEEP, T, n_in};
     int32_t perm[3] = {1, 0, 2};
     mt_var seq = mt_graph_transpose(g, mt_graph_reshape(g, xv, 3, shp3), perm);
-    mt_var b_i = gru ? mt_graph_index(g, b, 1, (mt_idx[]){mt_idx_int(0)}) : b;
-    mt_var b_h = gru ? mt_graph_index(g, b, 1, (mt_idx[]){mt_idx_int(1)}) : MT_VAR_NONE;
-    mt_var zx = mt_graph_reshape(g, mt_graph_add(g, mt_graph_matmul(g, mt_graph_reshape(g, seq,
-                                                                                        2, rows),
-                                                                    W),
-                                                 b_i),
-                                 3, zsh);
     /* zeros [N, dim] whatever N is: zeros shaped like one input column, plus a [1, dim] row */
     int64_t row[2] = {1, d};
     mt_var zero = mt_graph_add(g, mt_graph_zeros_like(g, mt_graph_slice_axis(g, xv, 1, 0, 1, 1)),
@@ -202,18 +195,19 @@ mt_status mt__rnn_fprop(mt_model_graph *mg, const mt__layer *L, mt__state x, mt_
     mt_graph *body = NULL;
     if ((st = mt_graph_new(&body))) return st;
     mt__set_origin(body, 0, "step of layer '%s' (%s)", L->path, s->cls);
-    mt_var bin[5] = {0}, bout[2] = {0};
-    int32_t n_state = 1, n_nonseq = 1;
-    build_step(body, L, dt, bin, bout, &n_state, &n_nonseq);
+    mt_var bin[6] = {0}, bout[2] = {0};
+    int32_t n_state = 1;
+    build_step(body, L, dt, n_in, bin, bout, &n_state);
     st = mt__graph_check(body, what);
     if (!st) {
-        mt_var ops[5];
+        mt_var ops[6];
         int32_t k = 0;
-        ops[k++] = zx;
+        ops[k++] = seq;
         for (int32_t i = 0; i < n_state; i++) ops[k++] = zero;
+        ops[k++] = W;
         ops[k++] = U;
-        if (gru) ops[k++] = b_h;
-        mt_scan_spec spec = {1, n_state, n_nonseq, 0, -1, s->reverse};
+        ops[k++] = b;
+        mt_scan_spec spec = {1, n_state, 3, 0, -1, s->reverse};
         mt_var stacked[2] = {0}, finals[2] = {0};
         st = mt_graph_scan(g, body, &spec, bin, bout, ops, stacked, finals);
         if (!st && s->return_sequences) {
